@@ -1,0 +1,200 @@
+"""Rows per second of the sinks, inserting aggregate rows (the widest high-volume kind).
+
+Usage::
+
+    .venv/bin/python benchmarks/sink_throughput.py [--rows 200000] [--batch-size 10000]
+                                                   [--repeat 5] [--compare-inserts]
+
+Each sink gets the same rows through the public contract (``add`` with a token per
+source range of ``batch-size`` rows, ``flush`` after each range, then ``close``), timed
+end to end: encoding, writing and, for chDB, parsing, sorting and compressing the parts.
+Every run writes to a fresh destination (identical tokens would be deduplicated), which
+is checked and dropped afterwards so that its background merges do not slow the next run.
+chDB rates vary a lot between runs on a busy 2-core machine (its parsing and background
+merges compete for the cores with everything else), hence the median, the range, and
+rows per CPU-second next to rows per second.
+
+``--compare-inserts`` also times other ways of getting the same batches into chDB, which
+is how ChdbSink's insert path was chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from sinks import ChdbSink, JsonlSink
+from sinks.clickhouse.chdb_sink import _INSERT_SETTINGS
+from sinks.jsonl import encode_array
+
+REGIONS = ["广东", "浙江", "江苏", "上海", "北京", "四川", "湖北", "山东"]
+CARRIERS = ["中通", "圆通", "申通", "韵达", "顺丰", "京东"]
+INTENTS = ["delivery_delay", "lost_parcel", "damaged", "refund", "quality"]
+
+Rows = list[dict[str, Any]]
+
+
+def aggregate_rows(n: int) -> Rows:
+    """``n`` aggregate records: 1000 slices per 5-minute bucket, spread over days."""
+    rows = []
+    for i in range(n):
+        region, carrier, merchant = REGIONS[i % 8], CARRIERS[i % 6], f"m{i % 1000:04d}"
+        bucket = i // 1000
+        day, minute = 2 + bucket // 288, (bucket % 288) * 5
+        start = f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:00+08:00"
+        end = f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60 + 4:02d}:59+08:00"
+        rows.append({
+            "bucket_start": start, "bucket_end": end,
+            "slice": f"region={region}|carrier={carrier}|merchant_id={merchant}",
+            "dimensions": {"region": region, "carrier": carrier, "merchant_id": merchant},
+            "orders": 100 + i % 50, "complaints": i % 7, "exposure": 95.5 + i % 13,
+            "expected": 1.5, "score": (i % 100) / 100,
+            "intents": {INTENTS[i % 5]: i % 3 + 1, "other": 1},
+        })
+    return rows
+
+
+def measure(label: str, rows: int, repeat: int, prepare: Callable[[int], Any],
+            run: Callable[[Any], None], finish: Callable[[Any], None]) -> None:
+    """Time ``run(prepare(n))`` ``repeat`` times (``finish`` checks and cleans, untimed).
+
+    Prints rows per wall-clock second and rows per CPU second of this process (all its
+    threads, chDB's included): the second figure barely moves when other programs load
+    the machine, the first one does.
+    """
+    wall, cpu = [], []
+    for n in range(repeat):
+        target = prepare(n)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        run(target)
+        wall.append(rows / (time.perf_counter() - started))
+        cpu.append(rows / (time.process_time() - cpu_started))
+        finish(target)
+    print(f"{label:<52} {statistics.median(wall):>9,.0f} rows/s "
+          f"({min(wall):,.0f}-{max(wall):,.0f}) {statistics.median(cpu):>9,.0f} rows/CPU-s",
+          flush=True)
+
+
+def feed(sink: Any, rows: Rows, batch_size: int) -> None:
+    with sink:
+        for start in range(0, len(rows), batch_size):
+            token = f"aggregates:0:{start}-{start + batch_size - 1}"
+            for row in rows[start:start + batch_size]:
+                sink.add("aggregates", row, token=token)
+            sink.flush()  # once per source range, as the stream does before acking
+
+
+def chdb_alternatives(session: Any, rows: Rows, batch_size: int) -> dict[str, Callable]:
+    """Other insert paths, each ``f(table)`` writing ``rows`` in batches into ``table``."""
+    import orjson
+    import pyarrow as pa
+
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    settings = _INSERT_SETTINGS  # the same as ChdbSink's, so only the path differs
+    arrow_schema = pa.schema([
+        ("bucket_start", pa.string()), ("bucket_end", pa.string()), ("slice", pa.string()),
+        ("dimensions", pa.map_(pa.string(), pa.string())), ("orders", pa.uint32()),
+        ("complaints", pa.uint32()), ("exposure", pa.float64()), ("expected", pa.float64()),
+        ("score", pa.float64()), ("intents", pa.map_(pa.string(), pa.uint32()))])
+
+    def inline(table: str) -> None:
+        for n, batch in enumerate(batches):
+            session.query(f"INSERT INTO {table} SETTINGS {settings}, insert_deduplication_token"
+                          f" = '{n}' FORMAT JSONEachRow " + encode_array(batch).decode())
+
+    def lines(table: str) -> None:
+        for n, batch in enumerate(batches):
+            payload = b"\n".join([orjson.dumps(r) for r in batch])
+            with session.send_insert(f"INSERT INTO {table} SETTINGS {settings}, "
+                                     f"insert_deduplication_token = '{n}'",
+                                     "JSONEachRow") as inserter:
+                inserter.append(payload)
+                inserter.finish()
+
+    def arrow(table: str) -> None:
+        for n, batch in enumerate(batches):
+            tbl = pa.Table.from_pylist(  # noqa: F841 - read by Python(tbl) below
+                [{**r, "dimensions": list(r["dimensions"].items()),
+                  "intents": list(r["intents"].items())} for r in batch], schema=arrow_schema)
+            session.query(
+                f"INSERT INTO {table} (bucket_start, bucket_end, slice, dimensions, region, "
+                "merchant_id, carrier, orders, complaints, exposure, expected, score, intents)"
+                f" SETTINGS {settings}, insert_deduplication_token = '{n}' "
+                "SELECT parseDateTime64BestEffort(bucket_start, 3), "
+                "parseDateTime64BestEffort(bucket_end, 3), slice, dimensions, "
+                "dimensions['region'], dimensions['merchant_id'], dimensions['carrier'], "
+                "orders, complaints, exposure, expected, score, intents FROM Python(tbl)")
+
+    return {
+        "JSON array inlined in the query string": inline,
+        "send_insert, object per line (orjson per row)": lines,
+        "Arrow table through Python() (built in Python)": arrow,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--compare-inserts", action="store_true")
+    args = parser.parse_args()
+    rows, batch_size, repeat = aggregate_rows(args.rows), args.batch_size, args.repeat
+    print(f"{args.rows:,} aggregate rows, flushed every {batch_size:,} rows, {repeat} runs "
+          f"each (median, range); {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f} at start")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "aggregates.jsonl"
+
+        def check_jsonl(_: Any) -> None:
+            assert out.read_bytes().count(b"\n") == len(rows)
+
+        measure("JsonlSink", len(rows), repeat,
+                lambda n: JsonlSink({"aggregates": out}, mode="w", batch_size=batch_size),
+                lambda sink: feed(sink, rows, batch_size), check_jsonl)
+
+        path = str(pathlib.Path(tmp) / "chdb")
+        # Holding one sink open keeps the chDB session (and its tables) between runs.
+        with ChdbSink(path, database="bench") as admin:
+
+            def new_sink(n: int) -> ChdbSink:
+                sink = ChdbSink(path, database=f"bench{n}", batch_size=batch_size)
+                sink.setup()  # creating the tables is not part of the insert rate
+                return sink
+
+            def drop(database: str, table: str = "aggregates") -> None:
+                [row] = admin.query(f"SELECT count() AS n FROM {database}.{table} FINAL")
+                assert row["n"] == len(rows), row
+                admin.query(f"DROP DATABASE {database} SYNC")
+
+            measure("ChdbSink (send_insert, JSON array per batch)", len(rows), repeat,
+                    new_sink, lambda sink: feed(sink, rows, batch_size),
+                    lambda sink: drop(sink.database))
+
+            if args.compare_inserts:
+                print("other ways into chDB (same batches, same table schema):")
+                session = admin._shared.session
+                ddl = admin.query("SHOW CREATE TABLE bench.aggregates")[0]["statement"]
+                for label, method in chdb_alternatives(session, rows, batch_size).items():
+
+                    def new_table(n: int) -> str:
+                        admin.query(f"CREATE DATABASE IF NOT EXISTS cmp{n}")
+                        admin.query(ddl.replace("bench.aggregates", f"cmp{n}.aggregates", 1))
+                        return f"cmp{n}"
+
+                    measure(f"  {label}", len(rows), repeat, new_table,
+                            lambda db, method=method: method(f"{db}.aggregates"), drop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""The ``riskwatch`` command line.
+
+::
+
+    riskwatch simulate --out events.jsonl --manifest truth.json --calendar-out calendar.json
+    riskwatch replay events.jsonl --calendar calendar.json --alerts-out alerts.jsonl
+    riskwatch evaluate --truth truth.json --alerts alerts.jsonl
+    riskwatch worker [--broker kafka://HOST:PORT]       # live; embedded broker if none
+    riskwatch demo [--duration SECONDS]                 # everything on one laptop
+
+Every user error (bad flag value, unreadable file, broken calendar) ends with one line
+``riskwatch: error: ...`` and exit status 2; bad *events* never stop a run (they become
+dead letters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from riskwatch.errors import ConfigError, RiskwatchError
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bucket-seconds", type=_positive_int,
+                   help="event-time bucket size (default 300; env RISKWATCH_BUCKET_SECONDS)")
+    p.add_argument("--allowed-lateness-seconds", type=int,
+                   help="how late an event may be before it counts as late (default 600)")
+
+
+def _settings(args: argparse.Namespace):
+    from riskwatch.settings import from_env
+    return from_env(bucket_seconds=args.bucket_seconds,
+                    allowed_lateness_seconds=args.allowed_lateness_seconds)
+
+
+def _status(line: str) -> None:
+    """A periodic status line on stderr (rewritten in place on a terminal)."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + line)
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+# -- replay -------------------------------------------------------------------------------
+def cmd_replay(args: argparse.Namespace) -> int:
+    from riskwatch.calendar import Calendar
+    from sinks.jsonl import JsonlSink
+    from streams.pipeline import Pipeline
+    from streams.replay import replay_file
+
+    if args.events != "-" and not Path(args.events).is_file():
+        raise ConfigError(f"events file not found: {args.events}")
+    calendar = Calendar.load(args.calendar) if args.calendar else None
+    paths = {kind: path for kind, path in (
+        ("alerts", args.alerts_out), ("complaints", args.complaints_out),
+        ("scores", args.scores_out), ("dead_letters", args.dead_letters_out),
+        ("aggregates", args.aggregates_out)) if path}
+    for kind, path in paths.items():
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise ConfigError(f"--{kind.replace('_', '-')}-out: directory {parent} does not exist")
+    pipeline = Pipeline(_settings(args), calendar, keep_aggregates="aggregates" in paths)
+    sink = JsonlSink(paths, mode="w")
+    sink.setup()
+
+    def on_output(out) -> None:
+        for kind, records in out.items():
+            if kind in paths:
+                for record in records:
+                    sink.add(kind, record)
+
+    def progress(lines: int, seconds: float) -> None:
+        st = pipeline.stats
+        _status(f"replay: {lines:,} lines  {st['events'] / max(seconds, 1e-9):,.0f} events/s  "
+                f"watermark {st['watermark']}  alerts fired {st['alerts_fired']}  "
+                f"dead letters {st['bad']}")
+
+    try:
+        result = replay_file(pipeline, args.events, on_output=on_output,
+                             progress=None if args.quiet else progress)
+    finally:
+        sink.close()
+    if not args.quiet and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(f"replayed {result['lines']:,} lines ({result['events']:,} events) in "
+          f"{result['seconds']:.1f}s = {result['events_per_second']:,} events/s")
+    print(f"orders {result['orders']:,}  order_status {result['order_status']:,}  "
+          f"complaints {result['complaints']:,}  complaint_updates {result['complaint_updates']:,}")
+    print(f"dead letters {result['bad']:,}  duplicates dropped {result['duplicates']:,}  "
+          f"late {result['late']:,}  internal errors {result['internal_errors']:,}")
+    print(f"alerts fired {result['alerts_fired']}  escalated {result['alerts_escalated']}  "
+          f"resolved {result['alerts_resolved']}  (parents explained by a child: "
+          f"{result['alerts_explained']})  auto-resolved tickets {pipeline.desk.auto_resolved:,}")
+    for kind, path in paths.items():
+        print(f"  {kind:<13} -> {path}")
+    return 0
+
+
+# -- simulate -----------------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import datetime as dt
+
+    from riskwatch.simulator import SimulationConfig, write_files
+
+    overrides = {k: getattr(args, k) for k in (
+        "days", "orders_per_day", "merchants", "seed", "incidents", "label_share", "pii_share",
+        "malformed_share", "duplicate_share", "late_share") if getattr(args, k) is not None}
+    if args.start:
+        try:
+            overrides["start"] = dt.datetime.fromisoformat(args.start)
+        except ValueError:
+            raise ConfigError(f"--start: not an RFC 3339 time: {args.start!r}") from None
+    if args.no_promotions:
+        overrides["promotions"] = False
+    config = SimulationConfig(**overrides)
+    if args.broker or args.out is None and args.speed:
+        from riskwatch.produce import produce_simulation
+        return produce_simulation(config, broker_url=args.broker, speed=args.speed,
+                                  manifest_path=args.manifest, calendar_path=args.calendar_out,
+                                  status=_status)
+    if args.out is None:
+        raise ConfigError("give --out FILE (JSONL) or --broker kafka://HOST:PORT")
+    started = time.perf_counter()
+
+    def progress(done: int, fraction: float) -> None:
+        _status(f"simulate: {done:,} lines  {fraction:6.1%} of {config.days:g} days  "
+                f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
+
+    counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(f"wrote {counts['lines']:,} lines to {args.out} in {time.perf_counter() - started:.1f}s: "
+          + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "lines"))
+    if args.manifest:
+        print(f"ground truth -> {args.manifest}")
+    if args.calendar_out:
+        print(f"calendar     -> {args.calendar_out}")
+    del dataclasses
+    return 0
+
+
+# -- evaluate -----------------------------------------------------------------------------
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import orjson
+
+    from riskwatch.evaluate import evaluate, format_report, load_alerts, load_manifest
+
+    result = evaluate(load_manifest(args.truth), load_alerts(args.alerts),
+                      grace_minutes=args.grace_minutes)
+    if args.json:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_report(result))
+    return 0
+
+
+# -- worker / demo ------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    return run_worker(_settings(args), broker_url=args.broker, data_dir=args.data_dir,
+                      chdb_path=args.chdb, web_port=args.web_port, calendar=args.calendar,
+                      duration=args.duration, log_level=args.log_level,
+                      topic_partitions=args.partitions)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from riskwatch.demo import run_demo
+
+    return run_demo(duration=args.duration, data_dir=Path(args.data_dir), days=args.days,
+                    orders_per_day=args.orders_per_day)
+
+
+# -- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riskwatch",
+        description="Streaming risk early-warning for e-commerce and express-logistics after-sales.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("replay", help="run the pipeline over a JSONL file in event time")
+    p.add_argument("events", help="events JSONL file (one event or JSON array per line; - for stdin)")
+    p.add_argument("--calendar", help="business calendar JSON (promotions, maintenance windows)")
+    p.add_argument("--alerts-out", required=True, help="write alert state changes here (JSONL)")
+    p.add_argument("--complaints-out", help="write enriched, masked complaints here (JSONL)")
+    p.add_argument("--scores-out", help="write merchant quality scores here (JSONL)")
+    p.add_argument("--dead-letters-out", help="write dead-letter records here (JSONL)")
+    p.add_argument("--aggregates-out", help="write per-bucket slice aggregates here (JSONL; large)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    _settings_args(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("simulate", help="generate realistic traffic with incidents and ground truth")
+    p.add_argument("--out", help="write events here (JSONL)")
+    p.add_argument("--broker", help="produce to this broker instead (kafka://HOST:PORT)")
+    p.add_argument("--speed", type=_positive_float,
+                   help="with --broker: simulated seconds per wall second (e.g. 3600)")
+    p.add_argument("--manifest", help="write the ground-truth manifest here (JSON)")
+    p.add_argument("--calendar-out", help="write the business calendar here (JSON)")
+    p.add_argument("--start", help="first event time, RFC 3339 (default 2026-11-02T00:00:00+08:00)")
+    p.add_argument("--days", type=_positive_float, help="simulated days (default 7)")
+    p.add_argument("--orders-per-day", type=_positive_int, help="average orders per day (default 50000)")
+    p.add_argument("--merchants", type=_positive_int, help="number of merchants (default 2000)")
+    p.add_argument("--seed", type=int, help="random seed (default 7)")
+    p.add_argument("--incidents", type=int, help="incidents to inject (default 12)")
+    p.add_argument("--no-promotions", action="store_true", help="no promotion nights")
+    p.add_argument("--label-share", type=_share, help="share of complaints an agent labels")
+    p.add_argument("--pii-share", type=_share, help="share of texts with personal data")
+    p.add_argument("--malformed-share", type=_share, help="share of malformed lines")
+    p.add_argument("--duplicate-share", type=_share, help="share of duplicated lines")
+    p.add_argument("--late-share", type=_share, help="share of late events")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("evaluate", help="score alerts against a simulator manifest")
+    p.add_argument("--truth", required=True, help="ground-truth manifest from `riskwatch simulate`")
+    p.add_argument("--alerts", required=True, help="alerts JSONL from `riskwatch replay` or a worker")
+    p.add_argument("--grace-minutes", type=float, default=60.0,
+                   help="an alert up to this long after an incident's end still counts (default 60)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("worker", help="run the live faust worker")
+    p.add_argument("--broker", default=os.environ.get("RISKWATCH_BROKER"),
+                   help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: start an embedded broker)")
+    p.add_argument("--data-dir", default="riskwatch-data", help="state directory (default %(default)s)")
+    p.add_argument("--chdb", help="also store everything in embedded ClickHouse (chDB) at this path")
+    p.add_argument("--web-port", type=_positive_int, help="serve /stats/ on 127.0.0.1:PORT")
+    p.add_argument("--calendar", help="business calendar JSON")
+    p.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    p.add_argument("--partitions", type=_positive_int, default=1, help="partitions of topics we create")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _settings_args(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("demo", help="broker + worker + simulator + chDB + live view, on this laptop")
+    p.add_argument("--duration", type=_positive_float, default=90.0,
+                   help="wall-clock seconds to run (default %(default)s); Ctrl-C stops early")
+    p.add_argument("--data-dir", default="riskwatch-data/demo", help="where the demo keeps its data")
+    p.add_argument("--days", type=_positive_float, default=2.5, help="simulated days to stream (default 2.5)")
+    p.add_argument("--orders-per-day", type=_positive_int, default=20_000,
+                   help="simulated orders per day (default 20000)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RiskwatchError as exc:
+        print(f"riskwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("riskwatch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Backtest scoring: alerts from a replay against a simulator's ground-truth manifest.
+
+An *episode* is one ``alert_id`` (fire ... resolve). An episode matches an incident when
+
+- it started (first ``firing`` record's ``ts``) between the incident's start and
+  ``grace_minutes`` after its end,
+- none of its dimensions contradicts the incident (``intent`` compared with the
+  incident's intent), and
+- it shares at least one dimension with the incident: a global alert or one on an
+  unrelated merchant is a false episode even if it happens during an incident.
+
+Recall = incidents with a matching episode / incidents; precision = episodes matching an
+incident / episodes; delay = first matching episode start - incident start.
+
+>>> truth = {"incidents": [{"id": "i1", "kind": "k", "dimensions": {"region": "广东"},
+...          "intent": "lost_parcel", "start": "2026-11-03T10:00:00+08:00",
+...          "end": "2026-11-03T12:00:00+08:00"}], "promotions": []}
+>>> alerts = [{"alert_id": "a", "status": "firing", "dimensions": {"region": "广东"},
+...            "ts": "2026-11-03T10:10:00+08:00"},
+...           {"alert_id": "b", "status": "firing", "dimensions": {"region": "浙江"},
+...            "ts": "2026-11-03T10:10:00+08:00"}]
+>>> r = evaluate(truth, alerts)
+>>> r["recall"], r["precision"], r["median_delay_minutes"]
+(1.0, 0.5, 10.0)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from pathlib import Path
+
+import orjson
+
+from riskwatch.errors import InputError
+
+__all__ = ["evaluate", "format_report", "load_alerts", "load_manifest"]
+
+
+def _epoch(ts: str) -> float:
+    return dt.datetime.fromisoformat(ts).timestamp()
+
+
+def load_manifest(path: str | Path) -> dict:
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read manifest {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"manifest {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("incidents"), list):
+        raise InputError(f"manifest {path} has no 'incidents' list (is it a simulator manifest?)")
+    return data
+
+
+def load_alerts(path: str | Path) -> list[dict]:
+    alerts = []
+    try:
+        with Path(path).open("rb") as handle:
+            for n, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    alerts.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    raise InputError(f"{path}:{n}: not a JSON alert line") from None
+    except OSError as exc:
+        raise InputError(f"cannot read alerts {path}: {exc.strerror}") from None
+    return alerts
+
+
+def _episodes(alerts: list[dict]) -> list[dict]:
+    episodes: dict[str, dict] = {}
+    for a in alerts:
+        ep = episodes.get(a["alert_id"])
+        if ep is None:
+            if a.get("status") != "firing":
+                continue
+            ep = episodes[a["alert_id"]] = {"alert_id": a["alert_id"], "dimensions": a.get("dimensions", {}),
+                                             "start": _epoch(a["ts"]), "end": None,
+                                             "severity": a.get("severity")}
+        if a.get("status") == "resolved":
+            ep["end"] = _epoch(a["ts"])
+        else:
+            ep["severity"] = a.get("severity")
+    return sorted(episodes.values(), key=lambda e: (e["start"], e["alert_id"]))
+
+
+def _matches(ep: dict, inc: dict, grace: float) -> bool:
+    start, end = _epoch(inc["start"]), _epoch(inc["end"])
+    if not start <= ep["start"] <= end + grace:
+        return False
+    want = dict(inc.get("dimensions", {}))
+    if inc.get("intent"):
+        want["intent"] = inc["intent"]
+    dims = ep["dimensions"]
+    if any(k in want and want[k] != v for k, v in dims.items()):
+        return False
+    return any(k in want for k in dims)
+
+
+def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) -> dict:
+    """Recall, precision, delays, per incident kind (see the module docstring)."""
+    grace = grace_minutes * 60
+    episodes = _episodes(alerts)
+    incidents = truth.get("incidents", [])
+    matched_eps: set[str] = set()
+    per_incident = []
+    for inc in incidents:
+        hits = [ep for ep in episodes if _matches(ep, inc, grace)]
+        matched_eps.update(ep["alert_id"] for ep in hits)
+        delay = (min(ep["start"] for ep in hits) - _epoch(inc["start"])) / 60 if hits else None
+        per_incident.append({"id": inc["id"], "kind": inc["kind"], "detected": bool(hits),
+                             "delay_minutes": delay, "episodes": len(hits),
+                             "dimensions": inc.get("dimensions", {}), "intent": inc.get("intent")})
+    promos = [(_epoch(p["start"]), _epoch(p["end"])) for p in truth.get("promotions", [])]
+    false_eps = [ep for ep in episodes if ep["alert_id"] not in matched_eps]
+    for ep in false_eps:
+        ep["during_promotion"] = any(s <= ep["start"] < e for s, e in promos)
+    kinds = sorted({i["kind"] for i in per_incident})
+    by_kind = {}
+    for kind in kinds:
+        rows = [i for i in per_incident if i["kind"] == kind]
+        delays = [i["delay_minutes"] for i in rows if i["detected"]]
+        by_kind[kind] = {"incidents": len(rows), "detected": sum(i["detected"] for i in rows),
+                         "recall": sum(i["detected"] for i in rows) / len(rows),
+                         "median_delay_minutes": statistics.median(delays) if delays else None}
+    delays = [i["delay_minutes"] for i in per_incident if i["detected"]]
+    return {
+        "incidents": len(incidents),
+        "detected": sum(i["detected"] for i in per_incident),
+        "recall": (sum(i["detected"] for i in per_incident) / len(incidents)) if incidents else 1.0,
+        "episodes": len(episodes),
+        "true_episodes": len(episodes) - len(false_eps),
+        "precision": ((len(episodes) - len(false_eps)) / len(episodes)) if episodes else 1.0,
+        "median_delay_minutes": statistics.median(delays) if delays else None,
+        "false_episodes": len(false_eps),
+        "false_during_promotions": sum(ep["during_promotion"] for ep in false_eps),
+        "by_kind": by_kind,
+        "per_incident": per_incident,
+        "false_episode_list": [{"alert_id": ep["alert_id"], "dimensions": ep["dimensions"],
+                                "start": dt.datetime.fromtimestamp(ep["start"], dt.timezone(dt.timedelta(hours=8))).isoformat(),
+                                "during_promotion": ep["during_promotion"]} for ep in false_eps],
+    }
+
+
+def format_report(r: dict) -> str:
+    """Human-readable summary table."""
+    def fmt(x, spec=".2f"):
+        return "-" if x is None else format(x, spec)
+    lines = [
+        f"incidents {r['incidents']}  detected {r['detected']}  recall {fmt(r['recall'])}",
+        f"episodes {r['episodes']}  true {r['true_episodes']}  precision {fmt(r['precision'])}  "
+        f"false {r['false_episodes']} (during promotions: {r['false_during_promotions']})",
+        f"median detection delay {fmt(r['median_delay_minutes'], '.1f')} min",
+        "",
+        f"{'kind':<26}{'incidents':>10}{'detected':>10}{'recall':>8}{'median delay':>14}",
+    ]
+    for kind, k in r["by_kind"].items():
+        lines.append(f"{kind:<26}{k['incidents']:>10}{k['detected']:>10}{fmt(k['recall']):>8}"
+                     f"{fmt(k['median_delay_minutes'], '.1f'):>11} min")
+    missed = [i for i in r["per_incident"] if not i["detected"]]
+    if missed:
+        lines.append("")
+        lines.append("missed: " + ", ".join(f"{i['id']} ({i['kind']} {i['dimensions']})" for i in missed))
+    if r["false_episode_list"]:
+        lines.append("")
+        lines.append("false episodes:")
+        for ep in r["false_episode_list"][:20]:
+            promo = " [promotion]" if ep["during_promotion"] else ""
+            lines.append(f"  {ep['start']}  {ep['dimensions']}{promo}")
+        if len(r["false_episode_list"]) > 20:
+            lines.append(f"  ... and {len(r['false_episode_list']) - 20} more")
+    return "\n".join(lines)

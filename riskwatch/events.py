@@ -1,0 +1,226 @@
+"""The event contract: the four input event types, decoded and validated from bytes.
+
+One Kafka message (or one line of a ``.jsonl`` file) carries one event object, or a JSON
+array of them. Decoding uses msgspec, which validates types in C (about 1.5 us per event);
+unknown fields are ignored, a missing required field or a wrong type is bad input.
+
+>>> events, errors = decode_events(
+...     '{"type":"order","event_id":"e1","ts":"2026-11-11T20:00:00+08:00",'
+...     '"order_id":"o1","merchant_id":"m1","region":"广东","carrier":"SF",'
+...     '"category":"digital","amount":99.5}'.encode())
+>>> events[0].order_id, events[0].epoch
+('o1', 1794398400)
+>>> decode_events(b'{"type":"order","event_id":"e2"}')[1]
+[BadEvent(index=0, reason='missing field', detail='Object missing required field `ts`', event_id='e2', event_type='order')]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal, Union
+
+import msgspec
+
+__all__ = [
+    "INTENTS",
+    "ORDER_STATUSES",
+    "BadEvent",
+    "Complaint",
+    "ComplaintUpdate",
+    "Event",
+    "Order",
+    "OrderStatus",
+    "decode_events",
+    "epoch_of",
+]
+
+#: The complaint intent taxonomy of the contract (design.md).
+INTENTS: tuple[str, ...] = (
+    "delivery_delay", "pickup_urge", "lost_parcel", "damaged", "wrong_delivery",
+    "fake_shipment", "quality", "weight_mismatch", "duplicate_charge", "refund",
+    "service_attitude", "customs", "other",
+)
+ORDER_STATUSES: tuple[str, ...] = (
+    "created", "shipped", "in_transit", "out_for_delivery", "delivered", "exception",
+    "returned", "cancelled", "refunded",
+)
+
+# RFC 3339 with an offset is required: a naive timestamp is ambiguous across China/UTC.
+# ``ts`` is kept as the string it arrived as and parsed by :func:`epoch_of`, which
+# caches whole strings: at platform volumes many events share a second, and
+# ``datetime.timestamp()`` alone costs ~1.6 us here, a sixth of an event's budget.
+Timestamp = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+_EPOCH_CACHE: dict[str, int] = {}
+_EPOCH_CACHE_SIZE = 100_000
+
+
+def epoch_of(ts: str) -> int:
+    """Whole UNIX seconds of an RFC 3339 timestamp with offset; ``ValueError`` if invalid.
+
+    >>> epoch_of("2026-11-11T20:00:05+08:00"), epoch_of("2026-11-11T12:00:05Z")
+    (1794398405, 1794398405)
+    >>> epoch_of("2026-11-11T20:00:05")
+    Traceback (most recent call last):
+    ...
+    ValueError: timestamp '2026-11-11T20:00:05' has no UTC offset (RFC 3339 needs one)
+    """
+    epoch = _EPOCH_CACHE.get(ts)
+    if epoch is not None:
+        return epoch
+    try:
+        parsed = dt.datetime.fromisoformat(ts)
+    except ValueError:
+        raise ValueError(f"timestamp {ts!r} is not RFC 3339") from None
+    if parsed.tzinfo is None or ts[10] not in "Tt ":
+        raise ValueError(f"timestamp {ts!r} has no UTC offset (RFC 3339 needs one)")
+    epoch = int(parsed.timestamp())
+    if len(_EPOCH_CACHE) >= _EPOCH_CACHE_SIZE:
+        _EPOCH_CACHE.clear()  # crude but O(1) amortised; event time moves forward anyway
+    _EPOCH_CACHE[ts] = epoch
+    return epoch
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Intent = Literal[
+    "delivery_delay", "pickup_urge", "lost_parcel", "damaged", "wrong_delivery",
+    "fake_shipment", "quality", "weight_mismatch", "duplicate_charge", "refund",
+    "service_attitude", "customs", "other",
+]
+Status = Literal[
+    "created", "shipped", "in_transit", "out_for_delivery", "delivered", "exception",
+    "returned", "cancelled", "refunded",
+]
+
+
+class _Base(msgspec.Struct, frozen=True, tag_field="type"):
+    event_id: NonEmpty
+    ts: Timestamp
+
+    @property
+    def epoch(self) -> int:
+        """Event time as whole UNIX seconds (what buckets and watermarks use)."""
+        return epoch_of(self.ts)
+
+
+class Order(_Base, tag="order", frozen=True):
+    order_id: NonEmpty
+    merchant_id: NonEmpty
+    region: NonEmpty
+    carrier: NonEmpty
+    category: NonEmpty
+    amount: Annotated[float, msgspec.Meta(ge=0)]
+
+
+class OrderStatus(_Base, tag="order_status", frozen=True):
+    order_id: NonEmpty
+    status: Status
+
+
+class Complaint(_Base, tag="complaint", frozen=True):
+    complaint_id: NonEmpty
+    order_id: Union[NonEmpty, None]
+    merchant_id: NonEmpty
+    region: NonEmpty
+    carrier: Union[NonEmpty, None]
+    channel: NonEmpty
+    text: Annotated[str, msgspec.Meta(max_length=20000)]
+    declared_type: Union[str, None] = None
+    customer_tier: Union[str, None] = None
+
+
+class ComplaintUpdate(_Base, tag="complaint_update", frozen=True):
+    complaint_id: NonEmpty
+    intent: Union[Intent, None] = None
+    status: Union[Literal["resolved", "escalated", "reopened"], None] = None
+    csat: Union[Annotated[float, msgspec.Meta(ge=0, le=5)], None] = None
+
+
+Event = Union[Order, OrderStatus, Complaint, ComplaintUpdate]
+
+
+class BadEvent(msgspec.Struct, frozen=True):
+    """Why one event (or one whole message) could not be decoded.
+
+    ``index`` is the event's position inside a JSON array (0 for a single object);
+    ``event_id``/``event_type`` are filled when they could still be read, so a dead
+    letter can be traced without carrying the raw text.
+    """
+
+    index: int
+    reason: str
+    detail: str
+    event_id: Union[str, None] = None
+    event_type: Union[str, None] = None
+
+
+_event_decoder = msgspec.json.Decoder(Event)
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_peek_decoder = msgspec.json.Decoder(dict)
+
+
+def _classify(detail: str) -> str:
+    # Short machine-readable reasons; the full msgspec message goes in ``detail``.
+    if "missing required field" in detail:
+        return "missing field"
+    if "Invalid value" in detail and "$.type" in detail:
+        return "unknown event type"
+    if "Expected `object`" in detail:
+        return "not an object"
+    if "malformed" in detail or "truncated" in detail:
+        return "malformed json"
+    return "invalid field"
+
+
+def _peek_ids(raw: bytes) -> tuple[str | None, str | None]:
+    try:
+        obj = _peek_decoder.decode(raw)
+    except msgspec.DecodeError:  # includes ValidationError
+        return None, None
+    event_id, event_type = obj.get("event_id"), obj.get("type")
+    return (
+        event_id if isinstance(event_id, str) else None,
+        event_type if isinstance(event_type, str) else None,
+    )
+
+
+def _decode_one(raw: bytes, index: int) -> Event | BadEvent:
+    try:
+        event = _event_decoder.decode(raw)
+    except msgspec.ValidationError as exc:  # (a subclass of DecodeError: catch it first)
+        detail = str(exc)
+        if "missing required field `type`" in detail:
+            detail = "Object missing required field `type`"
+        event_id, event_type = _peek_ids(raw)
+        return BadEvent(index, _classify(detail), detail, event_id, event_type)
+    except msgspec.DecodeError as exc:
+        return BadEvent(index, "malformed json", str(exc))
+    try:
+        epoch_of(event.ts)
+    except ValueError as exc:
+        return BadEvent(index, "invalid field", f"{exc} - at `$.ts`", event.event_id,
+                        type(event).__struct_config__.tag)
+    return event
+
+
+def decode_events(raw: bytes) -> tuple[list[Event], list[BadEvent]]:
+    """Decode one message or line: a single event object or a JSON array of them.
+
+    Never raises on bad input: every event that fails validation becomes a
+    :class:`BadEvent`, and the good events of the same array are still returned.
+    """
+    start = raw.lstrip()[:1]
+    if start == b"[":
+        try:
+            items = _raw_list_decoder.decode(raw)
+        except msgspec.DecodeError as exc:  # includes ValidationError
+            return [], [BadEvent(0, "malformed json", str(exc))]
+        events: list[Event] = []
+        bad: list[BadEvent] = []
+        for i, item in enumerate(items):
+            decoded = _decode_one(bytes(item), i)
+            (bad if isinstance(decoded, BadEvent) else events).append(decoded)
+        return events, bad
+    if not start:
+        return [], [BadEvent(0, "empty message", "no JSON value")]
+    decoded = _decode_one(raw, 0)
+    if isinstance(decoded, BadEvent):
+        return [], [decoded]
+    return [decoded], []

@@ -1,0 +1,139 @@
+"""The simulator's one configuration object, validated on construction.
+
+>>> SimulationConfig(days=1.0, orders_per_day=5000).merchants
+2000
+>>> SimulationConfig(pii_share=1.5)
+Traceback (most recent call last):
+...
+riskwatch.errors.ConfigError: pii_share must be between 0 and 1 (got 1.5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from typing import Any
+
+from riskwatch.errors import ConfigError
+
+__all__ = ["CHINA", "SimulationConfig"]
+
+#: China Standard Time; every simulated timestamp carries this offset.
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+# Upper bounds that keep a typo (days=7000) from becoming a run that never ends.
+_MAX_DAYS = 400.0
+_MAX_ORDERS_PER_DAY = 50_000_000
+_MAX_MERCHANTS = 1_000_000
+_MAX_INCIDENTS = 500
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SimulationConfig:
+    """What to simulate. Every field is validated; errors name the field.
+
+    Parameters
+    ----------
+    start
+        First instant simulated (timezone-aware). Default: Monday 2026-11-02 00:00 China time.
+    days
+        Length of the simulation in days (fractions allowed).
+    orders_per_day
+        Average orders per day before promotions; hours and weekdays follow seasonality.
+    merchants
+        Number of shops (ids ``m0001``...), with Zipf-like sizes.
+    seed
+        Seed of every random draw; the same config gives byte-identical output.
+    incidents
+        How many incidents to inject (ground truth in the manifest); 0 allowed.
+    promotions
+        Whether the calendar has promotion nights (3-5x orders, same complaint rate per order).
+    label_share
+        Share of complaints that get an agent's ``complaint_update`` with the true intent.
+    pii_share
+        Share of complaint texts with embedded personal data.
+    malformed_share, duplicate_share, late_share
+        Shares of emitted lines that are malformed, exact re-sends, or 2-6 hours late.
+    statuses
+        Whether ``order_status`` events (shipped, delivered, ...) are emitted.
+    """
+
+    start: dt.datetime = dt.datetime(2026, 11, 2, tzinfo=CHINA)
+    days: float = 7.0
+    orders_per_day: int = 50_000
+    merchants: int = 2000
+    seed: int = 7
+    incidents: int = 12
+    promotions: bool = True
+    label_share: float = 0.2
+    pii_share: float = 0.3
+    malformed_share: float = 0.001
+    duplicate_share: float = 0.002
+    late_share: float = 0.001
+    statuses: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, dt.datetime):
+            raise ConfigError(f"start must be a datetime (got {self.start!r})")
+        if self.start.tzinfo is None or self.start.utcoffset() is None:
+            raise ConfigError(f"start must be timezone-aware, e.g. +08:00 (got {self.start!r})")
+        _number("days", self.days, low=1 / 24, high=_MAX_DAYS)
+        _integer("orders_per_day", self.orders_per_day, low=1, high=_MAX_ORDERS_PER_DAY)
+        _integer("merchants", self.merchants, low=1, high=_MAX_MERCHANTS)
+        _integer("seed", self.seed, low=0, high=2**63 - 1)
+        _integer("incidents", self.incidents, low=0, high=_MAX_INCIDENTS)
+        for name in ("promotions", "statuses"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        for name in ("label_share", "pii_share"):
+            _share(name, getattr(self, name), high=1.0)
+        # Above a half, "bad input" would be most of the stream: surely a mistake.
+        for name in ("malformed_share", "duplicate_share", "late_share"):
+            _share(name, getattr(self, name), high=0.5)
+
+    @property
+    def start_epoch(self) -> int:
+        """``start`` as whole UNIX seconds."""
+        return math.floor(self.start.timestamp())
+
+    @property
+    def span_seconds(self) -> int:
+        """Simulated length in whole seconds."""
+        return int(round(self.days * 86400))
+
+    @property
+    def end_epoch(self) -> int:
+        """First second after the simulation (events have ``ts < end_epoch``)."""
+        return self.start_epoch + self.span_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        """All fields, JSON-safe (``start`` as RFC 3339 in China time)."""
+        out = dataclasses.asdict(self)
+        out["start"] = self.start.astimezone(CHINA).isoformat()
+        return out
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(name: str, value: object, *, low: float, high: float) -> None:
+    if not _is_number(value) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number (got {value!r})")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} (got {value!r})")
+
+
+def _integer(name: str, value: object, *, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer (got {value!r})")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high} (got {value!r})")
+
+
+def _share(name: str, value: object, *, high: float) -> None:
+    if not _is_number(value) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number between 0 and {high:g} (got {value!r})")
+    if not 0.0 <= value <= high:
+        raise ConfigError(f"{name} must be between 0 and {high:g} (got {value!r})")

@@ -1,0 +1,9 @@
+"""Stream processing: the per-event pipeline shared by the live faust app and replay.
+
+- :mod:`streams.pipeline` — :class:`~streams.pipeline.Pipeline`, the deterministic
+  per-event engine (decode, dedup, enrich, aggregate, close buckets, detect, alert).
+- :mod:`streams.replay` — runs a pipeline over a JSONL file in event time.
+- :mod:`streams.app` / :mod:`streams.agents` — the faust-streaming app that feeds the
+  same pipeline from Kafka topics.
+- :mod:`streams.text` — PII masking, intent classification, sentiment of complaint texts.
+"""

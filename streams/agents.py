@@ -1,0 +1,469 @@
+"""The live wiring: one agent, three timers, rebalance signals and a ``/stats/`` page.
+
+The agent is deliberately thin: it hands every Kafka message to the same
+:class:`~streams.pipeline.Pipeline` that ``riskwatch replay`` uses, then publishes what
+the pipeline produced. Everything else is in plain functions so it can be read (and
+tested) without faust.
+
+At-least-once, concretely:
+
+- faust acks a message whose agent iteration raised and never retries it, so
+  :func:`handle_message` contains *every* exception per message and turns it into a
+  dead letter (error type and message only: no raw payload, it may hold personal data).
+- Outputs go to the ``alerts`` / ``dead-letters`` / ``merchant-scores`` topics through
+  faust's producer, which faust flushes before it commits input offsets.
+- Sinks are fed on one dedicated thread (a ClickHouse insert that retries must not
+  stall the event loop). They are flushed right before faust commits input offsets
+  (:func:`flush_sinks_before_commit`), so an offset is committed only after the rows of
+  its messages were written; also every 2 s (outputs of the idle tick) and at shutdown.
+  Live batches are cut by time, so they carry no dedup token: the sinks' deterministic
+  ids (ReplacingMergeTree) absorb what a restart re-delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import datetime as dt
+import logging
+import re
+import time
+import traceback
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import faust
+import orjson
+
+from riskwatch.errors import SinkBackpressure, SinkError
+from riskwatch.settings import PipelineSettings
+from streams.app import TopicNames
+
+if TYPE_CHECKING:
+    from streams.pipeline import Outputs, Pipeline
+
+__all__ = ["BacklogClock", "LiveRuntime", "SinkFeeder", "caught_up", "consumer_lag",
+           "flush_sinks_before_commit", "handle_message", "publish", "register",
+           "scrub_detail"]
+
+logger = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+SINK_FLUSH_SECONDS = 2.0
+STATUS_SECONDS = 5.0
+
+
+class SinkFeeder:
+    """Calls every sink on one worker thread, in submission order.
+
+    One thread (not a pool) because sinks are not thread-safe and an embedded chDB
+    session is best used from a single thread. At most ``max_pending`` batches wait in
+    the queue; beyond that :meth:`add` waits, so a slow sink slows consumption instead
+    of growing memory.
+    """
+
+    def __init__(self, sinks: Iterable[Any], *, max_pending: int = 16, max_retries: int = 10) -> None:
+        self.sinks = list(sinks)
+        self.max_pending = max_pending
+        self.max_retries = max_retries
+        self.records = self.flushes = self.errors = 0
+        self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="riskwatch-sinks")
+                          if self.sinks else None)
+        self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        self._setup_future: concurrent.futures.Future | None = None
+
+    def setup(self) -> None:
+        """Open every sink now (on the sink thread); raise :class:`SinkError` if one cannot."""
+        if self._executor is None:
+            return
+        try:
+            self._ensure_setup().result()
+        except SinkError:
+            raise
+        except Exception as exc:
+            raise SinkError(f"cannot set up sink: {exc!r}") from exc
+
+    async def add(self, items: list[tuple[str, dict]]) -> None:
+        if self._executor is None or not items:
+            return
+        self._submit(self._add_all, items)
+        while self._pending and self._pending[0].done():
+            self._pending.popleft()
+        while len(self._pending) > self.max_pending:  # backpressure
+            await asyncio.wrap_future(self._pending.popleft())
+
+    async def flush(self) -> None:
+        if self._executor is not None:
+            await asyncio.wrap_future(self._submit(self._flush_all))
+
+    async def close(self) -> None:
+        """Flush and close every sink; the feeder is unusable afterwards."""
+        if self._executor is None:
+            return
+        await asyncio.wrap_future(self._submit(self._flush_all))
+        await asyncio.wrap_future(self._submit(self._close_all))
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    # -- on the sink thread -------------------------------------------------------------
+    def _ensure_setup(self) -> concurrent.futures.Future:
+        if self._setup_future is None:
+            assert self._executor is not None
+            self._setup_future = self._executor.submit(lambda: [s.setup() for s in self.sinks])
+        return self._setup_future
+
+    def _submit(self, fn: Any, *args: Any) -> concurrent.futures.Future:
+        assert self._executor is not None
+        self._ensure_setup()
+        future = self._executor.submit(fn, *args)
+        self._pending.append(future)
+        return future
+
+    def _call(self, sink: Any, method: str, *args: Any) -> None:
+        # A sink retries transient failures inside flush() and keeps what it could not
+        # write for the next flush; we only honour an explicit SinkBackpressure, and log
+        # anything else (never raise into faust: an agent that raises stops consuming).
+        for attempt in range(self.max_retries + 1):
+            try:
+                getattr(sink, method)(*args)
+                return
+            except SinkBackpressure as exc:
+                if attempt == self.max_retries:
+                    self.errors += 1
+                    logger.error("sink %r still overloaded after %d retries: %s", sink, attempt, exc)
+                    return
+                time.sleep(exc.retry_after)
+            except Exception:
+                self.errors += 1
+                logger.exception("sink %r failed in %s()", sink, method)
+                return
+
+    def _add_all(self, items: list[tuple[str, dict]]) -> None:
+        for sink in self.sinks:
+            for kind, record in items:
+                self._call(sink, "add", kind, record)
+        self.records += len(items)
+
+    def _flush_all(self) -> None:
+        for sink in self.sinks:
+            self._call(sink, "flush")
+        self.flushes += 1
+
+    def _close_all(self) -> None:
+        for sink in self.sinks:
+            self._call(sink, "close")
+
+
+class BacklogClock:
+    """Monotonic seconds that stand still while any partition has unread messages.
+
+    The pipeline lets a source that has been *silent* for ``idle_source_seconds`` stop
+    holding back the watermark. A partition with a backlog is not silent, it is behind
+    (faust may serve one topic's buffer for a while before another's), and treating it
+    as idle would close buckets under its feet and turn its events *late*. So the clock
+    handed to :meth:`Pipeline.tick` only advances while the worker is caught up. During
+    a long catch-up buckets close later, never wrongly.
+
+    >>> c = BacklogClock(start=100.0)
+    >>> [c.advance(t, caught_up=ok) for t, ok in [(0, True), (1, True), (5, False), (6, True)]]
+    [100.0, 101.0, 101.0, 102.0]
+    """
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self._last: float | None = None
+
+    def advance(self, real: float, *, caught_up: bool) -> float:
+        """Move to real time ``real``; the interval since the last call counts if caught up."""
+        if caught_up and self._last is not None:
+            self.now += max(real - self._last, 0.0)
+        self._last = real
+        return self.now
+
+
+def _build_pipeline(settings: PipelineSettings, calendar: Any, keep_rows: bool) -> Pipeline:
+    from streams.pipeline import Pipeline
+
+    # Event and aggregate rows are only worth producing when a sink stores them.
+    return Pipeline(settings, calendar, keep_events=keep_rows, keep_aggregates=keep_rows)
+
+
+def _log_init_failure(future: concurrent.futures.Future) -> None:
+    if future.exception() is not None:
+        logger.error("cannot build the pipeline: %r", future.exception())
+
+
+class LiveRuntime:
+    """Everything the agent, timers and stats page share for one app."""
+
+    def __init__(self, app: faust.App, settings: PipelineSettings, topics: TopicNames, *,
+                 sinks: list[Any], calendar: Any = None, flush_on_stop: bool = True) -> None:
+        self.app = app
+        self.topics = topics
+        # Importing the pipeline (river, scipy) takes ~3 s; do it on a thread while faust
+        # connects and Tansu holds the JoinGroup (5 s), instead of before.
+        init = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="riskwatch-init")
+        self._pipeline = init.submit(_build_pipeline, settings, calendar, bool(sinks))
+        init.shutdown(wait=False)
+        self._pipeline.add_done_callback(_log_init_failure)
+        self.sinks = SinkFeeder(sinks)
+        self.flush_on_stop = flush_on_stop
+        self.input_topic = app.topic(*topics.inputs, key_serializer="raw", value_serializer="raw")
+        self.output_topics = {
+            kind: app.topic(name, key_serializer="raw", value_serializer="raw")
+            for kind, name in (("alerts", topics.alerts), ("dead_letters", topics.dead_letters),
+                               ("scores", topics.merchant_scores))}
+        # Serialises drain+send: the agent and the tick timer both publish, and alerts
+        # for one fingerprint (firing, then resolved) must reach the topic in order.
+        self.lock = asyncio.Lock()
+        self.started_at = time.monotonic()
+        self.clock = BacklogClock(start=self.started_at)
+        self.ready_after: float | None = None
+        self.assigned: set[Any] = set()
+        self.positions: dict[tuple[str, int], int] = {}   # last processed offset per partition
+        self.agent_errors = 0     # exceptions contained by handle_message
+        self.publish_errors = 0
+        self.sent = dict.fromkeys(self.output_topics, 0)
+        self.pending_letters: list[dict] = []
+        self.rate = {"messages_per_s": 0.0, "events_per_s": 0.0}
+        self._last_status = (time.monotonic(), 0, 0)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline; waits for its construction the first time (on assignment)."""
+        return self._pipeline.result()
+
+    @property
+    def pipeline_ready(self) -> bool:
+        """Built without error; timers and hooks that may run earlier check this first."""
+        return self._pipeline.done() and self._pipeline.exception() is None
+
+    def snapshot(self) -> dict:
+        """The ``/stats/`` payload: pipeline counters, consumer lag, throughput."""
+        lag = consumer_lag(self)
+        return {
+            "app_id": self.app.conf.id,
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "ready_after_s": self.ready_after,
+            "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in self.assigned),
+            "lag": lag,
+            "total_lag": sum(v["lag"] or 0 for v in lag.values()),
+            **self.rate,
+            "agent_errors": self.agent_errors,
+            "publish_errors": self.publish_errors,
+            "sent": dict(self.sent),
+            "sink_records": self.sinks.records,
+            "sink_errors": self.sinks.errors,
+            "pipeline": self.pipeline.stats if self.pipeline_ready else {},
+        }
+
+
+def handle_message(runtime: LiveRuntime, topic: str, partition: int, offset: int,
+                   value: bytes | None) -> None:
+    """Feed one Kafka message to the pipeline; never raises.
+
+    The pipeline contains bad *input* itself; this catches bugs (ours or a library's) so
+    one poisonous message becomes a dead letter instead of a silently acked loss.
+    """
+    try:
+        runtime.pipeline.process(value or b"", source=topic, partition=partition, offset=offset)
+    except Exception as exc:  # noqa: BLE001 - per-message containment, see module docstring
+        from streams.ingest import internal_error_letter
+
+        runtime.agent_errors += 1
+        # The stack, not the message: an exception message may quote the payload.
+        logger.error("internal error on %s/%d@%d: %s (sent to dead letters)\n%s", topic,
+                     partition, offset, type(exc).__name__,
+                     "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+        letter = internal_error_letter(
+            exc, source=topic, partition=partition, offset=offset,
+            recorded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        letter["detail"] = scrub_detail(letter["detail"])
+        runtime.pending_letters.append(letter)
+    runtime.positions[(topic, partition)] = offset
+
+
+_ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
+_LONG_DIGITS = re.compile(r"\d{6,}")
+
+
+def scrub_detail(text: str, limit: int = 300) -> str:
+    r"""Second line of defence for error messages that quote a payload.
+
+    PII masking works on text; an exception message may instead hold a bytes repr, where
+    a name is a run of ``\x..`` escapes and a phone number is glued to them.
+
+    >>> scrub_detail(r"bad b'\xe5\xbc\xa0\xe4\xb8\x89 13812345678' at 12")
+    "bad b'<bytes> <digits>' at 12"
+    """
+    text = _ESCAPED_BYTES.sub("<bytes>", text)
+    text = _LONG_DIGITS.sub("<digits>", text)
+    return text[:limit]
+
+
+def _key(kind: str, record: dict) -> bytes | None:
+    # Partitioning keys: one alert episode, one source topic, one merchant stay ordered.
+    value = {"alerts": record.get("fingerprint"), "dead_letters": record.get("source"),
+             "scores": record.get("merchant_id")}.get(kind)
+    return str(value).encode() if value is not None else None
+
+
+async def publish(runtime: LiveRuntime) -> int:
+    """Drain the pipeline; send alerts/dead letters/scores to topics, everything to sinks.
+
+    Returns the number of records published. Never raises.
+    """
+    async with runtime.lock:
+        out: Outputs = runtime.pipeline.drain()
+        if runtime.pending_letters:
+            out.dead_letters.extend(runtime.pending_letters)
+            runtime.pending_letters = []
+        if not len(out):
+            return 0
+        try:
+            for kind, topic in runtime.output_topics.items():
+                for record in getattr(out, kind):
+                    await topic.send(key=_key(kind, record),
+                                     value=orjson.dumps(record, default=str))
+                    runtime.sent[kind] += 1
+            await runtime.sinks.add([(kind, rec) for kind, recs in out.items() for rec in recs])
+        except Exception:  # noqa: BLE001 - an agent that raises stops consuming (faust #175)
+            runtime.publish_errors += 1
+            logger.exception("publishing %d records failed", len(out))
+        return len(out)
+
+
+def consumer_lag(runtime: LiveRuntime) -> dict[str, dict]:
+    """Per input partition: broker highwater, last processed and committed offsets, lag.
+
+    ``lag`` counts messages not yet processed by the pipeline (``None`` until the
+    consumer has fetched the partition once and knows its highwater).
+    """
+    result: dict[str, dict] = {}
+    try:
+        consumer = runtime.app.consumer
+        committed_map = runtime.app.monitor.tp_committed_offsets
+    except Exception:  # noqa: BLE001 - not started yet
+        return result
+    for tp in sorted(runtime.assigned):
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - consumer stopping / not fetched yet
+            highwater = None
+        processed = runtime.positions.get((tp.topic, tp.partition))
+        committed = committed_map.get(tp)
+        lag = None
+        if highwater is not None:
+            done = processed + 1 if processed is not None else (committed or 0)
+            lag = max(highwater - done, 0)
+        result[f"{tp.topic}/{tp.partition}"] = {
+            "highwater": highwater, "processed": processed, "committed": committed, "lag": lag}
+    return result
+
+
+def caught_up(runtime: LiveRuntime) -> bool:
+    """True when every assigned input partition is known to have no unprocessed message."""
+    lag = consumer_lag(runtime)
+    return bool(lag) and all(v["lag"] == 0 for v in lag.values())
+
+
+def _log_status(runtime: LiveRuntime) -> None:
+    if not runtime.pipeline_ready:
+        return
+    now = time.monotonic()
+    stats = runtime.pipeline.stats
+    messages, events = stats.get("messages", 0), stats.get("events", 0)
+    then, messages0, events0 = runtime._last_status
+    elapsed = max(now - then, 1e-9)
+    runtime.rate = {"messages_per_s": round((messages - messages0) / elapsed, 1),
+                    "events_per_s": round((events - events0) / elapsed, 1)}
+    runtime._last_status = (now, messages, events)
+    lag = sum(v["lag"] or 0 for v in consumer_lag(runtime).values())
+    logger.info("status: %d events (%.0f/s), %d msgs, lag %d, alerts %d, dead letters %d, "
+                "late %d, watermark %s", events, runtime.rate["events_per_s"], messages, lag,
+                runtime.sent["alerts"], runtime.sent["dead_letters"], stats.get("late", 0),
+                stats.get("watermark"))
+
+
+def flush_sinks_before_commit(app: faust.App, runtime: LiveRuntime) -> None:
+    """Make faust flush our sinks whenever it flushes its producer before a commit.
+
+    faust 0.15.3 commits input offsets in ``Consumer._commit_tps`` right after
+    ``await app.producer.flush()`` (so produced messages land before their inputs are
+    committed). Wrapping that flush extends the same guarantee to the sinks. The rows
+    of a message are queued on the sink thread before faust can ack the message, and
+    the thread runs jobs in order, so the flush covers every committed message.
+    """
+    if not runtime.sinks.sinks:
+        return
+    producer = app.producer
+    flush_producer = producer.flush
+
+    async def flush_all() -> None:
+        await runtime.sinks.flush()
+        await flush_producer()
+
+    producer.flush = flush_all  # type: ignore[method-assign]
+
+
+def register(app: faust.App, runtime: LiveRuntime) -> None:
+    """Declare the agent, timers, rebalance/shutdown hooks and the stats page on ``app``."""
+    flush_sinks_before_commit(app, runtime)
+
+    @app.agent(runtime.input_topic, name="riskwatch-ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        """Every input message -> pipeline -> alerts, dead letters, scores, sinks."""
+        async for event in stream.events():
+            msg = event.message
+            handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
+            await publish(runtime)
+
+    @app.timer(TICK_SECONDS)
+    async def tick() -> None:
+        """Wall-clock tick: idle partitions stop holding back the watermark."""
+        if not (runtime.assigned and runtime.pipeline_ready):
+            return  # before the first assignment (the pipeline may still be importing)
+        runtime.pipeline.tick(runtime.clock.advance(time.monotonic(), caught_up=caught_up(runtime)))
+        await publish(runtime)
+
+    @app.timer(SINK_FLUSH_SECONDS)
+    async def flush_sinks() -> None:
+        await runtime.sinks.flush()
+
+    @app.timer(STATUS_SECONDS)
+    async def status() -> None:
+        _log_status(runtime)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set, **kwargs: Any) -> None:
+        inputs = set(runtime.topics.inputs)
+        runtime.assigned = {tp for tp in assigned if tp.topic in inputs}
+        # Clock first: a partition that has not delivered yet holds the watermark back
+        # from this moment until it has been idle long enough.
+        runtime.pipeline.tick(runtime.clock.advance(time.monotonic(), caught_up=False))
+        runtime.pipeline.assign_sources(sorted((tp.topic, tp.partition) for tp in runtime.assigned))
+        if runtime.ready_after is None:
+            runtime.ready_after = round(time.monotonic() - runtime.started_at, 3)
+            logger.info("worker ready after %.1fs: %d input partitions assigned",
+                        runtime.ready_after, len(runtime.assigned))
+        else:
+            logger.info("rebalanced: %d input partitions assigned", len(runtime.assigned))
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        # Runs after the consumer stopped and before faust flushes the producer, so the
+        # last alerts still reach their topic.
+        if runtime.pipeline_ready:
+            if runtime.flush_on_stop:
+                async with runtime.lock:
+                    runtime.pipeline.flush()
+            await publish(runtime)
+        await runtime.sinks.close()
+        _log_status(runtime)
+
+    if app.conf.web_enabled:
+        @app.page("/stats/")
+        async def stats_page(web: Any, request: Any) -> Any:
+            return web.bytes(orjson.dumps(runtime.snapshot(), default=str),
+                             content_type="application/json")

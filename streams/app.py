@@ -1,0 +1,146 @@
+"""The faust-streaming application: configuration and topics, nothing else.
+
+:func:`create_app` builds one :class:`faust.App` wired to a
+:class:`~streams.pipeline.Pipeline`; the agent, timers, signals and the ``/stats/`` page
+live in :mod:`streams.agents`. A factory instead of a module-level ``app`` because the
+broker URL, the topic prefix (tests) and the sinks are only known at run time.
+
+Settings that matter, and why (measured on Tansu, see notes/libraries.md §1 and §5):
+
+- ``processing_guarantee="at_least_once"`` and default producer settings: Tansu rejects
+  idempotent/transactional producers, so faust's ``exactly_once`` fails at startup.
+  Duplicates after a crash are absorbed by the pipeline's dedup and idempotent sinks.
+- ``broker_session_timeout=10`` / ``broker_heartbeat_interval=2``: Tansu holds every
+  JoinGroup for ``session_timeout / 2``; with faust's default 60 s each start or
+  rebalance waits 30 s, and a killed worker's member lingers that long.
+- ``value_serializer="raw"``: we parse and validate bytes ourselves so a malformed
+  message becomes a dead letter instead of a faust decode error.
+- ``store="memory://"`` and no tables: detector state lives in the pipeline's memory;
+  tables would write every update to a changelog topic (1.8k events/s measured).
+- ``web_bind="127.0.0.1"``: faust binds 0.0.0.0 by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from riskwatch.settings import PipelineSettings
+
+__all__ = ["TopicNames", "create_app"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicNames:
+    """Kafka topic names; ``TopicNames.with_prefix("t1-")`` isolates a test run.
+
+    >>> t = TopicNames.with_prefix("t1-")
+    >>> t.orders, t.dead_letters
+    ('t1-orders', 't1-dead-letters')
+    >>> len(t.inputs), len(t.all)
+    (4, 7)
+    """
+
+    orders: str = "orders"
+    order_status: str = "order-status"
+    complaints: str = "complaints"
+    complaint_updates: str = "complaint-updates"
+    alerts: str = "alerts"
+    dead_letters: str = "dead-letters"
+    merchant_scores: str = "merchant-scores"
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "") -> TopicNames:
+        return cls(**{f.name: prefix + f.default for f in dataclasses.fields(cls)})
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.orders, self.order_status, self.complaints, self.complaint_updates)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.alerts, self.dead_letters, self.merchant_scores)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.inputs + self.outputs
+
+    def for_event_type(self, event_type: str) -> str:
+        """The input topic producers should use for an event ``type`` (unknown: orders).
+
+        Any topic accepts any event type; this only keeps each topic homogeneous.
+        """
+        return {"order": self.orders, "order_status": self.order_status,
+                "complaint": self.complaints, "complaint_update": self.complaint_updates,
+                }.get(event_type, self.orders)
+
+
+def create_app(settings: PipelineSettings, *, broker_url: str, data_dir: str | os.PathLike[str],
+               sinks: Iterable[Any] = (), web_port: int | None = None,
+               app_id: str = "riskwatch", topic_partitions: int = 1, topic_prefix: str = "",
+               calendar: Any = None, flush_on_stop: bool = True) -> faust.App:
+    """Build the faust app feeding a :class:`~streams.pipeline.Pipeline`.
+
+    Parameters
+    ----------
+    settings
+        Pipeline settings, identical to the ones ``riskwatch replay`` uses.
+    broker_url
+        ``kafka://host:port`` (several: ``kafka://a:9092;kafka://b:9092``).
+    data_dir
+        Root data directory; faust's own files go to ``<data_dir>/faust``.
+    sinks
+        Objects with ``setup()/add(kind, record, token=None)/flush()/close()``; they get
+        every output kind (alerts, complaints, dead_letters, aggregates, events, scores).
+    web_port
+        Serve ``/stats/`` on ``127.0.0.1:web_port``; ``None`` disables the web server.
+    app_id
+        faust app id = Kafka consumer group id.
+    topic_partitions
+        Partition count used when faust declares topics (ours are created up front).
+    topic_prefix
+        Prefix for every topic name (tests run isolated apps on one broker).
+    calendar
+        :class:`~riskwatch.calendar.Calendar` of promotions and maintenance windows.
+    flush_on_stop
+        Close all open buckets at shutdown, like replay does at the end of a file. The
+        alternative loses them anyway: their events are committed and the pipeline's
+        state is in memory.
+
+    The app's runtime state (pipeline, counters) is ``app.riskwatch``.
+    """
+    from streams import agents  # late: agents imports this module's TopicNames
+
+    topics = TopicNames.with_prefix(topic_prefix)
+    datadir = Path(data_dir) / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=broker_url,
+        autodiscover=False,
+        datadir=str(datadir),
+        store="memory://",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=2,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=topic_partitions,
+        topic_disable_leader=True,       # no on_leader timers: skip the extra leader topic
+        web_enabled=web_port is not None,
+        web_port=web_port if web_port is not None else 6066,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_in_thread=False,
+        worker_redirect_stdouts=False,
+    )
+    runtime = agents.LiveRuntime(
+        app, settings, topics, sinks=list(sinks), calendar=calendar, flush_on_stop=flush_on_stop)
+    agents.register(app, runtime)
+    app.riskwatch = runtime  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,595 @@
+"""The per-event engine shared by the live faust app and ``riskwatch replay``.
+
+One :class:`Pipeline` receives raw messages (bytes: an event object or a JSON array of
+events) with their position, and produces output records in event time:
+
+1. decode + validate (:mod:`riskwatch.events`); bad input -> dead-letter record;
+2. drop duplicates by ``event_id`` (counted); events for an already closed bucket are
+   *late*: counted and stored, not aggregated;
+3. complaints: mask personal data, classify intent, score sentiment
+   (:mod:`streams.complaints`), auto-resolve when the order status makes them moot;
+4. count orders and complaints per slice and event-time bucket;
+5. when the watermark passes a bucket's end (+ allowed lateness) the bucket closes:
+   every touched slice is scored (:mod:`streams.detection`) and alerts fire, escalate
+   or resolve (:mod:`streams.alerting`).
+
+Everything is deterministic given the same events: replaying a file and consuming the
+same events from Kafka give the same alerts, whatever the interleaving of topics.
+
+>>> p = Pipeline()
+>>> p.process(b'{"type":"order","event_id":"e1","ts":"2026-11-02T10:00:00+08:00",'
+...           b'"order_id":"o1","merchant_id":"m1","region":"r","carrier":"c",'
+...           b'"category":"k","amount":1}', source="file", partition=None, offset=1)
+>>> p.process(b'{"type":"order"', source="file", partition=None, offset=2)
+>>> out = p.drain()
+>>> [d["reason"] for d in out.dead_letters], p.stats["orders"]
+(['malformed json'], 1)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import heapq
+import time
+
+from riskwatch.calendar import Calendar
+import msgspec
+
+from riskwatch.events import (BadEvent, Complaint, ComplaintUpdate, Event, Order, OrderStatus,
+                              decode_events, epoch_of)
+from riskwatch.settings import PipelineSettings
+from streams.alerting import AlertEpisode, fingerprint, is_wide, severity
+from streams.complaints import ComplaintDesk
+from streams.detection import Evaluation, SliceScorer
+from streams.ingest import Deduplicator, dead_letter, internal_error_letter
+from streams.slicing import COMPLAINT_FIELDS, ORDER_FIELDS, key_builder
+from streams.watermark import Watermark
+
+__all__ = ["Outputs", "Pipeline"]
+
+METRIC = "complaint_rate"
+_decode_event = msgspec.json.Decoder(Event).decode
+
+
+@dataclasses.dataclass
+class Outputs:
+    """Records produced since the last :meth:`Pipeline.drain`, by kind."""
+
+    alerts: list[dict] = dataclasses.field(default_factory=list)
+    complaints: list[dict] = dataclasses.field(default_factory=list)
+    dead_letters: list[dict] = dataclasses.field(default_factory=list)
+    aggregates: list[dict] = dataclasses.field(default_factory=list)
+    events: list[dict] = dataclasses.field(default_factory=list)
+    scores: list[dict] = dataclasses.field(default_factory=list)
+
+    def items(self):
+        """(kind, records) pairs, the shape sinks take."""
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+    def __len__(self) -> int:
+        return sum(len(r) for _, r in self.items())
+
+
+class _Bucket:
+    __slots__ = ("orders", "complaints", "intents", "examples", "complaint_keys", "arrived")
+
+    def __init__(self) -> None:
+        self.orders: dict[tuple, int] = {}
+        self.complaints: dict[tuple, int] = {}
+        self.intents: dict[tuple, dict[str, int]] = {}   # intent mix of non-intent slices
+        self.examples: dict[tuple, list[tuple[int, str, str]]] = {}
+        self.complaint_keys: list[tuple] = []   # per complaint: the slices it counted in
+        self.arrived: list[tuple] = []          # complaints to count when the bucket closes
+
+
+class Pipeline:
+    """Deterministic per-event processing; see the module docstring.
+
+    Parameters
+    ----------
+    settings
+        :class:`~riskwatch.settings.PipelineSettings` (bucket size, lateness, ...).
+    calendar
+        Business calendar: no alert fires inside a maintenance window.
+    keep_events, keep_aggregates
+        Also emit one masked row per event / per slice and bucket (for storage).
+    warmup_seconds
+        A slice pages only once it has been active this long: a new slice is in
+        learning mode, its baseline borrowed from its peers.
+    quiet_buckets
+        A firing alert resolves after this many buckets back near normal.
+    min_excess
+        Complaints above expectation an episode needs before it pages.
+    explain_share
+        Share of a slice's excess a more specific slice must carry to be paged instead.
+    pending_buckets
+        Buckets an alarm must hold before it pages (Prometheus' ``for:``): one noisy
+        bucket of a small slice decays; a real incident keeps coming.
+    """
+
+    def __init__(self, settings: PipelineSettings | None = None, calendar: Calendar | None = None,
+                 *, keep_events: bool = False, keep_aggregates: bool = False,
+                 warmup_seconds: int = 86400, quiet_buckets: int = 6, min_excess: float = 5.0,
+                 explain_share: float = 0.6, pending_buckets: int = 0) -> None:
+        self.settings = settings = settings or PipelineSettings()
+        self.calendar = calendar or Calendar()
+        self.keep_events = keep_events
+        self.keep_aggregates = keep_aggregates
+        self.bucket_seconds = settings.bucket_seconds
+        self.warmup_buckets = warmup_seconds // settings.bucket_seconds
+        self.quiet_buckets = quiet_buckets
+        self.min_excess = min_excess
+        self.explain_share = explain_share
+        self.tz = dt.timezone(dt.timedelta(hours=settings.utc_offset_hours))
+        self.watermark = Watermark(settings.allowed_lateness_seconds, settings.idle_source_seconds)
+        self.dedup = Deduplicator(settings.dedup_window_seconds)
+        self.scorer = SliceScorer(settings)
+        self.desk = ComplaintDesk(settings)
+        self.out = Outputs()
+        self.buckets: dict[int, _Bucket] = {}
+        self.next_close: int | None = None     # start epoch of the oldest open bucket
+        self.closed_until: int | None = None   # end of the newest closed bucket
+        self.firing: dict[tuple, AlertEpisode] = {}
+        self.explained: dict[tuple, tuple] = {}  # slice -> the slice paged instead
+        self.pending: dict[tuple, int] = {}      # alarmed slice -> first bucket alarmed
+        self.pending_buckets = pending_buckets
+        # Slices of each complaint of the last half hour: which alarmed slices share them.
+        self._recent_complaints: collections.deque[list[tuple]] = collections.deque(maxlen=6)
+        self._wall: float | None = None
+        self._merchant_category: dict[str, str] = {}
+        # Order -> category for the dedup window: a complaint counts in its order's category.
+        self._order_category: dict[str, str] = {}
+        self._order_queue: collections.deque[tuple[int, str]] = collections.deque()
+        # Which slices an order / a complaint counts in, as compiled key builders.
+        self._order_keys = key_builder(settings.slices, ORDER_FIELDS)
+        self._complaint_keys = key_builder(settings.slices, COMPLAINT_FIELDS)
+        self._intent_pos = self.scorer.intent_pos
+        self._max_epoch = -1
+        self._top: list[dict] = []  # most anomalous slices of the last closed bucket
+        # The global slice is scored (it sets the market factor, dashboards show it) but
+        # never pages: a platform-wide incident is always about some intent, region or
+        # carrier, and those slices page with the right scope.
+        self._silent_slices = {i for i, dims in enumerate(settings.slices) if not dims}
+        self._slice_index = {frozenset(dims): i for i, dims in enumerate(settings.slices)}
+        self._close_due = 1 << 62   # event time at which the next bucket may close
+        self.counters = dict.fromkeys(
+            ("messages", "events", "orders", "order_status", "complaints", "complaint_updates",
+             "bad", "duplicates", "late", "internal_errors", "buckets_closed",
+             "alerts_fired", "alerts_escalated", "alerts_resolved", "alerts_explained"), 0)
+
+    # -- input ------------------------------------------------------------------------
+    def assign_sources(self, sources: list[tuple[str, int | None]]) -> None:
+        """Live: the partitions this worker owns hold back the watermark."""
+        self.watermark.assign(sources, self._wall)
+
+    def process(self, raw: bytes, *, source: str, partition: int | None, offset: int) -> None:
+        """Process one message or line. Never raises because of its content."""
+        self.counters["messages"] += 1
+        try:
+            try:
+                # Fast path: one valid event object (the common case); its timestamp is
+                # validated in _on_event.
+                events = (_decode_event(raw),)
+            except msgspec.DecodeError:  # arrays, and every kind of bad input
+                events, bad = decode_events(raw)
+                for b in bad:
+                    self.counters["bad"] += 1
+                    self.out.dead_letters.append(dead_letter(
+                        b, raw, source=source, partition=partition, offset=offset,
+                        recorded_at=self._now_iso()))
+            src = (source, partition)
+            for event in events:
+                self._on_event(event, src, offset)
+        except Exception as exc:  # noqa: BLE001 - containment: one bad event must not stop us
+            self.counters["internal_errors"] += 1
+            self.out.dead_letters.append(internal_error_letter(
+                exc, source=source, partition=partition, offset=offset, recorded_at=self._now_iso()))
+            return
+        if self._max_epoch >= self._close_due:
+            self._maybe_close()
+
+    def _on_event(self, event, src: tuple[str, int | None], offset: int) -> None:
+        c = self.counters
+        try:
+            epoch = epoch_of(event.ts)
+        except ValueError as exc:
+            c["bad"] += 1
+            bad = BadEvent(0, "invalid field", f"{exc} - at `$.ts`", event.event_id,
+                           type(event).__struct_config__.tag)
+            self.out.dead_letters.append(dead_letter(
+                bad, b"", source=src[0], partition=src[1], offset=offset, recorded_at=self._now_iso()))
+            return
+        c["events"] += 1
+        if self.dedup.seen(event.event_id, epoch):
+            c["duplicates"] += 1
+            return
+        self.watermark.observe(src, epoch, self._wall)
+        if epoch > self._max_epoch:
+            self._max_epoch = epoch
+        bstart = epoch - epoch % self.bucket_seconds
+        if self.closed_until is None:
+            if self.next_close is None or bstart < self.next_close:
+                self.next_close = bstart
+                self._close_due = bstart + self.bucket_seconds + self.settings.allowed_lateness_seconds
+            late = False
+        else:
+            late = bstart < self.closed_until
+            if late:
+                c["late"] += 1
+        kind = type(event)
+        if kind is Order:
+            c["orders"] += 1
+            self._merchant_category[event.merchant_id] = event.category
+            self._order_category[event.order_id] = event.category
+            self._order_queue.append((epoch, event.order_id))
+            if not late:
+                bucket = self.buckets.get(bstart) or self._bucket(bstart)
+                counts = bucket.orders
+                get = counts.get
+                for key in self._order_keys(event.region, event.merchant_id, event.carrier, event.category):
+                    counts[key] = get(key, 0) + 1
+        elif kind is OrderStatus:
+            c["order_status"] += 1
+            updated = self.desk.on_status(event, epoch)
+            if updated:
+                self.out.complaints.extend(updated)
+        elif kind is Complaint:
+            c["complaints"] += 1
+            record = self.desk.on_complaint(event, epoch, self._merchant_category.get(event.merchant_id))
+            self.out.complaints.append(record)
+            if not late:
+                self._bucket(bstart).arrived.append(
+                    (epoch, event.complaint_id, event.order_id, event.merchant_id, event.region,
+                     event.carrier, record["intent"], record["masked_text"]))
+            self.out.complaints.extend(self.desk.take_early_updates(event.complaint_id))
+        else:
+            c["complaint_updates"] += 1
+            self.out.complaints.extend(self.desk.on_update(event))
+        if self.keep_events:
+            self.out.events.append(_event_row(event, epoch, src, offset, late, self.tz))
+
+    def _bucket(self, bstart: int) -> _Bucket:
+        b = self.buckets.get(bstart)
+        if b is None:
+            b = self.buckets[bstart] = _Bucket()
+        return b
+
+    def _count_complaints(self, b: _Bucket) -> None:
+        """Count the bucket's complaints in their slices, at close.
+
+        Counting waits for the close because a complaint's category is its *order's*
+        category, and the order may be read after the complaint when they come from
+        different topics; by the close, the watermark guarantees the order was seen.
+        """
+        for epoch, cid, oid, merchant, region, carrier, intent, masked in sorted(b.arrived):
+            category = self._order_category.get(oid) if oid else None
+            if category is None:
+                category = self._merchant_category.get(merchant)
+            example = (epoch, cid, masked)
+            keys = self._complaint_keys(region, merchant, carrier, category, intent)
+            b.complaint_keys.append(keys)
+            for key in keys:
+                if None in key:
+                    continue  # e.g. a complaint without a carrier is in no carrier slice
+                b.complaints[key] = b.complaints.get(key, 0) + 1
+                if self._intent_pos[key[0]] < 0:
+                    mix = b.intents.setdefault(key, {})
+                    mix[intent] = mix.get(intent, 0) + 1
+                ex = b.examples.setdefault(key, [])
+                # Keep the 3 earliest examples: deterministic whatever the arrival order.
+                if len(ex) < 3 or example < ex[-1]:
+                    ex.append(example)
+                    ex.sort()
+                    del ex[3:]
+
+    # -- time -------------------------------------------------------------------------
+    def tick(self, wall_time: float) -> None:
+        """Live: advance wall-clock time so idle sources stop holding the watermark."""
+        self._wall = wall_time
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if self.next_close is None:
+            return
+        wm = self.watermark.value(self._wall)
+        if wm is None:
+            return
+        while self.next_close + self.bucket_seconds <= wm:
+            self._close(self.next_close)
+        # Nothing can close before some source reaches this event time again.
+        self._close_due = self.next_close + self.bucket_seconds + self.settings.allowed_lateness_seconds
+
+    def flush(self) -> None:
+        """Close every open bucket (end of input)."""
+        if self.buckets:
+            last = max(self.buckets)
+            while self.next_close is not None and self.next_close <= last:
+                self._close(self.next_close)
+
+    def _close(self, bstart: int) -> None:
+        bucket = self.buckets.pop(bstart, None) or _Bucket()
+        self._count_complaints(bucket)
+        self.next_close = self.closed_until = bstart + self.bucket_seconds
+        self.counters["buckets_closed"] += 1
+        bindex = bstart // self.bucket_seconds
+        hour = ((bstart + self.settings.utc_offset_hours * 3600) // 3600) % 24
+        evaluations = self.scorer.close(bindex, hour, bucket.orders, bucket.complaints,
+                                        set(self.firing) | set(self.pending), self.warmup_buckets)
+        self._alerting(bstart, bucket, evaluations)
+        top = heapq.nlargest(5, evaluations, key=lambda e: e.score)
+        self._top = [{"slice": self._dims(e.key), "observed": e.observed,
+                      "expected": round(e.expected, 2), "score": round(e.score, 4)} for e in top]
+        if self.keep_aggregates:
+            self._aggregate_rows(bstart, bucket, evaluations)
+        self.dedup.prune(bstart)
+        self.desk.prune(bstart)
+        cutoff = bstart - self.settings.dedup_window_seconds
+        queue = self._order_queue
+        while queue and queue[0][0] < cutoff:
+            self._order_category.pop(queue.popleft()[1], None)
+
+    # -- alerting ---------------------------------------------------------------------
+    def _alerting(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
+        bindex = bstart // self.bucket_seconds
+        maintenance = self.calendar.in_maintenance(bstart)
+        self._recent_complaints.append(bucket.complaint_keys)
+        by_key = {e.key: e for e in evaluations}
+        candidates = [e for e in evaluations
+                      if e.alarmed and e.key not in self.firing and not maintenance
+                      and e.key[0] not in self._silent_slices
+                      and e.age_buckets >= self.warmup_buckets
+                      and e.run_observed - e.run_expected >= self.min_excess]
+        alarmed = {e.key: e for e in evaluations if e.alarmed}
+        alarmed.update({k: by_key[k] for k in self.firing if k in by_key})
+        if maintenance:
+            # Planned work explains what we see: nobody is paged now, and the evidence
+            # gathered during the window must not page the moment it ends.
+            for e in evaluations:
+                if e.alarmed and e.key not in self.firing:
+                    self.scorer.reset(e.key)
+        for e in evaluations:
+            if e.key in self.explained and e.evidence == 0.0:
+                del self.explained[e.key]  # the parent's run is over
+        still = {e.key for e in candidates}
+        for key in [k for k in self.pending if k not in still]:
+            del self.pending[key]  # the alarm did not hold
+        for e in candidates:
+            child = self.explained.get(e.key) or self._explained_by_child(e, alarmed, bucket)
+            if child is not None:
+                # One incident, one page: the child slice that explains most of this
+                # slice's excess is paged; this one stays quiet until its run ends.
+                if e.key not in self.explained:
+                    self.counters["alerts_explained"] += 1
+                    self.explained[e.key] = child
+                continue
+            since = self.pending.setdefault(e.key, bindex)
+            if bindex - since < self.pending_buckets:
+                continue  # like Prometheus' ``for:``: the alarm must hold a little first
+            del self.pending[e.key]
+            episode = AlertEpisode(fingerprint(METRIC, self._dims(e.key)),
+                                   bindex - max(e.run_buckets - 1, 0))
+            self.firing[e.key] = episode
+            self._update_episode(episode, e)
+            self.counters["alerts_fired"] += 1
+            self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "firing"))
+        for key in sorted(set(self.firing) - {e.key for e in candidates}, key=str):
+            e = by_key.get(key)
+            if e is None:
+                continue
+            episode = self.firing[key]
+            quiet = episode.note_bucket(e.observed, e.expected, self.quiet_buckets)
+            if quiet:
+                del self.firing[key]
+                self.scorer.reset(key)
+                for parent in [p for p, c in self.explained.items() if c == key]:
+                    del self.explained[parent]
+                    self.scorer.reset(parent)
+                self.counters["alerts_resolved"] += 1
+                self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "resolved"))
+            elif self._update_episode(episode, e):
+                self.counters["alerts_escalated"] += 1
+                self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "firing"))
+
+    def _update_episode(self, episode: AlertEpisode, e: Evaluation) -> bool:
+        if e.run_buckets:
+            episode.observed, episode.expected = e.run_observed, e.run_expected
+        minutes = (e.run_buckets * self.bucket_seconds) / 60
+        sev = severity(observed=episode.observed, expected=episode.expected,
+                       run_minutes=minutes, wide=is_wide(self.settings.slices[e.key[0]]))
+        return episode.escalate(sev)
+
+    def _explained_by_child(self, e: Evaluation, alarmed: dict[tuple, Evaluation],
+                            bucket: _Bucket | None = None) -> tuple | None:
+        """The alarmed slice that explains ``e``'s excess better than ``e`` itself, if any.
+
+        "One incident, one page". ``B`` explains ``e`` when it is
+
+        - a *descendant* (more dimensions, same values) carrying at least
+          ``explain_share`` of ``e``'s excess: 广东 x 中通 explains 广东; or
+        - a *sibling* (neither ancestor nor descendant, no conflicting values) that is
+          more anomalous (higher observed/expected) and either holds most of ``e``'s
+          complaints of the last half hour with at least ``e``'s excess (during a
+          nationwide 中通 damage wave, 中通 x damaged explains 浙江 x 中通 and
+          m1563 x damaged), or whose own complaints mostly lie in ``e`` while carrying
+          most of ``e``'s excess (one shop's fake shipments explain its home region's
+          fake_shipment rise); or
+        - the same scope with another intent and twice the excess (classifier spill).
+        """
+        mine = self._dims(e.key)
+        excess = e.run_observed - e.run_expected
+        ratio = e.run_observed / max(e.run_expected, 1e-9)
+        siblings = []
+        for key in sorted(alarmed, key=str):
+            if key == e.key:
+                continue
+            other = alarmed[key]
+            dims = self._dims(key)
+            other_excess = other.run_observed - other.run_expected
+            if mine.items() <= dims.items():          # a descendant
+                if other_excess >= self.explain_share * excess:
+                    return key
+            elif dims.items() <= mine.items():        # an ancestor: e is the better scope
+                continue
+            elif not any(mine[k] != v for k, v in dims.items() if k in mine and k != "intent"):
+                siblings.append(key)
+        if not siblings:
+            return None
+        # Recent complaints of e, of each sibling, and of both.
+        counts = {key: [0, 0] for key in siblings}   # [in sibling, in both]
+        mine_total = 0
+        for keys_of_bucket in self._recent_complaints:
+            for keys in keys_of_bucket:
+                in_mine = e.key in keys
+                mine_total += in_mine
+                for key in siblings:
+                    if key in keys:
+                        counts[key][0] += 1
+                        counts[key][1] += in_mine
+        for key in siblings:
+            other = alarmed[key]
+            if mine.get("intent") is not None and self._dims(key).get("intent") not in (None, mine["intent"]):
+                continue  # another intent: only the spill rule below applies
+            other_excess = other.run_observed - other.run_expected
+            if other.run_observed / max(other.run_expected, 1e-9) < ratio:
+                continue
+            theirs, both = counts[key]
+            if mine_total and both >= 0.5 * mine_total and other_excess >= excess:
+                return key
+            if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * excess:
+                return key
+        return self._misclassified_spill(e, mine, excess, siblings, alarmed)
+
+    def _misclassified_spill(self, e, mine, excess, siblings, alarmed) -> tuple | None:
+        """Same scope, another intent, at least twice the excess: the classifier's spill."""
+        my_intent = mine.get("intent")
+        if my_intent is None:
+            return None
+        for key in siblings:
+            dims = self._dims(key)
+            other = alarmed[key]
+            same_scope = {k for k in dims if k != "intent"} == {k for k in mine if k != "intent"}
+            if same_scope and len(dims) > 1 and dims.get("intent") not in (None, my_intent) \
+                    and other.run_observed - other.run_expected >= 2 * excess:
+                return key
+        return None
+
+    def _share_of(self, mine: dict[str, str], other: dict[str, str]) -> float:
+        """Share of ``other``'s complaints expected inside ``mine`` if dimensions were
+        independent: the order exposure of ``mine``'s extra dimensions over the market's."""
+        extra = {k: v for k, v in mine.items() if k not in other and k != "intent"}
+        index = self._slice_index.get(frozenset(extra))
+        glob = self.scorer.exposures.get(self.scorer.global_key)
+        if index is None or glob is None or glob.ex <= 0:
+            return 0.0
+        key = (index, *[extra[d] for d in self.settings.slices[index]])
+        state = self.scorer.exposures.get(key)
+        return min(1.0, state.ex / glob.ex) if state is not None else 0.0
+
+    def _dims(self, key: tuple) -> dict[str, str]:
+        return dict(zip(self.settings.slices[key[0]], key[1:]))
+
+    def _alert_record(self, episode: AlertEpisode, e: Evaluation, bstart: int,
+                      bucket: _Bucket, status: str) -> dict:
+        dims = self._dims(e.key)
+        bend = bstart + self.bucket_seconds
+        obs, exp = episode.observed, episode.expected
+        ratio = obs / max(exp, 1e-9)
+        where = " ".join(f"{k}={v}" for k, v in dims.items()) or "全部 (all)"
+        mix = bucket.intents.get(e.key, {})
+        total = sum(mix.values()) or 1
+        contributors = [{"dimension": "intent", "value": k, "complaints": n, "share": round(n / total, 3)}
+                        for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+        if status == "firing":
+            summary = (f"{where} 投诉率异常: 实际 {obs:.0f} 件, 预期 {exp:.1f} 件 ({ratio:.1f} 倍) | "
+                       f"complaints {obs:.0f} vs {exp:.1f} expected ({ratio:.1f}x)")
+        else:
+            summary = f"{where} 投诉率已恢复正常 | complaint rate back to normal"
+        return {
+            "alert_id": episode.alert_id,
+            "fingerprint": episode.fingerprint,
+            "status": status,
+            "severity": episode.severity,
+            "metric": METRIC,
+            "dimensions": dims,
+            "ts": self._iso(bend),
+            "bucket_start": self._iso(bstart),
+            "bucket_end": self._iso(bend),
+            "observed": round(obs, 3),
+            "expected": round(exp, 3),
+            "score": round(e.score, 6),
+            "summary": summary,
+            "contributors": contributors,
+            "examples": [text for _, _, text in bucket.examples.get(e.key, [])],
+        }
+
+    def _aggregate_rows(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
+        seen = set()
+        for e in evaluations:
+            seen.add(e.key)
+            self.out.aggregates.append(self._aggregate_row(
+                bstart, e.key, bucket, e.observed, e.exposure, e.expected, e.score))
+        for key, n in bucket.orders.items():
+            if key not in seen:
+                state = self.scorer.exposures.get(key)
+                self.out.aggregates.append(self._aggregate_row(
+                    bstart, key, bucket, 0, state.ex if state else 0.0, None, 0.0))
+
+    def _aggregate_row(self, bstart, key, bucket, complaints, exposure, expected, score) -> dict:
+        dims = self._dims(key)
+        return {
+            "bucket_start": self._iso(bstart),
+            "bucket_end": self._iso(bstart + self.bucket_seconds),
+            "slice": "|".join(f"{k}={v}" for k, v in dims.items()) or "all",
+            "dimensions": dims,
+            "orders": bucket.orders.get(self.scorer.exposure_key(key), 0),
+            "complaints": complaints,
+            "exposure": round(exposure, 4),
+            "expected": round(expected, 4) if expected is not None else None,
+            "score": round(score, 6),
+            "intents": dict(bucket.intents.get(key, {})),
+        }
+
+    # -- output -----------------------------------------------------------------------
+    def drain(self) -> Outputs:
+        """Take the records produced so far."""
+        out, self.out = self.out, Outputs()
+        return out
+
+    @property
+    def stats(self) -> dict:
+        wm = self.watermark.value(self._wall)
+        return {**self.counters,
+                "watermark": self._iso(wm) if wm is not None else None,
+                "open_buckets": len(self.buckets),
+                "slices": len(self.scorer),
+                "firing": len(self.firing),
+                "auto_resolved": self.desk.auto_resolved,
+                "top_slices": self._top}
+
+    def _iso(self, epoch: int) -> str:
+        return dt.datetime.fromtimestamp(epoch, self.tz).isoformat()
+
+    def _now_iso(self) -> str:
+        return dt.datetime.fromtimestamp(int(time.time()), self.tz).isoformat()
+
+
+def _event_row(event, epoch, src, offset, late, tz) -> dict:
+    return {
+        "event_id": event.event_id,
+        "type": type(event).__struct_config__.tag,
+        "ts": dt.datetime.fromtimestamp(epoch, tz).isoformat(),
+        "order_id": getattr(event, "order_id", None),
+        "merchant_id": getattr(event, "merchant_id", None),
+        "region": getattr(event, "region", None),
+        "carrier": getattr(event, "carrier", None),
+        "category": getattr(event, "category", None),
+        "amount": getattr(event, "amount", None),
+        "status": event.status if isinstance(event, (OrderStatus, ComplaintUpdate)) else None,
+        "complaint_id": getattr(event, "complaint_id", None),
+        "late": late,
+        "source": src[0],
+        "partition": src[1],
+        "offset": offset,
+    }

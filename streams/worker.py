@@ -1,0 +1,241 @@
+"""Run the live worker in this process: broker (embedded or given), topics, faust worker.
+
+``riskwatch worker`` calls :func:`run_worker`; ``python -m streams.worker`` is the same
+thing without the CLI (tests run it as a subprocess)::
+
+    python -m streams.worker --broker kafka://127.0.0.1:9092 --data-dir riskwatch-data --web-port 6066
+
+Without ``--broker`` (and without ``$RISKWATCH_BROKER``) an embedded Tansu broker is
+started on a free loopback port and stopped on exit. SIGINT/SIGTERM (or ``--duration``)
+stop the worker cleanly; if that hangs for ``stop_timeout`` seconds (measured: a worker
+whose broker vanished ignored SIGTERM) a watchdog stops the embedded broker and exits
+hard with status 70. A second SIGINT/SIGTERM exits hard at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from riskwatch.broker import EmbeddedBroker, bootstrap_from_url, create_topics
+from riskwatch.errors import ConfigError, RiskwatchError
+from riskwatch.settings import PipelineSettings, from_env
+from streams.app import TopicNames, create_app
+
+__all__ = ["configure_logging", "main", "run_worker"]
+
+# Not __name__: run as ``python -m streams.worker`` that would be "__main__", outside the
+# "streams" logger tree that configure_logging() turns up to INFO.
+logger = logging.getLogger("streams.worker")
+
+EX_FORCED = 70  # EX_SOFTWARE: the worker had to be killed by its own watchdog
+_OUR_LOGGERS = ("riskwatch", "streams", "sinks", "detectors", "dashboards")
+
+
+def configure_logging(log_level: str = "info") -> None:
+    """Our loggers at ``log_level``; faust, aiokafka and mode at WARNING unless debugging.
+
+    faust logs every rebalance step and commit at INFO; the worker's own status line
+    (events/s, lag, alerts every 5 s) is what an operator wants to see instead.
+    """
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise ConfigError(f"unknown log level {log_level!r} (debug, info, warning, error)")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
+    for name in _OUR_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+class _Worker(faust.Worker):
+    """faust's worker plus a shutdown watchdog and a programmatic :meth:`request_stop`."""
+
+    def __init__(self, app: faust.App, *, stop_timeout: float,
+                 on_force_exit: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.spinner = None  # faust's terminal spinner writes escape codes even when quiet
+        self._stop_timeout = stop_timeout
+        self._on_force_exit = on_force_exit
+        self._watchdog: threading.Timer | None = None
+
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        # Replace faust's SIGINT/SIGTERM handlers so every stop request arms the watchdog.
+        self.loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
+        self.loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the worker (from the loop thread); a second request exits hard."""
+        if self._watchdog is not None:
+            logger.warning("second stop request (%s): exiting now", reason)
+            self._force_exit()
+        logger.info("stopping worker (%s)", reason)
+        self._watchdog = threading.Timer(self._stop_timeout, self._force_exit)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        self._on_sigterm()  # faust's own graceful path: stop services, flush, commit
+
+    def disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def _force_exit(self) -> None:
+        logger.error("worker did not stop within %.0fs; exiting hard", self._stop_timeout)
+        try:
+            self._on_force_exit()
+        finally:
+            logging.shutdown()
+            os._exit(EX_FORCED)
+
+
+def _load_calendar(calendar: Any) -> Any:
+    if calendar is None or not isinstance(calendar, (str, os.PathLike)):
+        return calendar
+    from riskwatch.calendar import Calendar
+    try:
+        return Calendar.from_json(Path(calendar).read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read calendar {calendar}: {exc}") from exc
+
+
+def _check_web_port(port: int | None) -> None:
+    # faust would fail deep inside its service tree with a long traceback; say it plainly.
+    if port is None:
+        return
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(f"--web-port {port}: cannot listen on 127.0.0.1:{port} "
+                              f"({exc.strerror})") from None
+
+
+def _make_sinks(chdb_path: str | os.PathLike[str] | None) -> list[Any]:
+    if chdb_path is None:
+        return []
+    from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
+    return [ChdbSink(str(chdb_path))]
+
+
+def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
+               data_dir: str | os.PathLike[str], chdb_path: str | os.PathLike[str] | None = None,
+               web_port: int | None = None, calendar: Any = None, duration: float | None = None,
+               log_level: str = "info", topic_prefix: str = "", app_id: str = "riskwatch",
+               topic_partitions: int = 1, flush_on_stop: bool = True,
+               stop_timeout: float = 30.0) -> int:
+    """Run the live worker until SIGINT/SIGTERM or ``duration`` seconds; return the exit code.
+
+    ``broker_url`` falls back to ``$RISKWATCH_BROKER``, then to an embedded Tansu broker
+    (started here, stopped on exit). Raises :class:`~riskwatch.errors.RiskwatchError`
+    subclasses for problems found before the worker starts (broker, sinks, calendar).
+    See :func:`streams.app.create_app` for the other parameters.
+    """
+    started = time.monotonic()
+    configure_logging(log_level)
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    calendar = _load_calendar(calendar)
+    _check_web_port(web_port)
+    broker_url = broker_url or os.environ.get("RISKWATCH_BROKER") or None
+    broker: EmbeddedBroker | None = None
+    if broker_url is None:
+        broker = EmbeddedBroker(data_dir=data_dir / "broker").start()
+        broker_url = broker.url
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker: _Worker | None = None
+    try:
+        topics = TopicNames.with_prefix(topic_prefix)
+        loop.run_until_complete(
+            create_topics(bootstrap_from_url(broker_url), topics.all, topic_partitions))
+        app = create_app(settings, broker_url=broker_url, data_dir=data_dir,
+                         sinks=_make_sinks(chdb_path), web_port=web_port, app_id=app_id,
+                         topic_partitions=topic_partitions, topic_prefix=topic_prefix,
+                         calendar=calendar, flush_on_stop=flush_on_stop)
+        runtime = app.riskwatch  # type: ignore[attr-defined]
+        runtime.started_at = started
+        runtime.sinks.setup()
+        worker = _Worker(app, loop=loop, loglevel=log_level, quiet=True, override_logging=False,
+                         stop_timeout=stop_timeout,
+                         on_force_exit=broker.stop if broker is not None else (lambda: None))
+        if duration is not None:
+            loop.call_later(duration, worker.request_stop, f"duration {duration:g}s elapsed")
+        logger.info("worker starting: broker %s%s, app id %s, topics %s*, web %s",
+                    broker_url, " (embedded)" if broker else "", app_id, topic_prefix or "",
+                    f"http://127.0.0.1:{web_port}/stats/" if web_port else "off")
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:  # faust always exits through SystemExit
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        else:  # pragma: no cover - execute_from_commandline never returns normally
+            code = 0
+        logger.info("worker stopped (exit code %d) after %.1fs", code, time.monotonic() - started)
+        return code
+    finally:
+        if worker is not None:
+            worker.disarm()
+        if not loop.is_closed():
+            loop.close()
+        asyncio.set_event_loop(None)
+        if broker is not None:
+            broker.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m streams.worker", description=__doc__.split("\n")[0])
+    p.add_argument("--broker", default=os.environ.get("RISKWATCH_BROKER"),
+                   help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: embedded Tansu)")
+    p.add_argument("--data-dir", default="riskwatch-data", help="data directory (default %(default)s)")
+    p.add_argument("--web-port", type=int, help="serve /stats/ on 127.0.0.1:PORT")
+    p.add_argument("--chdb", dest="chdb_path", help="store everything in embedded ClickHouse at PATH")
+    p.add_argument("--calendar", help="business calendar JSON file")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--log-level", default="info", help="our log level (faust stays at warning)")
+    p.add_argument("--topic-prefix", default="", help="prefix for every topic name")
+    p.add_argument("--app-id", default="riskwatch", help="faust app id / consumer group")
+    p.add_argument("--partitions", type=int, default=1, help="partitions for topics we create")
+    p.add_argument("--bucket-seconds", type=int, help="event-time bucket size (default 300)")
+    p.add_argument("--allowed-lateness-seconds", type=int)
+    p.add_argument("--idle-source-seconds", type=float)
+    p.add_argument("--no-flush-on-stop", action="store_true",
+                   help="do not close open buckets at shutdown")
+    p.add_argument("--stop-timeout", type=float, default=30.0,
+                   help="exit hard if a clean stop takes longer (default %(default)gs)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = from_env(bucket_seconds=args.bucket_seconds,
+                            allowed_lateness_seconds=args.allowed_lateness_seconds,
+                            idle_source_seconds=args.idle_source_seconds)
+        return run_worker(settings, broker_url=args.broker, data_dir=args.data_dir,
+                          chdb_path=args.chdb_path, web_port=args.web_port,
+                          calendar=args.calendar, duration=args.duration,
+                          log_level=args.log_level, topic_prefix=args.topic_prefix,
+                          app_id=args.app_id, topic_partitions=args.partitions,
+                          flush_on_stop=not args.no_flush_on_stop,
+                          stop_timeout=args.stop_timeout)
+    except RiskwatchError as exc:
+        print(f"riskwatch worker: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

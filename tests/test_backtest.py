@@ -1,0 +1,70 @@
+"""Acceptance: a simulated week with injected incidents, replayed and scored.
+
+The issue "The whole pipeline, end to end" targets recall >= 0.95, precision >= 0.90
+over alert episodes and a median detection delay <= 20 minutes. Today's detector does
+not reach the precision target on this week (measured: recall 0.92, precision 0.77,
+median delay 15 min, seed 7); ``test_week_meets_the_issue_targets`` states the target
+and is a *strict* expected failure, so the day it passes the build goes red until the
+mark is removed. ``test_week_does_not_regress`` guards the level reached so far.
+Uses the real simulator, the real pipeline with default settings, and the evaluate
+command's scoring.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from riskwatch.calendar import Calendar
+from riskwatch.evaluate import evaluate, format_report
+from riskwatch.simulator import SimulationConfig, calendar, generate, manifest
+from streams.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def week():
+    cfg = SimulationConfig(days=7.0, seed=7)
+    cal = Calendar.from_json(orjson.dumps(calendar(cfg)))
+    p = Pipeline(calendar=cal)
+    alerts = []
+    for n, (_, line) in enumerate(generate(cfg), 1):
+        p.process(line, source="file:week", partition=None, offset=n)
+        if n % 50_000 == 0:
+            alerts.extend(p.drain().alerts)
+    p.flush()
+    alerts.extend(p.drain().alerts)
+    result = evaluate(manifest(cfg), alerts)
+    print(format_report(result))
+    return p, result
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="precision 0.77 < 0.90 on the simulated week: "
+                   "noise alarms in single merchants and regions (see closing notes)")
+def test_week_meets_the_issue_targets(week):
+    _, r = week
+    assert r["recall"] >= 0.95 and r["precision"] >= 0.90 and r["median_delay_minutes"] <= 20, \
+        format_report(r)
+
+
+@pytest.mark.slow
+def test_week_does_not_regress(week):
+    _, r = week
+    assert r["incidents"] >= 10
+    assert r["recall"] >= 0.9, format_report(r)
+    assert r["precision"] >= 0.75, format_report(r)
+    assert r["median_delay_minutes"] <= 20, format_report(r)
+
+
+@pytest.mark.slow
+def test_week_has_no_false_alerts_on_promotion_nights(week):
+    _, r = week
+    assert r["false_during_promotions"] == 0, format_report(r)
+
+
+@pytest.mark.slow
+def test_week_bad_input_is_accounted(week):
+    p, _ = week
+    st = p.stats
+    assert st["bad"] > 0 and st["duplicates"] > 0 and st["late"] > 0
+    assert st["internal_errors"] == 0
