@@ -54,7 +54,7 @@ def replay_lines(pipeline: Pipeline, lines: Iterable[bytes], *, source: str,
     seconds = time.perf_counter() - started
     result = ReplayResult(pipeline.stats)
     result.update(lines=n, blank_lines=blank, seconds=round(seconds, 3),
-                  events_per_second=round(pipeline.counters["events"] / seconds) if seconds else 0)
+                  events_per_second=round(result["events"] / seconds) if seconds else 0)
     if progress is not None:
         progress(n, seconds)
     return result

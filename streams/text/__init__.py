@@ -13,11 +13,12 @@ pipeline and ``riskwatch replay`` share it. Mask first, then analyse the masked 
 'P2'
 
 - :mod:`streams.text.pii` — :func:`find_pii`, :func:`mask_pii` (mobile, resident ID, bank
-  card, landline, email, address, name), :func:`contains_unmasked_pii` (the scanner tests
-  run over every output), :func:`pseudonymise` (keyed HMAC for joinable keys),
+  card, landline, email, address, name, passport), :func:`contains_unmasked_pii` (the scanner
+  tests run over every output), :func:`pseudonymise` (keyed HMAC for joinable keys),
   :func:`evaluate_masker` (recall / false positives on a labelled file).
-- :mod:`streams.text.intent` — :class:`IntentClassifier` (lexicon prior blended with an
-  online char-n-gram naive Bayes), :data:`INTENTS`, :func:`char_tokenizer`,
+- :mod:`streams.text.intent` — :class:`IntentClassifier` (lexicon rules blended with an
+  online char-n-gram naive Bayes, :class:`CharNaiveBayes`; ``seeded=True`` starts it
+  from :mod:`streams.text.seed`), :data:`INTENTS`, :func:`char_tokenizer`,
   :func:`evaluate_intents`.
 - :mod:`streams.text.sentiment` — :func:`anger_level`, :func:`sentiment`,
   :func:`sensitive_flags`, :func:`priority`.
@@ -26,7 +27,13 @@ pipeline and ``riskwatch replay`` share it. Mask first, then analyse the masked 
 
 from __future__ import annotations
 
-from streams.text.intent import INTENTS, IntentClassifier, char_tokenizer, evaluate_intents
+from streams.text.intent import (
+    INTENTS,
+    CharNaiveBayes,
+    IntentClassifier,
+    char_tokenizer,
+    evaluate_intents,
+)
 from streams.text.pii import (
     SCANNED_KINDS,
     PiiSpan,
@@ -39,6 +46,7 @@ from streams.text.pii import (
 from streams.text.sentiment import HIGH_TIERS, anger_level, priority, sensitive_flags, sentiment
 
 __all__ = [
+    "CharNaiveBayes",
     "HIGH_TIERS",
     "INTENTS",
     "IntentClassifier",

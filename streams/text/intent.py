@@ -22,9 +22,11 @@ How good, on 152 held-out texts written after the lexicon was frozen
 model 0.82. The rules score 0.94 on the 614 texts they were developed against; the gap is
 wording they have never seen, which is what the learned model is for.
 
-Cost on this project's 2-core VM, which runs ``sum(range(1000))`` in ~27 us (about 2.5x a
-current laptop): rules ~35 us per text, rules + learned model ~130 us. ``learned_below``
-skips the model when the rules are confident.
+Cost per text on this project's shared 2-core VM while it ran ``sum(range(1000))`` in
+~30 us (about 3x a current laptop): rules 35 us (20-40 characters) to 55 us (40-80
+characters); rules + the seeded model 200-320 us, 120 us with ``learned_below=0.6``,
+which skips the model when the rules are confident (river's own ``BagOfWords |
+MultinomialNB`` took ~900 us for the same model).
 
 Feed *masked* text (:func:`streams.text.pii.mask_pii`) to :meth:`IntentClassifier.learn_one`:
 the model keeps every character bigram it sees, and a pickled checkpoint must not hold

@@ -46,6 +46,12 @@ altogether rather than rely on this module.
 Input is folded with a length-preserving map (full-width ASCII and the ideographic space
 become ASCII), so spans found on the folded text index the original text.
 
+Cost per 40-80 character complaint on the project's shared 2-core VM (while it ran
+``sum(range(1000))`` in ~30 us, about 3x a current laptop): ~14 us without personal
+data, ~75 us with (masked text with a name or address is searched a second time), ~22 us
+for a 90/10 mix. Every regex starts with a character class or is gated by a cheap test,
+and the work is linear in the text length.
+
 Examples
 --------
 >>> mask_pii("收件人张三，电话 +86 138-1234-5678，地址广东省深圳市南山区科技园南路88号3栋501室")
@@ -503,7 +509,9 @@ def _replacement(kind: str, value: str) -> str:
 def mask_pii(text: str) -> str:
     """Return ``text`` with every :func:`find_pii` span replaced by its masked form.
 
-    Masking is idempotent: ``mask_pii(mask_pii(t)) == mask_pii(t)``.
+    Masking is idempotent on realistic text; on adversarial concatenations (a card number
+    glued to ``@b.cn``) a second pass may mask a little more, never less. Its output never
+    holds what :func:`contains_unmasked_pii` looks for.
 
     Examples
     --------
