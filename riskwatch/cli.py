@@ -155,7 +155,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from riskwatch.produce import produce_simulation
         return produce_simulation(config, broker_url=args.broker, speed=args.speed,
                                   manifest_path=args.manifest, calendar_path=args.calendar_out,
-                                  status=_status)
+                                  status=_status, batch=args.batch)
     if args.out is None:
         raise ConfigError("give --out FILE (JSONL) or --broker kafka://HOST:PORT")
     started = time.perf_counter()
@@ -234,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", help="produce to this broker instead (kafka://HOST:PORT)")
     p.add_argument("--speed", type=_positive_float,
                    help="with --broker: simulated seconds per wall second (e.g. 3600)")
+    p.add_argument("--batch", type=_positive_int, default=1,
+                   help="with --broker: events per message, as a JSON array (default 1)")
     p.add_argument("--manifest", help="write the ground-truth manifest here (JSON)")
     p.add_argument("--calendar-out", help="write the business calendar here (JSON)")
     p.add_argument("--start", help="first event time, RFC 3339 (default 2026-11-02T00:00:00+08:00)")

@@ -105,12 +105,14 @@ class _View:
             alerts.add_row(a["ts"][5:16].replace("T", " "), a["status"],
                            f"[{_SEVERITY_STYLE.get(a['severity'], '')}]{a['severity']}[/]",
                            where, f"{a['observed']:.0f}", f"{a['expected']:.1f}")
-        top = Table(title="most anomalous slices, last closed bucket", expand=True)
-        for col in ("slice", "observed", "expected", "score"):
+        top = Table(title="most anomalous slices, last closed bucket (evidence = log-likelihood "
+                          "ratio of a rise; pages at 10)", expand=True)
+        for col in ("slice", "observed", "expected", "evidence", ""):
             top.add_column(col)
         for t in p.get("top_slices", []):
             where = " ".join(f"{k}={v}" for k, v in t["slice"].items()) or "all"
-            top.add_row(where, str(t["observed"]), f"{t['expected']:.2f}", f"{t['score']:.3f}")
+            top.add_row(where, str(t["observed"]), f"{t['expected']:.2f}", f"{t['evidence']:.1f}",
+                        "[bold red]firing[/]" if t.get("firing") else "")
         return Panel(Group(head, alerts, top), title="riskwatch demo", border_style="cyan")
 
 
@@ -152,7 +154,7 @@ async def _run(bootstrap: str, port: int, config, speed: float, view: _View, dur
 
     async def produce() -> int:
         try:
-            return await produce_lines(bootstrap, generate(config), speed=speed,
+            return await produce_lines(bootstrap, generate(config), speed=speed, batch=50,
                                        should_stop=lambda: time.monotonic() > deadline - 5
                                        or worker.poll() is not None)
         finally:
@@ -230,7 +232,7 @@ def _stop(worker: subprocess.Popen) -> None:
 def _summary(data_dir: Path, sent: int, alerts: list[dict]) -> None:
     from riskwatch.evaluate import evaluate, format_report
 
-    print(f"\nproduced {sent:,} messages; {len(alerts)} alert state changes "
+    print(f"\nproduced {sent:,} events; {len(alerts)} alert state changes "
           f"(saved to {data_dir / 'alerts.jsonl'})")
     truth = orjson.loads((data_dir / "truth.json").read_bytes())
     print("\nagainst the simulator's ground truth:")
@@ -240,7 +242,7 @@ def _summary(data_dir: Path, sent: int, alerts: list[dict]) -> None:
         sink = ChdbSink(str(data_dir / "chdb"))
         sink.setup()
         print(f"\nembedded ClickHouse (chDB) at {data_dir / 'chdb'}:")
-        for table in ("events", "aggregates", "alerts", "complaints", "dead_letters", "scores"):
+        for table in ("events", "aggregates", "alerts", "complaints", "dead_letters"):
             rows = sink.query(f"SELECT count() AS n FROM riskwatch.{table} FINAL")
             print(f"  {table:<13} {rows[0]['n']:>10,} rows")
         sink.close()

@@ -335,9 +335,10 @@ class Pipeline:
         evaluations = self.scorer.close(bindex, hour, bucket.orders, bucket.complaints,
                                         set(self.firing) | set(self.pending), self.warmup_buckets)
         self._alerting(bstart, bucket, evaluations)
-        top = heapq.nlargest(5, evaluations, key=lambda e: e.score)
+        top = heapq.nlargest(5, evaluations, key=lambda e: (e.evidence, str(e.key)))
         self._top = [{"slice": self._dims(e.key), "observed": e.observed,
-                      "expected": round(e.expected, 2), "score": round(e.score, 4)} for e in top]
+                      "expected": round(e.expected, 2), "evidence": round(e.evidence, 2),
+                      "firing": e.key in self.firing} for e in top]
         if self.keep_aggregates:
             self._aggregate_rows(bstart, bucket, evaluations)
         self.dedup.prune(bstart)
@@ -519,8 +520,10 @@ class Pipeline:
         contributors = [{"dimension": "intent", "value": k, "complaints": n, "share": round(n / total, 3)}
                         for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
         if status == "firing":
-            summary = (f"{where} 投诉率异常: 实际 {obs:.0f} 件, 预期 {exp:.1f} 件 ({ratio:.1f} 倍) | "
-                       f"complaints {obs:.0f} vs {exp:.1f} expected ({ratio:.1f}x)")
+            exp_text = f"{exp:.2f}" if exp < 1 else f"{exp:.1f}"
+            times = "100+" if ratio >= 100 else f"{ratio:.1f}"
+            summary = (f"{where} 投诉率异常: 实际 {obs:.0f} 件, 预期 {exp_text} 件 ({times} 倍) | "
+                       f"complaints {obs:.0f} vs {exp_text} expected ({times}x)")
         else:
             summary = f"{where} 投诉率已恢复正常 | complaint rate back to normal"
         return {
