@@ -90,7 +90,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     calendar = Calendar.load(args.calendar) if args.calendar else None
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
-        ("scores", args.scores_out), ("dead_letters", args.dead_letters_out),
+        ("dead_letters", args.dead_letters_out),
         ("aggregates", args.aggregates_out)) if path}
     for kind, path in paths.items():
         parent = Path(path).parent
@@ -222,7 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calendar", help="business calendar JSON (promotions, maintenance windows)")
     p.add_argument("--alerts-out", required=True, help="write alert state changes here (JSONL)")
     p.add_argument("--complaints-out", help="write enriched, masked complaints here (JSONL)")
-    p.add_argument("--scores-out", help="write merchant quality scores here (JSONL)")
     p.add_argument("--dead-letters-out", help="write dead-letter records here (JSONL)")
     p.add_argument("--aggregates-out", help="write per-bucket slice aggregates here (JSONL; large)")
     p.add_argument("--quiet", action="store_true", help="no progress line")

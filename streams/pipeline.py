@@ -473,7 +473,8 @@ class Pipeline:
             if other.run_observed / max(other.run_expected, 1e-9) < ratio:
                 continue
             theirs, both = counts[key]
-            if mine_total and both >= 0.5 * mine_total and other_excess >= excess:
+            # Most of e's recent complaints, or as many as half its excess, are also B's.
+            if mine_total and both >= 0.5 * min(mine_total, excess) and other_excess >= excess:
                 return key
             if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * excess:
                 return key
