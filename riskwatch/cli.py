@@ -126,7 +126,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"dead letters {result['bad']:,}  duplicates dropped {result['duplicates']:,}  "
           f"late {result['late']:,}  internal errors {result['internal_errors']:,}")
     print(f"alerts fired {result['alerts_fired']}  escalated {result['alerts_escalated']}  "
-          f"resolved {result['alerts_resolved']}  (parents explained by a child: "
+          f"resolved {result['alerts_resolved']}  (kept quiet, explained by another slice: "
           f"{result['alerts_explained']})  auto-resolved tickets {pipeline.desk.auto_resolved:,}")
     for kind, path in paths.items():
         print(f"  {kind:<13} -> {path}")

@@ -59,6 +59,8 @@ class ComplaintDesk:
         masked = mask_pii(e.text)
         intent, confidence = self.classifier.predict_one(e.text, e.declared_type)
         flags = sensitive_flags(e.text)
+        if e.channel == "12315":  # filed through the consumer-protection hotline itself
+            flags = flags | {"regulator"}
         anger = anger_level(e.text)
         record = {
             "complaint_id": e.complaint_id,
