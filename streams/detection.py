@@ -1,10 +1,10 @@
 """Bucket close: order exposure, per-slice detectors, hour-of-day factors.
 
 Called by the pipeline once per closed event-time bucket with that bucket's counts.
-Work is proportional to the slices *touched* in the bucket, not to all slices ever
-seen: a slice that was quiet for a while is caught up lazily in closed form when it
-is next touched (its exposure decays geometrically, so the exposure it accumulated
-over the gap is a geometric sum). That is what lets 100k slices share one process.
+Exposures of all slices advance together in numpy (:mod:`streams.exposure`); Python
+work is proportional to the slices with *complaints* in the bucket: a detector that was
+quiet for a while learns its quiet span in one step (the exposure it accumulated is
+the difference of a cumulative sum). That is what lets 100k slices share one process.
 
 Order exposure of a slice is an exponentially weighted sum of its past orders with
 mean lag ``exposure_lag_seconds``: a complaint about an order arrives hours after it,
@@ -19,21 +19,11 @@ import math
 from detectors.complaint_rate import ComplaintRateDetector
 from riskwatch.events import INTENTS
 from riskwatch.settings import PipelineSettings
+from streams.exposure import ExposureBook
 
 __all__ = ["Evaluation", "SliceScorer"]
 
 Key = tuple
-
-
-class _Exposure:
-    __slots__ = ("ex", "exh", "bucket", "cum", "first")
-
-    def __init__(self, bucket: int) -> None:
-        self.ex = 0.0        # exposure in ``bucket``
-        self.exh = 0.0       # the same, times the hour-of-day factor of ``bucket``
-        self.bucket = bucket
-        self.cum = 0.0       # sum of hour-weighted exposure over all buckets up to ``bucket``
-        self.first = bucket  # first bucket with activity: the slice's age
 
 
 class _Slice:
@@ -82,9 +72,8 @@ class SliceScorer:
             if base not in index:
                 raise ValueError(f"slice {dims} needs slice {base} for its order exposure")
             self.exposure_slice.append(index[base])
-        self.decay = math.exp(-settings.bucket_seconds / settings.exposure_lag_seconds)
-        self.alpha = 1.0 - self.decay
-        self.exposures: dict[Key, _Exposure] = {}
+        decay = math.exp(-settings.bucket_seconds / settings.exposure_lag_seconds)
+        self.book = ExposureBook(slices=self.slices, decay=decay)
         self.detectors: dict[Key, _Slice] = {}
         # Hour-of-day factor (local time), learned on the global slice.
         self.hour_observed = [0.0] * 24
@@ -92,7 +81,6 @@ class SliceScorer:
         self._h = [1.0] * 24  # factors in force for the bucket being closed
         self.market_observed = self.market_expected = 0.0
         self._market_fade = 0.5 ** (settings.bucket_seconds / 900)
-        self._per_hour = 3600 // settings.bucket_seconds
 
     # -- exposure ---------------------------------------------------------------------
     def exposure_key(self, key: Key) -> Key:
@@ -101,46 +89,6 @@ class SliceScorer:
         if pos < 0:
             return key
         return (self.exposure_slice[i],) + key[1:pos] + key[pos + 1:]
-
-    def _advance(self, key: Key, bucket: int, orders: int) -> _Exposure:
-        state = self.exposures.get(key)
-        h = self._h[self._local_hour(bucket)]
-        if state is None:
-            state = self.exposures[key] = _Exposure(bucket)
-            state.ex = self.alpha * orders
-            state.exh = state.cum = state.ex * h
-            return state
-        k = bucket - state.bucket
-        if k > 0:
-            gap = self._gap_exposure(state.ex, state.bucket, bucket) if k > 1 else 0.0
-            state.ex = state.ex * self.decay ** k + self.alpha * orders
-            state.exh = state.ex * h
-            state.cum += gap + state.exh
-            state.bucket = bucket
-        elif k == 0 and orders:
-            state.ex += self.alpha * orders
-            state.exh = state.ex * h
-            state.cum += self.alpha * orders * h
-        return state
-
-    def _local_hour(self, bucket: int) -> int:
-        return (bucket // self._per_hour + self.settings.utc_offset_hours) % 24
-
-    def _gap_exposure(self, ex: float, last: int, bucket: int) -> float:
-        """Hour-weighted exposure of the silent buckets strictly between ``last`` and
-        ``bucket``: the exposure decays geometrically, so each hour of the gap is a
-        geometric series times that hour's factor. Exact, in O(hours) not O(buckets);
-        stops once the exposure has decayed away (a few days)."""
-        d, per_hour, total = self.decay, self._per_hour, 0.0
-        s0 = last + 1
-        while s0 < bucket:
-            s1 = min(bucket, (s0 // per_hour + 1) * per_hour)
-            head = d ** (s0 - last)
-            total += ex * self._h[self._local_hour(s0)] * (head - d ** (s1 - last)) / self.alpha
-            if head < 1e-9:
-                break
-            s0 = s1
-        return total
 
     def hour_factor(self, hour: int) -> float:
         # Shrunk towards 1 until the hour has seen a few complaints' worth of evidence.
@@ -161,10 +109,11 @@ class SliceScorer:
         return base / len(INTENTS)
 
     # -- the bucket close -------------------------------------------------------------
-    def close(self, bucket: int, hour: int, orders: dict[Key, int],
+    def close(self, bucket: int, hour: int, order_combos: dict[tuple, int],
               complaints: dict[Key, int], extra_keys: set[Key],
               warmup_buckets: int = 0) -> list[Evaluation]:
-        """Advance exposures with ``orders`` and score every slice with complaints in
+        """Advance exposures with the bucket's orders (per region, merchant, carrier,
+        category combo) and score every slice with complaints in
         ``bucket`` plus ``extra_keys`` (e.g. firing alerts, which must see quiet
         buckets to resolve). Returns evaluations sorted by key (deterministic).
 
@@ -172,21 +121,9 @@ class SliceScorer:
         bucket (nothing is protected as anomalous, its baseline is still forming) and
         its CUSUM is not allowed to accumulate evidence.
         """
-        self._h = [self.hour_factor(i) for i in range(24)]
-        h = self._h[hour]
-        # Inline fast path for keys that had orders in the previous bucket too (the bulk
-        # of them at platform volume): one multiply-add, no gap to integrate.
-        exposures, decay, alpha, prev = self.exposures, self.decay, self.alpha, bucket - 1
-        for key, n in orders.items():
-            state = exposures.get(key)
-            if state is not None and state.bucket == prev:
-                ex = state.ex * decay + alpha * n
-                state.ex = ex
-                state.exh = exh = ex * h
-                state.cum += exh
-                state.bucket = bucket
-            else:
-                self._advance(key, bucket, n)
+        h = self.hour_factor(hour)
+        book = self.book
+        book.advance(bucket, order_combos, hour_factor=h)
         keys = set(complaints) | extra_keys
         keys.discard(self.global_key)
         threshold_score = None
@@ -195,33 +132,36 @@ class SliceScorer:
         # The global slice goes first: its surprise in this bucket is the market factor
         # the other slices are scaled by.
         for key in [self.global_key, *sorted(keys, key=_sort_key)]:
-            exp_state = self._advance(self.exposure_key(key), bucket, 0)
+            row = book.key_id(self.exposure_key(key))
+            ex, exh, cum = float(book.ex[row]), float(book.exh[row]), float(book.cum[row])
             state = self.detectors.get(key)
             prior = self._prior_rate(key)
             if state is None:
                 det = ComplaintRateDetector(prior_rate=prior, **self.detector_params)
-                state = self.detectors[key] = _Slice(det, bucket - 1, exp_state.cum - exp_state.exh)
+                state = self.detectors[key] = _Slice(det, bucket - 1, cum - exh)
             det = state.det
             gap_buckets = bucket - 1 - state.bucket
             if gap_buckets > 0:
-                gap_exposure = (exp_state.cum - exp_state.exh) - state.cum_seen
+                # Buckets this slice had no complaint in: learn them in one span.
+                gap_exposure = (cum - exh) - state.cum_seen
                 if gap_exposure > 0:
                     det.learn_one({"exposure": gap_exposure, "buckets": gap_buckets,
                                    "prior_rate": prior}, 0)
-            # Exposure already carries the hour-of-day factor (see _advance); the
+            # Exposure already carries the hour-of-day factor (streams.exposure); the
             # market factor scales every slice but the global one.
-            x = {"exposure": exp_state.exh, "prior_rate": prior, "hour_factor": market}
+            x = {"exposure": exh, "prior_rate": prior, "hour_factor": market}
             y = complaints.get(key, 0)
             score = det.score_one(x, y)
             mu = det.expected(x)
             if threshold_score is None:
                 threshold_score = 1.0 - math.exp(-det.threshold)
             alarmed = score >= threshold_score
-            warming = bucket - exp_state.first < warmup_buckets
+            age = bucket - int(book.first[row])
+            warming = age < warmup_buckets
             det.learn_one(x, y, protect=alarmed and not warming)
             if warming:
                 det.cusum = det.cusum_spike = 0.0
-            state.bucket, state.cum_seen = bucket, exp_state.cum
+            state.bucket, state.cum_seen = bucket, cum
             if key == self.global_key:
                 # Always learned, even when the global slice looks anomalous: it never
                 # pages, and protecting it would freeze a wrong morning factor forever.
@@ -230,9 +170,8 @@ class SliceScorer:
                 self.hour_expected[hour] = self.hour_expected[hour] * fade + mu / h
                 market = self._market_factor(y, mu)
             results.append(Evaluation(
-                key, y, mu, exp_state.ex, score, det.evidence, alarmed,
-                det.run_observed, det.run_expected, det.run_buckets,
-                bucket - exp_state.first))
+                key, y, mu, ex, score, det.evidence, alarmed,
+                det.run_observed, det.run_expected, det.run_buckets, age))
         self._normalise_hours()
         return results
 

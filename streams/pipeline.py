@@ -44,7 +44,7 @@ from streams.alerting import AlertEpisode, fingerprint, is_wide, severity
 from streams.complaints import ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
 from streams.ingest import Deduplicator, dead_letter, internal_error_letter
-from streams.slicing import COMPLAINT_FIELDS, ORDER_FIELDS, key_builder
+from streams.slicing import COMPLAINT_FIELDS, key_builder
 from streams.watermark import Watermark
 
 __all__ = ["Outputs", "Pipeline"]
@@ -146,8 +146,8 @@ class Pipeline:
         # Order -> category for the dedup window: a complaint counts in its order's category.
         self._order_category: dict[str, str] = {}
         self._order_queue: collections.deque[tuple[int, str]] = collections.deque()
-        # Which slices an order / a complaint counts in, as compiled key builders.
-        self._order_keys = key_builder(settings.slices, ORDER_FIELDS)
+        # Which slices a complaint counts in, as a compiled key builder (orders are
+        # spread to their slices by streams.exposure).
         self._complaint_keys = key_builder(settings.slices, COMPLAINT_FIELDS)
         self._intent_pos = self.scorer.intent_pos
         self._max_epoch = -1
@@ -323,16 +323,12 @@ class Pipeline:
 
     def _close(self, bstart: int) -> None:
         bucket = self.buckets.pop(bstart, None) or _Bucket()
-        orders = bucket.orders
-        for combo, n in bucket.order_combos.items():
-            for key in self._order_keys(*combo):
-                orders[key] = orders.get(key, 0) + n
         self._count_complaints(bucket)
         self.next_close = self.closed_until = bstart + self.bucket_seconds
         self.counters["buckets_closed"] += 1
         bindex = bstart // self.bucket_seconds
         hour = ((bstart + self.settings.utc_offset_hours * 3600) // 3600) % 24
-        evaluations = self.scorer.close(bindex, hour, bucket.orders, bucket.complaints,
+        evaluations = self.scorer.close(bindex, hour, bucket.order_combos, bucket.complaints,
                                         set(self.firing) | set(self.pending), self.warmup_buckets)
         self._alerting(bstart, bucket, evaluations)
         top = heapq.nlargest(5, evaluations, key=lambda e: (e.evidence, str(e.key)))
@@ -340,6 +336,7 @@ class Pipeline:
                       "expected": round(e.expected, 2), "evidence": round(e.evidence, 2),
                       "firing": e.key in self.firing} for e in top]
         if self.keep_aggregates:
+            bucket.orders = self.scorer.book.orders_in_last_bucket()
             self._aggregate_rows(bstart, bucket, evaluations)
         self.dedup.prune(bstart)
         self.desk.prune(bstart)
@@ -499,12 +496,12 @@ class Pipeline:
         independent: the order exposure of ``mine``'s extra dimensions over the market's."""
         extra = {k: v for k, v in mine.items() if k not in other and k != "intent"}
         index = self._slice_index.get(frozenset(extra))
-        glob = self.scorer.exposures.get(self.scorer.global_key)
-        if index is None or glob is None or glob.ex <= 0:
+        book = self.scorer.book
+        glob = book.exposure(self.scorer.global_key)
+        if index is None or glob <= 0:
             return 0.0
         key = (index, *[extra[d] for d in self.settings.slices[index]])
-        state = self.scorer.exposures.get(key)
-        return min(1.0, state.ex / glob.ex) if state is not None else 0.0
+        return min(1.0, book.exposure(key) / glob)
 
     def _dims(self, key: tuple) -> dict[str, str]:
         return dict(zip(self.settings.slices[key[0]], key[1:]))
@@ -551,11 +548,10 @@ class Pipeline:
             seen.add(e.key)
             self.out.aggregates.append(self._aggregate_row(
                 bstart, e.key, bucket, e.observed, e.exposure, e.expected, e.score))
-        for key, n in bucket.orders.items():
+        for key in bucket.orders:
             if key not in seen:
-                state = self.scorer.exposures.get(key)
                 self.out.aggregates.append(self._aggregate_row(
-                    bstart, key, bucket, 0, state.ex if state else 0.0, None, 0.0))
+                    bstart, key, bucket, 0, self.scorer.book.exposure(key), None, 0.0))
 
     def _aggregate_row(self, bstart, key, bucket, complaints, exposure, expected, score) -> dict:
         dims = self._dims(key)
