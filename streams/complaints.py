@@ -20,6 +20,7 @@ import datetime as dt
 
 from riskwatch.events import Complaint, ComplaintUpdate, OrderStatus
 from riskwatch.settings import PipelineSettings
+from streams.ingest import GenerationalMap
 from streams.text import IntentClassifier, anger_level, mask_pii, priority, sensitive_flags, sentiment
 
 __all__ = ["AUTO_RESOLVABLE", "HANDLING_MINUTES", "ComplaintDesk"]
@@ -46,14 +47,14 @@ class ComplaintDesk:
         self.tz = dt.timezone(dt.timedelta(hours=settings.utc_offset_hours))
         self.records: dict[str, dict] = {}                # complaint_id -> latest record
         self._epoch: dict[str, int] = {}                  # complaint_id -> complaint time
-        self.picked_up: dict[str, int] = {}               # order_id -> first picked-up time
-        self.delivered: dict[str, int] = {}               # order_id -> first delivery time
+        # order_id -> first picked-up / delivery time, kept one to two dedup windows
+        self.picked_up = GenerationalMap(settings.dedup_window_seconds)
+        self.delivered = GenerationalMap(settings.dedup_window_seconds)
         self.open_by_order: dict[str, list[str]] = {}     # order_id -> auto-resolvable complaints
         self.auto_resolved = 0
         self._early_updates: dict[str, list[ComplaintUpdate]] = {}
         # Expiry queues in arrival order (see streams.ingest.Deduplicator for why not dicts).
         self._complaint_queue: collections.deque[tuple[int, str]] = collections.deque()
-        self._status_queue: collections.deque[tuple[int, str]] = collections.deque()
 
     def on_complaint(self, e: Complaint, epoch: int, category: str | None) -> dict:
         masked = mask_pii(e.text)
@@ -113,13 +114,12 @@ class ComplaintDesk:
         oid, status = e.order_id, e.status
         if status in _PICKED_UP:
             first = self.picked_up.get(oid)
-            if first is None:
-                self._status_queue.append((epoch, oid))
-                self.picked_up[oid] = epoch
-            elif epoch < first:
-                self.picked_up[oid] = epoch
-            if status == "delivered" and epoch < self.delivered.get(oid, epoch + 1):
-                self.delivered[oid] = epoch
+            if first is None or epoch < first:
+                self.picked_up.current[oid] = epoch
+            if status == "delivered":
+                first = self.delivered.get(oid)
+                if first is None or epoch < first:
+                    self.delivered.current[oid] = epoch
         waiting = self.open_by_order.get(oid)
         if not waiting:
             return []
@@ -178,12 +178,8 @@ class ComplaintDesk:
 
     def prune(self, watermark: int) -> None:
         """Forget order statuses older than the dedup window, tickets older than a week."""
-        cutoff = watermark - self.settings.dedup_window_seconds
-        queue = self._status_queue
-        while queue and queue[0][0] < cutoff:
-            _, oid = queue.popleft()
-            self.picked_up.pop(oid, None)
-            self.delivered.pop(oid, None)
+        self.picked_up.prune(watermark)
+        self.delivered.prune(watermark)
         queue = self._complaint_queue
         cutoff = watermark - self.ticket_window_seconds
         while queue and queue[0][0] < cutoff:

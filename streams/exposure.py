@@ -80,18 +80,23 @@ class ExposureBook:
             setattr(self, name, new)
 
     def _codes(self, combos: list[tuple]) -> list[np.ndarray]:
-        """Integer code of each combo's value, per dimension (interning new values)."""
+        """Integer code of each combo's value, per dimension (interning new values).
+
+        ``zip(*combos)`` and ``map(dict.get, ...)`` run in C; only new values take the
+        Python path.
+        """
         out = []
-        for d, (values, names) in enumerate(zip(self._values, self._names)):
-            column = []
-            for combo in combos:
-                v = combo[d]
-                code = values.get(v)
-                if code is None:
-                    code = values[v] = len(names)
-                    names.append(v)
-                column.append(code)
-            out.append(np.asarray(column, dtype=np.int64))
+        for column, values, names in zip(zip(*combos), self._values, self._names):
+            codes = list(map(values.get, column))
+            if None in codes:
+                for j, v in enumerate(column):
+                    if codes[j] is None:
+                        code = values.get(v)
+                        if code is None:
+                            code = values[v] = len(names)
+                            names.append(v)
+                        codes[j] = code
+            out.append(np.asarray(codes, dtype=np.int64))
         return out
 
     def _orders_per_row(self, combo_counts: dict[tuple, int]) -> np.ndarray:
@@ -106,14 +111,13 @@ class ExposureBook:
                 code = code * sizes[p] + codes[p]
             uniq, first_at, inverse = np.unique(code, return_index=True, return_inverse=True)
             rows = self._slice_rows[index]
-            row_of = np.empty(len(uniq), dtype=np.int64)
-            for j, (c, at) in enumerate(zip(uniq.tolist(), first_at.tolist())):
-                row = rows.get(c)
-                if row is None:
-                    key = (index, *[combos[at][p] for p in positions])
-                    row = rows[c] = self.key_id(key)
-                row_of[j] = row
-            row_parts.append(row_of[inverse])
+            found = list(map(rows.get, uniq.tolist()))     # in C, like _codes
+            if None in found:
+                for j, at in enumerate(first_at.tolist()):
+                    if found[j] is None:
+                        key = (index, *[combos[at][p] for p in positions])
+                        found[j] = rows[int(uniq[j])] = self.key_id(key)
+            row_parts.append(np.asarray(found, dtype=np.int64)[inverse])
         n = len(self.keys)
         weights = np.tile(counts, len(row_parts))
         return np.bincount(np.concatenate(row_parts), weights=weights, minlength=n)

@@ -7,14 +7,13 @@ the dead-letter topic is read by more people than the complaint system.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import re
 
 from riskwatch.events import BadEvent
 from streams.text import mask_pii
 
-__all__ = ["Deduplicator", "dead_letter", "internal_error_letter"]
+__all__ = ["Deduplicator", "GenerationalMap", "dead_letter", "internal_error_letter"]
 
 # The value of a "text" field inside a (possibly broken) JSON excerpt. Complaint text is
 # dropped from dead letters entirely, not just masked: names and addresses in free text
@@ -24,42 +23,77 @@ _EXCERPT_BYTES = 300
 
 
 class Deduplicator:
-    """Remembers event ids for ``window`` seconds of event time.
+    """Remembers event ids for at least ``window`` seconds of event time.
 
-    Ids are also queued in arrival order; :meth:`prune` pops those whose event time is
-    older than the cut-off from the front of the queue (O(1) each), so memory stays
-    bounded by the window. (Popping from the front of a dict is not O(1) in CPython:
-    iteration skips every deleted slot, hence the deque.)
+    Two generations of ids: lookups check both, inserts go to the current one, and
+    :meth:`prune` retires the older generation once the current one spans ``window``.
+    An id is thus kept between one and two windows, memory stays bounded, and both the
+    insert and the expiry cost O(1) per id (an arrival-order queue costs a tuple and an
+    append per event, which shows at 100k events/s).
 
     >>> d = Deduplicator(window=100)
     >>> d.seen("e1", 1000), d.seen("e1", 1000), d.seen("e2", 1050)
     (False, True, False)
-    >>> d.prune(watermark=1120); len(d)
-    1
+    >>> d.prune(1000); d.prune(1100); d.seen("e1", 1100)   # one window later: still known
+    True
+    >>> d.prune(1200); d.seen("e2", 1200)                  # two windows later: forgotten
+    False
     """
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self._ids: set[str] = set()
-        self._queue: collections.deque[tuple[int, str]] = collections.deque()
+        self.current: set[str] = set()
+        self.previous: set[str] = set()
+        self._started: int | None = None
 
     def seen(self, event_id: str, epoch: int) -> bool:
         """True if ``event_id`` was seen before (a duplicate); records it otherwise."""
-        if event_id in self._ids:
+        if event_id in self.current or event_id in self.previous:
             return True
-        self._ids.add(event_id)
-        self._queue.append((epoch, event_id))
+        self.current.add(event_id)
         return False
 
     def prune(self, watermark: int) -> None:
-        cutoff = watermark - self.window
-        queue, ids = self._queue, self._ids
-        # Arrival order ~ event-time order; stop at the first entry still inside the window.
-        while queue and queue[0][0] < cutoff:
-            ids.discard(queue.popleft()[1])
+        if self._started is None:
+            self._started = watermark
+        elif watermark - self._started >= self.window:
+            self.previous, self.current = self.current, set()
+            self._started = watermark
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.current) + len(self.previous)
+
+
+class GenerationalMap:
+    """A dict whose entries live between one and two ``window`` s of event time
+    (same scheme as :class:`Deduplicator`).
+
+    >>> m = GenerationalMap(window=100)
+    >>> m["o1"] = "服饰"; m.prune(0); m.prune(100); m.get("o1")
+    '服饰'
+    >>> m.prune(200); m.get("o1") is None
+    True
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.current: dict[str, str] = {}
+        self.previous: dict[str, str] = {}
+        self._started: int | None = None
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.current[key] = value
+
+    def get(self, key: str) -> str | None:
+        value = self.current.get(key)
+        return value if value is not None else self.previous.get(key)
+
+    def prune(self, watermark: int) -> None:
+        if self._started is None:
+            self._started = watermark
+        elif watermark - self._started >= self.window:
+            self.previous, self.current = self.current, {}
+            self._started = watermark
 
 
 def _excerpt(raw: bytes) -> str:

@@ -43,7 +43,7 @@ from riskwatch.settings import PipelineSettings
 from streams.alerting import AlertEpisode, fingerprint, is_wide, severity
 from streams.complaints import ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
-from streams.ingest import Deduplicator, dead_letter, internal_error_letter
+from streams.ingest import Deduplicator, GenerationalMap, dead_letter, internal_error_letter
 from streams.slicing import COMPLAINT_FIELDS, key_builder
 from streams.watermark import Watermark
 
@@ -142,10 +142,8 @@ class Pipeline:
         # Slices of each complaint of the last half hour: which alarmed slices share them.
         self._recent_complaints: collections.deque[list[tuple]] = collections.deque(maxlen=6)
         self._wall: float | None = None
-        self._merchant_category: dict[str, str] = {}
         # Order -> category for the dedup window: a complaint counts in its order's category.
-        self._order_category: dict[str, str] = {}
-        self._order_queue: collections.deque[tuple[int, str]] = collections.deque()
+        self._order_category = GenerationalMap(settings.dedup_window_seconds)
         # Which slices a complaint counts in, as a compiled key builder (orders are
         # spread to their slices by streams.exposure).
         self._complaint_keys = key_builder(settings.slices, COMPLAINT_FIELDS)
@@ -209,11 +207,10 @@ class Pipeline:
                 bad, b"", source=src[0], partition=src[1], offset=offset, recorded_at=self._now_iso()))
             return
         dedup = self.dedup
-        if event_id in dedup._ids:
+        if event_id in dedup.current or event_id in dedup.previous:
             c["duplicates"] += 1
             return
-        dedup._ids.add(event_id)
-        dedup._queue.append((epoch, event_id))
+        dedup.current.add(event_id)
         wm = self.watermark
         if epoch > wm._max.get(src, -1):
             wm._max[src] = epoch
@@ -235,9 +232,7 @@ class Pipeline:
         if kind is Order:
             c["orders"] += 1
             category = event.category
-            self._merchant_category[event.merchant_id] = category
-            self._order_category[event.order_id] = category
-            self._order_queue.append((epoch, event.order_id))
+            self._order_category.current[event.order_id] = category
             if not late:
                 bucket = self.buckets.get(bstart) or self._bucket(bstart)
                 combo = (event.region, event.merchant_id, event.carrier, category)
@@ -250,7 +245,8 @@ class Pipeline:
                 self.out.complaints.extend(updated)
         elif kind is Complaint:
             c["complaints"] += 1
-            record = self.desk.on_complaint(event, epoch, self._merchant_category.get(event.merchant_id))
+            record = self.desk.on_complaint(
+                event, epoch, self._order_category.get(event.order_id) if event.order_id else None)
             self.out.complaints.append(record)
             if not late:
                 self._bucket(bstart).arrived.append(
@@ -277,9 +273,8 @@ class Pipeline:
         different topics; by the close, the watermark guarantees the order was seen.
         """
         for epoch, cid, oid, merchant, region, carrier, intent, masked in sorted(b.arrived):
+            # None (order unknown or older than the dedup window): no category slice.
             category = self._order_category.get(oid) if oid else None
-            if category is None:
-                category = self._merchant_category.get(merchant)
             example = (epoch, cid, masked)
             keys = self._complaint_keys(region, merchant, carrier, category, intent)
             b.complaint_keys.append(keys)
@@ -340,10 +335,7 @@ class Pipeline:
             self._aggregate_rows(bstart, bucket, evaluations)
         self.dedup.prune(bstart)
         self.desk.prune(bstart)
-        cutoff = bstart - self.settings.dedup_window_seconds
-        queue = self._order_queue
-        while queue and queue[0][0] < cutoff:
-            self._order_category.pop(queue.popleft()[1], None)
+        self._order_category.prune(bstart)
 
     # -- alerting ---------------------------------------------------------------------
     def _alerting(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
