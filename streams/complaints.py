@@ -113,9 +113,12 @@ class ComplaintDesk:
     def on_status(self, e: OrderStatus, epoch: int) -> list[dict]:
         oid, status = e.order_id, e.status
         if status in _PICKED_UP:
-            first = self.picked_up.get(oid)
+            picked = self.picked_up   # GenerationalMap.get inlined: this runs per status event
+            first = picked.current.get(oid)
+            if first is None:
+                first = picked.previous.get(oid)
             if first is None or epoch < first:
-                self.picked_up.current[oid] = epoch
+                picked.current[oid] = epoch
             if status == "delivered":
                 first = self.delivered.get(oid)
                 if first is None or epoch < first:
