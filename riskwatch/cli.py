@@ -26,34 +26,27 @@ from riskwatch.errors import ConfigError, RiskwatchError
 __all__ = ["main"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+def _number(cast: type, low: float | None = None, high: float | None = None, *,
+            positive: bool = False):
+    """An argparse type: ``cast`` the text and check its range, with a readable error."""
+    what = {int: "a whole number", float: "a number"}[cast]
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        return value
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+_positive_int = _number(int, positive=True)
+_positive_float = _number(float, positive=True)
+_share = _number(float, 0, 1)
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
