@@ -511,9 +511,9 @@ class Pipeline:
                         for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
         if status == "firing":
             exp_text = f"{exp:.2f}" if exp < 1 else f"{exp:.1f}"
-            times = "100+" if ratio >= 100 else f"{ratio:.1f}"
-            summary = (f"{where} 投诉率异常: 实际 {obs:.0f} 件, 预期 {exp_text} 件 ({times} 倍) | "
-                       f"complaints {obs:.0f} vs {exp_text} expected ({times}x)")
+            zh, en = ("100 倍以上", "over 100x") if ratio >= 100 else (f"{ratio:.1f} 倍", f"{ratio:.1f}x")
+            summary = (f"{where} 投诉率异常: 实际 {obs:.0f} 件, 预期 {exp_text} 件 ({zh}) | "
+                       f"complaints {obs:.0f} vs {exp_text} expected ({en})")
         else:
             summary = f"{where} 投诉率已恢复正常 | complaint rate back to normal"
         return {
