@@ -75,6 +75,7 @@ class SliceScorer:
         decay = math.exp(-settings.bucket_seconds / settings.exposure_lag_seconds)
         self.book = ExposureBook(slices=self.slices, decay=decay)
         self.detectors: dict[Key, _Slice] = {}
+        self._per_kind = [0] * len(self.slices)   # detectors per slice kind
         # Hour-of-day factor (local time), learned on the global slice.
         self.hour_observed = [0.0] * 24
         self.hour_expected = [0.0] * 24
@@ -126,7 +127,6 @@ class SliceScorer:
         book.advance(bucket, order_combos, hour_factor=h)
         keys = set(complaints) | extra_keys
         keys.discard(self.global_key)
-        threshold_score = None
         results = []
         market = 1.0
         # The global slice goes first: its surprise in this bucket is the market factor
@@ -139,6 +139,7 @@ class SliceScorer:
             if state is None:
                 det = ComplaintRateDetector(prior_rate=prior, **self.detector_params)
                 state = self.detectors[key] = _Slice(det, bucket - 1, cum - exh)
+                self._per_kind[key[0]] += 1
             det = state.det
             gap_buckets = bucket - 1 - state.bucket
             if gap_buckets > 0:
@@ -153,9 +154,13 @@ class SliceScorer:
             y = complaints.get(key, 0)
             score = det.score_one(x, y)
             mu = det.expected(x)
-            if threshold_score is None:
-                threshold_score = 1.0 - math.exp(-det.threshold)
-            alarmed = score >= threshold_score
+            # Many slices of a kind, many chances of a fluke: the alarm level rises with
+            # the log of how many slices of this kind are watched (Bonferroni for a
+            # likelihood-ratio threshold: N slices at level h + ln N fail as often as
+            # one slice at h).
+            n_kind = self._per_kind[key[0]]
+            level = det.threshold + 1.0 * math.log(max(1.0, n_kind / 30.0))
+            alarmed = score >= 1.0 - math.exp(-level)
             age = bucket - int(book.first[row])
             warming = age < warmup_buckets
             det.learn_one(x, y, protect=alarmed and not warming)

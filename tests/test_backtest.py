@@ -2,8 +2,8 @@
 
 The issue "The whole pipeline, end to end" targets recall >= 0.95, precision >= 0.90
 over alert episodes and a median detection delay <= 20 minutes. Today's detector does
-not reach the precision target on this week (measured: recall 0.92, precision 0.77,
-median delay 15 min, seed 7); ``test_week_meets_the_issue_targets`` states the target
+not reach the recall and precision targets on this week (measured: recall 0.92,
+precision 0.87, median delay 15 min, seed 7); ``test_week_meets_the_issue_targets`` states the target
 and is a *strict* expected failure, so the day it passes the build goes red until the
 mark is removed. ``test_week_does_not_regress`` guards the level reached so far.
 Uses the real simulator, the real pipeline with default settings, and the evaluate
@@ -39,8 +39,8 @@ def week():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="precision 0.77 < 0.90 on the simulated week: "
-                   "noise alarms in single merchants and regions (see closing notes)")
+@pytest.mark.xfail(strict=True, reason="recall 0.92 < 0.95 and precision 0.87 < 0.90 on the "
+                   "simulated week (see the README's 'How good is it today')")
 def test_week_meets_the_issue_targets(week):
     _, r = week
     assert r["recall"] >= 0.95 and r["precision"] >= 0.90 and r["median_delay_minutes"] <= 20, \
@@ -52,7 +52,7 @@ def test_week_does_not_regress(week):
     _, r = week
     assert r["incidents"] >= 10
     assert r["recall"] >= 0.9, format_report(r)
-    assert r["precision"] >= 0.75, format_report(r)
+    assert r["precision"] >= 0.85, format_report(r)
     assert r["median_delay_minutes"] <= 20, format_report(r)
 
 
