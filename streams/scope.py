@@ -1,0 +1,135 @@
+"""Alert scope: "one incident, one page".
+
+When an incident raises complaints, many slices rise together: the hub's region x
+carrier, the region, the carrier, the intent, merchants shipping through the hub. Only
+the slice that best explains the excess should page; :class:`IncidentScope` decides,
+for an alarmed slice, whether another alarmed slice explains it better.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from riskwatch.settings import PipelineSettings
+from streams.detection import Evaluation
+from streams.exposure import ExposureBook
+
+__all__ = ["IncidentScope"]
+
+
+class IncidentScope:
+    """Explanation rules between alarmed slices (see :meth:`explainer`).
+
+    Parameters
+    ----------
+    settings
+        For the slice list (dimension names of each slice kind).
+    book
+        Order exposures, for the share of one slice inside another.
+    global_key
+        The market's slice key.
+    recent_complaints
+        Per recent bucket, the slice keys of each complaint (filled by the pipeline).
+    explain_share
+        Share of a slice's excess a more specific slice must carry to page instead.
+    """
+
+    def __init__(self, settings: PipelineSettings, book: ExposureBook, global_key: tuple,
+                 recent_complaints: collections.deque, explain_share: float) -> None:
+        self.settings = settings
+        self.book = book
+        self.global_key = global_key
+        self.recent_complaints = recent_complaints
+        self.explain_share = explain_share
+        self._slice_index = {frozenset(dims): i for i, dims in enumerate(settings.slices)}
+
+    def _dims(self, key: tuple) -> dict[str, str]:
+        return dict(zip(self.settings.slices[key[0]], key[1:]))
+
+    def explainer(self, e: Evaluation, alarmed: dict[tuple, Evaluation], bucket=None) -> tuple | None:
+        """The alarmed slice that explains ``e``'s excess better than ``e`` itself, if any.
+
+        "One incident, one page". ``B`` explains ``e`` when it is
+
+        - a *descendant* (more dimensions, same values) carrying at least
+          ``explain_share`` of ``e``'s excess: 广东 x 中通 explains 广东; or
+        - a *sibling* (neither ancestor nor descendant, no conflicting values) that is
+          more anomalous (higher observed/expected) and either holds most of ``e``'s
+          complaints of the last half hour with at least ``e``'s excess (during a
+          nationwide 中通 damage wave, 中通 x damaged explains 浙江 x 中通 and
+          m1563 x damaged), or whose own complaints mostly lie in ``e`` while carrying
+          most of ``e``'s excess (one shop's fake shipments explain its home region's
+          fake_shipment rise); or
+        - the same scope with another intent and twice the excess (classifier spill).
+        """
+        mine = self._dims(e.key)
+        excess = e.run_observed - e.run_expected
+        ratio = e.run_observed / max(e.run_expected, 1e-9)
+        siblings = []
+        for key in sorted(alarmed, key=str):
+            if key == e.key:
+                continue
+            other = alarmed[key]
+            dims = self._dims(key)
+            other_excess = other.run_observed - other.run_expected
+            if mine.items() <= dims.items():          # a descendant
+                if other_excess >= self.explain_share * excess:
+                    return key
+            elif dims.items() <= mine.items():        # an ancestor: e is the better scope
+                continue
+            elif not any(mine[k] != v for k, v in dims.items() if k in mine and k != "intent"):
+                siblings.append(key)
+        if not siblings:
+            return None
+        # Recent complaints of e, of each sibling, and of both.
+        counts = {key: [0, 0] for key in siblings}   # [in sibling, in both]
+        mine_total = 0
+        for keys_of_bucket in self.recent_complaints:
+            for keys in keys_of_bucket:
+                in_mine = e.key in keys
+                mine_total += in_mine
+                for key in siblings:
+                    if key in keys:
+                        counts[key][0] += 1
+                        counts[key][1] += in_mine
+        for key in siblings:
+            other = alarmed[key]
+            if mine.get("intent") is not None and self._dims(key).get("intent") not in (None, mine["intent"]):
+                continue  # another intent: only the spill rule below applies
+            other_excess = other.run_observed - other.run_expected
+            if other.run_observed / max(other.run_expected, 1e-9) < ratio:
+                continue
+            theirs, both = counts[key]
+            # Most of e's recent complaints, or as many as half its excess, are also B's.
+            if mine_total and both >= 0.5 * min(mine_total, excess) and other_excess >= excess:
+                return key
+            if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * excess:
+                return key
+        return self._misclassified_spill(e, mine, excess, siblings, alarmed)
+
+    def _misclassified_spill(self, e, mine, excess, siblings, alarmed) -> tuple | None:
+        """Same scope, another intent, at least twice the excess: the classifier's spill."""
+        my_intent = mine.get("intent")
+        if my_intent is None:
+            return None
+        for key in siblings:
+            dims = self._dims(key)
+            other = alarmed[key]
+            same_scope = {k for k in dims if k != "intent"} == {k for k in mine if k != "intent"}
+            if same_scope and len(dims) > 1 and dims.get("intent") not in (None, my_intent) \
+                    and other.run_observed - other.run_expected >= 2 * excess:
+                return key
+        return None
+
+    def _share_of(self, mine: dict[str, str], other: dict[str, str]) -> float:
+        """Share of ``other``'s complaints expected inside ``mine`` if dimensions were
+        independent: the order exposure of ``mine``'s extra dimensions over the market's."""
+        extra = {k: v for k, v in mine.items() if k not in other and k != "intent"}
+        index = self._slice_index.get(frozenset(extra))
+        book = self.book
+        glob = book.exposure(self.global_key)
+        if index is None or glob <= 0:
+            return 0.0
+        key = (index, *[extra[d] for d in self.settings.slices[index]])
+        return min(1.0, book.exposure(key) / glob)
+
