@@ -106,13 +106,13 @@ class _View:
                            f"[{_SEVERITY_STYLE.get(a['severity'], '')}]{a['severity']}[/]",
                            where, f"{a['observed']:.0f}", f"{a['expected']:.1f}")
         top = Table(title="most anomalous slices, last closed bucket (evidence = log-likelihood "
-                          "ratio of a rise; pages at 10)", expand=True)
-        for col in ("slice", "observed", "expected", "evidence", ""):
+                          "ratio of a rise; the slice pages when it reaches its level)", expand=True)
+        for col in ("slice", "observed", "expected", "evidence", "level", ""):
             top.add_column(col)
         for t in p.get("top_slices", []):
             where = " ".join(f"{k}={v}" for k, v in t["slice"].items()) or "all"
             top.add_row(where, str(t["observed"]), f"{t['expected']:.2f}", f"{t['evidence']:.1f}",
-                        "[bold red]firing[/]" if t.get("firing") else "")
+                        f"{t['level']:.1f}", "[bold red]firing[/]" if t.get("firing") else "")
         return Panel(Group(head, alerts, top), title="riskwatch demo", border_style="cyan")
 
 

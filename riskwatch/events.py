@@ -73,11 +73,7 @@ def epoch_of(ts: str) -> int:
         base = _MINUTE_CACHE.get(ts[:16] + ts[19:])
         ss = ts[17:19]
         if base is not None and ss.isdigit() and ss < "60":
-            epoch = base + int(ss)
-            if len(_EPOCH_CACHE) >= _EPOCH_CACHE_SIZE:
-                _EPOCH_CACHE.clear()
-            _EPOCH_CACHE[ts] = epoch
-            return epoch
+            return _remember(_EPOCH_CACHE, ts, base + int(ss))
     try:
         parsed = dt.datetime.fromisoformat(ts)
     except ValueError:
@@ -86,12 +82,14 @@ def epoch_of(ts: str) -> int:
         raise ValueError(f"timestamp {ts!r} has no UTC offset (RFC 3339 needs one)")
     epoch = int(parsed.timestamp())
     if len(ts) == 25 and ts[16] == ":" and ts[10] in "Tt":
-        if len(_MINUTE_CACHE) >= _EPOCH_CACHE_SIZE:
-            _MINUTE_CACHE.clear()
-        _MINUTE_CACHE[ts[:16] + ts[19:]] = epoch - parsed.second
-    if len(_EPOCH_CACHE) >= _EPOCH_CACHE_SIZE:
-        _EPOCH_CACHE.clear()  # crude but O(1) amortised; event time moves forward anyway
-    _EPOCH_CACHE[ts] = epoch
+        _remember(_MINUTE_CACHE, ts[:16] + ts[19:], epoch - parsed.second)
+    return _remember(_EPOCH_CACHE, ts, epoch)
+
+
+def _remember(cache: dict[str, int], key: str, epoch: int) -> int:
+    if len(cache) >= _EPOCH_CACHE_SIZE:
+        cache.clear()  # crude but O(1) amortised; event time moves forward anyway
+    cache[key] = epoch
     return epoch
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Intent = Literal[

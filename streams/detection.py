@@ -38,13 +38,13 @@ class _Slice:
 class Evaluation:
     """What the detector said about one slice in one bucket."""
 
-    __slots__ = ("key", "observed", "expected", "exposure", "score", "evidence", "alarmed",
-                 "run_observed", "run_expected", "run_buckets", "age_buckets")
+    __slots__ = ("key", "observed", "expected", "exposure", "score", "evidence", "level",
+                 "alarmed", "run_observed", "run_expected", "run_buckets", "age_buckets")
 
-    def __init__(self, key, observed, expected, exposure, score, evidence, alarmed,
+    def __init__(self, key, observed, expected, exposure, score, evidence, level, alarmed,
                  run_observed, run_expected, run_buckets, age_buckets) -> None:
         self.key, self.observed, self.expected, self.exposure = key, observed, expected, exposure
-        self.score, self.evidence, self.alarmed = score, evidence, alarmed
+        self.score, self.evidence, self.level, self.alarmed = score, evidence, level, alarmed
         self.run_observed, self.run_expected = run_observed, run_expected
         self.run_buckets, self.age_buckets = run_buckets, age_buckets
 
@@ -79,7 +79,6 @@ class SliceScorer:
         # Hour-of-day factor (local time), learned on the global slice.
         self.hour_observed = [0.0] * 24
         self.hour_expected = [0.0] * 24
-        self._h = [1.0] * 24  # factors in force for the bucket being closed
         self.market_observed = self.market_expected = 0.0
         self._market_fade = 0.5 ** (settings.bucket_seconds / 900)
 
@@ -175,7 +174,7 @@ class SliceScorer:
                 self.hour_expected[hour] = self.hour_expected[hour] * fade + mu / h
                 market = self._market_factor(y, mu)
             results.append(Evaluation(
-                key, y, mu, ex, score, det.evidence, alarmed,
+                key, y, mu, ex, score, det.evidence, level, alarmed,
                 det.run_observed, det.run_expected, det.run_buckets, age))
         self._normalise_hours()
         return results

@@ -19,7 +19,8 @@ slices touched, not to the orders.
 >>> book.exposure((1, "广东")), book.exposure((0,))
 (2.0, 3.0)
 >>> book.advance(1, {}, hour_factor=2.0)       # decays; read with the hour factor
->>> book.exposure((1, "广东")), book.weighted((1, "广东")), book.cumulative((1, "广东"))
+>>> row = book.key_id((1, "广东"))
+>>> float(book.ex[row]), float(book.exh[row]), float(book.cum[row])
 (1.0, 2.0, 4.0)
 """
 
@@ -145,14 +146,6 @@ class ExposureBook:
     def exposure(self, key: Key) -> float:
         i = self.ids.get(key)
         return float(self.ex[i]) if i is not None else 0.0
-
-    def weighted(self, key: Key) -> float:
-        i = self.ids.get(key)
-        return float(self.exh[i]) if i is not None else 0.0
-
-    def cumulative(self, key: Key) -> float:
-        i = self.ids.get(key)
-        return float(self.cum[i]) if i is not None else 0.0
 
     def orders_in_last_bucket(self) -> dict[Key, int]:
         """Orders per slice in the last advanced bucket (for aggregate rows)."""

@@ -22,51 +22,65 @@ _TEXT_FIELD = re.compile(rb'("text"\s*:\s*")((?:[^"\\]|\\.)*)("?)', re.S)
 _EXCERPT_BYTES = 300
 
 
-class Deduplicator:
-    """Remembers event ids for at least ``window`` seconds of event time.
-
-    Two generations of ids: lookups check both, inserts go to the current one, and
-    :meth:`prune` retires the older generation once the current one spans ``window``.
-    An id is thus kept between one and two windows, memory stays bounded, and both the
-    insert and the expiry cost O(1) per id (an arrival-order queue costs a tuple and an
-    append per event, which shows at 100k events/s).
-
-    >>> d = Deduplicator(window=100)
-    >>> d.seen("e1", 1000), d.seen("e1", 1000), d.seen("e2", 1050)
-    (False, True, False)
-    >>> d.prune(1000); d.prune(1100); d.seen("e1", 1100)   # one window later: still known
-    True
-    >>> d.prune(1200); d.seen("e2", 1200)                  # two windows later: forgotten
-    False
-    """
+class _Generations:
+    """Two generations of entries: reads check both, writes go to ``current``, and
+    :meth:`prune` retires ``previous`` once ``current`` spans ``window`` seconds of event
+    time. An entry thus lives between one and two windows, memory stays bounded, and
+    insert and expiry cost O(1) per entry (an arrival-order expiry queue costs a tuple
+    and an append per event, which shows at 100k events/s)."""
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self.current: set[str] = set()
-        self.previous: set[str] = set()
+        self.current = self._empty()
+        self.previous = self._empty()
         self._started: int | None = None
 
-    def seen(self, event_id: str, epoch: int) -> bool:
-        """True if ``event_id`` was seen before (a duplicate); records it otherwise."""
-        if event_id in self.current or event_id in self.previous:
-            return True
-        self.current.add(event_id)
-        return False
+    @staticmethod
+    def _empty():
+        raise NotImplementedError
 
     def prune(self, watermark: int) -> None:
         if self._started is None:
             self._started = watermark
         elif watermark - self._started >= self.window:
-            self.previous, self.current = self.current, set()
+            self.previous, self.current = self.current, self._empty()
             self._started = watermark
 
     def __len__(self) -> int:
         return len(self.current) + len(self.previous)
 
 
-class GenerationalMap:
+class Deduplicator(_Generations):
+    """Remembers event ids for at least ``window`` seconds of event time (see
+    :class:`_Generations`).
+
+    >>> d = Deduplicator(window=100)
+    >>> d.seen("e1"), d.seen("e1"), d.seen("e2")
+    (False, True, False)
+    >>> d.prune(1000); d.prune(1100); d.seen("e1")   # one window later: still known
+    True
+    >>> d.prune(1200); d.seen("e2")                  # two windows later: forgotten
+    False
+    """
+
+    current: set[str]
+    previous: set[str]
+
+    @staticmethod
+    def _empty() -> set[str]:
+        return set()
+
+    def seen(self, event_id: str) -> bool:
+        """True if ``event_id`` was seen before (a duplicate); records it otherwise."""
+        if event_id in self.current or event_id in self.previous:
+            return True
+        self.current.add(event_id)
+        return False
+
+
+class GenerationalMap(_Generations):
     """A dict whose entries live between one and two ``window`` s of event time
-    (same scheme as :class:`Deduplicator`).
+    (see :class:`_Generations`).
 
     >>> m = GenerationalMap(window=100)
     >>> m["o1"] = "服饰"; m.prune(0); m.prune(100); m.get("o1")
@@ -75,25 +89,19 @@ class GenerationalMap:
     True
     """
 
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.current: dict[str, str] = {}
-        self.previous: dict[str, str] = {}
-        self._started: int | None = None
+    current: dict
+    previous: dict
 
-    def __setitem__(self, key: str, value: str) -> None:
+    @staticmethod
+    def _empty() -> dict:
+        return {}
+
+    def __setitem__(self, key: str, value) -> None:
         self.current[key] = value
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str):
         value = self.current.get(key)
         return value if value is not None else self.previous.get(key)
-
-    def prune(self, watermark: int) -> None:
-        if self._started is None:
-            self._started = watermark
-        elif watermark - self._started >= self.window:
-            self.previous, self.current = self.current, {}
-            self._started = watermark
 
 
 def _excerpt(raw: bytes) -> str:

@@ -155,11 +155,10 @@ class Pipeline:
         # never pages: a platform-wide incident is always about some intent, region or
         # carrier, and those slices page with the right scope.
         self._silent_slices = {i for i, dims in enumerate(settings.slices) if not dims}
-        self.scope = IncidentScope(settings, self.scorer.book, self.scorer.global_key,
-                                   self._recent_complaints, explain_share)
+        self.scope = IncidentScope(settings, self._recent_complaints, explain_share)
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.counters = dict.fromkeys(
-            ("messages", "events", "orders", "order_status", "complaints", "complaint_updates",
+            ("messages", "orders", "order_status", "complaints", "complaint_updates",
              "bad", "duplicates", "late", "internal_errors", "buckets_closed",
              "alerts_fired", "alerts_escalated", "alerts_resolved", "alerts_explained"), 0)
 
@@ -196,7 +195,8 @@ class Pipeline:
 
     def _on_event(self, event, src: tuple[str, int | None], offset: int) -> None:
         # The hottest code of riskwatch (~1 us of Python per line matters at 100k/s):
-        # locals instead of attribute lookups, dedup and watermark inlined.
+        # locals instead of attribute lookups; Deduplicator.seen and Watermark.observe
+        # are inlined below (keep them in step with those methods).
         c = self.counters
         event_id = event.event_id
         try:
@@ -331,7 +331,7 @@ class Pipeline:
         top = heapq.nlargest(5, evaluations, key=lambda e: (e.evidence, str(e.key)))
         self._top = [{"slice": self._dims(e.key), "observed": e.observed,
                       "expected": round(e.expected, 2), "evidence": round(e.evidence, 2),
-                      "firing": e.key in self.firing} for e in top]
+                      "level": round(e.level, 2), "firing": e.key in self.firing} for e in top]
         if self.keep_aggregates:
             bucket.orders = self.scorer.book.orders_in_last_bucket()
             self._aggregate_rows(bstart, bucket, evaluations)
@@ -485,9 +485,9 @@ class Pipeline:
         wm = self.watermark.value(self._wall)
         c = self.counters
         # Every decoded event with a valid time: counted per kind, or dropped as duplicate.
-        c["events"] = sum(c[k] for k in ("orders", "order_status", "complaints",
-                                         "complaint_updates", "duplicates"))
-        return {**c,
+        events = sum(c[k] for k in ("orders", "order_status", "complaints",
+                                    "complaint_updates", "duplicates"))
+        return {**c, "events": events,
                 "watermark": self._iso(wm) if wm is not None else None,
                 "open_buckets": len(self.buckets),
                 "slices": len(self.scorer),

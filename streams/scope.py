@@ -12,7 +12,6 @@ import collections
 
 from riskwatch.settings import PipelineSettings
 from streams.detection import Evaluation
-from streams.exposure import ExposureBook
 
 __all__ = ["IncidentScope"]
 
@@ -24,24 +23,17 @@ class IncidentScope:
     ----------
     settings
         For the slice list (dimension names of each slice kind).
-    book
-        Order exposures, for the share of one slice inside another.
-    global_key
-        The market's slice key.
     recent_complaints
         Per recent bucket, the slice keys of each complaint (filled by the pipeline).
     explain_share
         Share of a slice's excess a more specific slice must carry to page instead.
     """
 
-    def __init__(self, settings: PipelineSettings, book: ExposureBook, global_key: tuple,
-                 recent_complaints: collections.deque, explain_share: float) -> None:
+    def __init__(self, settings: PipelineSettings, recent_complaints: collections.deque,
+                 explain_share: float) -> None:
         self.settings = settings
-        self.book = book
-        self.global_key = global_key
         self.recent_complaints = recent_complaints
         self.explain_share = explain_share
-        self._slice_index = {frozenset(dims): i for i, dims in enumerate(settings.slices)}
 
     def _dims(self, key: tuple) -> dict[str, str]:
         return dict(zip(self.settings.slices[key[0]], key[1:]))
@@ -120,16 +112,3 @@ class IncidentScope:
                     and other.run_observed - other.run_expected >= 2 * excess:
                 return key
         return None
-
-    def _share_of(self, mine: dict[str, str], other: dict[str, str]) -> float:
-        """Share of ``other``'s complaints expected inside ``mine`` if dimensions were
-        independent: the order exposure of ``mine``'s extra dimensions over the market's."""
-        extra = {k: v for k, v in mine.items() if k not in other and k != "intent"}
-        index = self._slice_index.get(frozenset(extra))
-        book = self.book
-        glob = book.exposure(self.global_key)
-        if index is None or glob <= 0:
-            return 0.0
-        key = (index, *[extra[d] for d in self.settings.slices[index]])
-        return min(1.0, book.exposure(key) / glob)
-
