@@ -22,6 +22,11 @@ import time
 from pathlib import Path
 
 from riskwatch.errors import ConfigError, RiskwatchError
+from sinks.wiring import add_output_arguments
+
+# Subcommands that live in their own modules: each module has ``register(subparsers)``
+# that adds its parser(s) with ``set_defaults(func=...)``. Add a module here to add commands.
+_COMMAND_MODULES: tuple[str, ...] = ()
 
 __all__ = ["main"]
 
@@ -189,8 +194,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
+    from sinks.wiring import options_from_args
+
     return run_worker(_settings(args), broker_url=args.broker, data_dir=args.data_dir,
-                      chdb_path=args.chdb, web_port=args.web_port, calendar=args.calendar,
+                      outputs=options_from_args(args), web_port=args.web_port, calendar=args.calendar,
                       duration=args.duration, log_level=args.log_level,
                       topic_partitions=args.partitions)
 
@@ -256,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=os.environ.get("RISKWATCH_BROKER"),
                    help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: start an embedded broker)")
     p.add_argument("--data-dir", default="riskwatch-data", help="state directory (default %(default)s)")
-    p.add_argument("--chdb", help="also store everything in embedded ClickHouse (chDB) at this path")
+    add_output_arguments(p)
     p.add_argument("--web-port", type=_positive_int, help="serve /stats/ on 127.0.0.1:PORT")
     p.add_argument("--calendar", help="business calendar JSON")
     p.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
@@ -273,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders-per-day", type=_positive_int, default=20_000,
                    help="simulated orders per day (default 20000)")
     p.set_defaults(func=cmd_demo)
+
+    import importlib
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -32,6 +32,7 @@ import faust
 from riskwatch.broker import EmbeddedBroker, bootstrap_from_url, create_topics
 from riskwatch.errors import ConfigError, RiskwatchError
 from riskwatch.settings import PipelineSettings, from_env
+from sinks.wiring import OutputOptions, add_output_arguments, build_sinks, options_from_args
 from streams.app import TopicNames, create_app
 
 __all__ = ["configure_logging", "main", "run_worker"]
@@ -125,15 +126,8 @@ def _check_web_port(port: int | None) -> None:
                               f"({exc.strerror})") from None
 
 
-def _make_sinks(chdb_path: str | os.PathLike[str] | None) -> list[Any]:
-    if chdb_path is None:
-        return []
-    from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
-    return [ChdbSink(str(chdb_path))]
-
-
 def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
-               data_dir: str | os.PathLike[str], chdb_path: str | os.PathLike[str] | None = None,
+               data_dir: str | os.PathLike[str], outputs: OutputOptions | None = None,
                web_port: int | None = None, calendar: Any = None, duration: float | None = None,
                log_level: str = "info", topic_prefix: str = "", app_id: str = "riskwatch",
                topic_partitions: int = 1, flush_on_stop: bool = True,
@@ -164,7 +158,7 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
         loop.run_until_complete(
             create_topics(bootstrap_from_url(broker_url), topics.all, topic_partitions))
         app = create_app(settings, broker_url=broker_url, data_dir=data_dir,
-                         sinks=_make_sinks(chdb_path), web_port=web_port, app_id=app_id,
+                         sinks=build_sinks(outputs or OutputOptions()), web_port=web_port, app_id=app_id,
                          topic_partitions=topic_partitions, topic_prefix=topic_prefix,
                          calendar=calendar, flush_on_stop=flush_on_stop)
         runtime = app.riskwatch  # type: ignore[attr-defined]
@@ -202,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: embedded Tansu)")
     p.add_argument("--data-dir", default="riskwatch-data", help="data directory (default %(default)s)")
     p.add_argument("--web-port", type=int, help="serve /stats/ on 127.0.0.1:PORT")
-    p.add_argument("--chdb", dest="chdb_path", help="store everything in embedded ClickHouse at PATH")
+    add_output_arguments(p)
     p.add_argument("--calendar", help="business calendar JSON file")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--log-level", default="info", help="our log level (faust stays at warning)")
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                             allowed_lateness_seconds=args.allowed_lateness_seconds,
                             idle_source_seconds=args.idle_source_seconds)
         return run_worker(settings, broker_url=args.broker, data_dir=args.data_dir,
-                          chdb_path=args.chdb_path, web_port=args.web_port,
+                          outputs=options_from_args(args), web_port=args.web_port,
                           calendar=args.calendar, duration=args.duration,
                           log_level=args.log_level, topic_prefix=args.topic_prefix,
                           app_id=args.app_id, topic_partitions=args.partitions,
