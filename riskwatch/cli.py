@@ -28,6 +28,8 @@ from sinks.wiring import add_output_arguments
 # that adds its parser(s) with ``set_defaults(func=...)``. Add a module here to add commands.
 _COMMAND_MODULES: tuple[str, ...] = ()
 
+_COMMAND_MODULES += ("riskwatch.commands.feedback",)  # riskwatch feedback (alerting)
+
 __all__ = ["main"]
 
 
@@ -95,6 +97,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not parent.is_dir():
             raise ConfigError(f"--{kind.replace('_', '-')}-out: directory {parent} does not exist")
     pipeline = Pipeline(_settings(args), calendar, keep_aggregates="aggregates" in paths)
+    if args.feedback:  # operators' verdicts, applied in event time (deterministic)
+        from streams.feedback import load_feedback
+        for record in load_feedback(args.feedback):
+            pipeline.apply_feedback(record)
+    from sinks.wiring import build_sinks, options_from_args
+    extra_sinks = build_sinks(options_from_args(args))  # --alertmanager-url, --webhook-url ...
+    for extra in extra_sinks:
+        extra.setup()
     sink = JsonlSink(paths, mode="w")
     sink.setup()
 
@@ -103,6 +113,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if kind in paths:
                 for record in records:
                     sink.add(kind, record)
+            for extra in extra_sinks:
+                for record in records:
+                    extra.add(kind, record)
+        for extra in extra_sinks:
+            extra.flush()
 
     def progress(lines: int, seconds: float) -> None:
         st = pipeline.stats
@@ -115,6 +130,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                              progress=None if args.quiet else progress)
     finally:
         sink.close()
+        for extra in extra_sinks:
+            extra.close()
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     print(f"replayed {result['lines']:,} lines ({result['events']:,} events) in "
@@ -205,8 +222,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from riskwatch.demo import run_demo
 
+    from sinks.wiring import options_from_args
+
     return run_demo(duration=args.duration, data_dir=Path(args.data_dir), days=args.days,
-                    orders_per_day=args.orders_per_day)
+                    orders_per_day=args.orders_per_day, outputs=options_from_args(args))
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -225,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dead-letters-out", help="write dead-letter records here (JSONL)")
     p.add_argument("--aggregates-out", help="write per-bucket slice aggregates here (JSONL; large)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--feedback", metavar="FILE",
+                   help="operators' verdicts (riskwatch feedback --store FILE): a verdict on an "
+                   "alert applies when that alert fires, muting its slice")
+    add_output_arguments(p)
     _settings_args(p)
     p.set_defaults(func=cmd_replay)
 
@@ -279,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=_positive_float, default=2.5, help="simulated days to stream (default 2.5)")
     p.add_argument("--orders-per-day", type=_positive_int, default=20_000,
                    help="simulated orders per day (default 20000)")
+    add_output_arguments(p)
     p.set_defaults(func=cmd_demo)
 
     import importlib
