@@ -29,6 +29,7 @@ from sinks.wiring import add_output_arguments
 _COMMAND_MODULES: tuple[str, ...] = ()
 
 _COMMAND_MODULES += ("riskwatch.commands.feedback",)  # riskwatch feedback (alerting)
+_COMMAND_MODULES += ("riskwatch.commands.db", "riskwatch.commands.dashboards")  # storage, Grafana
 
 __all__ = ["main"]
 

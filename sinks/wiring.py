@@ -27,6 +27,7 @@ class OutputOptions:
     """Where results go besides the run's own files/topics. Empty means nowhere."""
 
     chdb_path: str | None = None
+    clickhouse_url: str | None = None           # clickhouse://user:pass@host:port/db (native)
     # Alerting (issue 5): Alertmanager peers, signed webhooks, Grafana links/annotations.
     alertmanager_urls: tuple[str, ...] = ()
     grafana_url: str | None = None              # browser base URL for drill-down links
@@ -44,6 +45,10 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the output flags shared by ``worker``, ``demo`` and ``replay``."""
     parser.add_argument("--chdb", dest="chdb_path",
                         help="also store everything in embedded ClickHouse (chDB) at this path")
+    parser.add_argument("--clickhouse-url", default=os.environ.get("RISKWATCH_CLICKHOUSE_URL"),
+                        metavar="URL", help="also store everything in a ClickHouse server: "
+                        "clickhouse://user:password@host:9000/riskwatch (native protocol; "
+                        "default $RISKWATCH_CLICKHOUSE_URL)")
     parser.add_argument("--alertmanager-url", dest="alertmanager_urls", action="append", default=[],
                         metavar="URL", help="post alerts to this Prometheus Alertmanager (API v2); "
                         "repeat for every peer of an HA cluster")
@@ -69,6 +74,8 @@ def worker_flags(options: OutputOptions) -> list[str]:
     flags: list[str] = []
     if options.chdb_path:
         flags += ["--chdb", os.fspath(options.chdb_path)]
+    if options.clickhouse_url:
+        flags += ["--clickhouse-url", options.clickhouse_url]
     for url in options.alertmanager_urls:
         flags += ["--alertmanager-url", url]
     for url in options.webhook_urls:
@@ -88,6 +95,9 @@ def build_sinks(options: OutputOptions) -> list[Any]:
     if options.chdb_path:
         from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
         sinks.append(ChdbSink(str(options.chdb_path)))
+    if options.clickhouse_url:
+        from sinks.clickhouse.server_sink import ClickHouseServerSink  # bad URL: ConfigError
+        sinks.append(ClickHouseServerSink(options.clickhouse_url))
     sinks += _alerting_sinks(options, stores=list(sinks))
     return sinks
 
