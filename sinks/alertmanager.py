@@ -21,7 +21,9 @@ retries well; this sink only *feeds it well*:
   die; a resolve posts ``endsAt`` = the resolve's event time.
 * **Severity escalation** changes the ``severity`` label, which to Alertmanager is a new
   alert; the sink resolves the previous label set in the same post, so one incident is
-  never two active alerts.
+  never two active alerts. The ``incident_*`` labels are pinned to the episode's first
+  post (after a restart the table is empty: a resolve whose context drifted leaves the
+  old alert to expire at its ``endsAt``).
 * **HA**: every record is posted to every URL (Alertmanager peers deduplicate through
   gossip; load balancers hide failures).  A post succeeds if any peer accepted it; when
   all fail, :class:`~sinks.base.BatchingSink` retries with capped backoff (5xx, timeouts
@@ -237,6 +239,10 @@ class AlertmanagerSink(BatchingSink):
             fp = record["fingerprint"]
             known = updates[fp] if fp in updates else self.active.get(fp)
             starts = known[1] if known is not None else _epoch(record["ts"])
+            if known is not None:
+                # The incident_* labels are pinned at the episode's first post: a context
+                # that drifts would otherwise turn the resolve into a different alert.
+                record = {**record, "context": known[0].get("context")}
             alert = self._convert(record, now, starts)
             if known is not None and known[2] != alert["labels"]:
                 # Escalated: the old label set is another alert to Alertmanager; end it.
