@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"  {name} ...", end="\r", file=sys.stderr, flush=True)
         scores, us = run(factory, corpus)
+        print(" " * 60, end="\r", file=sys.stderr, flush=True)
         r = best_threshold(corpus, scores)
         print(f"{name:<28}{r['nab']:>10.1f}{r['recall']:>8.2f}{r['precision']:>10.2f}{r['f1']:>6.2f}"
               f"{r['threshold']:>12.6f}{us:>11.1f}")
