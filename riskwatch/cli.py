@@ -26,7 +26,7 @@ from sinks.wiring import add_output_arguments
 
 # Subcommands that live in their own modules: each module has ``register(subparsers)``
 # that adds its parser(s) with ``set_defaults(func=...)``. Add a module here to add commands.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("riskwatch.commands.merchants",)
 
 _COMMAND_MODULES += ("riskwatch.commands.feedback",)  # riskwatch feedback (alerting)
 _COMMAND_MODULES += ("riskwatch.commands.db", "riskwatch.commands.dashboards")  # storage, Grafana
@@ -92,7 +92,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
         ("dead_letters", args.dead_letters_out),
-        ("aggregates", args.aggregates_out)) if path}
+        ("aggregates", args.aggregates_out), ("scores", args.scores_out)) if path}
     for kind, path in paths.items():
         parent = Path(path).parent
         if not parent.is_dir():
@@ -144,6 +144,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"alerts fired {result['alerts_fired']}  escalated {result['alerts_escalated']}  "
           f"resolved {result['alerts_resolved']}  (kept quiet, explained by another slice: "
           f"{result['alerts_explained']})  auto-resolved tickets {pipeline.desk.auto_resolved:,}")
+    for day in result["auto_resolution"]:
+        print(f"auto-resolution {day['day']}: {day['auto_resolved']:,} of {day['tickets']:,} tickets "
+              f"closed without an agent ({day['share']:.1%}), {day['hours_saved']:,.1f} agent hours saved")
+    tiers = result["score_tiers"]
+    print(f"merchant scores: {result['merchants_scored']:,} merchants  "
+          + "  ".join(f"{k} {v:,}" for k, v in tiers.items()))
+    if result["score_movers"]:
+        print("biggest movers of the last full day: " + ", ".join(
+            f"{m['merchant_id']} {m['change']:+.1f} -> {m['score']:.1f}" for m in result["score_movers"][:5]))
     for kind, path in paths.items():
         print(f"  {kind:<13} -> {path}")
     return 0
@@ -180,7 +189,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _status(f"simulate: {done:,} lines  {fraction:6.1%} of {config.days:g} days  "
                 f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
 
-    counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress)
+    counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
+                         intents_path=args.intents_out)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     print(f"wrote {counts['lines']:,} lines to {args.out} in {time.perf_counter() - started:.1f}s: "
@@ -199,12 +209,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from riskwatch.evaluate import evaluate, format_report, load_alerts, load_manifest
 
-    result = evaluate(load_manifest(args.truth), load_alerts(args.alerts),
-                      grace_minutes=args.grace_minutes)
+    if bool(args.report) != bool(args.aggregates):
+        raise ConfigError("--report needs --aggregates (and --aggregates is only for --report); "
+                          "write aggregates with `riskwatch replay --aggregates-out FILE`")
+    truth, alerts = load_manifest(args.truth), load_alerts(args.alerts)
+    result = evaluate(truth, alerts, grace_minutes=args.grace_minutes)
     if args.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(format_report(result))
+    if args.report:
+        from riskwatch.report import build_report, write_report
+
+        write_report(args.report, build_report(result, truth, alerts, args.aggregates, progress=_status))
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        print(f"report -> {args.report}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -244,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--complaints-out", help="write enriched, masked complaints here (JSONL)")
     p.add_argument("--dead-letters-out", help="write dead-letter records here (JSONL)")
     p.add_argument("--aggregates-out", help="write per-bucket slice aggregates here (JSONL; large)")
+    p.add_argument("--scores-out", help="write merchant quality scores here (JSONL)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--feedback", metavar="FILE",
                    help="operators' verdicts (riskwatch feedback --store FILE): a verdict on an "
@@ -261,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --broker: events per message, as a JSON array (default 1)")
     p.add_argument("--manifest", help="write the ground-truth manifest here (JSON)")
     p.add_argument("--calendar-out", help="write the business calendar here (JSON)")
+    p.add_argument("--intents-out",
+                   help="write every complaint's true intent here (JSONL; for intent accuracy)")
     p.add_argument("--start", help="first event time, RFC 3339 (default 2026-11-02T00:00:00+08:00)")
     p.add_argument("--days", type=_positive_float, help="simulated days (default 7)")
     p.add_argument("--orders-per-day", type=_positive_int, help="average orders per day (default 50000)")
@@ -281,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-minutes", type=float, default=60.0,
                    help="an alert up to this long after an incident's end still counts (default 60)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--aggregates", metavar="AGG.jsonl",
+                   help="slice aggregates from `riskwatch replay --aggregates-out` (for --report)")
+    p.add_argument("--report", metavar="REPORT.html",
+                   help="write a self-contained HTML report: summary tables and a chart per "
+                        "incident and per false episode (series, expected band, alert marks)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("worker", help="run the live faust worker")
