@@ -15,7 +15,9 @@ Failures (modelled on Alertmanager's ``Retrier``):
 
 * 5xx, 429, timeouts, refused connections: retried with capped exponential backoff
   until the receiver is back (:class:`~sinks.base.BatchingSink` retries inside
-  ``flush()``; what was delivered is not sent again within the batch). Nothing is lost.
+  ``flush()``; what was delivered is not sent again within the batch, and a receiver
+  that just failed gets no more requests until the next attempt: one request per
+  backoff step, not a storm). Nothing is lost.
 * other 4xx: the receiver rejected this request and will again: no retry; the record
   becomes a ``dead_letters`` record (reason, status, masked excerpt) handed to
   ``on_dead_letter``.
@@ -172,17 +174,22 @@ class WebhookSink(BatchingSink):
         if self._client is None:
             self.setup()
         failed: list[str] = []
+        down: set[str] = set()   # failed in this attempt: no more requests to it until the retry
         for record in records:
             key = f"{record['alert_id']}:{record['status']}:{record.get('severity')}:{record.get('ts')}"
             body = orjson.dumps(_masked(record))
             for url in self.urls:
                 if (url, key) in self._done:
                     continue
+                if url in down:
+                    failed.append(f"{url}: not tried, it just failed")
+                    continue
                 error = self._send(url, key, body, record)
                 if error is None:
                     self._done.add((url, key))
                 else:
                     failed.append(error)
+                    down.add(url)
         if failed:
             raise _Retryable(f"{len(failed)} webhook deliveries failed; first: {failed[0]}")
         self._done.clear()  # the whole batch landed
