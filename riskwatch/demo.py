@@ -190,7 +190,8 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
         with EmbeddedBroker(data_dir=data_dir / "broker") as broker:
             asyncio.run(create_topics(broker.bootstrap, ["orders", "order-status", "complaints",
                                                          "complaint-updates", "alerts",
-                                                         "dead-letters", "merchant-scores"]))
+                                                         "dead-letters", "merchant-scores",
+                                                         "feedback"]))
             port = _free_port()
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams.worker", "--broker", broker.url,

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from streams.pipeline import Outputs, Pipeline
 
 __all__ = ["BacklogClock", "LiveRuntime", "SinkFeeder", "caught_up", "consumer_lag",
-           "flush_sinks_before_commit", "handle_message", "publish", "register",
+           "flush_sinks_before_commit", "handle_feedback", "handle_message", "publish", "register",
            "scrub_detail"]
 
 logger = logging.getLogger(__name__)
@@ -210,6 +210,8 @@ class LiveRuntime:
         self.sinks = SinkFeeder(sinks)
         self.flush_on_stop = flush_on_stop
         self.input_topic = app.topic(*topics.inputs, key_serializer="raw", value_serializer="raw")
+        self.feedback_topic = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw")
+        self.feedback = {"applied": 0, "rejected": 0}
         self.output_topics = {
             kind: app.topic(name, key_serializer="raw", value_serializer="raw")
             for kind, name in (("alerts", topics.alerts), ("dead_letters", topics.dead_letters),
@@ -255,6 +257,7 @@ class LiveRuntime:
             "sent": dict(self.sent),
             "sink_records": self.sinks.records,
             "sink_errors": self.sinks.errors,
+            "feedback": dict(self.feedback),
             "pipeline": self.pipeline.stats if self.pipeline_ready else {},
         }
 
@@ -282,6 +285,29 @@ def handle_message(runtime: LiveRuntime, topic: str, partition: int, offset: int
         letter["detail"] = scrub_detail(letter["detail"])
         runtime.pending_letters.append(letter)
     runtime.positions[(topic, partition)] = offset
+
+
+def handle_feedback(runtime: LiveRuntime, topic: str, partition: int, offset: int,
+                    value: bytes | None) -> None:
+    """Apply one operator verdict (``feedback`` topic) to the pipeline; never raises.
+
+    A bad verdict becomes a dead letter (reason ``bad feedback``) instead of stopping
+    the agent.
+    """
+    try:
+        runtime.pipeline.apply_feedback(orjson.loads(value or b""))
+        runtime.feedback["applied"] += 1
+    except Exception as exc:  # noqa: BLE001 - per-message containment, like handle_message
+        from streams.ingest import internal_error_letter
+
+        runtime.feedback["rejected"] += 1
+        letter = internal_error_letter(
+            exc, source=topic, partition=partition, offset=offset,
+            recorded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        letter["reason"] = "bad feedback"
+        letter["detail"] = scrub_detail(letter["detail"])
+        runtime.pending_letters.append(letter)
+        logger.warning("feedback %s/%d@%d rejected: %s", topic, partition, offset, letter["detail"])
 
 
 _ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
@@ -417,6 +443,14 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         async for event in stream.events():
             msg = event.message
             handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
+            await publish(runtime)
+
+    @app.agent(runtime.feedback_topic, name="riskwatch-feedback")
+    async def feedback(stream: faust.StreamT) -> None:
+        """Operators' verdicts: the pipeline mutes the slice and closes a false alarm."""
+        async for event in stream.events():
+            msg = event.message
+            handle_feedback(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
 
     @app.timer(TICK_SECONDS)

@@ -43,7 +43,7 @@ class TopicNames:
     >>> t.orders, t.dead_letters
     ('t1-orders', 't1-dead-letters')
     >>> len(t.inputs), len(t.all)
-    (4, 7)
+    (4, 8)
     """
 
     orders: str = "orders"
@@ -53,6 +53,7 @@ class TopicNames:
     alerts: str = "alerts"
     dead_letters: str = "dead-letters"
     merchant_scores: str = "merchant-scores"
+    feedback: str = "feedback"   # operators' verdicts on alerts (riskwatch feedback --broker)
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> TopicNames:
@@ -68,7 +69,7 @@ class TopicNames:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return self.inputs + self.outputs
+        return self.inputs + self.outputs + (self.feedback,)
 
     def for_event_type(self, event_type: str) -> str:
         """The input topic producers should use for an event ``type`` (unknown: orders).
