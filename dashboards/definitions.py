@@ -87,22 +87,22 @@ FROM (SELECT alert_id, argMax(status, (ts, version)) AS status
 WHERE status = 'firing'""", w=6, h=4))
         .with_panel(_panel(stat.Panel().unit("percent"), "Auto-resolved complaints", f"""
 SELECT round(100 * countIf(auto_resolved) / greatest(count(), 1), 1) AS auto_resolved_pct,
-       countIf(auto_resolved) AS auto_resolved, count() AS complaints,
+       countIf(auto_resolved) AS resolved_tickets, count() AS total_complaints,
        round(sum(time_saved_minutes) / 60, 1) AS agent_hours_saved
 FROM {d}.complaints FINAL WHERE $__timeFilter(ts)""", w=10, h=4))
         .with_panel(_panel(stat.Panel(), "Orders and complaints", f"""
-SELECT sum(orders) AS orders, sum(complaints) AS complaints,
+SELECT sum(orders) AS total_orders, sum(complaints) AS total_complaints,
        round(1000 * sum(complaints) / greatest(sum(orders), 1), 2) AS complaints_per_1k_orders
 FROM {d}.aggregates FINAL WHERE slice = 'all' AND $__timeFilter(bucket_start)""", w=8, h=4))
         .with_panel(_panel(timeseries.Panel(), "Complaints vs expected (platform)", f"""
-SELECT $__timeInterval(bucket_start) AS time, sum(complaints) AS complaints,
-       round(sum(expected), 2) AS expected
+SELECT $__timeInterval(bucket_start) AS time, sum(complaints) AS observed,
+       round(sum(expected), 2) AS baseline
 FROM {d}.aggregates FINAL
 WHERE slice = 'all' AND $__timeFilter(bucket_start)
 GROUP BY time ORDER BY time""", kind="timeseries", w=24))
         .with_panel(_panel(table.Panel(), "Complaint rate vs expected by province", f"""
-SELECT region AS province, sum(orders) AS orders, sum(complaints) AS complaints,
-       round(sum(expected), 1) AS expected,
+SELECT region AS province, sum(orders) AS total_orders, sum(complaints) AS total_complaints,
+       round(sum(expected), 1) AS total_expected,
        round(1000 * sum(complaints) / greatest(sum(orders), 1), 2) AS per_1k_orders,
        round(sum(complaints) / greatest(sum(expected), 0.1), 2) AS ratio_to_expected,
        round(max(score), 3) AS max_score
@@ -112,11 +112,11 @@ GROUP BY region ORDER BY ratio_to_expected DESC""", w=12, h=10,
             description="Province slices only (region alone); ratio > 1 means more "
                         "complaints than the learned baseline for these orders."))
         .with_panel(_panel(table.Panel(), "Top anomalous slices", f"""
-SELECT slice, round(max(score), 4) AS max_score, sum(complaints) AS complaints,
-       round(sum(expected), 1) AS expected, argMax(bucket_start, score) AS worst_bucket
+SELECT slice, round(max(score), 4) AS max_score, sum(complaints) AS total_complaints,
+       round(sum(expected), 1) AS total_expected, argMax(bucket_start, (score, bucket_start)) AS worst_bucket
 FROM {d}.aggregates FINAL
 WHERE $__timeFilter(bucket_start) AND expected IS NOT NULL AND slice != 'all'
-GROUP BY slice ORDER BY max_score DESC, complaints DESC LIMIT 20""", w=12, h=10))
+GROUP BY slice ORDER BY max_score DESC, total_complaints DESC LIMIT 20""", w=12, h=10))
         .with_panel(_panel(timeseries.Panel(), "Alert timeline (firing, by severity)", f"""
 SELECT $__timeInterval(ts) AS time, severity, uniqExact(alert_id) AS alerts
 FROM {d}.alerts FINAL
@@ -161,19 +161,19 @@ def slice_drilldown(d: str) -> db.Dashboard:
         .with_variable(_variable("intent", "Intent", f"SELECT DISTINCT intent FROM {d}.complaints "
                                  "WHERE intent != '' AND $__timeFilter(ts)"))
         .with_panel(_panel(timeseries.Panel(), "Complaints and orders", f"""
-SELECT time, sum(complaints) AS complaints, sum(orders) AS orders FROM (
-    SELECT $__timeInterval(ts) AS time, count() AS complaints, 0 AS orders
+SELECT time, sum(c) AS complaints, sum(o) AS orders FROM (
+    SELECT $__timeInterval(ts) AS time, count() AS c, 0 AS o
     FROM {d}.complaints FINAL WHERE $__timeFilter(ts) AND {dims}
     GROUP BY time
     UNION ALL
-    SELECT $__timeInterval(ts) AS time, 0 AS complaints, count() AS orders
+    SELECT $__timeInterval(ts) AS time, 0 AS c, count() AS o
     FROM {d}.events FINAL WHERE type = 'order' AND $__timeFilter(ts) AND {order_dims}
     GROUP BY time)
 GROUP BY time ORDER BY time""", kind="timeseries", w=24,
             description="Orders ignore the intent filter (an order has no intent)."))
         .with_panel(_panel(table.Panel(), "Matching slices", f"""
-SELECT slice, sum(orders) AS orders, sum(complaints) AS complaints,
-       round(sum(expected), 1) AS expected, round(max(score), 4) AS max_score
+SELECT slice, sum(orders) AS total_orders, sum(complaints) AS total_complaints,
+       round(sum(expected), 1) AS total_expected, round(max(score), 4) AS max_score
 FROM {d}.aggregates FINAL
 WHERE $__timeFilter(bucket_start) AND {dims}
 GROUP BY slice ORDER BY max_score DESC LIMIT 50""", w=12, h=10,
@@ -199,7 +199,7 @@ ORDER BY ts DESC LIMIT 50""", w=24, h=10))
 # -- 3. merchant quality ------------------------------------------------------------------------
 
 def merchant_quality(d: str) -> db.Dashboard:
-    latest = (f"SELECT merchant_id, argMax(score, ts) AS score, argMax(tier, ts) AS tier "
+    latest = (f"SELECT merchant_id, argMax(score, ts) AS last_score, argMax(tier, ts) AS last_tier "
               f"FROM {d}.scores FINAL WHERE $__timeFilter(ts) GROUP BY merchant_id")
     one = "merchant_id = ${merchant:singlequote}"
     return (
@@ -208,9 +208,9 @@ def merchant_quality(d: str) -> db.Dashboard:
         .with_variable(_variable("merchant", "Merchant", f"SELECT DISTINCT merchant_id FROM "
                                  f"{d}.scores WHERE $__timeFilter(ts) LIMIT 5000", multi=False))
         .with_panel(_panel(histogram.Panel().bucket_size(5), "Score distribution (latest)",
-                           f"SELECT score FROM ({latest})", w=12))
+                           f"SELECT last_score AS score FROM ({latest})", w=12))
         .with_panel(_panel(barchart.Panel(), "Merchants per tier",
-                           f"SELECT tier, count() AS merchants FROM ({latest}) "
+                           f"SELECT last_tier AS tier, count() AS merchants FROM ({latest}) "
                            "GROUP BY tier ORDER BY tier", w=12))
         .with_panel(_panel(table.Panel(), "Movers", f"""
 SELECT merchant_id, round(argMin(score, ts), 1) AS first_score,
@@ -219,7 +219,7 @@ SELECT merchant_id, round(argMin(score, ts), 1) AS first_score,
 FROM {d}.scores FINAL WHERE $__timeFilter(ts)
 GROUP BY merchant_id ORDER BY abs(change) DESC, merchant_id LIMIT 20""", w=24))
         .with_panel(_panel(timeseries.Panel().min(0).max(100), "Score of ${merchant}", f"""
-SELECT $__timeInterval(ts) AS time, round(avg(score), 2) AS score
+SELECT $__timeInterval(ts) AS time, round(avg(score), 2) AS avg_score
 FROM {d}.scores FINAL WHERE $__timeFilter(ts) AND {one}
 GROUP BY time ORDER BY time""", kind="timeseries", w=12))
         .with_panel(_panel(table.Panel(), "What pulls ${merchant} down (latest components)", f"""

@@ -1,0 +1,155 @@
+"""Dashboard JSON against the foundation SDK's models, the provisioning files, and the push.
+
+The push runs against a *recording HTTP stub* of Grafana's API, not a Grafana server:
+Grafana cannot be installed on this machine (no Debian, PyPI or npm package).  The stub
+answers like Grafana for the few endpoints used and records every request, so the test
+checks what grafana-client really sends over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from grafana_foundation_sdk.models.dashboard import Dashboard
+
+from dashboards.definitions import panel_queries
+from dashboards.provisioning import GrafanaTargets, dashboard_json, write_provisioning
+from dashboards.query import CLICKHOUSE_TYPE, CLICKHOUSE_UID, ClickHouseQuery
+from riskwatch.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_dashboard_json_round_trips_through_the_sdk_models() -> None:
+    for uid, board in dashboard_json().items():
+        model = Dashboard.from_json(board)
+        assert json.loads(json.dumps(model.to_json(), default=lambda o: o.to_json())) == board
+        queries = panel_queries(model)
+        assert queries, uid
+        for panel in model.panels:
+            assert panel.datasource.uid == CLICKHOUSE_UID and panel.grid_pos is not None
+            for target in panel.targets:
+                assert isinstance(target, ClickHouseQuery), (uid, panel.title)
+        assert board["uid"] == uid and board["schemaVersion"] >= 39
+        assert board["time"] == {"from": "now-24h", "to": "now"}
+
+
+def test_panels_do_not_overlap_on_the_grid() -> None:
+    for uid, board in dashboard_json().items():
+        cells: set[tuple[int, int]] = set()
+        for panel in board["panels"]:
+            g = panel["gridPos"]
+            assert g["x"] + g["w"] <= 24, (uid, panel["title"])
+            mine = {(x, y) for x in range(g["x"], g["x"] + g["w"])
+                    for y in range(g["y"], g["y"] + g["h"])}
+            assert not cells & mine, (uid, panel["title"])
+            cells |= mine
+
+
+def test_build_writes_provisioning_grafana_can_read(tmp_path: Path, capsys) -> None:
+    assert main(["dashboards", "build", "--out", str(tmp_path)]) == 0
+    ds = yaml.safe_load((tmp_path / "provisioning/datasources/riskwatch.yaml").read_text())
+    assert ds["apiVersion"] == 1
+    by_type = {d["type"]: d for d in ds["datasources"]}
+    ch = by_type[CLICKHOUSE_TYPE]
+    assert ch["uid"] == CLICKHOUSE_UID and ch["jsonData"]["protocol"] == "native"
+    assert ch["jsonData"]["port"] == 9000 and ch["jsonData"]["defaultDatabase"] == "riskwatch"
+    assert ch["secureJsonData"]["password"] == "${CLICKHOUSE_DASHBOARD_PASSWORD}"  # no secret
+    assert by_type["alertmanager"]["jsonData"]["implementation"] == "prometheus"
+    prov = yaml.safe_load((tmp_path / "provisioning/dashboards/riskwatch.yaml").read_text())
+    [provider] = prov["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"].startswith("/var/lib/grafana")
+    files = sorted(p.name for p in (tmp_path / "dashboards").glob("*.json"))
+    assert files == sorted(f"{uid}.json" for uid in dashboard_json())
+    assert "wrote 6 files" in capsys.readouterr().out
+
+
+def test_committed_generated_files_match_the_code(tmp_path: Path) -> None:
+    """docker-compose mounts dashboards/generated: it must be what the code builds."""
+    write_provisioning(tmp_path, GrafanaTargets())
+    committed = ROOT / "dashboards" / "generated"
+    fresh = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+    old = {p.relative_to(committed): p.read_text() for p in committed.rglob("*") if p.is_file()}
+    assert fresh == old, "run: riskwatch dashboards build --out dashboards/generated"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    existing: set[str] = set()
+    requests: list[tuple[str, str, dict | None, str | None]] = []
+
+    def _reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _record(self) -> dict | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        self.requests.append((self.command, self.path, body, self.headers.get("Authorization")))
+        return body
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._record()
+        if self.path in self.existing:
+            self._reply(200, {"uid": self.path.rsplit("/", 1)[-1]})
+        else:
+            self._reply(404, {"message": "not found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self._record()
+        if self.path == "/api/folders":
+            self.existing.add(f"/api/folders/{body['uid']}")
+        if self.path == "/api/datasources":
+            self.existing.add(f"/api/datasources/uid/{body['uid']}")
+        self._reply(200, {"status": "success", "uid": (body or {}).get("uid", "x"), "id": 1})
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._record()
+        self._reply(200, {"message": "updated"})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def grafana_stub():
+    _Recorder.existing, _Recorder.requests = set(), []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder
+    server.shutdown()
+    server.server_close()
+
+
+def test_push_creates_then_updates_everything(grafana_stub, capsys) -> None:
+    url, rec = grafana_stub
+    assert main(["dashboards", "push", "--url", url, "--token", "glsa_test"]) == 0
+    calls = [(m, p) for m, p, _b, _a in rec.requests]
+    assert ("POST", "/api/folders") in calls
+    assert calls.count(("POST", "/api/datasources")) == 2
+    dashboards = [b for m, p, b, _a in rec.requests if (m, p) == ("POST", "/api/dashboards/db")]
+    assert sorted(d["dashboard"]["uid"] for d in dashboards) == sorted(dashboard_json())
+    assert all(d["overwrite"] and d["folderUid"] == "riskwatch" for d in dashboards)
+    assert {a for *_, a in rec.requests} == {"Bearer glsa_test"}
+    assert "4 dashboards" in capsys.readouterr().out
+    # Second push: folder and datasources exist now, so they are updated, not re-created.
+    rec.requests.clear()
+    assert main(["dashboards", "push", "--url", url, "--token", "glsa_test"]) == 0
+    calls = [(m, p) for m, p, _b, _a in rec.requests]
+    assert ("POST", "/api/folders") not in calls and ("POST", "/api/datasources") not in calls
+    assert ("PUT", f"/api/datasources/uid/{CLICKHOUSE_UID}") in calls
+
+
+def test_push_to_nothing_is_a_clear_error(capsys) -> None:
+    assert main(["dashboards", "push", "--url", "http://127.0.0.1:9", "--token", "t"]) == 2
+    assert "riskwatch: error:" in capsys.readouterr().err
+    assert main(["dashboards", "push", "--url", "grafana:3000"]) == 2
