@@ -27,6 +27,7 @@ test: setup test-deps
 # Debian packages the integration tests run for real; installed only when missing
 # (idempotent, quiet). Add a package as `binary:package`.
 TEST_DEBS := prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
+TEST_DEBS += clickhouse-server:clickhouse-server clickhouse-client:clickhouse-client
 test-deps:
 	@missing=""; for pair in $(TEST_DEBS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -101,6 +101,7 @@ class LocalClickHouseServer:
         return f"clickhouse://{user}:{password}@127.0.0.1:{self.tcp_port}/{database}"
 
     def start(self, timeout: float = 30.0) -> LocalClickHouseServer:
+        """Write the config on fresh free ports and start; wait until it accepts connections."""
         if self.binary is None:
             raise SinkError("clickhouse-server is not installed (Debian: apt-get install "
                             "clickhouse-server; `make test-deps` does it)")
@@ -114,6 +115,14 @@ class LocalClickHouseServer:
         users = users.replace("WRITER_PASSWORD", escape(self.writer_password))
         users = users.replace("DASHBOARD_PASSWORD", escape(self.dashboard_password))
         (self.directory / "users.xml").write_text(users)
+        return self._spawn(timeout)
+
+    def start_again(self, timeout: float = 30.0) -> LocalClickHouseServer:
+        """Restart a stopped server with the same data, config and ports (an outage ends)."""
+        return self._spawn(timeout)
+
+    def _spawn(self, timeout: float) -> LocalClickHouseServer:
+        assert self.binary is not None
         args = [self.binary] if self.binary.endswith("-server") else [self.binary, "server"]
         self.proc = subprocess.Popen(
             [*args, f"--config-file={self.directory / 'config.xml'}"], cwd=self.directory,

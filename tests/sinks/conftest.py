@@ -69,6 +69,11 @@ def chdb_sink(chdb_path: str, database: str) -> Iterator[Callable[..., ChdbSink]
 @pytest.fixture
 def records() -> dict[str, list[dict[str, Any]]]:
     """One or two realistic records per kind, with Chinese text and an extra key each."""
+    return sample_records()
+
+
+def sample_records() -> dict[str, list[dict[str, Any]]]:
+    """The records of the ``records`` fixture (also used by the server integration tests)."""
     return {
         "alerts": [{
             "alert_id": "al-7f3a", "fingerprint": "fp-91", "status": "firing",

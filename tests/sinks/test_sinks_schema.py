@@ -76,7 +76,7 @@ def test_migrate_on_a_fake_executor_records_each_version_once() -> None:
     def execute(sql: str) -> list[dict[str, int]]:
         statements.append(sql)
         if sql.startswith("INSERT INTO `db`.`schema_migrations`"):
-            recorded.append({"version": int(re.search(r"VALUES \((\d+)", sql).group(1))})
+            recorded.append({"version": int(re.search(r"SELECT (\d+)", sql).group(1))})
         return list(recorded) if sql.startswith("SELECT") else []
 
     assert migrate(execute, database="db") == [m.version for m in MIGRATIONS]

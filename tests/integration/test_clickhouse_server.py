@@ -1,0 +1,230 @@
+"""ClickHouseServerSink against a real ClickHouse server (Debian's clickhouse-server 18.16).
+
+The server runs as a subprocess with a generated config on free loopback ports in a tmp
+directory (:class:`sinks.clickhouse.local_server.LocalClickHouseServer`), with the users of
+``sinks/clickhouse/users.xml``.  18.16 is old: the sink must pick the "legacy" profile,
+and it has no ``insert_deduplication_token``, so re-deliveries are absorbed by the
+ReplacingMergeTree keys (read with FINAL), which is what these tests check.
+No ``clickhouse-server`` binary: a skip with the reason, a failure under ``CI=true``
+(``make test-deps`` installs it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riskwatch.cli import main
+from riskwatch.errors import SinkError
+from riskwatch.simulator import SimulationConfig
+from riskwatch.simulator.traffic import write_files
+from sinks.base import RetryPolicy
+from sinks.clickhouse.local_server import LocalClickHouseServer, find_server_binary
+from sinks.clickhouse.server_sink import ClickHouseServerSink
+from streams.pipeline import Pipeline
+from streams.replay import replay_file
+from tests.integration.conftest import _unavailable
+from tests.sinks.conftest import sample_records
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClickHouseServer]:
+    if find_server_binary() is None:
+        _unavailable("clickhouse-server is not installed (Debian: apt-get install "
+                     "clickhouse-server; `make test-deps` installs it)")
+    with LocalClickHouseServer(tmp_path_factory.mktemp("clickhouse")) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, list[dict]]]:
+    """One simulated day replayed through the pipeline, as the batches a worker writes."""
+    path = tmp_path_factory.mktemp("sim") / "events.jsonl"
+    write_files(SimulationConfig(days=1, orders_per_day=10_000), path)
+    batches: list[tuple[str, str, list[dict]]] = []
+
+    def on_output(out) -> None:
+        n = len(batches)
+        batches.extend((kind, f"events:0:{n}", list(recs)) for kind, recs in out.items() if recs)
+
+    replay_file(Pipeline(keep_events=True, keep_aggregates=True), path, on_output=on_output)
+    return batches
+
+
+def sink_for(server: LocalClickHouseServer, database: str, **kwargs) -> ClickHouseServerSink:
+    sink = ClickHouseServerSink(server.url, database=database, **kwargs)
+    sink.setup()
+    return sink
+
+
+def test_every_kind_round_trips_with_the_legacy_profile(server: LocalClickHouseServer) -> None:
+    sink = sink_for(server, "rt")
+    try:
+        assert sink.server_version[:2] == (18, 16) and sink.profile == "legacy"
+        assert not sink.dedup_tokens
+        records = sample_records()
+        for kind, rows in records.items():
+            for row in rows:
+                sink.add(kind, row, token=f"{kind}:0:0-9")
+        sink.flush()
+        [alert] = sink.query("SELECT region, carrier, intent, merchant_id, summary, examples, "
+                             "toString(ts) AS ts, contributors FROM rt.alerts FINAL")
+        assert (alert["region"], alert["carrier"], alert["intent"], alert["merchant_id"]) == (
+            "广东", "中通", "delivery_delay", "")
+        assert alert["ts"] == "2026-11-02 08:15:00"  # Asia/Shanghai, seconds
+        assert alert["summary"] == records["alerts"][0]["summary"]
+        assert alert["examples"] == records["alerts"][0]["examples"]
+        assert '"广州白云转运中心"' in alert["contributors"]
+        aggs = sink.query("SELECT slice, orders, expected, "
+                          "visitParamExtractUInt(intents, 'delivery_delay') AS delay "
+                          "FROM rt.aggregates FINAL ORDER BY slice")
+        assert [(a["orders"], a["expected"], a["delay"]) for a in aggs] == [
+            (4, None, 0), (1200, 9.5, 30)]
+        [complaint] = sink.query("SELECT masked_text, auto_resolved, sensitive, version, "
+                                 "customer_tier FROM rt.complaints FINAL")
+        assert complaint == {"masked_text": records["complaints"][0]["masked_text"],
+                             "auto_resolved": 0, "sensitive": ["phone", "name"], "version": 1,
+                             "customer_tier": ""}
+        [score] = sink.query("SELECT components FROM rt.scores FINAL")
+        assert score["components"] == '{"complaint_rate":-18.0,"delay_rate":-9.5}'
+        counts = {t: sink.query(f"SELECT count() AS n FROM rt.{t}")[0]["n"] for t in records}
+        assert counts == {k: len(v) for k, v in records.items()}
+    finally:
+        sink.query("DROP DATABASE IF EXISTS rt")
+        sink.close()
+
+
+def _view(sink: ClickHouseServerSink, db: str) -> dict[str, object]:
+    """What dashboards read, in queries 18.16 can run: FINAL counts and sums per table."""
+    return {
+        "aggregates": sink.query(f"SELECT count() AS n, sum(orders) AS orders, "
+                                 f"sum(complaints) AS complaints FROM {db}.aggregates FINAL"),
+        "by_region": sink.query(f"SELECT region, sum(complaints) AS c FROM {db}.aggregates FINAL "
+                                "WHERE slice = concat('region=', region) GROUP BY region "
+                                "ORDER BY region"),
+        "alerts": sink.query(f"SELECT count() AS n, uniqExact(alert_id) AS ids "
+                             f"FROM {db}.alerts FINAL"),
+        "complaints": sink.query(f"SELECT intent, count() AS n FROM {db}.complaints FINAL "
+                                 "GROUP BY intent ORDER BY intent"),
+        "events": sink.query(f"SELECT type, count() AS n, sum(late) AS late "
+                             f"FROM {db}.events FINAL GROUP BY type ORDER BY type"),
+        "scores": sink.query(f"SELECT count() AS n, round(sum(score), 3) AS s "
+                             f"FROM {db}.scores FINAL"),
+        "dead_letters": sink.query(f"SELECT count() AS n FROM {db}.dead_letters FINAL"),
+    }
+
+
+def test_redelivered_batches_show_once(server: LocalClickHouseServer, replayed) -> None:
+    once, twice = sink_for(server, "once"), sink_for(server, "twice", batch_size=20_000)
+    try:
+        for sink, rounds in ((once, 1), (twice, 2)):
+            for _ in range(rounds):
+                for kind, token, records in replayed:
+                    for record in records:
+                        sink.add(kind, record, token=token)
+                    sink.flush()
+        for kind, _token, records in replayed:  # and again, in other batches
+            for record in records[::4]:
+                twice.add(kind, record, token="elsewhere")
+        twice.flush()
+        raw_once = once.query("SELECT count() AS n FROM once.aggregates")[0]["n"]
+        raw_twice = twice.query("SELECT count() AS n FROM twice.aggregates")[0]["n"]
+        assert raw_twice > 2 * raw_once  # every copy reached the server (no token dedup)...
+        view = _view(once, "once")
+        assert view["aggregates"][0]["n"] == raw_once and view["by_region"]
+        assert _view(twice, "twice") == view  # ...and none is visible
+    finally:
+        once.query("DROP DATABASE IF EXISTS once")
+        once.query("DROP DATABASE IF EXISTS twice")
+        once.close()
+        twice.close()
+
+
+def test_columnar_batches_of_the_configured_size(server: LocalClickHouseServer, replayed) -> None:
+    sink = sink_for(server, "batches", batch_size=10_000)
+    try:
+        aggregates = [r for kind, _t, recs in replayed if kind == "aggregates" for r in recs]
+        for record in aggregates[:25_000]:
+            sink.add("aggregates", record, token="t")
+        assert sink.pending() == {"aggregates": 5_000}  # two full batches already written
+        sink.flush()
+        parts = sink.query("SELECT count() AS n FROM system.parts WHERE database = 'batches' "
+                           "AND table = 'aggregates' AND active")
+        assert 1 <= parts[0]["n"] <= 3 * 2  # few, large parts (≤ 2 partitions per insert)
+        assert sink.query("SELECT count() AS n FROM batches.aggregates")[0]["n"] == 25_000
+    finally:
+        sink.query("DROP DATABASE IF EXISTS batches")
+        sink.close()
+
+
+def test_a_server_outage_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
+    if find_server_binary() is None:
+        _unavailable("clickhouse-server is not installed")
+    srv = LocalClickHouseServer(tmp_path).start()
+    slept: list[float] = []
+    sink = ClickHouseServerSink(srv.url, database="outage", sleep=slept.append,
+                                retry=RetryPolicy(initial_delay=0.01, max_transient_attempts=3))
+    try:
+        sink.setup()
+        sink.add("scores", sample_records()["scores"][0], token="s:0:1")
+        srv.stop()
+        with pytest.raises(SinkError, match="failed 3 times"):
+            sink.flush()
+        assert sink.pending() == {"scores": 1} and len(slept) == 2  # kept, backed off
+        srv.start_again()
+        sink.flush()
+        assert sink.pending() == {}
+        assert sink.query("SELECT count() AS n FROM outage.scores")[0]["n"] == 1
+    finally:
+        sink.close()
+        srv.stop()
+
+
+def test_writer_and_dashboard_users(server: LocalClickHouseServer) -> None:
+    admin = sink_for(server, "riskwatch")
+    writer = ClickHouseServerSink(server.user_url("riskwatch_writer", server.writer_password),
+                                  migrate_schema=False)
+    reader = ClickHouseServerSink(server.user_url("riskwatch_dashboard",
+                                                  server.dashboard_password),
+                                  migrate_schema=False)
+    try:
+        writer.add("scores", sample_records()["scores"][0], token="u:0:1")
+        writer.flush()
+        with pytest.raises(SinkError, match="DDL|allow_ddl|Not enough privileges|Code: 392"):
+            writer.query("DROP TABLE riskwatch.scores")
+        rows = reader.query("SELECT merchant_id FROM riskwatch.scores FINAL")
+        assert rows == [{"merchant_id": "m-17"}]
+        with pytest.raises(SinkError, match="readonly|Code: 164"):
+            reader.query("INSERT INTO riskwatch.scores (merchant_id) SELECT 'x'")
+        with pytest.raises(SinkError, match="readonly|Code: 164"):
+            reader.query("CREATE TABLE riskwatch.x (a UInt8) ENGINE = Memory")
+        admin.query("CREATE TABLE IF NOT EXISTS default.elsewhere (a UInt8) ENGINE = Memory")
+        with pytest.raises(SinkError, match="Code: 291"):  # DATABASE_ACCESS_DENIED
+            reader.query("SELECT count() FROM default.elsewhere")
+    finally:
+        admin.query("DROP DATABASE IF EXISTS riskwatch")
+        admin.query("DROP TABLE IF EXISTS default.elsewhere")
+        for s in (writer, reader, admin):
+            s.close()
+
+
+def test_db_migrate_command(server: LocalClickHouseServer, capsys) -> None:
+    url = server.url.replace("/riskwatch", "/cli_db")
+    assert main(["db", "migrate", "--clickhouse-url", url]) == 0
+    assert main(["db", "migrate", "--clickhouse-url", url]) == 0  # idempotent
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == out[1] and "ClickHouse 18.16.1" in out[0]
+    assert "schema at version 2 of 2 (profile legacy; applied: 1, 2)" in out[0]
+    admin = sink_for(server, "cli_db")
+    try:
+        tables = {r["name"] for r in admin.query(
+            "SELECT name FROM system.tables WHERE database = 'cli_db'")}
+        assert {"aggregates", "alerts", "alerts_current", "complaints", "dead_letters",
+                "events", "schema_migrations", "scores"} == tables
+    finally:
+        admin.query("DROP DATABASE IF EXISTS cli_db")
+        admin.close()

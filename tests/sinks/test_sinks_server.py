@@ -1,0 +1,92 @@
+"""ClickHouseServerSink without a server: URLs, wiring, profiles, value conversion, errors.
+
+The sink against a real server is in tests/integration/test_clickhouse_server.py.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from riskwatch.cli import build_parser
+from riskwatch.errors import ConfigError, SinkError
+from sinks.clickhouse.schema import PROFILES, TABLES, render_create
+from sinks.clickhouse.server_sink import (
+    ClickHouseServerSink,
+    _InsertPlan,
+    parse_clickhouse_url,
+    profile_for_version,
+)
+from sinks.wiring import build_sinks, options_from_args, worker_flags
+from tests.sinks.conftest import sample_records
+
+
+@pytest.mark.parametrize("url", ["http://host:8123", "clickhouse://", "clickhouse://h:notaport",
+                                 "clickhouse://h/bad-name", "clickhouse://h/db?x=1", "h:9000"])
+def test_bad_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_clickhouse_url(url)
+
+
+def test_url_parts_and_overrides() -> None:
+    sink = ClickHouseServerSink("clickhouses://w:p%2Fq@ch.example:9440/risk", user="other")
+    a = sink.address
+    assert (a.host, a.port, a.user, a.password, a.database, a.secure) == (
+        "ch.example", 9440, "other", "p/q", "risk", True)
+    assert "p/q" not in repr(sink) and "p%2Fq" not in repr(sink)  # no password in logs
+
+
+def test_an_unreachable_server_is_a_clear_sink_error_at_setup() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = ClickHouseServerSink(f"clickhouse://127.0.0.1:{port}/riskwatch")
+    with pytest.raises(SinkError, match=rf"cannot reach ClickHouse at .*127.0.0.1:{port}"):
+        sink.setup()
+
+
+def test_cli_flag_reaches_the_sink_and_the_worker() -> None:
+    args = build_parser().parse_args(
+        ["worker", "--clickhouse-url", "clickhouse://w:pw@127.0.0.1:9000/riskwatch"])
+    options = options_from_args(args)
+    assert worker_flags(options)[-2:] == ["--clickhouse-url",
+                                          "clickhouse://w:pw@127.0.0.1:9000/riskwatch"]
+    [sink] = [s for s in build_sinks(options) if isinstance(s, ClickHouseServerSink)]
+    assert sink.address.user == "w" and sink.batch_size == 50_000
+    bad = options_from_args(build_parser().parse_args(["worker", "--clickhouse-url", "ch:9000"]))
+    with pytest.raises(ConfigError, match="bad ClickHouse URL"):
+        build_sinks(bad)
+
+
+def test_profile_follows_the_server_version() -> None:
+    assert [profile_for_version(v) for v in ((18, 16, 1), (22, 3, 0), (22, 8, 1), (25, 1, 0))] \
+        == ["legacy", "legacy", "modern", "modern"]
+    legacy = render_create(TABLES["alerts"], "riskwatch", PROFILES["legacy"])
+    for feature in ("LowCardinality", "DateTime64", "Map(", "CODEC", "TTL", "Bool",
+                    "non_replicated_deduplication_window"):
+        assert feature not in legacy
+    assert "visitParamExtractString(dimensions, 'region')" in legacy
+
+
+@pytest.mark.parametrize("profile", ["modern", "legacy"])
+def test_every_kind_converts_to_typed_columns(profile: str) -> None:
+    for kind, rows in sample_records().items():
+        sql, columns = _InsertPlan.of(TABLES[kind], "riskwatch", profile).build(rows)
+        names = sql[sql.index("(") + 1:sql.index(")")].replace("`", "").split(", ")
+        assert len(names) == len(columns) and all(len(c) == len(rows) for c in columns)
+        by_name = dict(zip(names, columns))
+        if kind == "alerts":
+            assert by_name["region"] == ["广东"] and by_name["merchant_id"] == [""]
+            ts = by_name["ts"][0]
+            assert ts == (1793578500000 if profile == "modern" else 1793578500)
+            assert by_name["dimensions"][0] == (
+                {"region": "广东", "carrier": "中通", "intent": "delivery_delay"}
+                if profile == "modern" else
+                '{"region":"广东","carrier":"中通","intent":"delivery_delay"}')
+        if kind == "complaints":
+            assert "version" in names and by_name["version"] == [1]
+            assert by_name["customer_tier"] == [""] and by_name["csat"] == [None]
+        if kind == "aggregates":
+            assert by_name["expected"] == [9.5, None]  # Nullable stays NULL
+            assert "version" not in names  # the table's DEFAULT (ingestion time) applies
