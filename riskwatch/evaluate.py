@@ -112,6 +112,7 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
         delay = (min(ep["start"] for ep in hits) - _epoch(inc["start"])) / 60 if hits else None
         per_incident.append({"id": inc["id"], "kind": inc["kind"], "detected": bool(hits),
                              "delay_minutes": delay, "episodes": len(hits),
+                             "alert_ids": [ep["alert_id"] for ep in hits],
                              "dimensions": inc.get("dimensions", {}), "intent": inc.get("intent")})
     promos = [(_epoch(p["start"]), _epoch(p["end"])) for p in truth.get("promotions", [])]
     false_eps = [ep for ep in episodes if ep["alert_id"] not in matched_eps]

@@ -1,0 +1,138 @@
+"""The backtest report: `riskwatch evaluate --aggregates ... --report report.html`.
+
+A small simulated backtest goes through the real CLI (simulate, replay with
+aggregates, evaluate with a report); the page is checked as HTML and, in a real
+headless Chromium with a CJK font installed, as a page a person opens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import orjson
+import pytest
+
+from riskwatch.cli import main
+from riskwatch.errors import InputError
+from riskwatch.evaluate import evaluate, load_alerts, load_manifest
+from riskwatch.report import _chart_series, _marks, build_report
+
+
+@pytest.fixture(scope="module")
+def backtest(tmp_path_factory):
+    d = tmp_path_factory.mktemp("backtest")
+    paths = {k: d / n for k, n in [("events", "events.jsonl"), ("truth", "truth.json"),
+                                   ("calendar", "calendar.json"), ("alerts", "alerts.jsonl"),
+                                   ("agg", "agg.jsonl"), ("report", "report.html")]}
+    assert main(["simulate", "--out", str(paths["events"]), "--manifest", str(paths["truth"]),
+                 "--calendar-out", str(paths["calendar"]), "--days", "2.5", "--orders-per-day", "20000",
+                 "--merchants", "400", "--incidents", "5", "--seed", "3"]) == 0
+    assert main(["replay", str(paths["events"]), "--calendar", str(paths["calendar"]), "--quiet",
+                 "--alerts-out", str(paths["alerts"]), "--aggregates-out", str(paths["agg"])]) == 0
+    assert main(["evaluate", "--truth", str(paths["truth"]), "--alerts", str(paths["alerts"]),
+                 "--aggregates", str(paths["agg"]), "--report", str(paths["report"])]) == 0
+    return paths
+
+
+def _sections(page: str) -> tuple[str, str]:
+    incidents = page.split('<section id="incidents">', 1)[1].split("</section>", 1)[0]
+    false = page.split('<section id="false-episodes">', 1)[1].split("</section>", 1)[0]
+    return incidents, false
+
+
+def test_a_chart_per_incident_and_per_false_episode(backtest):
+    page = backtest["report"].read_text(encoding="utf-8")
+    truth = load_manifest(backtest["truth"])
+    result = evaluate(truth, load_alerts(backtest["alerts"]))
+    incidents, false = _sections(page)
+    assert len(truth["incidents"]) == 5
+    assert incidents.count('<figure class="chart"') == 5
+    assert false.count('<figure class="chart"') == result["false_episodes"]
+    for inc in truth["incidents"]:
+        figure = re.search(rf'<figure class="chart" id="{inc["id"]}">(.*?)</figure>', incidents, re.S)
+        assert figure and "<svg" in figure.group(1)
+        # Labels stay text (svg.fonttype none), so Chinese names are real characters.
+        for value in inc["dimensions"].values():
+            assert value in figure.group(1)
+    # Self-contained: no script, no stylesheet link, nothing loaded from elsewhere.
+    for needle in ("<script", "<link", 'src="', 'href="http', "url(http", "@import"):
+        assert needle not in page, needle
+    assert f"recall <b>{result['recall']:.2f}</b>" in page
+
+
+def test_alert_marks_are_fire_escalate_resolve():
+    alerts = [
+        {"alert_id": "a", "status": "firing", "severity": "blue", "ts": "2026-11-03T10:00:00+08:00"},
+        {"alert_id": "a", "status": "firing", "severity": "blue", "ts": "2026-11-03T10:05:00+08:00"},
+        {"alert_id": "a", "status": "firing", "severity": "orange", "ts": "2026-11-03T10:10:00+08:00"},
+        {"alert_id": "b", "status": "firing", "severity": "red", "ts": "2026-11-03T10:10:00+08:00"},
+        {"alert_id": "a", "status": "resolved", "severity": "orange", "ts": "2026-11-03T11:00:00+08:00"},
+    ]
+    marks = _marks(alerts, {"a"})
+    assert [(m["kind"], m["severity"]) for m in marks] == [
+        ("fire", "blue"), ("escalate", "orange"), ("resolve", "orange")]
+
+
+def test_expected_between_scored_buckets_is_the_last_rate_times_exposure():
+    def row(t, complaints, exposure, expected):
+        return {"bucket_start": f"2026-11-03T10:{t:02d}:00+08:00", "complaints": complaints,
+                "exposure": exposure, "expected": expected}
+    rows = [row(0, 1, 2.0, 0.2), row(10, 3, 4.0, 0.8)]       # rate 0.1, then 0.2
+    parent = [row(5, 0, 3.0, None), row(15, 0, 5.0, None)]   # exposure when unscored
+    lo = rows[0]["bucket_start"]
+    import datetime as dt
+    start = dt.datetime.fromisoformat(lo).timestamp()
+    s = _chart_series(rows, parent, start, start + 20 * 60, 300)
+    assert s["observed"] == [1, 0, 3, 0, 0]
+    assert s["expected"] == pytest.approx([0.2, 0.3, 0.8, 1.0, 1.0])
+    assert s["interpolated"] == [False, True, False, True, True]
+
+
+def test_report_needs_aggregates_and_says_so(backtest, capsys):
+    code = main(["evaluate", "--truth", str(backtest["truth"]), "--alerts", str(backtest["alerts"]),
+                 "--report", str(backtest["report"].with_name("x.html"))])
+    assert code == 2
+    assert "--report needs --aggregates" in capsys.readouterr().err
+
+
+def test_a_wrong_aggregates_file_is_a_clear_error(backtest):
+    truth = load_manifest(backtest["truth"])
+    alerts = load_alerts(backtest["alerts"])
+    with pytest.raises(InputError, match=r"alerts.jsonl:1: not an aggregates row"):
+        build_report(evaluate(truth, alerts), truth, alerts, backtest["alerts"])
+
+
+def _require(binary: str, check: list[str] | None = None) -> None:
+    reason = None
+    if shutil.which(binary) is None:
+        reason = f"{binary} is not installed (make test-deps installs Debian's chromium)"
+    elif check is not None and not subprocess.run(check, capture_output=True, text=True).stdout.strip():
+        reason = "no CJK font: Chinese would render as boxes (make test-deps installs fonts-noto-cjk)"
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: the browser test must run)")
+        pytest.skip(reason)
+
+
+@pytest.mark.integration
+def test_the_page_loads_in_headless_chromium(backtest, tmp_path):
+    _require("chromium", ["fc-list", ":lang=zh"])
+    url = backtest["report"].resolve().as_uri()
+    flags = ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    # The browser parsed every inline SVG into the DOM: one chart per incident.
+    incidents, _ = _sections(dom.stdout)
+    truth = orjson.loads(backtest["truth"].read_bytes())
+    assert len(re.findall(r'<figure class="chart" id="inc-\d+"><svg', incidents)) == len(truth["incidents"])
+    shot = tmp_path / "report.png"
+    run = subprocess.run([*flags, "--window-size=1100,3000", f"--screenshot={shot}", url],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert shot.stat().st_size > 50_000   # a rendered page, not a blank one
+    if os.environ.get("RISKWATCH_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["RISKWATCH_KEEP_SCREENSHOT"])
