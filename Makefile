@@ -28,9 +28,12 @@ test: setup test-deps
 # (idempotent, quiet). Add a package as `binary:package`.
 TEST_DEBS := prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
 TEST_DEBS += clickhouse-server:clickhouse-server clickhouse-client:clickhouse-client
+# The backtest report is checked in a real browser, with a CJK font so Chinese renders
+# (a path instead of a binary: present when the package is).
+TEST_DEBS += chromium:chromium /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk
 test-deps:
 	@missing=""; for pair in $(TEST_DEBS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  { command -v $$bin || test -e $$bin; } >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  pkgs=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	  echo "test-deps: installing $$pkgs"; \
