@@ -90,3 +90,24 @@ def test_every_kind_converts_to_typed_columns(profile: str) -> None:
         if kind == "aggregates":
             assert by_name["expected"] == [9.5, None]  # Nullable stays NULL
             assert "version" not in names  # the table's DEFAULT (ingestion time) applies
+
+
+def test_users_sql_parses_on_a_modern_engine(chdb_sink) -> None:
+    """Every statement of users.sql is valid modern ClickHouse SQL.
+
+    chDB (ClickHouse 26.9) parses each one and then refuses it for lack of access-control
+    rights (code 497) or because the user was not created (511), never a syntax error (62).
+    """
+    import re
+    from pathlib import Path
+
+    import sinks.clickhouse
+
+    sink = chdb_sink()
+    text = (Path(sinks.clickhouse.__file__).with_name("users.sql")).read_text()
+    statements = [s.strip() for s in re.sub(r"--[^\n]*", "", text).split(";") if s.strip()]
+    assert len(statements) == 6
+    for statement in statements:
+        with pytest.raises(SinkError, match=r"Code: (497|511)\.") as info:
+            sink.query(statement)
+        assert "SYNTAX_ERROR" not in str(info.value)
