@@ -97,6 +97,7 @@ class _View:
             f"[b]dup[/b] {p.get('duplicates', 0)}",
             f"[b]auto-resolved[/b] {p.get('auto_resolved', 0)}",
             f"[dim]{time.monotonic() - self.started:.0f}/{self.duration:.0f}s[/dim]")
+        head.add_row(*_complaint_cells(p))
         alerts = Table(title="alerts (newest first)", expand=True)
         for col in ("event time", "status", "severity", "slice", "observed", "expected"):
             alerts.add_column(col)
@@ -241,6 +242,21 @@ def _stop(worker: subprocess.Popen) -> None:
         worker.wait()
 
 
+def _complaint_cells(p: dict) -> list[str]:
+    """Auto-resolution share and merchant score tiers, for the view's second row."""
+    days = p.get("auto_resolution") or []
+    tickets = sum(d["tickets"] for d in days)
+    auto = sum(d["auto_resolved"] for d in days)
+    hours = sum(d["hours_saved"] for d in days)
+    tiers = p.get("score_tiers") or {}
+    return [f"[b]closed without an agent[/b] {auto / tickets if tickets else 0:.1%} of {tickets:,} "
+            f"tickets ({hours:,.1f} h saved)",
+            f"[b]merchant scores[/b] ({p.get('merchants_scored', 0):,}) "
+            f"[green]excellent {tiers.get('excellent', 0)}[/]  good {tiers.get('good', 0)}  "
+            f"[yellow]watch {tiers.get('watch', 0)}[/]  [red]at risk {tiers.get('at_risk', 0)}[/]",
+            f"[b]intent labels learned[/b] {p.get('intent_labels_learned', 0):,}"]
+
+
 def _summary(data_dir: Path, sent: int, alerts: list[dict]) -> None:
     from riskwatch.evaluate import evaluate, format_report
 
@@ -254,7 +270,7 @@ def _summary(data_dir: Path, sent: int, alerts: list[dict]) -> None:
         sink = ChdbSink(str(data_dir / "chdb"))
         sink.setup()
         print(f"\nembedded ClickHouse (chDB) at {data_dir / 'chdb'}:")
-        for table in ("events", "aggregates", "alerts", "complaints", "dead_letters"):
+        for table in ("events", "aggregates", "alerts", "complaints", "dead_letters", "scores"):
             rows = sink.query(f"SELECT count() AS n FROM riskwatch.{table} FINAL")
             print(f"  {table:<13} {rows[0]['n']:>10,} rows")
         sink.close()

@@ -55,11 +55,12 @@ class ComplaintDesk:
         # raised earlier, which the watermark bounds).
         self.settings = settings
         self.ticket_window_seconds = ticket_window_seconds
-        # Seeded: a learned model with a vocabulary from day one (22 ms to build). The
-        # model is consulted only where the rules are unsure (learned_below): confident
-        # rule answers never flip as it learns, so intent slices see no drift in their
-        # counts (the backtest had a false pickup_urge alert with learned_below=1.0).
-        self.classifier = classifier or IntentClassifier(seeded=True, learned_below=0.6)
+        # Seeded: a learned model with a vocabulary from day one (30 ms to build).
+        # Consulted on every text: learned_below=0.6 (the model only where the rules are
+        # unsure) keeps intent-slice counts steadier as it learns (simulated week:
+        # precision 0.86 vs 0.85) but leaves the rules' confident mistakes in place
+        # (unlabelled accuracy on day 2: 0.85 vs 0.94).
+        self.classifier = classifier or IntentClassifier(seeded=True)
         self._labels: dict[int, list[tuple[int, str, str, str]]] = {}  # bucket -> labels
         self.labels_learned = 0
         self.labels_dropped = 0

@@ -43,20 +43,22 @@ def test_heldout_set_shape():
 def test_heldout_accuracy_rules_only():
     """Rules alone on text the lexicon was never tuned on.
 
-    The set was written after the lexicon was frozen. Three earlier held-out sets, each
-    measured once and then folded into the development set (streams/text/seed.py),
-    scored 0.58, 0.64 and 0.70: phrase lists generalise slowly to new wording. The
-    seeded model below is what reaches ~0.8.
+    The current set (156 texts, 12 per intent) was written on 2026-11-22 before it was
+    measured, after the previous set was folded into the development set
+    (streams/text/seed.py ``_FOLDED_HELDOUT_4``). Measured once: rules 0.90, seeded model
+    0.97. The four earlier sets scored 0.58, 0.64, 0.70 and 0.63 with the rules, 0.82 the
+    last one with the seeded model: this set is likely easier (closer to the lexicon's
+    wording), so read 0.9+ as "about 0.85" on unseen styles.
     """
     report = evaluate_intents(IntentClassifier(), HELDOUT)
     _print_report("held-out, rules only", report)
-    assert report["accuracy"] >= 0.6
+    assert report["accuracy"] >= 0.85
 
 
 def test_heldout_accuracy_seeded():
     report = evaluate_intents(IntentClassifier(seeded=True), HELDOUT)
-    _print_report("held-out, rules + model seeded with the 614 development texts", report)
-    assert report["accuracy"] >= 0.78
+    _print_report("held-out, rules + model seeded with the 766 development texts", report)
+    assert report["accuracy"] >= 0.85   # the issue's acceptance level
 
 
 def test_development_set_accuracy_rules_only(tmp_path):
