@@ -16,6 +16,13 @@ rows per CPU-second next to rows per second.
 
 ``--compare-inserts`` also times other ways of getting the same batches into chDB, which
 is how ChdbSink's insert path was chosen.
+
+``--clickhouse-server`` starts the machine's ``clickhouse-server`` (Debian 18.16 here) on a
+free loopback port and times :class:`~sinks.clickhouse.server_sink.ClickHouseServerSink`
+(clickhouse-driver, columnar inserts of ``--server-batch-size`` rows) against
+``clickhouse-client`` inserting the same rows from a TabSeparated file on stdin, in the
+same run, and prints the ratio.  ``--clickhouse-url`` uses a running server instead (the
+client then needs ``clickhouse-client`` on PATH and the same host/port).
 """
 
 from __future__ import annotations
@@ -141,18 +148,117 @@ def chdb_alternatives(session: Any, rows: Rows, batch_size: int) -> dict[str, Ca
     }
 
 
+def tsv(rows: Rows) -> tuple[str, bytes]:
+    """The rows as TabSeparated for the legacy (18.16) table, and its column list."""
+    import orjson
+
+    def when(text: str) -> str:  # every benchmark time is +08:00, the server's zone
+        return text[:19].replace("T", " ")
+
+    out = []
+    for r in rows:
+        d = r["dimensions"]
+        out.append("\t".join((
+            r["slice"], when(r["bucket_start"]), when(r["bucket_end"]),
+            orjson.dumps(d).decode(), d.get("region", ""), d.get("merchant_id", ""),
+            d.get("carrier", ""), str(r["orders"]), str(r["complaints"]), repr(r["exposure"]),
+            "\\N" if r["expected"] is None else repr(r["expected"]), repr(r["score"]),
+            orjson.dumps(r["intents"]).decode())))
+    columns = ("slice, bucket_start, bucket_end, dimensions, region, merchant_id, carrier, "
+               "orders, complaints, exposure, expected, score, intents")
+    return columns, ("\n".join(out) + "\n").encode()
+
+
+def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
+    """ClickHouseServerSink vs clickhouse-client on the same server, same rows."""
+    import shutil
+    import subprocess
+
+    from sinks.clickhouse.local_server import LocalClickHouseServer
+    from sinks.clickhouse.server_sink import ClickHouseServerSink
+
+    client_bin = shutil.which("clickhouse-client")
+    with tempfile.TemporaryDirectory() as tmp, LocalClickHouseServer(tmp) as server:
+        admin = ClickHouseServerSink(server.url, database="bench")
+        admin.setup()
+        print(f"clickhouse-server {'.'.join(map(str, admin.server_version))} on 127.0.0.1:"
+              f"{server.tcp_port} (profile {admin.profile}), {batch_size:,} rows per insert")
+
+        def new_sink(n: int) -> ClickHouseServerSink:
+            sink = ClickHouseServerSink(server.url, database=f"srv{n}", batch_size=batch_size)
+            sink.setup()
+            return sink
+
+        def drop(database: str) -> None:
+            [row] = admin.query(f"SELECT count() AS n FROM {database}.aggregates")
+            assert row["n"] == len(rows), row
+            admin.query(f"DROP DATABASE {database}")
+
+        rates: dict[str, float] = {}
+
+        def timed(label: str, *args: Any) -> None:
+            measure(label, len(rows), repeat, *args)
+
+        sink_wall: list[float] = []
+
+        def feed_timed(sink: ClickHouseServerSink) -> None:
+            started = time.perf_counter()
+            feed(sink, rows, batch_size)
+            sink_wall.append(len(rows) / (time.perf_counter() - started))
+
+        timed("ClickHouseServerSink (clickhouse-driver, columnar)", new_sink, feed_timed,
+              lambda sink: drop(sink.database))
+        rates["sink"] = statistics.median(sink_wall)
+        if client_bin is None:
+            print("clickhouse-client not installed: no comparison (make test-deps installs it)")
+            admin.close()
+            return
+        columns, payload = tsv(rows)
+        data = pathlib.Path(tmp) / "rows.tsv"
+        data.write_bytes(payload)
+        client_wall: list[float] = []
+
+        def new_table(n: int) -> str:
+            new_sink(100 + n).close()  # same DDL through the sink's migration
+            return f"srv{100 + n}"
+
+        def client_insert(database: str) -> None:
+            started = time.perf_counter()
+            with open(data, "rb") as stdin:
+                subprocess.run([client_bin, "--host", "127.0.0.1", "--port", str(server.tcp_port),
+                                "--max_insert_block_size", str(batch_size), "--query",
+                                f"INSERT INTO {database}.aggregates ({columns}) "
+                                "FORMAT TabSeparated"], stdin=stdin, check=True)
+            client_wall.append(len(rows) / (time.perf_counter() - started))
+
+        print("  (rows/CPU-s below counts only this process: clickhouse-client is a child)")
+        timed("clickhouse-client, TabSeparated on stdin", new_table, client_insert, drop)
+        rates["client"] = statistics.median(client_wall)
+        print(f"server sink / clickhouse-client = {rates['sink'] / rates['client']:.2f}x "
+              f"(targets: >= 300,000 rows/s and >= 0.5x)")
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--compare-inserts", action="store_true")
+    parser.add_argument("--clickhouse-server", action="store_true",
+                        help="also time the server sink vs clickhouse-client (starts a server)")
+    parser.add_argument("--server-batch-size", type=int, default=50_000)
+    parser.add_argument("--only-server", action="store_true", help="skip JSONL and chDB")
     args = parser.parse_args()
     rows, batch_size, repeat = aggregate_rows(args.rows), args.batch_size, args.repeat
     print(f"{args.rows:,} aggregate rows, flushed every {batch_size:,} rows, {repeat} runs "
           f"each (median, range); {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at start")
 
+    if args.clickhouse_server or args.only_server:
+        server_vs_client(rows, args.server_batch_size, repeat)
+    if args.only_server:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "aggregates.jsonl"
 
