@@ -83,6 +83,8 @@ DEDUP_TOKEN_SINCE = (22, 2)
 _BACKPRESSURE_CODES = frozenset({252})  # TOO_MANY_PARTS
 _BACKPRESSURE_WAIT = 5.0
 _TRANSIENT_CODES = frozenset({159, 202, 209, 210, 236, 241, 243, 319, 425})
+# ACCESS_DENIED / READONLY / "DDL not allowed" (old servers' allow_ddl=0 answers 392).
+_NO_DDL_RIGHTS = frozenset({497, 164, 392})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -377,10 +379,16 @@ class ClickHouseServerSink(BatchingSink):
             try:
                 applied = migrate(execute_rows(client), self.profile, database=self.database)
             except Exception as exc:
-                client.disconnect()
-                if isinstance(exc, SinkError | ConfigError):
-                    raise
-                raise SinkError(f"{self!r}: migrating the schema failed: {exc}") from exc
+                if getattr(exc, "code", None) in _NO_DDL_RIGHTS:
+                    # An INSERT-only writer (users.sql): an admin runs `riskwatch db migrate`.
+                    logger.info("%r: no rights to migrate (%s); assuming the schema is "
+                                "migrated by an admin", self, type(exc).__name__)
+                    applied = []
+                else:
+                    client.disconnect()
+                    if isinstance(exc, SinkError | ConfigError):
+                        raise
+                    raise SinkError(f"{self!r}: migrating the schema failed: {exc}") from exc
             if applied:
                 logger.info("%r: applied migrations %s (profile %s)", self, applied, self.profile)
         self._client = client

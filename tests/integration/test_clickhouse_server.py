@@ -186,8 +186,8 @@ def test_a_server_outage_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
 
 def test_writer_and_dashboard_users(server: LocalClickHouseServer) -> None:
     admin = sink_for(server, "riskwatch")
-    writer = ClickHouseServerSink(server.user_url("riskwatch_writer", server.writer_password),
-                                  migrate_schema=False)
+    # The writer cannot run DDL: its setup() skips the migration (done by the admin above).
+    writer = ClickHouseServerSink(server.user_url("riskwatch_writer", server.writer_password))
     reader = ClickHouseServerSink(server.user_url("riskwatch_dashboard",
                                                   server.dashboard_password),
                                   migrate_schema=False)
