@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
-
-import time
 
 from riskwatch.errors import ConfigError
 from sinks.base import BatchingSink, Record, RetryPolicy

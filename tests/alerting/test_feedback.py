@@ -116,7 +116,7 @@ def test_bad_feedback_is_a_clear_error(tmp_path):
 def test_cli_records_masks_and_reports(tmp_path, capsys):
     store = tmp_path / "fb"
     fp = fingerprint("complaint_rate", {"region": "广东"})
-    assert main([f"feedback", f"{fp}-10", "--verdict", "false_alarm", "--note", "客户 13812345678",
+    assert main(["feedback", f"{fp}-10", "--verdict", "false_alarm", "--note", "客户 13812345678",
                  "--store", f"{store}/"]) == 0
     assert main(["feedback", f"{fp}-20", "--verdict", "confirmed", "--store", str(store)]) == 0
     saved = (store / "feedback.jsonl").read_text(encoding="utf-8")
