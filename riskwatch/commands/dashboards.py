@@ -4,6 +4,7 @@
 
     riskwatch dashboards build --out dashboards/generated     # provisioning files
     riskwatch dashboards push --url http://127.0.0.1:3000 --token "$GRAFANA_TOKEN"
+    riskwatch dashboards check --chdb riskwatch-data/demo/chdb    # every panel on chDB
 
 See :mod:`dashboards` for what the four dashboards show.
 """
@@ -43,6 +44,21 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from dashboards.check import check_chdb
+
+    results = check_chdb(args.chdb, args.database)
+    width = max(len(f"{r.dashboard} / {r.panel}") for r in results)
+    for r in results:
+        status = f"ERROR {r.error}" if r.error else f"{r.rows:>6} rows  {', '.join(r.columns)}"
+        print(f"{r.dashboard + ' / ' + r.panel:<{width}}  {status}")
+    failed = [r for r in results if r.error]
+    empty = [r for r in results if not r.error and not r.rows]
+    print(f"{len(results)} panels: {len(results) - len(failed) - len(empty)} with data, "
+          f"{len(empty)} empty, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clickhouse-host", default="clickhouse",
                    help="ClickHouse host as Grafana sees it (default %(default)s)")
@@ -70,3 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="service-account token (default $GRAFANA_TOKEN)")
     _common(u)
     u.set_defaults(func=cmd_push)
+    c = dsub.add_parser("check", help="run every panel's query on a chDB database (no Grafana)")
+    c.add_argument("--chdb", required=True, help="chDB directory, e.g. riskwatch-data/demo/chdb")
+    c.add_argument("--database", default="riskwatch", help="database (default %(default)s)")
+    c.set_defaults(func=cmd_check)

@@ -153,3 +153,10 @@ def test_push_to_nothing_is_a_clear_error(capsys) -> None:
     assert main(["dashboards", "push", "--url", "http://127.0.0.1:9", "--token", "t"]) == 2
     assert "riskwatch: error:" in capsys.readouterr().err
     assert main(["dashboards", "push", "--url", "grafana:3000"]) == 2
+
+
+def test_check_command_runs_every_panel_on_chdb(demo_db, capsys) -> None:
+    """What `riskwatch dashboards check --chdb riskwatch-data/demo/chdb` prints after a demo."""
+    assert main(["dashboards", "check", "--chdb", demo_db.path, "--database", "dash_demo"]) == 0
+    out = capsys.readouterr().out
+    assert "25 panels: 25 with data, 0 empty, 0 failed" in out, out
