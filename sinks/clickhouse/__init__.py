@@ -8,17 +8,23 @@
   :func:`acquire_session` shares it between sinks and other readers, and
   :func:`held_path` tells which path that is.
 
-A server sink (clickhouse-driver) will reuse the same schema and the same insert
-settings; it is a later piece of work.
+* :mod:`sinks.clickhouse.server_sink` — :class:`ClickHouseServerSink`, the same tables on a
+  ClickHouse server over the native protocol (clickhouse-driver), with the DDL profile
+  picked from the server's version.
+* :mod:`sinks.clickhouse.local_server` — a throwaway ``clickhouse-server`` on loopback for
+  tests and benchmarks.
+* ``users.sql`` / ``users.xml`` — the writer and read-only dashboard users.
 """
 
 from __future__ import annotations
 
 from sinks.clickhouse.chdb_sink import ChdbSink, acquire_session, held_path, release_session
 from sinks.clickhouse.schema import MIGRATIONS, PROFILES, TABLES, Migration, Profile, migrate
+from sinks.clickhouse.server_sink import ClickHouseServerSink
 
 __all__ = [
     "ChdbSink",
+    "ClickHouseServerSink",
     "MIGRATIONS",
     "Migration",
     "PROFILES",
