@@ -12,7 +12,7 @@ def _complain(ms, bucket, merchant, n, *, intent="quality", priority="P4", prefi
 
 
 def test_shrinkage_spares_a_new_merchant_with_one_complaint():
-    ms = MerchantScores(bucket_seconds=300)
+    ms = MerchantScores(bucket_seconds=300, score_every=1)
     peers = {("r", f"m{i}", "c", "k"): 500 for i in range(20)}
     ms.note_orders(0, {**peers, ("r", "new", "c", "k"): 2})
     for i in range(20):
@@ -24,7 +24,7 @@ def test_shrinkage_spares_a_new_merchant_with_one_complaint():
 
 
 def test_a_bad_merchant_with_a_record_is_at_risk_and_explained():
-    ms = MerchantScores(bucket_seconds=300)
+    ms = MerchantScores(bucket_seconds=300, score_every=1)
     peers = {("r", f"m{i}", "c", "k"): 500 for i in range(20)}
     ms.note_orders(0, {**peers, ("r", "bad", "c", "k"): 500})
     for i in range(20):
@@ -44,7 +44,7 @@ def test_a_bad_merchant_with_a_record_is_at_risk_and_explained():
 
 
 def test_scores_decay_back_and_records_are_throttled():
-    ms = MerchantScores(bucket_seconds=300, half_life_days=1.0)
+    ms = MerchantScores(bucket_seconds=300, half_life_days=1.0, score_every=1)
     ms.note_orders(0, {("r", f"m{i}", "c", "k"): 500 for i in range(10)})
     _complain(ms, 0, "m0", 60, priority="P1")
     first = {r["merchant_id"]: r["score"] for r in ms.close(0, 300)}
@@ -79,3 +79,13 @@ def test_simulated_day_merchant_incidents_are_the_movers(scored_day):
     assert 60 < typical[len(typical) // 2] < 90
     # per-merchant state stays small
     assert pipeline.merchant_scores.counts.itemsize * pipeline.merchant_scores.counts.shape[1] <= 256
+
+
+def test_scores_every_nth_bucket_from_the_inputs_since():
+    ms = MerchantScores(bucket_seconds=300, score_every=3)
+    for b in range(3):
+        ms.note_orders(b * 300, {("r", "m1", "c", "k"): 100, ("r", "m2", "c", "k"): 100})
+        _complain(ms, b * 300, "m2", 3, prefix=f"b{b}-")
+        recs = ms.close(b * 300, b * 300 + 300)
+        assert (recs != []) == (b == 2)
+    assert ms.counts[ms.rows["m2"], 1] == 9    # all three buckets' complaints counted
