@@ -21,6 +21,11 @@ share three ideas, which this detector keeps in a few hundred bytes of state:
    change of variance or a small sustained drift that no single point gives away
    still raises the score.
 
+A series that has only been positive is modelled in log space, where daily and weekly
+effects multiply (a quiet weekend halves every hour) and noise grows with the level
+(latencies, prices); its first value <= 0 is scored as far out and switches the
+detector to raw values.
+
 A level shift is first an anomaly, then the new normal: after ``shift_run``
 consecutive surprises beyond ``shift_z`` on the same side every level re-baselines
 on the recent values, instead of paging for hours while a slow average catches up.
@@ -117,6 +122,12 @@ class SeriesDetector(base.AnomalyDetector):
         self.short_alpha = short_alpha
         self.long_alpha = long_alpha
         k = len(alphas)
+        # A series positive so far is modelled in log space: its daily and weekly
+        # effects are multiplicative (a quiet weekend halves every hour), its noise
+        # grows with its level (latencies, prices). The first value <= 0 switches to
+        # raw values for good.
+        self.log_space = True
+        self.min_positive = math.inf
         self.n = 0
         self.first_ts = None       # epoch seconds of the first point
         self.last_ts = None
@@ -196,6 +207,10 @@ class SeriesDetector(base.AnomalyDetector):
         """Anomaly score of ``value`` at ``ts`` in [0, 1], without learning it."""
         if self.n < self.warmup or not math.isfinite(value):
             return 0.0
+        if self.log_space:
+            # A zero or negative value in a series that was always positive is far out:
+            # scored as 20 e-folds below the smallest value seen.
+            value = math.log(value) if value > 0 else math.log(self.min_positive) - 20.0
         z, z_slow = self._assess(ts, value)[:2]
         # Point evidence: two-sided tail probability of the larger surprise, read as a
         # robust z (the scale is a mean absolute error, 0.8 standard deviations for
@@ -218,6 +233,16 @@ class SeriesDetector(base.AnomalyDetector):
         value = float(value)
         if not math.isfinite(value):
             return  # a NaN or infinity teaches nothing (and scores 0)
+        if self.log_space:
+            if value > 0.0:
+                self.min_positive = min(self.min_positive, value)
+                value = math.log(value)
+            else:
+                # Not a positive series after all: start afresh on raw values. (Keeping
+                # log space and learning a zero as a floor was measured worse: series
+                # that cross zero now and then looked like outages every time.)
+                self.__dict__.update(type(self)(**self._get_params()).__dict__)
+                self.log_space = False
         epoch = ts.timestamp()
         if self.first_ts is None:
             self.first_ts = self.last_ts = epoch

@@ -123,3 +123,37 @@ def test_a_constant_series_then_a_change():
     scores = _feed(series_detector(), [0.0] * 300 + [1.0])
     assert max(scores[:300]) == 0.0
     assert scores[300] >= ALARM
+
+
+def test_a_zero_in_an_always_positive_series_is_an_anomaly_then_raw_values_are_learned():
+    rng = random.Random(17)
+    latencies = [math.exp(math.log(0.25) + rng.gauss(0, 0.1)) for _ in range(400)]
+    det = series_detector()
+    _feed(det, latencies)
+    assert det.log_space
+    ts = T0 + dt.timedelta(minutes=5 * 400)
+    assert det.score_one(ts, 0.0) >= ALARM           # an outage reads as zero latency
+    det.learn_one(ts, 0.0)
+    assert not det.log_space
+    after = _feed(det, [0.0] * 20 + [3.0], start=ts + dt.timedelta(minutes=5))
+    assert after[-1] >= ALARM                        # still detecting, on raw values
+
+
+def test_multiplicative_weekly_pattern_of_a_positive_series():
+    # Hourly counts whose weekends are half of weekdays, every hour: additive in logs.
+    rng = random.Random(21)
+    values = []
+    for i in range(5 * 7 * 24):
+        t = T0 + dt.timedelta(hours=i)
+        mean = 1e4 * (1 + 0.6 * math.sin(2 * math.pi * (t.hour - 8) / 24)) * (0.5 if t.weekday() >= 5 else 1)
+        values.append(mean * (1 + rng.gauss(0, 0.02)))
+    spike = 4 * 7 * 24 + 5 * 24 + 14          # a Saturday afternoon at weekday level
+    values[spike] *= 1.5
+    det = series_detector()
+    scores = _feed(det, values, step_minutes=60)
+    assert det.season == "weekly" and det.log_space
+    assert scores[spike] >= ALARM
+    # The spike stands out above everything else after two learning weeks, including
+    # the steps into and out of each weekend.
+    assert scores[spike] > max(s for i, s in enumerate(scores[2 * 7 * 24:], 2 * 7 * 24) if i != spike)
+    assert sum(s >= ALARM for s in scores[2 * 7 * 24:]) / len(scores[2 * 7 * 24:]) < 0.015
