@@ -132,3 +132,60 @@ def test_token_command_prints_the_hmac_token():
                          cwd=ROOT, capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != "RISKWATCH_MERCHANT_SECRET"})
     assert bad.returncode == 2 and "RISKWATCH_MERCHANT_SECRET" in bad.stderr
+
+
+_LOAD_CHDB = """
+import sys, orjson
+from sinks.clickhouse import ChdbSink
+sink = ChdbSink(sys.argv[2])
+sink.setup()
+for line in open(sys.argv[1], "rb"):
+    sink.add("scores", orjson.loads(line))
+sink.close()
+"""
+
+
+@pytest.mark.integration
+def test_api_serves_scores_from_chdb(api, tmp_path):
+    """The same scores stored in embedded ClickHouse, served with ``--chdb``."""
+    _, scores, log = api
+    jsonl = tmp_path / "scores.jsonl"
+    jsonl.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in scores))
+    db = tmp_path / "chdb"
+    load = subprocess.run([sys.executable, "-c", _LOAD_CHDB, str(jsonl), str(db)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert load.returncode == 0, load.stderr
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "riskwatch.cli", "merchant-api", "--chdb", str(db),
+         "--port", str(port), "--secret", SECRET], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "API did not start"
+            time.sleep(0.3)
+        a, b = _merchants(scores)[:2]
+        r = httpx.get(f"{base}/v1/merchants/{a}/score",
+                      headers={"Authorization": f"Bearer {issue_token(SECRET, a)}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        mine = [s for s in scores if s["merchant_id"] == a]
+        assert body["score"] == mine[-1]["score"] and body["tier"] == mine[-1]["tier"]
+        assert body["components"]["complaints"] == mine[-1]["components"]["complaints"]
+        assert [p["score"] for p in body["trend"]] == [s["score"] for s in mine[-48:]]
+        r = httpx.get(f"{base}/v1/merchants/{b}/score",
+                      headers={"Authorization": f"Bearer {issue_token(SECRET, a)}"})
+        assert r.status_code == 403
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
