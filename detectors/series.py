@@ -126,6 +126,7 @@ class SeriesDetector(base.AnomalyDetector):
         # effects are multiplicative (a quiet weekend halves every hour), its noise
         # grows with its level (latencies, prices). The first value <= 0 switches to
         # raw values for good.
+        self._slow = [i for i in range(2 * k) if alphas[i % k] <= 0.05]
         self.log_space = True
         self.min_positive = math.inf
         self.n = 0
@@ -179,16 +180,13 @@ class SeriesDetector(base.AnomalyDetector):
         does not look like the usual day, a drift, a shift the fast levels follow)."""
         season = self.season
         seasonal, lo, frac = self._seasonal(ts, season == "weekly")
-        alphas = self.alphas
-        k = len(alphas)
+        k = len(self.alphas)
         errors, levels = self.errors, self.levels
-        best, best_slow = 0, -1
-        for i in range(2 * k if season != "none" else k):
-            error = errors[i]
-            if error < errors[best]:
-                best = i
-            if alphas[i % k] <= 0.05 and (best_slow < 0 or error < errors[best_slow]):
-                best_slow = i
+        candidates = errors if season != "none" else errors[:k]
+        best = candidates.index(min(candidates))
+        # Slow candidates: levels with a memory of 20+ points.
+        slow = [errors[i] for i in self._slow if i < len(candidates)]
+        best_slow = self._slow[slow.index(min(slow))] if slow else -1
         residual = value - levels[best] - (seasonal if best >= k else 0.0)
         residual_slow = value - levels[best_slow] - (seasonal if best_slow >= k else 0.0)
         factor = self.hour_scale[(ts.hour + (ts.minute >= 30)) % 24] if season != "none" else 1.0

@@ -109,7 +109,8 @@ def _require(binary: str, check: list[str] | None = None) -> None:
     reason = None
     if shutil.which(binary) is None:
         reason = f"{binary} is not installed (make test-deps installs Debian's chromium)"
-    elif check is not None and not subprocess.run(check, capture_output=True, text=True).stdout.strip():
+    elif check is not None and (shutil.which(check[0]) is None
+                                or not subprocess.run(check, capture_output=True, text=True).stdout.strip()):
         reason = "no CJK font: Chinese would render as boxes (make test-deps installs fonts-noto-cjk)"
     if reason:
         if os.environ.get("CI", "").lower() == "true":
