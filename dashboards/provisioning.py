@@ -4,6 +4,7 @@
 
     OUT/provisioning/datasources/riskwatch.yaml   ClickHouse (native protocol) + Alertmanager
     OUT/provisioning/dashboards/riskwatch.yaml    a file provider for the folder "riskwatch"
+    OUT/provisioning/alerting/riskwatch.yaml      optional Grafana alert rules (alert_rules.py)
     OUT/dashboards/<uid>.json                     one JSON model per dashboard
 
 ``docker-compose.yml`` mounts ``dashboards/generated`` (made by ``riskwatch dashboards build
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from dashboards.alert_rules import provisioning_file
 from dashboards.definitions import build_dashboards
 from dashboards.query import CLICKHOUSE_TYPE, CLICKHOUSE_UID
 
@@ -91,6 +93,8 @@ def write_provisioning(out: str | Path, t: GrafanaTargets | None = None) -> list
                        "options": {"path": t.dashboards_path,
                                    "foldersFromFilesStructure": False}}]},
         sort_keys=False))
+    put("provisioning/alerting/riskwatch.yaml", header + yaml.safe_dump(
+        provisioning_file(t.database), sort_keys=False, allow_unicode=True))
     for uid, board in dashboard_json(t).items():
         put(f"dashboards/{uid}.json",
             json.dumps(board, indent=2, ensure_ascii=False, sort_keys=True) + "\n")

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from riskwatch.errors import ConfigError, RiskwatchError
+from dashboards.alert_rules import GROUP, alert_rules
 from dashboards.provisioning import FOLDER_UID, GrafanaTargets, dashboard_json, datasources
 
 __all__ = ["push"]
@@ -57,6 +58,11 @@ def push(url: str, token: str | None = None, targets: GrafanaTargets | None = No
             else:
                 api.datasource.update_datasource_by_uid(ds["uid"], ds)
             done["datasources"].append(ds["uid"])
+        rules = alert_rules(targets.database)
+        api.alertingprovisioning.update_rule_group(
+            FOLDER_UID, GROUP, {"title": GROUP, "interval": 60, "rules": rules},
+            disable_provenance=True)  # editable in the UI; the next push overwrites
+        done["alert rules"] = [r["uid"] for r in rules]
         for uid, board in dashboard_json(targets).items():
             api.dashboard.update_dashboard({"dashboard": board, "folderUid": FOLDER_UID,
                                             "overwrite": True,

@@ -66,7 +66,12 @@ def test_build_writes_provisioning_grafana_can_read(tmp_path: Path, capsys) -> N
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/var/lib/grafana")
     files = sorted(p.name for p in (tmp_path / "dashboards").glob("*.json"))
     assert files == sorted(f"{uid}.json" for uid in dashboard_json())
-    assert "wrote 6 files" in capsys.readouterr().out
+    rules = yaml.safe_load((tmp_path / "provisioning/alerting/riskwatch.yaml").read_text())
+    [group] = rules["groups"]
+    assert group["folder"] == "riskwatch" and len(group["rules"]) == 2
+    for rule in group["rules"]:
+        assert rule["condition"] == "B" and [q["refId"] for q in rule["data"]] == ["A", "B"]
+    assert "wrote 7 files" in capsys.readouterr().out
 
 
 def test_committed_generated_files_match_the_code(tmp_path: Path) -> None:
@@ -140,6 +145,10 @@ def test_push_creates_then_updates_everything(grafana_stub, capsys) -> None:
     assert sorted(d["dashboard"]["uid"] for d in dashboards) == sorted(dashboard_json())
     assert all(d["overwrite"] and d["folderUid"] == "riskwatch" for d in dashboards)
     assert {a for *_, a in rec.requests} == {"Bearer glsa_test"}
+    [(_m, path, group, _a)] = [r for r in rec.requests if r[0] == "PUT"]
+    assert path == "/api/v1/provisioning/folder/riskwatch/rule-groups/riskwatch"
+    assert [r["uid"] for r in group["rules"]] == ["riskwatch-pipeline-stalled",
+                                                  "riskwatch-red-alert-open"]
     assert "4 dashboards" in capsys.readouterr().out
     # Second push: folder and datasources exist now, so they are updated, not re-created.
     rec.requests.clear()

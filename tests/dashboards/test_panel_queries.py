@@ -216,3 +216,19 @@ def test_redelivered_batches_leave_no_duplicate_visible_to_any_panel(
     finally:
         twice.query("DROP DATABASE IF EXISTS dash_twice")
         twice.close()
+
+
+def test_alert_rule_queries_return_one_number(demo_db: ChdbSink) -> None:
+    """Grafana alerting needs one numeric row from a table-format query."""
+    from dashboards.alert_rules import rule_queries
+
+    # From the demo's first bucket to now: the stalled-rule's partition guard
+    # ($__fromTime - 1 day) must reach the simulated days, which lie in the past.
+    rng = (time_range(demo_db, "dash_demo")[0], int(time.time()))
+    for uid, sql in rule_queries("dash_demo"):
+        rows = run(demo_db, sql, rng, {})
+        assert len(rows) == 1 and len(rows[0]) == 1, uid
+        [value] = rows[0].values()
+        assert isinstance(value, int), uid
+        if uid == "riskwatch-pipeline-stalled":
+            assert value > 0  # rows were stored minutes ago: not stalled
