@@ -111,3 +111,62 @@ def test_users_sql_parses_on_a_modern_engine(chdb_sink) -> None:
         with pytest.raises(SinkError, match=r"Code: (497|511)\.") as info:
             sink.query(statement)
         assert "SYNTAX_ERROR" not in str(info.value)
+
+
+class _RecordingClient:
+    """Stands in for clickhouse_driver.Client in write(): records each execute call."""
+
+    def __init__(self, fail_with: list[BaseException] | None = None) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.fail_with = list(fail_with or [])
+
+    def execute(self, sql, data, columnar, settings):  # noqa: ANN001 - the driver's signature
+        assert columnar is True and isinstance(data, list)
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        self.calls.append((sql, settings))
+
+    def disconnect(self) -> None:
+        pass
+
+
+def _ready_sink(dedup_tokens: bool, client: _RecordingClient, **kwargs) -> ClickHouseServerSink:
+    sink = ClickHouseServerSink("clickhouse://127.0.0.1/riskwatch", sleep=lambda s: None,
+                                profile="modern", **kwargs)
+    sink._client, sink.dedup_tokens = client, dedup_tokens  # as setup() leaves them
+    return sink
+
+
+def test_the_source_token_becomes_the_insert_deduplication_token() -> None:
+    client = _RecordingClient()
+    sink = _ready_sink(True, client, batch_size=2)
+    for record in sample_records()["aggregates"] * 2:
+        sink.add("aggregates", record, token="orders:0:0-99")
+    sink.flush()
+    assert [settings["insert_deduplication_token"] for _sql, settings in client.calls] == [
+        "orders:0:0-99", "orders:0:0-99#1"]
+    old = _RecordingClient()
+    sink = _ready_sink(False, old)  # a server that would silently ignore the setting
+    sink.add("scores", sample_records()["scores"][0], token="t")
+    sink.flush()
+    assert old.calls[0][1] == {}
+
+
+def test_lost_connections_are_retried_and_too_many_parts_waits() -> None:
+    from clickhouse_driver import errors
+
+    client = _RecordingClient([errors.NetworkError("Connection reset by peer"),
+                               errors.ServerException("Too many parts (300)", code=252),
+                               errors.SocketTimeoutError("timed out")])
+    slept: list[float] = []
+    sink = _ready_sink(True, client)
+    sink._sleep = slept.append
+    sink.add("scores", sample_records()["scores"][0], token="t")
+    sink.flush()
+    assert len(client.calls) == 1 and len(slept) == 3 and slept[1] == 5.0  # backpressure wait
+    bad = _RecordingClient([errors.ServerException("Cannot parse", code=27)] * 3)
+    sink = _ready_sink(True, bad)
+    sink.add("scores", sample_records()["scores"][0], token="t")
+    with pytest.raises(SinkError, match="failed 3 times"):  # permanent: bounded attempts
+        sink.flush()
+    assert sink.pending() == {"scores": 1}  # kept, not dropped
