@@ -170,3 +170,27 @@ def test_lost_connections_are_retried_and_too_many_parts_waits() -> None:
     with pytest.raises(SinkError, match="failed 3 times"):  # permanent: bounded attempts
         sink.flush()
     assert sink.pending() == {"scores": 1}  # kept, not dropped
+
+
+def test_db_commands(chdb_path: str, database: str, capsys) -> None:
+    from riskwatch.cli import main
+
+    assert main(["db", "migrate", "--chdb", chdb_path, "--database", database]) == 0
+    assert main(["db", "migrate", "--chdb", chdb_path, "--database", database]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == second and "schema at version 2 of 2 (profile modern; applied: 1, 2)" in first
+    assert main(["db", "users"]) == 0
+    assert "GRANT INSERT ON riskwatch.* TO riskwatch_writer" in capsys.readouterr().out
+    assert main(["db", "users", "--legacy"]) == 0
+    assert "<readonly>1</readonly>" in capsys.readouterr().out
+    assert main(["db", "migrate"]) == 2
+    assert "exactly one of --chdb PATH or --clickhouse-url URL" in capsys.readouterr().err
+    assert main(["db", "migrate", "--clickhouse-url", "clickhouse://127.0.0.1:1/x"]) == 2
+    assert "cannot reach ClickHouse" in capsys.readouterr().err
+    from sinks.clickhouse import acquire_session, release_session
+
+    session = acquire_session(chdb_path)
+    try:
+        session.query(f"DROP DATABASE IF EXISTS `{database}`")
+    finally:
+        release_session(chdb_path)
