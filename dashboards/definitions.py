@@ -76,7 +76,7 @@ def _board(uid: str, title: str, description: str) -> db.Dashboard:
 # -- 1. risk overview ------------------------------------------------------------------------
 
 def risk_overview(d: str) -> db.Dashboard:
-    province = (f"mapKeys(dimensions) = ['region'] AND $__timeFilter(bucket_start)")
+    province = "mapKeys(dimensions) = ['region'] AND $__timeFilter(bucket_start)"
     return (
         _board("riskwatch-overview", "riskwatch · risk overview",
                "Where complaints rise relative to orders, since when, and whether it is handled.")

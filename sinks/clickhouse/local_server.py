@@ -124,10 +124,10 @@ class LocalClickHouseServer:
     def _spawn(self, timeout: float) -> LocalClickHouseServer:
         assert self.binary is not None
         args = [self.binary] if self.binary.endswith("-server") else [self.binary, "server"]
-        self.proc = subprocess.Popen(
-            [*args, f"--config-file={self.directory / 'config.xml'}"], cwd=self.directory,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.directory / "log" / "stderr.log", "wb"))  # noqa: SIM115
+        with open(self.directory / "log" / "stderr.log", "ab") as stderr:
+            self.proc = subprocess.Popen(
+                [*args, f"--config-file={self.directory / 'config.xml'}"], cwd=self.directory,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
