@@ -133,8 +133,8 @@ class MerchantScores:
     def __init__(self, bucket_seconds: int, utc_offset_hours: int = 8, *,
                  half_life_days: float = 7.0, prior_orders: float = 300.0,
                  prior_deliveries: float = 50.0, prior_tickets: float = 20.0,
-                 prior_ratings: float = 10.0, min_change: float = 0.5,
-                 heartbeat_seconds: int = 6 * 3600,
+                 prior_ratings: float = 10.0, min_change: float = 1.0,
+                 heartbeat_seconds: int = 12 * 3600,
                  repeat_window_seconds: int = 7 * 86400, score_every: int = 6) -> None:
         self.bucket_seconds = bucket_seconds
         self.tz = dt.timezone(dt.timedelta(hours=utc_offset_hours))
@@ -261,17 +261,17 @@ class MerchantScores:
                         acc[i] += v
         out: list[dict] = []
         if (bindex + 1) % self.score_every == 0 and (self._acc or self._acc_orders):
-            pending, self._acc = self._acc, {}
-            for merchant, n in self._acc_orders.items():
-                row = pending.get(merchant)
-                if row is None:
-                    row = pending[merchant] = [0.0] * _NFIELDS
-                row[_ORD] += n
-            self._acc_orders = {}
-            names = sorted(pending)
-            rows = np.array([self.rows[m] if m in self.rows else self._row(m, None)
-                             for m in names])
-            add = np.array([pending[m] for m in names])
+            acc, orders = self._acc, self._acc_orders
+            self._acc, self._acc_orders = {}, {}
+            names = sorted(acc.keys() | orders.keys())
+            known = self.rows
+            rows = np.array([known[m] if m in known else self._row(m, None) for m in names])
+            add = np.zeros((len(names), _NFIELDS))
+            add[:, _ORD] = [orders.get(m, 0.0) for m in names]
+            for i, m in enumerate(names):
+                row = acc.get(m)
+                if row is not None:   # complaints, statuses, updates: far fewer than orders
+                    add[i] += row
             # lazy decay of the touched rows to this bucket
             age = bindex - self.meta[rows, _LAST]
             self.counts[rows] *= (self.decay ** age)[:, None]
