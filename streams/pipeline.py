@@ -193,6 +193,36 @@ class Pipeline:
         if self._max_epoch >= self._close_due:
             self._maybe_close()
 
+    def process_lines(self, lines: list[bytes], *, source: str, first_offset: int = 1) -> None:
+        """:meth:`process` for many lines of one file (replay's hot loop).
+
+        Same results as calling :meth:`process` per line with offsets ``first_offset``,
+        ``first_offset + 1``, ...; the loop and the fast path are inlined because at
+        100k lines/s a method call per line is a tenth of the budget.
+        """
+        c = self.counters
+        decode, on_event = _decode_event, self._on_event
+        src = (source, None)
+        offset = first_offset - 1
+        for offset, raw in enumerate(lines, first_offset):
+            try:
+                event = decode(raw)
+            except msgspec.DecodeError:  # arrays, and every kind of bad input
+                c["messages"] -= 1       # process() counts it
+                self.process(raw, source=source, partition=None, offset=offset)
+                continue
+            try:
+                on_event(event, src, offset)
+            except Exception as exc:  # noqa: BLE001 - containment, as in process()
+                c["internal_errors"] += 1
+                self.out.dead_letters.append(internal_error_letter(
+                    exc, source=source, partition=None, offset=offset,
+                    recorded_at=self._now_iso()))
+                continue
+            if self._max_epoch >= self._close_due:
+                self._maybe_close()
+        c["messages"] += offset - first_offset + 1
+
     def _on_event(self, event, src: tuple[str, int | None], offset: int) -> None:
         # The hottest code of riskwatch (~1 us of Python per line matters at 100k/s):
         # locals instead of attribute lookups; Deduplicator.seen and Watermark.observe
