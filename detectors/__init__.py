@@ -4,10 +4,14 @@ Every detector follows river's anomaly protocol: ``score_one`` is pure and retur
 score in [0, 1] (high = anomalous), ``learn_one`` updates state and returns nothing,
 and the pipeline always scores a span *before* learning it (prequential order).
 Deciding whether a score is an alert is the alerting stage's job, not the detector's.
+
+``series_detector()`` is the general single-series detector (any numeric stream, no
+tuning): ``score_one(ts, value)`` / ``learn_one(ts, value)``.
 """
 
 from __future__ import annotations
 
 from detectors.complaint_rate import ComplaintRateDetector
+from detectors.series import SeriesDetector, series_detector
 
-__all__ = ["ComplaintRateDetector"]
+__all__ = ["ComplaintRateDetector", "SeriesDetector", "series_detector"]

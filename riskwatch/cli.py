@@ -26,7 +26,10 @@ from sinks.wiring import add_output_arguments
 
 # Subcommands that live in their own modules: each module has ``register(subparsers)``
 # that adds its parser(s) with ``set_defaults(func=...)``. Add a module here to add commands.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("riskwatch.commands.merchants",)
+
+_COMMAND_MODULES += ("riskwatch.commands.feedback",)  # riskwatch feedback (alerting)
+_COMMAND_MODULES += ("riskwatch.commands.db", "riskwatch.commands.dashboards")  # storage, Grafana
 
 __all__ = ["main"]
 
@@ -89,12 +92,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
         ("dead_letters", args.dead_letters_out),
-        ("aggregates", args.aggregates_out)) if path}
+        ("aggregates", args.aggregates_out), ("scores", args.scores_out)) if path}
     for kind, path in paths.items():
         parent = Path(path).parent
         if not parent.is_dir():
             raise ConfigError(f"--{kind.replace('_', '-')}-out: directory {parent} does not exist")
     pipeline = Pipeline(_settings(args), calendar, keep_aggregates="aggregates" in paths)
+    if args.feedback:  # operators' verdicts, applied in event time (deterministic)
+        from streams.feedback import load_feedback
+        for record in load_feedback(args.feedback):
+            pipeline.apply_feedback(record)
+    from sinks.wiring import build_sinks, options_from_args
+    extra_sinks = build_sinks(options_from_args(args))  # --alertmanager-url, --webhook-url ...
+    for extra in extra_sinks:
+        extra.setup()
     sink = JsonlSink(paths, mode="w")
     sink.setup()
 
@@ -103,6 +114,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if kind in paths:
                 for record in records:
                     sink.add(kind, record)
+            for extra in extra_sinks:
+                for record in records:
+                    extra.add(kind, record)
+        for extra in extra_sinks:
+            extra.flush()
 
     def progress(lines: int, seconds: float) -> None:
         st = pipeline.stats
@@ -115,6 +131,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                              progress=None if args.quiet else progress)
     finally:
         sink.close()
+        for extra in extra_sinks:
+            extra.close()
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     print(f"replayed {result['lines']:,} lines ({result['events']:,} events) in "
@@ -126,6 +144,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"alerts fired {result['alerts_fired']}  escalated {result['alerts_escalated']}  "
           f"resolved {result['alerts_resolved']}  (kept quiet, explained by another slice: "
           f"{result['alerts_explained']})  auto-resolved tickets {pipeline.desk.auto_resolved:,}")
+    for day in result["auto_resolution"]:
+        print(f"auto-resolution {day['day']}: {day['auto_resolved']:,} of {day['tickets']:,} tickets "
+              f"closed without an agent ({day['share']:.1%}), {day['hours_saved']:,.1f} agent hours saved")
+    tiers = result["score_tiers"]
+    print(f"merchant scores: {result['merchants_scored']:,} merchants  "
+          + "  ".join(f"{k} {v:,}" for k, v in tiers.items()))
+    if result["score_movers"]:
+        print("biggest movers of the last full day: " + ", ".join(
+            f"{m['merchant_id']} {m['change']:+.1f} -> {m['score']:.1f}" for m in result["score_movers"][:5]))
     for kind, path in paths.items():
         print(f"  {kind:<13} -> {path}")
     return 0
@@ -162,7 +189,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _status(f"simulate: {done:,} lines  {fraction:6.1%} of {config.days:g} days  "
                 f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
 
-    counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress)
+    counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
+                         intents_path=args.intents_out)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     print(f"wrote {counts['lines']:,} lines to {args.out} in {time.perf_counter() - started:.1f}s: "
@@ -181,12 +209,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from riskwatch.evaluate import evaluate, format_report, load_alerts, load_manifest
 
-    result = evaluate(load_manifest(args.truth), load_alerts(args.alerts),
-                      grace_minutes=args.grace_minutes)
+    if bool(args.report) != bool(args.aggregates):
+        raise ConfigError("--report needs --aggregates (and --aggregates is only for --report); "
+                          "write aggregates with `riskwatch replay --aggregates-out FILE`")
+    truth, alerts = load_manifest(args.truth), load_alerts(args.alerts)
+    result = evaluate(truth, alerts, grace_minutes=args.grace_minutes)
     if args.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(format_report(result))
+    if args.report:
+        from riskwatch.report import build_report, write_report
+
+        write_report(args.report, build_report(result, truth, alerts, args.aggregates, progress=_status))
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        print(f"report -> {args.report}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -205,8 +243,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from riskwatch.demo import run_demo
 
+    from sinks.wiring import options_from_args
+
     return run_demo(duration=args.duration, data_dir=Path(args.data_dir), days=args.days,
-                    orders_per_day=args.orders_per_day)
+                    orders_per_day=args.orders_per_day, outputs=options_from_args(args))
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -224,7 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--complaints-out", help="write enriched, masked complaints here (JSONL)")
     p.add_argument("--dead-letters-out", help="write dead-letter records here (JSONL)")
     p.add_argument("--aggregates-out", help="write per-bucket slice aggregates here (JSONL; large)")
+    p.add_argument("--scores-out", help="write merchant quality scores here (JSONL)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--feedback", metavar="FILE",
+                   help="operators' verdicts (riskwatch feedback --store FILE): a verdict on an "
+                   "alert applies when that alert fires, muting its slice")
+    add_output_arguments(p)
     _settings_args(p)
     p.set_defaults(func=cmd_replay)
 
@@ -237,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --broker: events per message, as a JSON array (default 1)")
     p.add_argument("--manifest", help="write the ground-truth manifest here (JSON)")
     p.add_argument("--calendar-out", help="write the business calendar here (JSON)")
+    p.add_argument("--intents-out",
+                   help="write every complaint's true intent here (JSONL; for intent accuracy)")
     p.add_argument("--start", help="first event time, RFC 3339 (default 2026-11-02T00:00:00+08:00)")
     p.add_argument("--days", type=_positive_float, help="simulated days (default 7)")
     p.add_argument("--orders-per-day", type=_positive_int, help="average orders per day (default 50000)")
@@ -257,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-minutes", type=float, default=60.0,
                    help="an alert up to this long after an incident's end still counts (default 60)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--aggregates", metavar="AGG.jsonl",
+                   help="slice aggregates from `riskwatch replay --aggregates-out` (for --report)")
+    p.add_argument("--report", metavar="REPORT.html",
+                   help="write a self-contained HTML report: summary tables and a chart per "
+                        "incident and per false episode (series, expected band, alert marks)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("worker", help="run the live faust worker")
@@ -279,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=_positive_float, default=2.5, help="simulated days to stream (default 2.5)")
     p.add_argument("--orders-per-day", type=_positive_int, default=20_000,
                    help="simulated orders per day (default 20000)")
+    add_output_arguments(p)
     p.set_defaults(func=cmd_demo)
 
     import importlib

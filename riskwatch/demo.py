@@ -166,7 +166,7 @@ async def _run(bootstrap: str, port: int, config, speed: float, view: _View, dur
 
 
 def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/demo"),
-             days: float = 2.5, orders_per_day: int = 20_000) -> int:
+             days: float = 2.5, orders_per_day: int = 20_000, outputs: "OutputOptions | None" = None) -> int:
     """Run the demo; returns the exit status. See the module docstring."""
     from riskwatch.simulator import SimulationConfig, calendar, manifest
 
@@ -196,7 +196,7 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
                 [sys.executable, "-m", "streams.worker", "--broker", broker.url,
                  "--data-dir", str(data_dir / "worker"), "--chdb", str(data_dir / "chdb"),
                  "--web-port", str(port), "--calendar", str(data_dir / "calendar.json"),
-                 "--log-level", "info"],
+                 "--log-level", "info", *_output_flags(outputs)],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             with _View(duration) as view:
                 sent = asyncio.run(_run(broker.bootstrap, port, config, speed, view, duration, worker))
@@ -218,6 +218,17 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     (data_dir / "alerts.jsonl").write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
     _summary(data_dir, sent, alerts)
     return 0
+
+
+def _output_flags(outputs: "OutputOptions | None") -> list[str]:
+    """The user's extra output flags (--alertmanager-url ...) for the worker; the demo
+    keeps its own chDB path."""
+    if outputs is None:
+        return []
+    import dataclasses
+
+    from sinks.wiring import worker_flags
+    return worker_flags(dataclasses.replace(outputs, chdb_path=None))
 
 
 def _stop(worker: subprocess.Popen) -> None:

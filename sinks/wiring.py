@@ -27,12 +27,40 @@ class OutputOptions:
     """Where results go besides the run's own files/topics. Empty means nowhere."""
 
     chdb_path: str | None = None
+    clickhouse_url: str | None = None           # clickhouse://user:pass@host:port/db (native)
+    # Alerting (issue 5): Alertmanager peers, signed webhooks, Grafana links/annotations.
+    alertmanager_urls: tuple[str, ...] = ()
+    grafana_url: str | None = None              # browser base URL for drill-down links
+    runbook_url: str | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None           # default: $RISKWATCH_WEBHOOK_SECRET
+    grafana_annotations_url: str | None = None  # token: $RISKWATCH_GRAFANA_TOKEN
+
+    def __post_init__(self) -> None:
+        for name in ("alertmanager_urls", "webhook_urls"):  # argparse gives lists
+            object.__setattr__(self, name, tuple(getattr(self, name) or ()))
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the output flags shared by ``worker``, ``demo`` and ``replay``."""
     parser.add_argument("--chdb", dest="chdb_path",
                         help="also store everything in embedded ClickHouse (chDB) at this path")
+    parser.add_argument("--clickhouse-url", default=os.environ.get("RISKWATCH_CLICKHOUSE_URL"),
+                        metavar="URL", help="also store everything in a ClickHouse server: "
+                        "clickhouse://user:password@host:9000/riskwatch (native protocol; "
+                        "default $RISKWATCH_CLICKHOUSE_URL)")
+    parser.add_argument("--alertmanager-url", dest="alertmanager_urls", action="append", default=[],
+                        metavar="URL", help="post alerts to this Prometheus Alertmanager (API v2); "
+                        "repeat for every peer of an HA cluster")
+    parser.add_argument("--grafana-url", help="Grafana base URL for the drill-down link in alerts")
+    parser.add_argument("--runbook-url", help="runbook page linked from every alert")
+    parser.add_argument("--webhook-url", dest="webhook_urls", action="append", default=[],
+                        metavar="URL", help="POST signed alert records here (repeatable)")
+    parser.add_argument("--webhook-secret",
+                        help="HMAC-SHA256 key for --webhook-url (default $RISKWATCH_WEBHOOK_SECRET)")
+    parser.add_argument("--grafana-annotations-url", metavar="URL",
+                        help="write alert state changes as Grafana annotations "
+                        "(token: $RISKWATCH_GRAFANA_TOKEN)")
 
 
 def options_from_args(args: argparse.Namespace) -> OutputOptions:
@@ -46,6 +74,18 @@ def worker_flags(options: OutputOptions) -> list[str]:
     flags: list[str] = []
     if options.chdb_path:
         flags += ["--chdb", os.fspath(options.chdb_path)]
+    if options.clickhouse_url:
+        flags += ["--clickhouse-url", options.clickhouse_url]
+    for url in options.alertmanager_urls:
+        flags += ["--alertmanager-url", url]
+    for url in options.webhook_urls:
+        flags += ["--webhook-url", url]
+    # The webhook secret is not a flag (a command line is visible to every local user):
+    # the worker reads $RISKWATCH_WEBHOOK_SECRET, which the child process inherits.
+    for flag, value in (("--grafana-url", options.grafana_url), ("--runbook-url", options.runbook_url),
+                        ("--grafana-annotations-url", options.grafana_annotations_url)):
+        if value:
+            flags += [flag, value]
     return flags
 
 
@@ -55,4 +95,38 @@ def build_sinks(options: OutputOptions) -> list[Any]:
     if options.chdb_path:
         from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
         sinks.append(ChdbSink(str(options.chdb_path)))
+    if options.clickhouse_url:
+        from sinks.clickhouse.server_sink import ClickHouseServerSink  # bad URL: ConfigError
+        sinks.append(ClickHouseServerSink(options.clickhouse_url))
+    sinks += _alerting_sinks(options, stores=list(sinks))
     return sinks
+
+
+def _alerting_sinks(options: OutputOptions, stores: list[Any]) -> list[Any]:
+    """Alertmanager, webhook and Grafana sinks (``sinks/alertmanager.py`` ...)."""
+    out: list[Any] = []
+    alertmanager = None
+    if options.alertmanager_urls:
+        from sinks.alertmanager import DEFAULT_RUNBOOK_URL, AlertmanagerSink
+        alertmanager = AlertmanagerSink(options.alertmanager_urls, grafana_url=options.grafana_url,
+                                        runbook_url=options.runbook_url or DEFAULT_RUNBOOK_URL)
+        out.append(alertmanager)
+    if options.webhook_urls:
+        from sinks.webhook import WebhookSink
+
+        def dead_letter(record: dict) -> None:  # a rejected webhook is kept where letters go
+            for store in stores:
+                store.add("dead_letters", record)
+
+        def meta_alert(record: dict) -> None:   # a second channel: straight to Alertmanager
+            if alertmanager is not None:
+                alertmanager.write("alerts", [record], None)
+
+        out.append(WebhookSink(options.webhook_urls,
+                               secret=options.webhook_secret or os.environ.get("RISKWATCH_WEBHOOK_SECRET", ""),
+                               on_dead_letter=dead_letter, on_meta_alert=meta_alert))
+    if options.grafana_annotations_url:
+        from sinks.grafana_annotations import GrafanaAnnotationsSink
+        out.append(GrafanaAnnotationsSink(options.grafana_annotations_url,
+                                          token=os.environ.get("RISKWATCH_GRAFANA_TOKEN")))
+    return out

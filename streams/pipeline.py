@@ -40,10 +40,13 @@ import msgspec
 from riskwatch.events import (BadEvent, Complaint, ComplaintUpdate, Event, Order, OrderStatus,
                               decode_events, epoch_of)
 from riskwatch.settings import PipelineSettings
+from streams.alert_context import incident_context
 from streams.alerting import AlertEpisode, fingerprint, is_wide, severity
 from streams.complaints import ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
+from streams.feedback import QUIETING, FeedbackBook, parse_feedback
 from streams.ingest import Deduplicator, GenerationalMap, dead_letter, internal_error_letter
+from streams.merchant_scores import MerchantScores
 from streams.scope import IncidentScope
 from streams.slicing import COMPLAINT_FIELDS, key_builder
 from streams.watermark import Watermark
@@ -75,7 +78,7 @@ class Outputs:
 
 class _Bucket:
     __slots__ = ("orders", "order_combos", "complaints", "intents", "examples", "complaint_keys",
-                 "arrived")
+                 "arrived", "sensitive")
 
     def __init__(self) -> None:
         self.orders: dict[tuple, int] = {}
@@ -87,6 +90,7 @@ class _Bucket:
         self.examples: dict[tuple, list[tuple[int, str, str]]] = {}
         self.complaint_keys: list[tuple] = []   # per complaint: the slices it counted in
         self.arrived: list[tuple] = []          # complaints to count when the bucket closes
+        self.sensitive: dict[tuple, int] = {}   # complaints with a sensitive word, per slice
 
 
 class Pipeline:
@@ -145,6 +149,9 @@ class Pipeline:
         self._wall: float | None = None
         # Order -> category for the dedup window: a complaint counts in its order's category.
         self._order_category = GenerationalMap(settings.dedup_window_seconds)
+        # Order -> merchant, for refunds and overdue deliveries in merchant scores.
+        self._order_merchant = GenerationalMap(settings.dedup_window_seconds)
+        self.merchant_scores = MerchantScores(settings.bucket_seconds, settings.utc_offset_hours)
         # Which slices a complaint counts in, as a compiled key builder (orders are
         # spread to their slices by streams.exposure).
         self._complaint_keys = key_builder(settings.slices, COMPLAINT_FIELDS)
@@ -156,6 +163,7 @@ class Pipeline:
         # carrier, and those slices page with the right scope.
         self._silent_slices = {i for i, dims in enumerate(settings.slices) if not dims}
         self.scope = IncidentScope(settings, self._recent_complaints, explain_share)
+        self.feedback = FeedbackBook()  # operators' verdicts, see apply_feedback
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.counters = dict.fromkeys(
             ("messages", "orders", "order_status", "complaints", "complaint_updates",
@@ -265,6 +273,7 @@ class Pipeline:
             c["orders"] += 1
             category = event.category
             self._order_category.current[event.order_id] = category
+            self._order_merchant.current[event.order_id] = event.merchant_id
             if not late:
                 bucket = self.buckets.get(bstart) or self._bucket(bstart)
                 combo = (event.region, event.merchant_id, event.carrier, category)
@@ -275,19 +284,21 @@ class Pipeline:
             updated = self.desk.on_status(event, epoch)
             if updated:
                 self.out.complaints.extend(updated)
+            if event.status in _SCORED_STATUSES and not late:
+                self._score_status(event, epoch, bstart)
         elif kind is Complaint:
             c["complaints"] += 1
-            record = self.desk.on_complaint(
-                event, epoch, self._order_category.get(event.order_id) if event.order_id else None)
-            self.out.complaints.append(record)
-            if not late:
-                self._bucket(bstart).arrived.append(
-                    (epoch, event.complaint_id, event.order_id, event.merchant_id, event.region,
-                     event.carrier, record["intent"], record["masked_text"]))
-            self.out.complaints.extend(self.desk.take_early_updates(event.complaint_id))
+            if late:  # its bucket is closed: classified now, not counted
+                self.out.complaints.append(self.desk.on_complaint(
+                    event, epoch, self._order_category.get(event.order_id) if event.order_id else None))
+                self.out.complaints.extend(self.desk.take_early_updates(event.complaint_id))
+            else:  # classified when its bucket closes (streams.complaints: determinism)
+                self._bucket(bstart).arrived.append((epoch, event.complaint_id, event.event_id, event))
         else:
             c["complaint_updates"] += 1
-            self.out.complaints.extend(self.desk.on_update(event))
+            self.out.complaints.extend(self.desk.on_update(event, epoch, None if late else bstart))
+            if not late and (event.status is not None or event.csat is not None):
+                self.merchant_scores.note_update(bstart, event.complaint_id, event.status, event.csat)
         if self.keep_events:
             self.out.events.append(_event_row(event, epoch, src, offset, late, self.tz))
 
@@ -304,9 +315,22 @@ class Pipeline:
         category, and the order may be read after the complaint when they come from
         different topics; by the close, the watermark guarantees the order was seen.
         """
-        for epoch, cid, oid, merchant, region, carrier, intent, masked in sorted(b.arrived):
+        bstart = None
+        for epoch, cid, _, event in sorted(b.arrived, key=_arrival_key):
+            oid = event.order_id
             # None (order unknown or older than the dedup window): no category slice.
             category = self._order_category.get(oid) if oid else None
+            # Classified with the model as of the previous bucket's close: the intent
+            # counted here is the one of the complaint record, on every path.
+            record = self.desk.on_complaint(event, epoch, category)
+            self.out.complaints.append(record)
+            self.out.complaints.extend(self.desk.take_early_updates(cid))
+            if bstart is None:
+                bstart = epoch - epoch % self.bucket_seconds
+            self.merchant_scores.note_complaint(bstart, record)
+            merchant, region, carrier = event.merchant_id, event.region, event.carrier
+            intent, masked = record["intent"], record["masked_text"]
+            flagged = bool(record["sensitive"])
             example = (epoch, cid, masked)
             keys = self._complaint_keys(region, merchant, carrier, category, intent)
             b.complaint_keys.append(keys)
@@ -314,6 +338,8 @@ class Pipeline:
                 if None in key:
                     continue  # e.g. a complaint without a carrier is in no carrier slice
                 b.complaints[key] = b.complaints.get(key, 0) + 1
+                if flagged:  # a surge of threats (12315, media, lawyers) is a signal
+                    b.sensitive[key] = b.sensitive.get(key, 0) + 1
                 if self._intent_pos[key[0]] < 0:
                     mix = b.intents.setdefault(key, {})
                     mix[intent] = mix.get(intent, 0) + 1
@@ -351,6 +377,10 @@ class Pipeline:
     def _close(self, bstart: int) -> None:
         bucket = self.buckets.pop(bstart, None) or _Bucket()
         self._count_complaints(bucket)
+        self.desk.learn_bucket(bstart)   # after classifying: see streams.complaints
+        self.merchant_scores.note_orders(bstart, bucket.order_combos)
+        self.out.scores.extend(self.merchant_scores.close(
+            bstart, bstart + self.bucket_seconds, self._merchant_of_complaint))
         self.next_close = self.closed_until = bstart + self.bucket_seconds
         self.counters["buckets_closed"] += 1
         bindex = bstart // self.bucket_seconds
@@ -368,6 +398,7 @@ class Pipeline:
         self.dedup.prune(bstart)
         self.desk.prune(bstart)
         self._order_category.prune(bstart)
+        self._order_merchant.prune(bstart)
 
     # -- alerting ---------------------------------------------------------------------
     def _alerting(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
@@ -379,7 +410,10 @@ class Pipeline:
                       if e.alarmed and e.key not in self.firing and not maintenance
                       and e.key[0] not in self._silent_slices
                       and e.age_buckets >= self.warmup_buckets
-                      and e.run_observed - e.run_expected >= self.min_excess]
+                      and e.run_observed - e.run_expected >= self.min_excess
+                      and not (self.feedback and self.feedback.blocks(
+                          fingerprint(METRIC, self._dims(e.key)), bucket=bindex,
+                          evidence=e.evidence, level=e.level))]
         alarmed = {e.key: e for e in evaluations if e.alarmed}
         alarmed.update({k: by_key[k] for k in self.firing if k in by_key})
         if maintenance:
@@ -413,6 +447,8 @@ class Pipeline:
             self._update_episode(episode, e)
             self.counters["alerts_fired"] += 1
             self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "firing"))
+            if episode.alert_id in self.feedback.waiting:  # replay --feedback: answered at once
+                self.apply_feedback(self.feedback.waiting.pop(episode.alert_id))
         for key in sorted(set(self.firing) - {e.key for e in candidates}, key=str):
             e = by_key.get(key)
             if e is None:
@@ -476,6 +512,7 @@ class Pipeline:
             "summary": summary,
             "contributors": contributors,
             "examples": [text for _, _, text in bucket.examples.get(e.key, [])],
+            "context": incident_context(self._recent_complaints, e.key, self.settings.slices),
         }
 
     def _aggregate_rows(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
@@ -502,7 +539,64 @@ class Pipeline:
             "expected": round(expected, 4) if expected is not None else None,
             "score": round(score, 6),
             "intents": dict(bucket.intents.get(key, {})),
+            "sensitive": bucket.sensitive.get(key, 0),
         }
+
+    # -- merchant scores --------------------------------------------------------------
+    def _score_status(self, event: OrderStatus, epoch: int, bstart: int) -> None:
+        merchant = self._order_merchant.get(event.order_id)
+        if merchant is None:
+            return  # order older than the dedup window (or never seen): not scored
+        days = None
+        if event.status == "delivered":
+            picked = self.desk.picked_up.get(event.order_id)
+            days = None if picked is None else (epoch - picked) / 86400
+        self.merchant_scores.note_status(bstart, merchant, event.status, days)
+
+    def _merchant_of_complaint(self, complaint_id: str) -> str | None:
+        record = self.desk.records.get(complaint_id)
+        return None if record is None else record["merchant_id"]
+
+    # -- feedback ---------------------------------------------------------------------
+    def apply_feedback(self, record: dict) -> dict:
+        """Apply an operator's verdict on an alert (rules in :mod:`streams.feedback`).
+
+        ``expected`` / ``false_alarm`` on a firing episode resolve it now (a ``resolved``
+        record with ``"feedback"``) and mute its slice; a verdict on an episode that has
+        not fired yet waits for it. Returns the validated record; a bad one raises
+        :class:`~riskwatch.errors.ConfigError`.
+        """
+        rec = record if "start_bucket" in record else parse_feedback(record)
+        now = self.closed_until // self.bucket_seconds if self.closed_until is not None else None
+        key = next((k for k, ep in self.firing.items() if ep.alert_id == rec["alert_id"]), None)
+        if key is None:
+            if now is None or rec["start_bucket"] >= now:
+                self.feedback.waiting[rec["alert_id"]] = rec
+            else:
+                self.feedback.record(rec, from_bucket=now)
+            return rec
+        self.feedback.record(rec, from_bucket=now)
+        if rec["verdict"] not in QUIETING:
+            return rec
+        episode = self.firing.pop(key)
+        self.scorer.reset(key)
+        for parent in [p for p, c in self.explained.items() if c == key]:
+            del self.explained[parent]
+            self.scorer.reset(parent)
+            self.feedback.learn(fingerprint(METRIC, self._dims(parent)), rec["verdict"], from_bucket=now)
+        self.counters["alerts_resolved"] += 1
+        dims, bend = self._dims(key), self.closed_until
+        where = " ".join(f"{k}={v}" for k, v in dims.items()) or "全部 (all)"
+        zh = {"expected": "预期内", "false_alarm": "误报"}[rec["verdict"]]
+        self.out.alerts.append({
+            "alert_id": episode.alert_id, "fingerprint": episode.fingerprint, "status": "resolved",
+            "severity": episode.severity, "metric": METRIC, "dimensions": dims,
+            "ts": self._iso(bend), "bucket_start": self._iso(bend - self.bucket_seconds),
+            "bucket_end": self._iso(bend), "observed": round(episode.observed, 3),
+            "expected": round(episode.expected, 3), "score": 0.0,
+            "summary": f"{where} 值班人员标记为{zh} | marked {rec['verdict']} by on-call",
+            "contributors": [], "examples": [], "feedback": rec["verdict"]})
+        return rec
 
     # -- output -----------------------------------------------------------------------
     def drain(self) -> Outputs:
@@ -523,6 +617,11 @@ class Pipeline:
                 "slices": len(self.scorer),
                 "firing": len(self.firing),
                 "auto_resolved": self.desk.auto_resolved,
+                "auto_resolution": self.desk.auto_resolution_report()[-14:],
+                "intent_labels_learned": self.desk.labels_learned,
+                "merchants_scored": len(self.merchant_scores),
+                "score_tiers": self.merchant_scores.distribution(),
+                "score_movers": self.merchant_scores.movers,
                 "top_slices": self._top}
 
     def _iso(self, epoch: int) -> str:
@@ -530,6 +629,13 @@ class Pipeline:
 
     def _now_iso(self) -> str:
         return dt.datetime.fromtimestamp(int(time.time()), self.tz).isoformat()
+
+
+_SCORED_STATUSES = frozenset({"delivered", "refunded", "returned"})
+
+
+def _arrival_key(arrived: tuple) -> tuple:
+    return arrived[:3]   # (epoch, complaint_id, event_id): unique, whatever the arrival order
 
 
 def _event_row(event, epoch, src, offset, late, tz) -> dict:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from riskwatch.events import INTENTS as INTENT_NAMES
 from riskwatch.events import ORDER_STATUSES
 from riskwatch.simulator import badinput
 from riskwatch.simulator.complaints import ComplaintFactory
@@ -153,6 +154,9 @@ class _Engine:
         self.counts = dict.fromkeys(_COUNT_KEYS, 0)
         self.next_order = 0
         self.next_complaint = 0
+        # (complaint_id, true intent) of every complaint, when the caller wants them
+        # (write_files(intents_path=...)): the ground truth for intent accuracy.
+        self.intent_truth: list[tuple[str, str]] | None = None
         self.next_bad = 0
         self.sim_fraction = 0.0
         w = self.world
@@ -394,6 +398,8 @@ class _Engine:
                    carrier: int, category: int, cents: int, keep_order: bool = False) -> None:
         number = self.next_complaint
         self.next_complaint += 1
+        if self.intent_truth is not None:
+            self.intent_truth.append((f"c-{number}", INTENT_NAMES[intent]))
         events = self.factory.build(
             number, ts, intent, order=order, merchant=self.world.merchant_ids[merchant],
             region=REGION_NAMES[region], carrier=CARRIER_NAMES[carrier],
@@ -568,8 +574,13 @@ def manifest(config: SimulationConfig, *, counts: dict[str, int] | None = None) 
 def write_files(config: SimulationConfig, events_path: str | os.PathLike[str],
                 manifest_path: str | os.PathLike[str] | None = None,
                 calendar_path: str | os.PathLike[str] | None = None,
-                progress: Callable[[int, float], None] | None = None) -> dict[str, int]:
+                progress: Callable[[int, float], None] | None = None,
+                intents_path: str | os.PathLike[str] | None = None) -> dict[str, int]:
     """Write the events (JSONL), and optionally the manifest and calendar (JSON).
+
+    ``intents_path`` receives the true intent of every complaint, one
+    ``{"complaint_id", "intent"}`` JSON line each (ground truth for intent accuracy; the
+    events carry it only for the ``label_share`` an agent labels).
 
     ``progress(done_lines, sim_fraction)`` is called about every 50,000 lines and once at
     the end. Returns the counts ``{"lines", "orders", "order_status", "complaints",
@@ -577,6 +588,8 @@ def write_files(config: SimulationConfig, events_path: str | os.PathLike[str],
     the other seven.
     """
     engine = _Engine(_plan(config))
+    if intents_path is not None:
+        engine.intent_truth = []
     next_report = 50_000
     with open(events_path, "wb") as fh:
         for _, lines in engine.batches():
@@ -595,4 +608,8 @@ def write_files(config: SimulationConfig, events_path: str | os.PathLike[str],
         with open(calendar_path, "wb") as fh:
             fh.write(orjson.dumps([w.to_json() for w in engine.windows],
                                   option=orjson.OPT_INDENT_2))
+    if intents_path is not None:
+        with open(intents_path, "wb") as fh:
+            fh.writelines(orjson.dumps({"complaint_id": cid, "intent": intent}) + b"\n"
+                          for cid, intent in engine.intent_truth or ())
     return dict(engine.counts)

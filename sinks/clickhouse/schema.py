@@ -25,7 +25,11 @@ sorting key is the record's identity, so a record delivered twice shows once und
 
 Profiles: every modern feature (LowCardinality, DateTime64, Bool, Map, CODEC, TTL, the
 dedup window) is a switch of :class:`Profile`, so an old-server profile is a new
-``PROFILES`` entry, not a second copy of the DDL.  Only ``"modern"`` exists today.
+``PROFILES`` entry, not a second copy of the DDL.  ``"modern"`` (ClickHouse >= 22.8 and
+chDB) has them all; ``"legacy"`` has none, for old servers such as Debian's 18.16: times
+become ``DateTime('Asia/Shanghai')`` (seconds), maps JSON text (read them with
+``visitParamExtract*``), Bool ``UInt8``, and there is no TTL, CODEC or dedup window.
+The server sink picks the profile from the server's version.
 
 Migrations are numbered; :func:`migrate` applies the missing ones and records them in
 ``schema_migrations``.  Never edit a released migration: add a new one.
@@ -72,6 +76,7 @@ __all__ = [
     "migrate",
     "quote_literal",
     "render_create",
+    "render_type",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,7 +103,11 @@ class Profile:
     dedup_window: bool = True
 
 
-PROFILES: dict[str, Profile] = {"modern": Profile("modern")}
+PROFILES: dict[str, Profile] = {
+    "modern": Profile("modern"),
+    "legacy": Profile("legacy", low_cardinality=False, datetime64=False, bool_type=False,
+                      maps=False, codecs=False, ttl=False, dedup_window=False),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,7 +269,14 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _render_type(type_: str, profile: Profile) -> str:
+def render_type(type_: str, profile: Profile) -> str:
+    """A column type in modern syntax rendered for ``profile``.
+
+    >>> render_type("Array(LowCardinality(String))", PROFILES["legacy"])
+    'Array(String)'
+    >>> render_type("Nullable(DateTime64(3, 'Asia/Shanghai'))", PROFILES["legacy"])
+    "Nullable(DateTime('Asia/Shanghai'))"
+    """
     if not profile.low_cardinality:
         type_ = re.sub(r"LowCardinality\(([^()]*)\)", r"\1", type_)
     if not profile.datetime64:
@@ -275,7 +291,7 @@ def _render_type(type_: str, profile: Profile) -> str:
 
 
 def _render_column(col: Column, profile: Profile) -> str:
-    parts = [f"`{col.name}`", _render_type(col.type, profile)]
+    parts = [f"`{col.name}`", render_type(col.type, profile)]
     if col.from_map:
         source, key = col.from_map
         parts.append(f"DEFAULT {source}['{key}']" if profile.maps
@@ -291,7 +307,7 @@ def render_create(table: Table, database: str, profile: Profile) -> str:
                    else ("toUInt64(now()) * 1000", "now()"))
     columns = [_render_column(c, profile) for c in table.columns]
     columns += [f"`version` UInt64 DEFAULT {now_ms}",
-                f"`inserted_at` {_render_type(_TIME, profile)} DEFAULT {now}"]
+                f"`inserted_at` {render_type(_TIME, profile)} DEFAULT {now}"]
     lines = [f"CREATE TABLE IF NOT EXISTS `{check_identifier(database)}`.`{table.name}` (",
              ",\n".join(f"    {c}" for c in columns), ")",
              "ENGINE = ReplacingMergeTree(version)"]
@@ -341,9 +357,11 @@ def migrate(execute: Execute, profile: str = "modern", *, database: str = "riskw
             continue
         for statement in migration.render(database, prof):
             execute(statement)
+        # INSERT … SELECT, not VALUES: a native-protocol client waits for a data block
+        # after an INSERT … VALUES statement.
         execute(f"INSERT INTO {db}.`schema_migrations` (version, description, profile) "
-                f"VALUES ({migration.version}, {quote_literal(migration.description)}, "
-                f"{quote_literal(prof.name)})")
+                f"SELECT {migration.version}, {quote_literal(migration.description)}, "
+                f"{quote_literal(prof.name)}")
         logger.info("applied migration %d to %s (%s): %s", migration.version, database,
                     prof.name, migration.description)
         done.append(migration.version)

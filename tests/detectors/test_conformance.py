@@ -13,10 +13,16 @@ import pickle
 import random
 import sys
 
+import datetime as dt
+
+import datetime as dt
+
 import pytest
 from river import base
 
 import detectors
+from detectors.series import SeriesDetector
+from detectors.series import SeriesDetector
 
 
 def iter_detectors():
@@ -27,8 +33,15 @@ def iter_detectors():
                 yield obj(**params)
 
 
-def _stream(n: int, seed: int = 1):
+def _stream(det, n: int, seed: int = 1):
+    """Pairs of ``learn_one``/``score_one`` arguments of normal data for ``det``."""
     rng = random.Random(seed)
+    if isinstance(det, SeriesDetector):
+        # (ts, value): a 5-minute series around 100, continuing after earlier streams.
+        start = _T0 + dt.timedelta(days=30 * seed)
+        for i in range(n):
+            yield start + dt.timedelta(minutes=5 * i), 100.0 + rng.gauss(0, 5)
+        return
     for _ in range(n):
         exposure = rng.uniform(50, 150)
         # Poisson-ish counts around 2 % of exposure.
@@ -36,33 +49,44 @@ def _stream(n: int, seed: int = 1):
         yield {"exposure": exposure}, y
 
 
+_T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _probe(det, spike: bool) -> tuple:
+    """``score_one`` arguments of a normal point, or of an obvious anomaly."""
+    if isinstance(det, SeriesDetector):
+        return _T0 + dt.timedelta(days=1000), 200.0 if spike else 101.0
+    return {"exposure": 100.0}, 15 if spike else 2
+
+
 def check_score_is_pure(det):
-    for x, y in _stream(200):
+    for x, y in _stream(det, 200):
         det.learn_one(x, y)
     before = pickle.dumps(det)
-    x = {"exposure": 100.0}
-    det.score_one(x, 7)
+    args = _probe(det, spike=True)
+    kept = pickle.dumps(args)
+    det.score_one(*args)
     assert pickle.dumps(det) == before, "score_one changed the detector's state"
-    assert x == {"exposure": 100.0}, "score_one mutated its input"
+    assert pickle.dumps(args) == kept, "score_one mutated its input"
 
 
 def check_score_before_learning(det):
-    score = det.score_one({"exposure": 10.0}, 1)
+    score = det.score_one(*_probe(det, spike=False))
     assert 0.0 <= score <= 1.0
 
 
 def check_pickling(det):
-    for x, y in _stream(300):
+    for x, y in _stream(det, 300):
         det.learn_one(x, y)
     twin = pickle.loads(pickle.dumps(det))
-    for x, y in _stream(50, seed=2):
+    for x, y in _stream(det, 50, seed=2):
         assert twin.score_one(x, y) == det.score_one(x, y)
         twin.learn_one(x, y)
         det.learn_one(x, y)
 
 
 def check_clone_is_unfitted(det):
-    for x, y in _stream(300):
+    for x, y in _stream(det, 300):
         det.learn_one(x, y)
     fresh = det.clone()
     assert fresh._get_params() == det._get_params()
@@ -74,20 +98,20 @@ def check_clone_is_unfitted(det):
 def check_bounded_memory(det):
     def size():
         return len(pickle.dumps(det))
-    for x, y in _stream(1000):
+    for x, y in _stream(det, 1000):
         det.learn_one(x, y)
     first = size()
-    for x, y in _stream(5000, seed=3):
+    for x, y in _stream(det, 5000, seed=3):
         det.learn_one(x, y)
     assert size() <= first * 1.1, "state grows with the stream"
     assert size() < 2048, "state per slice must stay under 2 KB"
 
 
 def check_anomaly_outscores_normal(det):
-    for x, y in _stream(500):
+    for x, y in _stream(det, 500):
         det.learn_one(x, y)
-    normal = det.score_one({"exposure": 100.0}, 2)
-    spike = det.score_one({"exposure": 100.0}, 15)
+    normal = det.score_one(*_probe(det, spike=False))
+    spike = det.score_one(*_probe(det, spike=True))
     assert spike > normal
     assert spike > 0.99
 

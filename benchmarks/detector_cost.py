@@ -1,0 +1,160 @@
+"""What the pipeline's slice detector costs: time per slice update, state per slice,
+and one bucket close with 100k active slices — against the targets of issue 3.
+
+Only public APIs are used (``streams.detection.SliceScorer.close`` as the pipeline calls
+it, ``detectors.ComplaintRateDetector`` score/learn), so the script measures whatever
+the detector is today. Synthetic but realistically keyed traffic: every merchant has
+its region, carrier and category; every bucket each merchant has orders and complaints
+in ``--intents`` intents, which makes ~``merchants x intents`` merchant x intent slices
+plus their region, carrier, category, region x carrier, ... slices all active at once.
+
+    .venv/bin/python benchmarks/detector_cost.py                   # 100k active slices
+    .venv/bin/python benchmarks/detector_cost.py --merchants 2000  # a smaller run
+
+Pinned to one core (the target is per core). Figures vary ~10-20 % on the shared VM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from riskwatch.events import INTENTS  # noqa: E402
+from riskwatch.settings import PipelineSettings  # noqa: E402
+from streams.detection import SliceScorer  # noqa: E402
+from streams.slicing import COMPLAINT_FIELDS, key_builder  # noqa: E402
+
+TARGET_US_PER_UPDATE = 5.0
+TARGET_BYTES_PER_SLICE = 2048
+TARGET_CLOSE_SECONDS = 1.0
+REGIONS = [f"省{i:02d}" for i in range(31)]
+CARRIERS = ["中通", "圆通", "申通", "韵达", "顺丰", "京东", "极兔", "邮政"]
+CATEGORIES = [f"类目{i:02d}" for i in range(20)]
+
+
+def traffic(merchants: int, intents: int, seed: int = 1):
+    """Order combos and complaint counts of one bucket, keyed as the pipeline keys them."""
+    rng = random.Random(seed)
+    settings = PipelineSettings()
+    build = key_builder(settings.slices, COMPLAINT_FIELDS)
+    orders, complaints = {}, {}
+    for m in range(merchants):
+        region, carrier, category = rng.choice(REGIONS), rng.choice(CARRIERS), rng.choice(CATEGORIES)
+        merchant = f"m{m:06d}"
+        orders[(region, merchant, carrier, category)] = rng.randint(5, 60)
+        for intent in rng.sample(INTENTS, intents):
+            for key in build(region, merchant, carrier, category, intent):
+                complaints[key] = complaints.get(key, 0) + 1
+    return settings, orders, complaints
+
+
+def close_cost(merchants: int, intents: int, buckets: int) -> dict:
+    settings, orders, complaints = traffic(merchants, intents)
+    scorer = SliceScorer(settings)
+    begin = time.perf_counter()
+    scorer.close(0, 10, orders, complaints, set())          # first sight: creates every slice
+    first = time.perf_counter() - begin
+    times = []
+    for b in range(1, buckets + 1):
+        begin = time.perf_counter()
+        evaluations = scorer.close(b, 10, orders, complaints, set())
+        times.append(time.perf_counter() - begin)
+    active = len(evaluations)
+    close = statistics.median(times)
+    return {"active": active, "slices": len(scorer), "first_close": first, "close": close,
+            "us_per_update": close / active * 1e6}
+
+
+def state_per_slice(merchants: int, intents: int) -> dict:
+    settings, orders, complaints = traffic(merchants, intents)
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    scorer = SliceScorer(settings)
+    for b in range(3):
+        evaluations = scorer.close(b, 10, orders, complaints, set())
+    del evaluations   # the close's return value is output, not state
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    return {"slices": len(scorer), "bytes_per_slice": held / len(scorer)}
+
+
+def single_detector() -> dict | None:
+    """The per-slice river estimator on its own, if the package still exports it."""
+    try:
+        from detectors import ComplaintRateDetector
+    except ImportError:
+        return None
+    rng = random.Random(2)
+    spans = [({"exposure": rng.uniform(10, 200), "prior_rate": 0.01}, rng.randint(0, 4)) for _ in range(1000)]
+    det = ComplaintRateDetector()
+    n = 0
+    begin = time.perf_counter()
+    for _ in range(50):
+        for x, y in spans:
+            det.score_one(x, y)
+            det.learn_one(x, y)
+            n += 1
+    us = (time.perf_counter() - begin) / n * 1e6
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    many = [ComplaintRateDetector() for _ in range(10_000)]
+    for d in many:
+        d.learn_one(*spans[0])
+    held = (tracemalloc.get_traced_memory()[0] - base) / len(many)
+    tracemalloc.stop()
+    return {"us": us, "bytes": held, "pickled": len(pickle.dumps(det))}
+
+
+def verdict(value: float, target: float) -> str:
+    return "ok" if value <= target else "OVER"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--merchants", type=int, default=9000)
+    parser.add_argument("--intents", type=int, default=11, help="intents with complaints per merchant")
+    parser.add_argument("--buckets", type=int, default=5, help="timed bucket closes")
+    args = parser.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    print(f"python {sys.version.split()[0]}, pinned to CPU {sorted(os.sched_getaffinity(0))}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print("building traffic and closing buckets ...", file=sys.stderr, flush=True)
+    cost = close_cost(args.merchants, args.intents, args.buckets)
+    print("measuring state (tracemalloc) ...", file=sys.stderr, flush=True)
+    state = state_per_slice(args.merchants, args.intents)
+    single = single_detector()
+    rows = [
+        ("bucket close, active slices scored", f"{cost['close']:.3f} s for {cost['active']:,}",
+         f"<= {TARGET_CLOSE_SECONDS:.0f} s for 100,000", verdict(cost["close"] * 100_000 / cost["active"],
+                                                                 TARGET_CLOSE_SECONDS)),
+        ("cost per slice update (in the close)", f"{cost['us_per_update']:.2f} us",
+         f"<= {TARGET_US_PER_UPDATE:.0f} us", verdict(cost["us_per_update"], TARGET_US_PER_UPDATE)),
+        ("state per slice (all scorer state / slices)", f"{state['bytes_per_slice']:,.0f} B",
+         f"<= {TARGET_BYTES_PER_SLICE:,} B", verdict(state["bytes_per_slice"], TARGET_BYTES_PER_SLICE)),
+        ("first close (creates every slice)", f"{cost['first_close']:.3f} s", "-", ""),
+    ]
+    if single:
+        rows.append(("ComplaintRateDetector score+learn, alone", f"{single['us']:.2f} us",
+                     f"<= {TARGET_US_PER_UPDATE:.0f} us", verdict(single["us"], TARGET_US_PER_UPDATE)))
+        rows.append(("ComplaintRateDetector instance (pickled)",
+                     f"{single['bytes']:,.0f} B ({single['pickled']} B)", f"<= {TARGET_BYTES_PER_SLICE:,} B",
+                     verdict(single["bytes"], TARGET_BYTES_PER_SLICE)))
+    print(f"{cost['slices']:,} slices in the scorer, {cost['active']:,} active per bucket")
+    print(f"{'figure':<46}{'measured':>24}  {'target':<20}")
+    for name, measured, target, ok in rows:
+        print(f"{name:<46}{measured:>24}  {target:<20}{ok}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

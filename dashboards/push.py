@@ -1,0 +1,69 @@
+"""Push the riskwatch datasources and dashboards to a running Grafana with grafana-client.
+
+Idempotent: the folder and datasources are created, or updated when they exist (matched by
+uid); dashboards are saved with ``overwrite``.  Resources are pushed with provenance
+disabled, so people may still edit them in the UI (the next push overwrites their edits).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from riskwatch.errors import ConfigError, RiskwatchError
+from dashboards.provisioning import FOLDER_UID, GrafanaTargets, dashboard_json, datasources
+
+__all__ = ["push"]
+
+logger = logging.getLogger(__name__)
+
+
+class GrafanaPushError(RiskwatchError):
+    pass
+
+
+def _client(url: str, token: str | None) -> Any:
+    from grafana_client import GrafanaApi
+
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--url must be http(s)://HOST:PORT, got {url!r}")
+    api = GrafanaApi.from_url(url, credential=token or None, timeout=10)
+    return api
+
+
+def push(url: str, token: str | None = None, targets: GrafanaTargets | None = None
+         ) -> dict[str, list[str]]:
+    """Push everything; return what was created/updated per resource type."""
+    from grafana_client.client import GrafanaClientError, GrafanaException
+
+    targets = targets or GrafanaTargets()
+    api = _client(url, token)
+    done: dict[str, list[str]] = {"folders": [], "datasources": [], "dashboards": []}
+    try:
+        try:
+            api.folder.get_folder(FOLDER_UID)
+        except GrafanaClientError as exc:
+            if exc.status_code != 404:
+                raise
+            api.folder.create_folder("riskwatch", uid=FOLDER_UID)
+            done["folders"].append(FOLDER_UID)
+        for ds in datasources(targets):
+            try:
+                api.datasource.get_datasource_by_uid(ds["uid"])
+            except GrafanaClientError as exc:
+                if exc.status_code != 404:
+                    raise
+                api.datasource.create_datasource(ds)
+            else:
+                api.datasource.update_datasource_by_uid(ds["uid"], ds)
+            done["datasources"].append(ds["uid"])
+        for uid, board in dashboard_json(targets).items():
+            api.dashboard.update_dashboard({"dashboard": board, "folderUid": FOLDER_UID,
+                                            "overwrite": True,
+                                            "message": "riskwatch dashboards push"})
+            done["dashboards"].append(uid)
+    except GrafanaException as exc:
+        raise GrafanaPushError(f"Grafana at {url} refused the push: {exc}") from exc
+    except OSError as exc:
+        raise GrafanaPushError(f"cannot reach Grafana at {url}: {exc}") from exc
+    return done

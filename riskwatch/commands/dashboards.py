@@ -1,0 +1,72 @@
+"""``riskwatch dashboards build|push``: Grafana dashboards and datasources as code.
+
+::
+
+    riskwatch dashboards build --out dashboards/generated     # provisioning files
+    riskwatch dashboards push --url http://127.0.0.1:3000 --token "$GRAFANA_TOKEN"
+
+See :mod:`dashboards` for what the four dashboards show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+__all__ = ["register"]
+
+
+def _targets(args: argparse.Namespace):
+    from dashboards.provisioning import GrafanaTargets
+
+    return GrafanaTargets(clickhouse_host=args.clickhouse_host,
+                          clickhouse_port=args.clickhouse_port,
+                          clickhouse_user=args.clickhouse_user, database=args.database,
+                          alertmanager_url=args.alertmanager_url)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from dashboards.provisioning import write_provisioning
+
+    files = write_provisioning(args.out, _targets(args))
+    print(f"wrote {len(files)} files under {args.out}:")
+    for path in files:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from dashboards.push import push
+
+    done = push(args.url, args.token, _targets(args))
+    print(f"pushed to {args.url}: " + ", ".join(f"{len(v)} {k}" for k, v in done.items()))
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clickhouse-host", default="clickhouse",
+                   help="ClickHouse host as Grafana sees it (default %(default)s)")
+    p.add_argument("--clickhouse-port", type=int, default=9000, help="native port (default 9000)")
+    p.add_argument("--clickhouse-user", default="riskwatch_dashboard",
+                   help="read-only user (default %(default)s)")
+    p.add_argument("--database", default="riskwatch", help="database (default %(default)s)")
+    p.add_argument("--alertmanager-url", default="http://alertmanager:9093",
+                   help="Alertmanager as Grafana sees it (default %(default)s)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboards", help="Grafana dashboards as code: build files or push",
+                       description="Build Grafana provisioning files (dashboards JSON, ClickHouse "
+                                   "and Alertmanager datasources) or push them with grafana-client.")
+    dsub = p.add_subparsers(dest="dashboards_command", metavar="ACTION")
+    dsub.required = True
+    b = dsub.add_parser("build", help="write provisioning files under --out")
+    b.add_argument("--out", required=True, help="output directory")
+    _common(b)
+    b.set_defaults(func=cmd_build)
+    u = dsub.add_parser("push", help="push datasources and dashboards to a running Grafana")
+    u.add_argument("--url", required=True, help="Grafana base URL, http(s)://HOST:PORT")
+    u.add_argument("--token", default=os.environ.get("GRAFANA_TOKEN"),
+                   help="service-account token (default $GRAFANA_TOKEN)")
+    _common(u)
+    u.set_defaults(func=cmd_push)

@@ -1,0 +1,124 @@
+"""``riskwatch feedback``: an operator's verdict on an alert, and per-detector precision.
+
+::
+
+    riskwatch feedback 167c0feb71275f03-5978857 --verdict false_alarm --note "planned reroute" \\
+        --store feedback/                               # appends to feedback/feedback.jsonl
+    riskwatch feedback 167c0feb71275f03-5978857 --verdict confirmed --store fb.jsonl \\
+        --broker kafka://127.0.0.1:9092                 # also tell the live workers
+    riskwatch feedback --report --store fb.jsonl [--alerts alerts.jsonl] [--json]
+    riskwatch replay events.jsonl --feedback fb.jsonl --alerts-out alerts.jsonl
+
+What a verdict changes is described in :mod:`streams.feedback`: ``expected`` and
+``false_alarm`` close the firing episode and mute the slice (``false_alarm`` also raises
+its alarm level), ``confirmed`` counts as a true detection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from pathlib import Path
+
+import orjson
+
+from riskwatch.errors import BrokerError, ConfigError
+
+__all__ = ["register"]
+
+
+def _store_path(store: str) -> Path:
+    p = Path(store)
+    if p.is_dir() or store.endswith(("/", "\\")):
+        p.mkdir(parents=True, exist_ok=True)
+        return p / "feedback.jsonl"
+    if not p.parent.is_dir():
+        raise ConfigError(f"--store: directory {p.parent} does not exist")
+    return p
+
+
+async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await producer.start()
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from streams.feedback import load_feedback, parse_feedback, precision_report
+
+    if args.report:
+        feedback = load_feedback(args.store)
+        alerts = []
+        if args.alerts:
+            try:
+                alerts = [orjson.loads(line) for line in Path(args.alerts).read_bytes().splitlines()
+                          if line.strip()]
+            except (OSError, orjson.JSONDecodeError) as exc:
+                raise ConfigError(f"--alerts: cannot read {args.alerts}: {exc}") from None
+            alerts = list({a["alert_id"]: a for a in alerts if a.get("status") == "firing"}.values())
+        report = precision_report(feedback, alerts)
+        if args.json:
+            sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return 0
+        print(f"{'detector (metric)':<22} {'confirmed':>9} {'expected':>9} {'false':>6} "
+              f"{'unreviewed':>10} {'precision':>9}")
+        for metric, row in report.items():
+            precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+            print(f"{metric:<22} {row['confirmed']:>9} {row['expected']:>9} {row['false_alarm']:>6} "
+                  f"{row['unreviewed']:>10} {precision:>9}")
+        if not report:
+            print("(no feedback yet)")
+        return 0
+    if not args.alert_id or not args.verdict:
+        raise ConfigError("give ALERT_ID and --verdict (or --report)")
+    record = parse_feedback({"alert_id": args.alert_id, "verdict": args.verdict, "note": args.note,
+                             "metric": args.metric,
+                             "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+    record.pop("start_bucket")
+    line = orjson.dumps(record)
+    path = _store_path(args.store)
+    with path.open("ab") as handle:
+        handle.write(line + b"\n")
+    print(f"{record['verdict']} recorded for alert {record['alert_id']} -> {path}")
+    if args.broker:
+        from riskwatch.broker import bootstrap_from_url
+
+        topic = f"{args.topic_prefix}feedback"
+        try:
+            asyncio.run(_send(bootstrap_from_url(args.broker), topic, line,
+                              record["fingerprint"].encode()))
+        except Exception as exc:  # noqa: BLE001 - aiokafka errors vary; one clear line
+            raise BrokerError(f"could not send the verdict to {args.broker} topic {topic}: "
+                              f"{type(exc).__name__}: {exc} (it is saved in {path})") from None
+        print(f"sent to {args.broker} topic {topic}: live workers apply it now")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``feedback`` to the CLI."""
+    from streams.feedback import VERDICTS
+
+    p = subparsers.add_parser(
+        "feedback", help="mark an alert confirmed / expected / false_alarm; precision report",
+        description="Record an operator's verdict on an alert. expected and false_alarm close the "
+                    "alert and mute its slice for a day (false_alarm also raises its alarm level); "
+                    "replay applies saved verdicts with --feedback FILE, live workers read the "
+                    "'feedback' topic (--broker). --report prints precision per detector.")
+    p.add_argument("alert_id", nargs="?", help="the alert's alert_id (from the page or alerts.jsonl)")
+    p.add_argument("--verdict", choices=VERDICTS, help="what the alert was")
+    p.add_argument("--note", help="free text (personal data is masked before it is stored)")
+    p.add_argument("--metric", default="complaint_rate", help="the alert's detector (default %(default)s)")
+    p.add_argument("--store", required=True, help="feedback JSONL file, or a directory (feedback.jsonl in it)")
+    p.add_argument("--broker", help="also send the verdict to the live workers (kafka://HOST:PORT)")
+    p.add_argument("--topic-prefix", default="", help="topic name prefix of the live workers")
+    p.add_argument("--report", action="store_true", help="print verdict counts and precision per detector")
+    p.add_argument("--alerts", help="with --report: alerts JSONL, to count unreviewed alerts")
+    p.add_argument("--json", action="store_true", help="with --report: JSON output")
+    p.set_defaults(func=cmd_feedback)

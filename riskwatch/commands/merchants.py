@@ -1,0 +1,61 @@
+"""``riskwatch merchant-api``: serve merchants their own quality score; issue their tokens.
+
+::
+
+    export RISKWATCH_MERCHANT_SECRET=...           # or --secret (visible in `ps`)
+    riskwatch merchant-api token m0042             # prints m0042's bearer token
+    riskwatch merchant-api --scores scores.jsonl --port 8088
+    riskwatch merchant-api --chdb riskwatch-data/chdb --port 8088
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from riskwatch.errors import ConfigError
+
+__all__ = ["register"]
+
+_SECRET_ENV = "RISKWATCH_MERCHANT_SECRET"
+
+
+def _secret(args: argparse.Namespace) -> str:
+    secret = args.secret or os.environ.get(_SECRET_ENV, "")
+    if not secret:
+        raise ConfigError(f"give --secret or set ${_SECRET_ENV} (the key merchant tokens are made with)")
+    return secret
+
+
+def cmd_merchant_api(args: argparse.Namespace) -> int:
+    from riskwatch.merchant_api import ChdbScores, JsonlScores, issue_token, serve
+
+    if args.api_command == "token":
+        print(issue_token(_secret(args), args.merchant_id))
+        return 0
+    if bool(args.scores) == bool(args.chdb):
+        raise ConfigError("give exactly one of --scores FILE or --chdb PATH")
+    secret = _secret(args)
+    source = JsonlScores(args.scores) if args.scores else ChdbScores(args.chdb)
+    print(f"merchant API on http://{args.host}:{args.port}/v1/merchants/{{id}}/score "
+          f"(data: {args.scores or args.chdb})")
+    serve(source, secret, host=args.host, port=args.port)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``merchant-api`` (and its ``token`` subcommand) to the CLI."""
+    p = subparsers.add_parser(
+        "merchant-api", help="HTTP API where a merchant reads its own quality score",
+        description="Serve GET /v1/merchants/{id}/score; each merchant authenticates with its "
+                    "own token, HMAC-SHA256(secret, merchant_id). `merchant-api token ID` prints one.")
+    p.add_argument("--scores", help="score records JSONL (riskwatch replay --scores-out)")
+    p.add_argument("--chdb", help="embedded ClickHouse path holding the scores table")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
+    p.add_argument("--port", type=int, default=8088, help="listen port (default %(default)s)")
+    p.add_argument("--secret", help=f"token secret (default ${_SECRET_ENV})")
+    p.set_defaults(func=cmd_merchant_api, api_command=None)
+    sub = p.add_subparsers(dest="api_command", metavar="token")
+    t = sub.add_parser("token", help="print a merchant's bearer token")
+    t.add_argument("merchant_id")
+    t.add_argument("--secret", help=f"token secret (default ${_SECRET_ENV})")

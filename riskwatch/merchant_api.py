@@ -1,0 +1,172 @@
+"""The merchant API: a merchant reads its own quality score, components and trend.
+
+``GET /v1/merchants/{merchant_id}/score`` with ``Authorization: Bearer <token>``::
+
+    {"merchant_id": "m0042", "ts": "...", "score": 81.2, "tier": "good",
+     "components": {"complaints": 28.1, "complaints_vs_peers": 1.04, ...},
+     "change_1d": -1.3, "trend": [{"ts": "...", "score": 80.9}, ...]}
+
+**Tokens.** A merchant's token is ``HMAC-SHA256(secret, merchant_id)`` (hex,
+:func:`issue_token`; ``riskwatch merchant-api token MERCHANT_ID``): nothing to store, and
+a token opens exactly one merchant. Missing or malformed token: 401; a valid token of
+another merchant (or a wrong one): 403, the same answer whether or not that merchant
+exists, so ids cannot be probed; 404 only for an authenticated merchant with no score
+yet. Rotate by changing the secret.
+
+**Data.** Score records as ``riskwatch replay --scores-out`` writes them
+(:class:`JsonlScores`, re-read when the file changes) or the ``scores`` table of chDB
+(:class:`ChdbScores`). Score records hold ids and numbers only; responses carry no
+personal data, and a test greps them.
+
+>>> issue_token("s3cret", "m0001")[:16]
+'b63fdc399fde2cb3'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from riskwatch.errors import ConfigError
+
+__all__ = ["ChdbScores", "JsonlScores", "ScoreSource", "create_app", "issue_token", "verify_token"]
+
+#: Score records per merchant returned as the trend (newest last).
+TREND_POINTS = 48
+_TOKEN = re.compile(r"[0-9a-f]{64}\Z")
+_MERCHANT = re.compile(r"[\w.-]{1,64}\Z")
+
+
+def issue_token(secret: str, merchant_id: str) -> str:
+    """The API token of ``merchant_id``: hex HMAC-SHA256 of the id under ``secret``."""
+    if not secret:
+        raise ConfigError("merchant API secret is empty (set --secret or RISKWATCH_MERCHANT_SECRET)")
+    return hmac.new(secret.encode(), merchant_id.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_token(secret: str, merchant_id: str, token: str) -> bool:
+    """True when ``token`` is ``merchant_id``'s (constant-time comparison).
+
+    >>> verify_token("s", "m1", issue_token("s", "m1")), verify_token("s", "m2", issue_token("s", "m1"))
+    (True, False)
+    """
+    return hmac.compare_digest(issue_token(secret, merchant_id), token)
+
+
+class ScoreSource(Protocol):
+    """Where score records come from."""
+
+    def history(self, merchant_id: str, limit: int) -> list[dict]:
+        """The merchant's latest ``limit`` score records, oldest first."""
+
+
+class JsonlScores:
+    """Score records from a JSONL file (``riskwatch replay --scores-out``); the file is
+    re-indexed when its size or modification time changes."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError(f"scores file not found: {self.path}")
+        self._stamp: tuple[int, int] | None = None
+        self._by_merchant: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+
+    def history(self, merchant_id: str, limit: int) -> list[dict]:
+        with self._lock:
+            st = self.path.stat()
+            if (st.st_mtime_ns, st.st_size) != self._stamp:
+                self._load()
+                self._stamp = (st.st_mtime_ns, st.st_size)
+            return self._by_merchant.get(merchant_id, [])[-limit:]
+
+    def _load(self) -> None:
+        by: dict[str, list[dict]] = {}
+        with self.path.open("rb") as fh:
+            for line in fh:
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # a line being written right now
+                if isinstance(rec, dict) and isinstance(rec.get("merchant_id"), str):
+                    by.setdefault(rec["merchant_id"], []).append(rec)
+        for recs in by.values():
+            recs.sort(key=lambda r: str(r.get("ts")))
+        self._by_merchant = by
+
+
+class ChdbScores:
+    """Score records from the ``scores`` table of an embedded ClickHouse (chDB) path."""
+
+    def __init__(self, path: str | os.PathLike[str], *, database: str = "riskwatch") -> None:
+        from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
+
+        self.sink = ChdbSink(path, database=database)
+        self.sink.setup()
+        self.database = database
+
+    def history(self, merchant_id: str, limit: int) -> list[dict]:
+        rows = self.sink.query(
+            f"SELECT merchant_id, toString(ts) AS ts, score, tier, components "
+            f"FROM `{self.database}`.`scores` FINAL WHERE merchant_id = {{m:String}} "
+            f"ORDER BY ts DESC LIMIT {int(limit)}", {"m": merchant_id})
+        return rows[::-1]
+
+
+def _response(history: list[dict]) -> dict:
+    latest = history[-1]
+    out = {k: latest.get(k) for k in ("merchant_id", "ts", "score", "tier", "components")}
+    out["change_1d"] = latest.get("change_1d")
+    out["trend"] = [{"ts": r.get("ts"), "score": r.get("score")} for r in history]
+    return out
+
+
+def create_app(source: ScoreSource, secret: str, *,
+               log: Callable[[str], None] | None = None) -> Starlette:
+    """The ASGI app (serve it with uvicorn; see :func:`serve`)."""
+    issue_token(secret, "check")  # raises ConfigError on an empty secret
+
+    async def score(request: Request) -> JSONResponse:
+        merchant_id = request.path_params["merchant_id"]
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not _TOKEN.match(token.strip()):
+            return JSONResponse({"error": "missing or malformed bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not _MERCHANT.match(merchant_id) or not verify_token(secret, merchant_id, token.strip()):
+            if log:
+                log(f"403 for a token on /v1/merchants/{merchant_id[:64]!r}/score")
+            return JSONResponse({"error": "this token does not open this merchant"},
+                                status_code=403)
+        history = source.history(merchant_id, TREND_POINTS)
+        if not history:
+            return JSONResponse({"error": "no score yet for this merchant"}, status_code=404)
+        return JSONResponse(_response(history))
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[
+        Route("/v1/merchants/{merchant_id}/score", score, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+    ])
+
+
+def serve(source: ScoreSource, secret: str, *, host: str = "127.0.0.1", port: int = 8088) -> None:
+    """Run the API with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(source, secret), host=host, port=port, log_level="info",
+                access_log=False)  # the path holds only merchant ids, but keep logs lean

@@ -1,0 +1,145 @@
+"""Operator feedback: what the pipeline learns, deterministic replay, CLI and precision."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from riskwatch.cli import main
+from riskwatch.errors import ConfigError
+from streams.alerting import fingerprint
+from streams.feedback import load_feedback, parse_feedback
+from streams.pipeline import Pipeline
+from streams.replay import replay_lines
+from tests.streamkit import steady_stream
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[bytes]:
+    return steady_stream(days=2.0, incident=("广东", "中通", 30.0, 32.0, 0.25))
+
+
+@pytest.fixture(scope="module")
+def baseline(lines) -> list[dict]:
+    return run(lines)
+
+
+def run(lines, feedback=()) -> list[dict]:
+    pipeline, alerts = Pipeline(), []
+    for record in feedback:
+        pipeline.apply_feedback(record)
+    replay_lines(pipeline, lines, source="t", on_output=lambda out: alerts.extend(out.alerts))
+    return alerts
+
+
+@pytest.fixture(scope="module")
+def false_alarm(lines, baseline) -> tuple[dict, list[dict]]:
+    first = next(a for a in baseline if a["status"] == "firing")
+    return first, run(lines, [{"alert_id": first["alert_id"], "verdict": "false_alarm",
+                               "note": "known reroute"}])
+
+
+def test_false_alarm_closes_the_episode_at_once_and_mutes_its_slice(baseline, false_alarm):
+    first, with_fb = false_alarm
+    fp = first["fingerprint"]
+    mine = [a for a in with_fb if a["fingerprint"] == fp]
+    # It paged (the operator saw it), then closed in the same bucket, marked.
+    assert [a["status"] for a in mine[:2]] == ["firing", "resolved"]
+    assert mine[1]["feedback"] == "false_alarm" and mine[1]["ts"] == mine[0]["ts"]
+    assert "误报" in mine[1]["summary"]
+    # No re-page of the same slice within the mute window (a day of buckets).
+    start = dt.datetime.fromisoformat(first["ts"]).timestamp()
+    later = [a for a in mine[2:] if a["status"] == "firing"]
+    assert all(dt.datetime.fromisoformat(a["ts"]).timestamp() >= start + 86400 for a in later)
+    # Without feedback the slice's episode ran for several buckets and escalated.
+    assert len([a for a in baseline if a["fingerprint"] == fp]) > 2
+
+
+def test_feedback_replay_is_deterministic(lines, false_alarm):
+    first, with_fb = false_alarm
+    assert run(lines, [{"alert_id": first["alert_id"], "verdict": "false_alarm",
+                        "note": "known reroute"}]) == with_fb
+
+
+def test_confirmed_changes_nothing(lines, baseline):
+    first = next(a for a in baseline if a["status"] == "firing")
+    assert run(lines, [{"alert_id": first["alert_id"], "verdict": "confirmed"}]) == baseline
+
+
+def test_live_feedback_on_a_firing_alert(lines):
+    """The live path: the verdict arrives while the alert fires (feedback topic)."""
+    pipeline, alerts = Pipeline(), []
+
+    def on_output(out):
+        alerts.extend(out.alerts)
+        firing = [a for a in out.alerts if a["status"] == "firing"]
+        if firing and not any(a.get("feedback") for a in alerts):
+            pipeline.apply_feedback({"alert_id": firing[0]["alert_id"], "verdict": "false_alarm"})
+
+    replay_lines(pipeline, lines, source="t", on_output=on_output)
+    closed = [a for a in alerts if a.get("feedback") == "false_alarm"]
+    assert len(closed) == 1
+    assert pipeline.feedback.slices[closed[0]["fingerprint"]].level_bump == 1.0
+
+
+def test_fingerprints_are_stable_across_processes():
+    """Same slice + metric, same fingerprint, whatever the process or hash seed."""
+    code = "from streams.alerting import fingerprint; print(fingerprint('complaint_rate', {'region': '广东', 'carrier': '中通'}))"
+    outs = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                check=True).stdout.strip())
+    assert outs == {fingerprint("complaint_rate", {"carrier": "中通", "region": "广东"})}
+    assert fingerprint("complaint_rate", {"region": "广东"}) != fingerprint("complaint_rate", {"region": "浙江"})
+
+
+def test_bad_feedback_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="verdict"):
+        parse_feedback({"alert_id": "167c0feb71275f03-1", "verdict": "maybe"})
+    with pytest.raises(ConfigError, match="alert id"):
+        parse_feedback({"alert_id": "nope", "verdict": "confirmed"})
+    bad = tmp_path / "fb.jsonl"
+    bad.write_text('{"alert_id": "167c0feb71275f03-1", "verdict": "confirmed"}\n{oops\n')
+    with pytest.raises(ConfigError, match="fb.jsonl:2"):
+        load_feedback(bad)
+
+
+def test_cli_records_masks_and_reports(tmp_path, capsys):
+    store = tmp_path / "fb"
+    fp = fingerprint("complaint_rate", {"region": "广东"})
+    assert main([f"feedback", f"{fp}-10", "--verdict", "false_alarm", "--note", "客户 13812345678",
+                 "--store", f"{store}/"]) == 0
+    assert main(["feedback", f"{fp}-20", "--verdict", "confirmed", "--store", str(store)]) == 0
+    saved = (store / "feedback.jsonl").read_text(encoding="utf-8")
+    assert "13812345678" not in saved and "138****5678" in saved
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text("".join(json.dumps({"alert_id": f"{fp}-{n}", "status": "firing",
+                                          "metric": "complaint_rate"}) + "\n" for n in (10, 20, 30)))
+    capsys.readouterr()
+    assert main(["feedback", "--report", "--store", str(store), "--alerts", str(alerts), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"complaint_rate": {"confirmed": 1, "expected": 0, "false_alarm": 1,
+                                         "unreviewed": 1, "precision": 0.5}}
+    assert main(["feedback", "nope-1", "--verdict", "confirmed", "--store", str(store)]) == 2
+
+
+def test_replay_feedback_flag(tmp_path):
+    events = tmp_path / "ev.jsonl"
+    events.write_bytes(b"\n".join(steady_stream(days=2.0, incident=("广东", "中通", 30.0, 32.0, 0.25))) + b"\n")
+    out1, out2 = tmp_path / "a1.jsonl", tmp_path / "a2.jsonl"
+    assert main(["replay", str(events), "--alerts-out", str(out1), "--quiet"]) == 0
+    first = next(json.loads(line) for line in out1.read_text().splitlines())
+    fb = tmp_path / "fb.jsonl"
+    fb.write_text(json.dumps({"alert_id": first["alert_id"], "verdict": "false_alarm"}) + "\n")
+    assert main(["replay", str(events), "--alerts-out", str(out2), "--feedback", str(fb), "--quiet"]) == 0
+    second = [json.loads(line) for line in out2.read_text().splitlines()]
+    assert any(a.get("feedback") == "false_alarm" and a["alert_id"] == first["alert_id"] for a in second)

@@ -1,0 +1,134 @@
+"""The merchant API served for real: ``riskwatch merchant-api`` (uvicorn) on a free loopback
+port, queried with httpx. A merchant reads its own score and nothing else."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from riskwatch.merchant_api import issue_token
+from streams.text import contains_unmasked_pii
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "test-secret-not-for-production"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api(scored_day, tmp_path_factory):
+    _, scores, _ = scored_day
+    path = tmp_path_factory.mktemp("api") / "scores.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in scores))
+    port = _free_port()
+    log = (path.parent / "api.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "riskwatch.cli", "merchant-api", "--scores", str(path),
+         "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "RISKWATCH_MERCHANT_SECRET": SECRET})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"merchant API did not start: {(path.parent / 'api.log').read_text()}")
+            time.sleep(0.2)
+        yield base, scores, path.parent / "api.log"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _merchants(scores):
+    counts = {}
+    for r in scores:
+        counts[r["merchant_id"]] = counts.get(r["merchant_id"], 0) + 1
+    return sorted(counts, key=lambda m: (-counts[m], m))
+
+
+@pytest.mark.integration
+def test_merchant_reads_its_own_score_components_and_trend(api):
+    base, scores, _ = api
+    m = _merchants(scores)[0]
+    r = httpx.get(f"{base}/v1/merchants/{m}/score",
+                  headers={"Authorization": f"Bearer {issue_token(SECRET, m)}"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    mine = [s for s in scores if s["merchant_id"] == m]
+    assert body["merchant_id"] == m
+    assert body["score"] == mine[-1]["score"] and body["tier"] == mine[-1]["tier"]
+    assert body["components"] == mine[-1]["components"]
+    assert [p["score"] for p in body["trend"]] == [s["score"] for s in mine[-48:]]
+    assert len(body["trend"]) >= 2
+
+
+@pytest.mark.integration
+def test_merchant_cannot_read_another_merchants_score(api):
+    base, scores, log = api
+    a, b = _merchants(scores)[:2]
+    token_a = issue_token(SECRET, a)
+    r = httpx.get(f"{base}/v1/merchants/{b}/score", headers={"Authorization": f"Bearer {token_a}"})
+    assert r.status_code == 403 and b not in r.text and "score" not in r.json()
+    # the same answer for a merchant that does not exist: ids cannot be probed
+    r = httpx.get(f"{base}/v1/merchants/m-nope/score", headers={"Authorization": f"Bearer {token_a}"})
+    assert r.status_code == 403
+    # no token, a malformed one, another scheme: 401
+    assert httpx.get(f"{base}/v1/merchants/{a}/score").status_code == 401
+    for header in (f"Bearer {token_a[:-1]}", f"Basic {token_a}", "Bearer"):
+        assert httpx.get(f"{base}/v1/merchants/{a}/score",
+                         headers={"Authorization": header}).status_code == 401
+    # a token made with another secret
+    forged = issue_token("another-secret", b)
+    assert httpx.get(f"{base}/v1/merchants/{b}/score",
+                     headers={"Authorization": f"Bearer {forged}"}).status_code == 403
+
+
+@pytest.mark.integration
+def test_authenticated_merchant_without_a_score_gets_404(api):
+    base, _, _ = api
+    r = httpx.get(f"{base}/v1/merchants/m9999x/score",
+                  headers={"Authorization": f"Bearer {issue_token(SECRET, 'm9999x')}"})
+    assert r.status_code == 404
+
+
+@pytest.mark.integration
+def test_responses_and_log_hold_no_personal_data(api):
+    base, scores, log = api
+    for m in _merchants(scores)[:20]:
+        r = httpx.get(f"{base}/v1/merchants/{m}/score",
+                      headers={"Authorization": f"Bearer {issue_token(SECRET, m)}"})
+        assert r.status_code == 200
+        assert not contains_unmasked_pii(r.text)
+    assert not contains_unmasked_pii(log.read_text(encoding="utf-8", errors="replace"))
+    assert SECRET not in log.read_text(encoding="utf-8", errors="replace")
+
+
+def test_token_command_prints_the_hmac_token():
+    out = subprocess.run([sys.executable, "-m", "riskwatch.cli", "merchant-api", "token", "m0042",
+                          "--secret", SECRET], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == issue_token(SECRET, "m0042")
+    bad = subprocess.run([sys.executable, "-m", "riskwatch.cli", "merchant-api", "token", "m1"],
+                         cwd=ROOT, capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "RISKWATCH_MERCHANT_SECRET"})
+    assert bad.returncode == 2 and "RISKWATCH_MERCHANT_SECRET" in bad.stderr
