@@ -51,13 +51,15 @@ CS, ES, SLOW, SPIKE, RUN_OBS, RUN_EXP, RUN_BUCKETS, LAST_PRIOR = range(8)
 class ComplaintRateBank:
     """Rows of complaint-rate detectors; parameters as :class:`ComplaintRateDetector`."""
 
-    def __init__(self, rho: float = 4.0, rho_spike: float = 6.0, threshold: float = 10.0,
+    def __init__(self, rho: float = 4.0, rho_spike: float = 6.0, threshold: float = 11.0,
                  half_life: float = 2016.0, prior_rate: float = 0.01,
                  prior_strength: float = 3.0, max_evidence: float = 400.0,
+                 max_protect_buckets: int = 72, max_cusum: float = 3.0,
                  capacity: int = 1024) -> None:
         self.rho, self.rho_spike, self.threshold = rho, rho_spike, threshold
         self.half_life, self.prior_rate = half_life, prior_rate
         self.prior_strength, self.max_evidence = prior_strength, max_evidence
+        self.max_protect_buckets, self.max_cusum = max_protect_buckets, max_cusum
         self._log_rho, self._log_spike = math.log(rho), math.log(rho_spike)
         self.size = 0
         self.state = np.zeros((capacity, 8))
@@ -111,8 +113,9 @@ class ComplaintRateBank:
         s = self.state[rows]
         prior = np.where(prior > 0, prior, s[:, LAST_PRIOR])
         mu = self._rate(s, prior) * exposure * hour_factor
-        slow = np.maximum(0.0, s[:, SLOW] + y * self._log_rho - (self.rho - 1.0) * mu)
-        spike = np.maximum(0.0, s[:, SPIKE] + y * self._log_spike - (self.rho_spike - 1.0) * mu)
+        cap = self.max_cusum * self.threshold
+        slow = np.clip(s[:, SLOW] + y * self._log_rho - (self.rho - 1.0) * mu, 0.0, cap)
+        spike = np.clip(s[:, SPIKE] + y * self._log_spike - (self.rho_spike - 1.0) * mu, 0.0, cap)
         evidence = np.maximum(slow, spike)
         # The current run: a new one starts when the CUSUMs leave zero, ends at zero.
         running = evidence > 0.0
@@ -126,7 +129,8 @@ class ComplaintRateBank:
         fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
         learn = np.ones(len(rows), dtype=bool)
         if protect_at is not None:
-            learn = evidence < protect_at
+            # Protected while alarmed, for at most max_protect_buckets of a run.
+            learn = (evidence < protect_at) | (s[:, RUN_BUCKETS] > self.max_protect_buckets)
             if learning is not None:
                 learn |= learning
         cs = np.where(learn, s[:, CS] * fade + y, s[:, CS])
