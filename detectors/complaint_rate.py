@@ -63,6 +63,14 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
         Cap on the effective complaint count of the baseline. Real rates drift from
         day to day (overdispersion); capping keeps the baseline's uncertainty realistic
         so large slices do not page on a 5 % wobble.
+    max_protect_buckets
+        An alarmed span is kept out of the baseline for at most this many buckets of a
+        run (72 = six hours). A rise that lasts longer is a new normal (a shop that
+        grew, a region whose rate was learned too low): without this limit the slice
+        would stop learning and stay alarmed for ever.
+    max_cusum
+        Cap of each CUSUM, as a multiple of ``threshold``: evidence beyond it says
+        nothing new, and a capped statistic drains within hours once the rise ends.
 
     Examples
     --------
@@ -87,11 +95,13 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
         self,
         rho: float = 4.0,
         rho_spike: float = 6.0,
-        threshold: float = 10.0,
+        threshold: float = 11.0,
         half_life: float = 2016.0,
         prior_rate: float = 0.01,
         prior_strength: float = 3.0,
         max_evidence: float = 400.0,
+        max_protect_buckets: int = 72,
+        max_cusum: float = 3.0,
     ) -> None:
         self.rho = rho
         self.rho_spike = rho_spike
@@ -100,6 +110,8 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
         self.prior_rate = prior_rate
         self.prior_strength = prior_strength
         self.max_evidence = max_evidence
+        self.max_protect_buckets = max_protect_buckets
+        self.max_cusum = max_cusum
         # Learned state: faded sums of complaints and exposure, and the CUSUM.
         self.complaints_sum = 0.0
         self.exposure_sum = 0.0
@@ -131,7 +143,8 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
         mu = self.expected(x)
         slow = self.cusum + y * math.log(self.rho) - (self.rho - 1.0) * mu
         spike = self.cusum_spike + y * math.log(self.rho_spike) - (self.rho_spike - 1.0) * mu
-        return max(0.0, slow), max(0.0, spike), mu
+        cap = self.max_cusum * self.threshold
+        return min(max(0.0, slow), cap), min(max(0.0, spike), cap), mu
 
     # -- river protocol -------------------------------------------------------------
     def score_one(self, x: dict, y: float) -> float:  # type: ignore[override]
@@ -160,7 +173,7 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
         else:
             self.run_observed, self.run_expected, self.run_buckets = 0.0, 0.0, 0
         self.cusum, self.cusum_spike = slow, spike
-        if protect:
+        if protect and self.run_buckets <= self.max_protect_buckets:
             return
         fade = 0.5 ** (x.get("buckets", 1) / self.half_life)
         self.complaints_sum = self.complaints_sum * fade + y

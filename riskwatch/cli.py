@@ -351,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("riskwatch: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `riskwatch ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import math
 
-from detectors.complaint_rate import ComplaintRateDetector
+import numpy as np
+
+from detectors.rate_bank import (LAST_PRIOR, RUN_BUCKETS, RUN_EXP, RUN_OBS, SLOW, SPIKE,
+                                 ComplaintRateBank)
 from riskwatch.events import INTENTS
 from riskwatch.settings import PipelineSettings
 from streams.exposure import ExposureBook
@@ -24,15 +27,6 @@ from streams.exposure import ExposureBook
 __all__ = ["Evaluation", "SliceScorer"]
 
 Key = tuple
-
-
-class _Slice:
-    __slots__ = ("det", "bucket", "cum_seen")
-
-    def __init__(self, det: ComplaintRateDetector, bucket: int, cum_seen: float) -> None:
-        self.det = det
-        self.bucket = bucket      # last bucket learned
-        self.cum_seen = cum_seen  # hour-weighted exposure ``cum`` already learned
 
 
 class Evaluation:
@@ -74,8 +68,22 @@ class SliceScorer:
             self.exposure_slice.append(index[base])
         decay = math.exp(-settings.bucket_seconds / settings.exposure_lag_seconds)
         self.book = ExposureBook(slices=self.slices, decay=decay)
-        self.detectors: dict[Key, _Slice] = {}
+        # One detector row per complaint slice, all rows in one numpy bank.
+        self.bank = ComplaintRateBank(**detector_params)
+        self.rows: dict[Key, int] = {}
+        self.row_keys: list[Key] = []
+        self.ex_row = np.zeros(1024, dtype=np.int64)       # the row's exposure slice in the book
+        self.last_bucket = np.zeros(1024, dtype=np.int64)  # last bucket the row learned
+        self.cum_seen = np.zeros(1024)                     # hour-weighted exposure ``cum`` learned
+        self.parent_row = np.full(1024, -1, dtype=np.int64)  # row whose rate is the prior
+        self.row_kind = np.zeros(1024, dtype=np.int64)     # slice index of the row
         self._per_kind = [0] * len(self.slices)   # detectors per slice kind
+        # An intent slice of a region/merchant/carrier borrows its prior from the
+        # intent's own slice; the intent slice from the market's rate per intent.
+        self._per_intent_prior = np.asarray([pos >= 0 for pos in self.intent_pos])
+        self._prior_parent_kind = [
+            self.intent_slice if pos >= 0 and i != self.intent_slice else None
+            for i, pos in enumerate(self.intent_pos)]
         # Hour-of-day factor (local time), learned on the global slice.
         self.hour_observed = [0.0] * 24
         self.hour_expected = [0.0] * 24
@@ -94,20 +102,6 @@ class SliceScorer:
         # Shrunk towards 1 until the hour has seen a few complaints' worth of evidence.
         return (self.hour_observed[hour] + 5.0) / (self.hour_expected[hour] + 5.0)
 
-    def _prior_rate(self, key: Key) -> float:
-        if key == self.global_key:
-            return 0.01  # the market's own prior: never its own rate (that would feed back)
-        glob = self.detectors.get(self.global_key)
-        base = glob.det.rate if glob else 0.01
-        if self.intent_pos[key[0]] < 0:
-            return base
-        intent = key[self.intent_pos[key[0]]]
-        if self.intent_slice is not None and key[0] != self.intent_slice:
-            parent = self.detectors.get((self.intent_slice, intent))
-            if parent is not None:
-                return parent.det.rate
-        return base / len(INTENTS)
-
     # -- the bucket close -------------------------------------------------------------
     def close(self, bucket: int, hour: int, order_combos: dict[tuple, int],
               complaints: dict[Key, int], extra_keys: set[Key],
@@ -120,64 +114,141 @@ class SliceScorer:
         A slice younger than ``warmup_buckets`` is in learning mode: it learns every
         bucket (nothing is protected as anomalous, its baseline is still forming) and
         its CUSUM is not allowed to accumulate evidence.
+
+        Slices are scored in two vectorised steps: the global slice first (its
+        surprise is the market factor that scales all others), then all the others
+        at once. A slice's prior is the global rate (per intent for intent slices) or,
+        for an intent slice of a region/merchant/carrier, its intent's rate before
+        this bucket.
         """
         h = self.hour_factor(hour)
-        book = self.book
-        book.advance(bucket, order_combos, hour_factor=h)
+        self.book.advance(bucket, order_combos, hour_factor=h)
         keys = set(complaints) | extra_keys
         keys.discard(self.global_key)
-        results = []
-        market = 1.0
-        # The global slice goes first: its surprise in this bucket is the market factor
-        # the other slices are scaled by.
-        for key in [self.global_key, *sorted(keys, key=_sort_key)]:
-            row = book.key_id(self.exposure_key(key))
-            ex, exh, cum = float(book.ex[row]), float(book.exh[row]), float(book.cum[row])
-            state = self.detectors.get(key)
-            prior = self._prior_rate(key)
-            if state is None:
-                det = ComplaintRateDetector(prior_rate=prior, **self.detector_params)
-                state = self.detectors[key] = _Slice(det, bucket - 1, cum - exh)
-                self._per_kind[key[0]] += 1
-            det = state.det
-            gap_buckets = bucket - 1 - state.bucket
-            if gap_buckets > 0:
-                # Buckets this slice had no complaint in: learn them in one span.
-                gap_exposure = (cum - exh) - state.cum_seen
-                if gap_exposure > 0:
-                    det.learn_one({"exposure": gap_exposure, "buckets": gap_buckets,
-                                   "prior_rate": prior}, 0)
-            # Exposure already carries the hour-of-day factor (streams.exposure); the
-            # market factor scales every slice but the global one.
-            x = {"exposure": exh, "prior_rate": prior, "hour_factor": market}
-            y = complaints.get(key, 0)
-            score = det.score_one(x, y)
-            mu = det.expected(x)
-            # Many slices of a kind, many chances of a fluke: the alarm level rises with
-            # the log of how many slices of this kind are watched (Bonferroni for a
-            # likelihood-ratio threshold: N slices at level h + ln N fail as often as
-            # one slice at h).
-            n_kind = self._per_kind[key[0]]
-            level = det.threshold + 1.0 * math.log(max(1.0, n_kind / 30.0))
-            alarmed = score >= 1.0 - math.exp(-level)
-            age = bucket - int(book.first[row])
-            warming = age < warmup_buckets
-            det.learn_one(x, y, protect=alarmed and not warming)
-            if warming:
-                det.cusum = det.cusum_spike = 0.0
-            state.bucket, state.cum_seen = bucket, cum
-            if key == self.global_key:
-                # Always learned, even when the global slice looks anomalous: it never
-                # pages, and protecting it would freeze a wrong morning factor forever.
-                fade = 0.5 ** (1 / 2016)
-                self.hour_observed[hour] = self.hour_observed[hour] * fade + y
-                self.hour_expected[hour] = self.hour_expected[hour] * fade + mu / h
-                market = self._market_factor(y, mu)
-            results.append(Evaluation(
-                key, y, mu, ex, score, det.evidence, level, alarmed,
-                det.run_observed, det.run_expected, det.run_buckets, age))
+        ordered = sorted(keys, key=_sort_key)
+        results: list[Evaluation] = []
+        self._phase([self.global_key], bucket, complaints, 1.0, warmup_buckets, results)
+        y, mu = results[0].observed, results[0].expected
+        # Always learned, even when the global slice looks anomalous: it never pages,
+        # and protecting it would freeze a wrong morning factor forever.
+        fade = 0.5 ** (1 / 2016)
+        self.hour_observed[hour] = self.hour_observed[hour] * fade + y
+        self.hour_expected[hour] = self.hour_expected[hour] * fade + mu / h
+        market = self._market_factor(y, mu)
+        self._phase(ordered, bucket, complaints, market, warmup_buckets, results)
         self._normalise_hours()
         return results
+
+    def _phase(self, keys: list[Key], bucket: int, complaints: dict[Key, int], market: float,
+               warmup_buckets: int, results: list[Evaluation]) -> None:
+        if not keys:
+            return
+        bank, book = self.bank, self.book
+        rows_of, per_kind = self.rows, self._per_kind
+        rows, levels = [], []
+        new_keys, new_rows = [], []
+        for key in keys:
+            row = rows_of.get(key)
+            if row is None:
+                row = rows_of[key] = len(self.row_keys)
+                self.row_keys.append(key)
+                new_keys.append(key)
+                new_rows.append(row)
+                per_kind[key[0]] += 1
+            rows.append(row)
+            # Many slices of a kind, many chances of a fluke: the alarm level rises
+            # with the log of how many slices of this kind are watched (Bonferroni for
+            # a likelihood-ratio threshold: N slices at level h + ln N fail as often
+            # as one slice at h).
+            n_kind = per_kind[key[0]]
+            levels.append(bank.threshold + math.log(n_kind / 30.0) if n_kind > 30
+                          else bank.threshold)
+        if new_keys:
+            self._create(new_keys, new_rows, bucket)
+        r = np.asarray(rows, dtype=np.int64)
+        ex_rows = self.ex_row[r]
+        exh, cum = book.exh[ex_rows], book.cum[ex_rows]
+        prior = self._prior(r)
+        # Buckets a slice had no complaint in: learn them in one span (the exposure it
+        # accumulated is a difference of cumulative sums).
+        gap = bucket - 1 - self.last_bucket[r]
+        gap_exposure = (cum - exh) - self.cum_seen[r]
+        catch_up = (gap > 0) & (gap_exposure > 0)
+        if catch_up.any():
+            c = r[catch_up]
+            bank.step(c, exposure=gap_exposure[catch_up], prior=prior[catch_up],
+                      y=np.zeros(len(c)), buckets=gap[catch_up].astype(np.float64))
+        y = np.fromiter((complaints.get(k, 0) for k in keys), dtype=np.float64, count=len(keys))
+        level = np.asarray(levels)
+        # Exposure already carries the hour-of-day factor (streams.exposure); the
+        # market factor scales every slice but the global one.
+        age = bucket - book.first[ex_rows]
+        step = bank.step(r, exposure=exh, prior=prior, y=y, hour_factor=market,
+                         protect_at=level, learning=age < warmup_buckets)
+        alarmed = step.evidence >= level
+        self.last_bucket[r] = bucket
+        self.cum_seen[r] = cum
+        score = -np.expm1(-step.evidence)
+        after = bank.state[r]
+        columns = zip(keys, y.tolist(), step.mu.tolist(), book.ex[ex_rows].tolist(),
+                      score.tolist(), after[:, SLOW:SPIKE + 1].max(axis=1).tolist(), levels,
+                      alarmed.tolist(), after[:, RUN_OBS].tolist(), after[:, RUN_EXP].tolist(),
+                      after[:, RUN_BUCKETS].astype(np.int64).tolist(), age.tolist())
+        results.extend(Evaluation(*c) for c in columns)
+
+    def _create(self, keys: list[Key], rows: list[int], bucket: int) -> None:
+        """New detector rows: exposure row, prior parent, and no history before now."""
+        need = rows[-1] + 1
+        if need > len(self.last_bucket):
+            size = max(need, 2 * len(self.last_bucket))
+            for name in ("ex_row", "last_bucket", "cum_seen", "parent_row", "row_kind"):
+                old = getattr(self, name)
+                new = np.full(size, -1 if name == "parent_row" else 0, dtype=old.dtype)
+                new[:len(old)] = old
+                setattr(self, name, new)
+        book = self.book
+        ex_rows = [book.key_id(self.exposure_key(k)) for k in keys]
+        parents = []
+        for key in keys:
+            parent_kind = self._prior_parent_kind[key[0]]
+            if parent_kind is None:
+                parents.append(-1)
+            else:
+                intent = key[self.intent_pos[key[0]]]
+                parents.append(self.rows.get((parent_kind, intent), -1))
+        r = np.asarray(rows, dtype=np.int64)
+        self.ex_row[r] = ex_rows
+        self.parent_row[r] = parents
+        self.row_kind[r] = [k[0] for k in keys]
+        self.last_bucket[r] = bucket - 1
+        self.cum_seen[r] = book.cum[ex_rows] - book.exh[ex_rows]
+        self.bank.add(len(rows))
+        # Twice: a new intent slice's own prior first, then its new children's from it.
+        self.bank.state[r, LAST_PRIOR] = self._prior(r)
+        self.bank.state[r, LAST_PRIOR] = self._prior(r)
+
+    def _prior(self, rows: np.ndarray) -> np.ndarray:
+        """Prior rate of each row: its intent's rate, else the market's (per intent)."""
+        bank = self.bank
+        grow = self.rows.get(self.global_key)
+        base = float(bank.rate(np.asarray([grow]))[0]) if grow is not None else 0.01
+        prior = np.where(self._per_intent_prior[self.row_kind[rows]], base / len(INTENTS), base)
+        parents = self.parent_row[rows]
+        has_parent = parents >= 0
+        if has_parent.any():
+            prior[has_parent] = bank.rate(parents[has_parent])
+        if grow is not None:
+            prior[rows == grow] = 0.01  # the market's own prior: never its own rate
+        return prior
+
+    def reset(self, key: Key) -> None:
+        """Start a fresh CUSUM run for ``key`` (after its alert resolved)."""
+        row = self.rows.get(key)
+        if row is not None:
+            self.bank.reset([row])
+
+    def __len__(self) -> int:
+        return len(self.row_keys)
 
     def _market_factor(self, observed: float, expected: float) -> float:
         """Recent surprise of the whole market (global observed / expected, half-life
@@ -199,15 +270,6 @@ class SliceScorer:
         if abs(mean - 1.0) > 1e-3:
             for h in range(24):
                 self.hour_observed[h] = (self.hour_observed[h] + 5.0) / mean - 5.0
-
-    def reset(self, key: Key) -> None:
-        """Start a fresh CUSUM run for ``key`` (after its alert resolved)."""
-        state = self.detectors.get(key)
-        if state is not None:
-            state.det.cusum = state.det.cusum_spike = 0.0
-
-    def __len__(self) -> int:
-        return len(self.detectors)
 
 
 def _sort_key(key: Key) -> tuple:

@@ -33,22 +33,31 @@ def replay_lines(pipeline: Pipeline, lines: Iterable[bytes], *, source: str,
     event object or an array of events, and bad ones become dead letters.
     """
     started = time.perf_counter()
-    process = pipeline.process
     blank = 0
     n = 0
     next_report = 0.0
+    chunk: list[bytes] = []
+    first = 1
     for n, line in enumerate(lines, 1):
         if not line.strip():
             blank += 1
+            if chunk:
+                pipeline.process_lines(chunk, source=source, first_offset=first)
+                chunk = []
+            first = n + 1
             continue
-        process(line, source=source, partition=None, offset=n)
+        chunk.append(line)
         if n % _DRAIN_EVERY == 0:
+            pipeline.process_lines(chunk, source=source, first_offset=first)
+            chunk, first = [], n + 1
             on_output(pipeline.drain())
             if progress is not None:
                 now = time.perf_counter()
                 if now >= next_report:
                     progress(n, now - started)
                     next_report = now + 1.0
+    if chunk:
+        pipeline.process_lines(chunk, source=source, first_offset=first)
     pipeline.flush()
     on_output(pipeline.drain())
     seconds = time.perf_counter() - started

@@ -9,6 +9,7 @@ for an alarmed slice, whether another alarmed slice explains it better.
 from __future__ import annotations
 
 import collections
+import math
 
 from riskwatch.settings import PipelineSettings
 from streams.detection import Evaluation
@@ -34,6 +35,9 @@ class IncidentScope:
         self.settings = settings
         self.recent_complaints = recent_complaints
         self.explain_share = explain_share
+        # The global slice never pages, so it explains nothing: an incident anywhere
+        # is a small share of the market's excess.
+        self.silent = {i for i, dims in enumerate(settings.slices) if not dims}
 
     def _dims(self, key: tuple) -> dict[str, str]:
         return dict(zip(self.settings.slices[key[0]], key[1:]))
@@ -45,14 +49,21 @@ class IncidentScope:
 
         - a *descendant* (more dimensions, same values) carrying at least
           ``explain_share`` of ``e``'s excess: 广东 x 中通 explains 广东; or
-        - a *sibling* (neither ancestor nor descendant, no conflicting values) that is
-          more anomalous (higher observed/expected) and either holds most of ``e``'s
-          complaints of the last half hour with at least ``e``'s excess (during a
-          nationwide 中通 damage wave, 中通 x damaged explains 浙江 x 中通 and
-          m1563 x damaged), or whose own complaints mostly lie in ``e`` while carrying
-          most of ``e``'s excess (one shop's fake shipments explain its home region's
-          fake_shipment rise); or
+        - an *ancestor* of which ``e`` carries less than ``explain_share`` of the
+          excess: during a shop's quality incident the shop explains its
+          shop x other slice (complaints the classifier put elsewhere); or
+        - a *sibling* (neither ancestor nor descendant, no conflicting values) that
+          holds most of ``e``'s complaints of the last half hour, has the larger excess,
+          and whose own rise (observed/expected) predicts ``e``'s within Poisson noise
+          (during a nationwide 邮政EMS damage wave, EMS explains m1563, a shop
+          shipping with EMS; it does not explain a shop of its own), or that is more
+          anomalous (higher observed/expected) and whose own complaints mostly lie in
+          ``e`` while carrying most of ``e``'s excess (one shop's fake shipments
+          explain its home region's fake_shipment rise); or
         - the same scope with another intent and twice the excess (classifier spill).
+
+        The rules are asymmetric in the excess shares, so two slices never explain
+        each other and one of them pages.
         """
         mine = self._dims(e.key)
         excess = e.run_observed - e.run_expected
@@ -67,7 +78,9 @@ class IncidentScope:
             if mine.items() <= dims.items():          # a descendant
                 if other_excess >= self.explain_share * excess:
                     return key
-            elif dims.items() <= mine.items():        # an ancestor: e is the better scope
+            elif dims.items() <= mine.items():        # an ancestor
+                if key[0] not in self.silent and excess < self.explain_share * other_excess:
+                    return key
                 continue
             elif not any(mine[k] != v for k, v in dims.items() if k in mine and k != "intent"):
                 siblings.append(key)
@@ -89,12 +102,17 @@ class IncidentScope:
             if mine.get("intent") is not None and self._dims(key).get("intent") not in (None, mine["intent"]):
                 continue  # another intent: only the spill rule below applies
             other_excess = other.run_observed - other.run_expected
+            theirs, both = counts[key]
+            # Most of e's recent complaints, or as many as half its excess, are also
+            # B's; B's incident is the larger; and e rose no more than B's own rise
+            # predicts (a shop shipping with EMS during an EMS damage wave, not a shop
+            # with a problem of its own inside a busy category).
+            if mine_total and both >= 0.5 * min(mine_total, excess) and excess < other_excess:
+                lifted = e.run_expected * other.run_observed / max(other.run_expected, 1e-9)
+                if e.run_observed <= lifted + 3.0 * math.sqrt(lifted) + 1.0:
+                    return key
             if other.run_observed / max(other.run_expected, 1e-9) < ratio:
                 continue
-            theirs, both = counts[key]
-            # Most of e's recent complaints, or as many as half its excess, are also B's.
-            if mine_total and both >= 0.5 * min(mine_total, excess) and other_excess >= excess:
-                return key
             if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * excess:
                 return key
         return self._misclassified_spill(e, mine, excess, siblings, alarmed)
