@@ -233,26 +233,35 @@ class AlertmanagerSink(BatchingSink):
     # -- writing --------------------------------------------------------------------------
     def write(self, kind: str, records: list[Record], token: str | None) -> None:
         now = self._clock()
-        payload: list[dict] = []
-        updates: dict[str, tuple[Record, float, dict] | None] = {}
+        # Only the latest state of each alert in the batch is posted (a replay hands over
+        # fire, escalations and resolve at once); severities it passed through in the
+        # batch were never posted, so they need no resolve.
+        final: dict[str, tuple[Record, float]] = {}
         for record in records:
             fp = record["fingerprint"]
-            known = updates[fp] if fp in updates else self.active.get(fp)
-            starts = known[1] if known is not None else _epoch(record["ts"])
-            if known is not None:
+            before = final[fp][0] if fp in final else (self.active[fp][0] if fp in self.active else None)
+            if before is None:
+                starts = _epoch(record["ts"])
+            else:
+                starts = final[fp][1] if fp in final else self.active[fp][1]
                 # The incident_* labels are pinned at the episode's first post: a context
                 # that drifts would otherwise turn the resolve into a different alert.
-                record = {**record, "context": known[0].get("context")}
+                record = {**record, "context": before.get("context")}
+            final[fp] = (record, starts)
+        payload: list[dict] = []
+        posted: dict[str, tuple[Record, float, dict] | None] = {}
+        for fp, (record, starts) in final.items():
             alert = self._convert(record, now, starts)
+            known = self.active.get(fp)
             if known is not None and known[2] != alert["labels"]:
                 # Escalated: the old label set is another alert to Alertmanager; end it.
-                old = self._convert({**known[0], "status": "resolved", "ts": record["ts"]}, now, starts)
-                payload.append(old)
+                payload.append(self._convert({**known[0], "status": "resolved", "ts": record["ts"]},
+                                             now, starts))
             payload.append(alert)
-            updates[fp] = (record, starts, alert["labels"]) if record["status"] == "firing" else None
+            posted[fp] = (record, starts, alert["labels"]) if record["status"] == "firing" else None
         self._post(payload)
         # Only now: a failed post leaves the table as it was, and the retry rebuilds the same payload.
-        for fp, entry in updates.items():
+        for fp, entry in posted.items():
             if entry is None:
                 self.active.pop(fp, None)
             else:

@@ -163,3 +163,17 @@ def test_only_alerts_are_accepted_and_config_is_checked():
         AlertmanagerSink([])
     with pytest.raises(ConfigError):
         AlertmanagerSink(["am1:9093"])
+
+
+def test_a_batch_posts_only_the_latest_state_of_each_alert():
+    """A replay hands over fire, escalations and resolve at once: Alertmanager gets one
+    alert per fingerprint (posting all would let it flush a group half-filled)."""
+    rec = Recorder()
+    sink = make_sink(rec)
+    sink.add("alerts", record())
+    sink.add("alerts", record(severity="yellow", ts="2026-11-22T10:10:00+08:00"))
+    sink.add("alerts", record(severity="orange", ts="2026-11-22T10:35:00+08:00"))
+    sink.flush()
+    ((_, payload),) = rec.calls
+    assert [(a["labels"]["severity"], a["startsAt"]) for a in payload] == [("orange", "2026-11-22T02:05:00Z")]
+    assert sink.active[FP][0]["severity"] == "orange"

@@ -163,3 +163,29 @@ def test_carrier_incident_inhibits_its_merchants(stack):
     states = {a["labels"]["fingerprint"]: a["status"] for a in am.api("GET", "alerts")}
     for fp in child_fps:
         assert states[fp]["inhibitedBy"], states[fp]
+
+
+def test_live_worker_reads_feedback_topic(tansu, kafka, start_worker):
+    """``riskwatch feedback --broker``: a verdict reaches the live pipeline; a bad one is a
+    dead letter (masked) and the worker keeps going."""
+    import json
+    import os
+
+    from riskwatch.cli import main
+    from streams.app import TopicNames
+
+    prefix = "fb" + os.urandom(3).hex() + "-"
+    topics = TopicNames.with_prefix(prefix)
+    worker = start_worker(broker_url=tansu.url, prefix=prefix)
+    worker.wait_ready()
+    fp = fingerprint("complaint_rate", {"region": "广东"})
+    assert main(["feedback", f"{fp}-5984272", "--verdict", "false_alarm", "--store",
+                 str(worker.log_path.parent / "fb.jsonl"), "--broker", tansu.url,
+                 "--topic-prefix", prefix]) == 0
+    kafka.produce([(topics.feedback, b'{"alert_id": "nope", "verdict": "confirmed", "note": "13812345678"}')])
+    stats = worker.wait_for(lambda s: s["feedback"]["applied"] == 1 and s["feedback"]["rejected"] == 1,
+                            timeout=30, what="two feedback messages")
+    assert worker.alive and stats["agent_errors"] == 0
+    letters = [json.loads(r.value) for r in kafka.read(topics.dead_letters)]
+    assert [d["reason"] for d in letters] == ["bad feedback"]
+    assert "13812345678" not in json.dumps(letters)
