@@ -18,7 +18,10 @@ retries well; this sink only *feeds it well*:
 * **Times**: ``startsAt`` is the episode's event time; a firing alert gets ``endsAt`` =
   now + ``firing_ttl`` and is re-posted every ``resend_seconds`` (from :meth:`flush`,
   which the live worker calls every 2 s), so Alertmanager resolves it by itself if we
-  die; a resolve posts ``endsAt`` = the resolve's event time.
+  die; a resolve posts ``endsAt`` = the resolve's event time. (Alertmanager flushes a
+  new group at once, without ``group_wait``, when an alert's ``startsAt`` is older than
+  ``group_wait`` — usual here, as an episode starts a bucket before it pages. So each
+  batch posts only the latest state of each alert, in one request.)
 * **Severity escalation** changes the ``severity`` label, which to Alertmanager is a new
   alert; the sink resolves the previous label set in the same post, so one incident is
   never two active alerts. The ``incident_*`` labels are pinned to the episode's first
@@ -96,8 +99,13 @@ def _alertname(metric: str) -> str:
     return "".join(part.capitalize() for part in metric.split("_")) + "Anomaly"
 
 
+#: Slice dimension -> variable of the drill-down dashboard (``dashboards/definitions.py``).
+DASHBOARD_VARIABLES = {"region": "region", "carrier": "carrier", "merchant_id": "merchant",
+                       "intent": "intent"}
+
+
 def _drilldown(grafana_url: str, dims: dict[str, str], start: float, end: float) -> str:
-    query = [(f"var-{d}", dims[d]) for d in DIMENSIONS if d in dims]
+    query = [(f"var-{var}", dims[d]) for d, var in DASHBOARD_VARIABLES.items() if d in dims]
     # An hour of context before the episode, and up to its end (or now).
     query += [("from", str(int(start - 3600) * 1000)), ("to", str(int(end) * 1000))]
     return (f"{grafana_url.rstrip('/')}/d/{SLICE_DASHBOARD_UID}/riskwatch-slice?"

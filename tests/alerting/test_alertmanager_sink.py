@@ -69,7 +69,7 @@ def test_annotations_explain_and_mask():
     assert "observed 30 complaints vs 4.0 expected" in ann["description"]
     assert ann["contributors"] == "intent=damaged: 30 (100%)"
     assert ann["runbook_url"] == "https://wiki/runbook#complaint-rate"
-    assert ann["grafana_url"].startswith("http://g:3000/d/riskwatch-slice/riskwatch-slice?var-merchant_id=m42&var-intent=damaged&from=")
+    assert ann["grafana_url"].startswith("http://g:3000/d/riskwatch-slice/riskwatch-slice?var-merchant=m42&var-intent=damaged&from=")
     assert not contains_unmasked_pii(json.dumps(alert, ensure_ascii=False))
 
 
