@@ -561,7 +561,7 @@ class Pipeline:
         for e in evaluations:
             seen.add(e.key)
             self.out.aggregates.append(self._aggregate_row(
-                bstart, e.key, bucket, e.observed, e.exposure, e.expected, e.score))
+                bstart, e.key, bucket, int(e.observed), e.exposure, e.expected, e.score))
         for key in bucket.orders:
             if key not in seen:
                 self.out.aggregates.append(self._aggregate_row(
