@@ -230,6 +230,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # -- worker / demo ------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.checkpoint import fault_tolerance_options
     from streams.worker import run_worker
 
     from sinks.wiring import options_from_args
@@ -237,7 +238,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(_settings(args), broker_url=args.broker, data_dir=args.data_dir,
                       outputs=options_from_args(args), web_port=args.web_port, calendar=args.calendar,
                       duration=args.duration, log_level=args.log_level,
-                      topic_partitions=args.partitions)
+                      topic_partitions=args.partitions, **fault_tolerance_options(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -321,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
     p.add_argument("--partitions", type=_positive_int, default=1, help="partitions of topics we create")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    from streams.checkpoint import add_fault_tolerance_arguments
+    add_fault_tolerance_arguments(p)
     _settings_args(p)
     p.set_defaults(func=cmd_worker)
 

@@ -7,6 +7,7 @@
     │   └── CalendarError    the --calendar file is not a valid calendar
     ├── InputError           an input file cannot be read at all (a bad *line* is a dead letter)
     ├── BrokerError          the Kafka broker cannot be started or reached
+    ├── CheckpointError      a pipeline checkpoint is corrupt or from an incompatible worker
     └── SinkError            a sink failed
         └── SinkBackpressure the sink is overloaded; retry after ``retry_after`` seconds
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 __all__ = [
     "BrokerError",
     "CalendarError",
+    "CheckpointError",
     "ConfigError",
     "InputError",
     "RiskwatchError",
@@ -44,6 +46,18 @@ class InputError(RiskwatchError):
 
 class BrokerError(RiskwatchError):
     """The Kafka-protocol broker cannot be started or reached."""
+
+
+class CheckpointError(RiskwatchError):
+    """A pipeline checkpoint cannot be used (:mod:`streams.checkpoint`).
+
+    ``corrupt`` is true for a damaged file (skipped: the previous checkpoint is used);
+    false for one written by an incompatible worker (start with empty state).
+    """
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 class SinkError(RiskwatchError):

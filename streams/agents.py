@@ -209,6 +209,7 @@ class LiveRuntime:
         self._pipeline.add_done_callback(_log_init_failure)
         self.sinks = SinkFeeder(sinks)
         self.flush_on_stop = flush_on_stop
+        self.checkpointer: Any = None   # streams.checkpoint.LiveCheckpointer, set by create_app
         self.input_topic = app.topic(*topics.inputs, key_serializer="raw", value_serializer="raw")
         self.feedback_topic = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw")
         self.feedback = {"applied": 0, "rejected": 0}
@@ -236,6 +237,12 @@ class LiveRuntime:
         """The pipeline; waits for its construction the first time (on assignment)."""
         return self._pipeline.result()
 
+    def replace_pipeline(self, pipeline: Pipeline) -> None:
+        """Swap in a pipeline restored from a checkpoint (on partition assignment)."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        done.set_result(pipeline)
+        self._pipeline = done
+
     @property
     def pipeline_ready(self) -> bool:
         """Built without error; timers and hooks that may run earlier check this first."""
@@ -259,6 +266,7 @@ class LiveRuntime:
             "sink_errors": self.sinks.errors,
             "feedback": dict(self.feedback),
             "pipeline": self.pipeline.stats if self.pipeline_ready else {},
+            "checkpoint": self.checkpointer.stats() if self.checkpointer is not None else None,
         }
 
 
@@ -308,6 +316,7 @@ def handle_feedback(runtime: LiveRuntime, topic: str, partition: int, offset: in
         letter["detail"] = scrub_detail(letter["detail"])
         runtime.pending_letters.append(letter)
         logger.warning("feedback %s/%d@%d rejected: %s", topic, partition, offset, letter["detail"])
+    runtime.positions[(topic, partition)] = offset   # checkpoints record feedback positions too
 
 
 _ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
@@ -444,6 +453,8 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
             msg = event.message
             handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
+            if runtime.checkpointer is not None:
+                await runtime.checkpointer.maybe_save(runtime)
 
     @app.agent(runtime.feedback_topic, name="riskwatch-feedback")
     async def feedback(stream: faust.StreamT) -> None:
@@ -460,6 +471,8 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
             return  # before the first assignment (the pipeline may still be importing)
         runtime.pipeline.tick(runtime.clock.advance(time.monotonic(), caught_up=caught_up(runtime)))
         await publish(runtime)
+        if runtime.checkpointer is not None:
+            await runtime.checkpointer.maybe_save(runtime)
 
     @app.timer(SINK_FLUSH_SECONDS)
     async def flush_sinks() -> None:
@@ -472,6 +485,11 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set, **kwargs: Any) -> None:
         inputs = set(runtime.topics.inputs)
+        if runtime.checkpointer is not None:   # before the pipeline is touched: it may be replaced
+            from streams.checkpoint import attach
+            attach(app, runtime)
+            runtime.checkpointer.on_assigned(
+                runtime, {tp for tp in assigned if tp.topic in inputs | {runtime.topics.feedback}})
         runtime.assigned = {tp for tp in assigned if tp.topic in inputs}
         # Clock first: a partition that has not delivered yet holds the watermark back
         # from this moment until it has been idle long enough.
@@ -489,7 +507,12 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         # Runs after the consumer stopped and before faust flushes the producer, so the
         # last alerts still reach their topic.
         if runtime.pipeline_ready:
-            if runtime.flush_on_stop:
+            if runtime.checkpointer is not None:
+                # Open buckets stay open: they are in the final checkpoint and close
+                # normally after the restart (closing them now would change outputs).
+                await publish(runtime)
+                await runtime.checkpointer.save_now(runtime)
+            elif runtime.flush_on_stop:
                 async with runtime.lock:
                     runtime.pipeline.flush()
             await publish(runtime)

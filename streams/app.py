@@ -56,12 +56,22 @@ class TopicNames:
     feedback: str = "feedback"   # operators' verdicts on alerts (riskwatch feedback --broker)
 
     @classmethod
-    def with_prefix(cls, prefix: str = "") -> TopicNames:
-        return cls(**{f.name: prefix + f.default for f in dataclasses.fields(cls)})
+    def with_prefix(cls, prefix: str = "", *, single_input: bool = False) -> TopicNames:
+        """``single_input``: every event type on one topic, ``<prefix>events``.
+
+        >>> TopicNames.with_prefix("t1-", single_input=True).inputs
+        ('t1-events',)
+        """
+        names = {f.name: prefix + f.default for f in dataclasses.fields(cls)}
+        if single_input:
+            names.update(dict.fromkeys(("orders", "order_status", "complaints", "complaint_updates"),
+                                       prefix + "events"))
+        return cls(**names)
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (self.orders, self.order_status, self.complaints, self.complaint_updates)
+        return tuple(dict.fromkeys(
+            (self.orders, self.order_status, self.complaints, self.complaint_updates)))
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -84,7 +94,9 @@ class TopicNames:
 def create_app(settings: PipelineSettings, *, broker_url: str, data_dir: str | os.PathLike[str],
                sinks: Iterable[Any] = (), web_port: int | None = None,
                app_id: str = "riskwatch", topic_partitions: int = 1, topic_prefix: str = "",
-               calendar: Any = None, flush_on_stop: bool = True) -> faust.App:
+               calendar: Any = None, flush_on_stop: bool = True, single_input: bool = False,
+               checkpoint_dir: str | os.PathLike[str] | None = None,
+               checkpoint_seconds: float = 30.0, checkpoint_messages: int = 100_000) -> faust.App:
     """Build the faust app feeding a :class:`~streams.pipeline.Pipeline`.
 
     Parameters
@@ -111,13 +123,21 @@ def create_app(settings: PipelineSettings, *, broker_url: str, data_dir: str | o
     flush_on_stop
         Close all open buckets at shutdown, like replay does at the end of a file. The
         alternative loses them anyway: their events are committed and the pipeline's
-        state is in memory.
+        state is in memory. Ignored with checkpoints (the buckets live on in the checkpoint).
+    single_input
+        Read every event type from one topic, ``<prefix>events`` (see :class:`TopicNames`):
+        on one partition the processing order is the topic's order, so live output equals
+        replay of the same messages exactly, late events included.
+    checkpoint_dir, checkpoint_seconds, checkpoint_messages
+        Write the pipeline's state to this directory every so many seconds or input
+        messages and at a clean stop, and resume from it (:mod:`streams.checkpoint`);
+        share it between the workers of one consumer group. ``None``: no checkpoints.
 
     The app's runtime state (pipeline, counters) is ``app.riskwatch``.
     """
     from streams import agents  # late: agents imports this module's TopicNames
 
-    topics = TopicNames.with_prefix(topic_prefix)
+    topics = TopicNames.with_prefix(topic_prefix, single_input=single_input)
     datadir = Path(data_dir) / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -142,6 +162,11 @@ def create_app(settings: PipelineSettings, *, broker_url: str, data_dir: str | o
     )
     runtime = agents.LiveRuntime(
         app, settings, topics, sinks=list(sinks), calendar=calendar, flush_on_stop=flush_on_stop)
+    if checkpoint_dir is not None:
+        from streams.checkpoint import CheckpointStore, LiveCheckpointer, settings_digest
+        runtime.checkpointer = LiveCheckpointer(
+            CheckpointStore(checkpoint_dir, settings_digest=settings_digest(settings)),
+            every_seconds=checkpoint_seconds, every_messages=checkpoint_messages)
     agents.register(app, runtime)
     app.riskwatch = runtime  # type: ignore[attr-defined]
     return app

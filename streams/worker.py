@@ -34,6 +34,7 @@ from riskwatch.errors import ConfigError, RiskwatchError
 from riskwatch.settings import PipelineSettings, from_env
 from sinks.wiring import OutputOptions, add_output_arguments, build_sinks, options_from_args
 from streams.app import TopicNames, create_app
+from streams.checkpoint import add_fault_tolerance_arguments, fault_tolerance_options
 
 __all__ = ["configure_logging", "main", "run_worker"]
 
@@ -131,7 +132,9 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
                web_port: int | None = None, calendar: Any = None, duration: float | None = None,
                log_level: str = "info", topic_prefix: str = "", app_id: str = "riskwatch",
                topic_partitions: int = 1, flush_on_stop: bool = True,
-               stop_timeout: float = 30.0) -> int:
+               stop_timeout: float = 30.0, single_input: bool = False,
+               checkpoint_dir: str | os.PathLike[str] | None = None,
+               checkpoint_seconds: float = 30.0, checkpoint_messages: int = 100_000) -> int:
     """Run the live worker until SIGINT/SIGTERM or ``duration`` seconds; return the exit code.
 
     ``broker_url`` falls back to ``$RISKWATCH_BROKER``, then to an embedded Tansu broker
@@ -154,13 +157,16 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     asyncio.set_event_loop(loop)
     worker: _Worker | None = None
     try:
-        topics = TopicNames.with_prefix(topic_prefix)
+        topics = TopicNames.with_prefix(topic_prefix, single_input=single_input)
         loop.run_until_complete(
             create_topics(bootstrap_from_url(broker_url), topics.all, topic_partitions))
         app = create_app(settings, broker_url=broker_url, data_dir=data_dir,
                          sinks=build_sinks(outputs or OutputOptions()), web_port=web_port, app_id=app_id,
                          topic_partitions=topic_partitions, topic_prefix=topic_prefix,
-                         calendar=calendar, flush_on_stop=flush_on_stop)
+                         calendar=calendar, flush_on_stop=flush_on_stop,
+                         single_input=single_input, checkpoint_dir=checkpoint_dir,
+                         checkpoint_seconds=checkpoint_seconds,
+                         checkpoint_messages=checkpoint_messages)
         runtime = app.riskwatch  # type: ignore[attr-defined]
         runtime.started_at = started
         runtime.sinks.setup()
@@ -210,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not close open buckets at shutdown")
     p.add_argument("--stop-timeout", type=float, default=30.0,
                    help="exit hard if a clean stop takes longer (default %(default)gs)")
+    add_fault_tolerance_arguments(p)
     return p
 
 
@@ -225,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                           log_level=args.log_level, topic_prefix=args.topic_prefix,
                           app_id=args.app_id, topic_partitions=args.partitions,
                           flush_on_stop=not args.no_flush_on_stop,
-                          stop_timeout=args.stop_timeout)
+                          stop_timeout=args.stop_timeout, **fault_tolerance_options(args))
     except RiskwatchError as exc:
         print(f"riskwatch worker: {exc}", file=sys.stderr)
         return 2

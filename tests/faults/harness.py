@@ -1,0 +1,152 @@
+"""The seeded stream, the oracle and the checks every fault scenario shares.
+
+The stream: four simulated days (~120k events) with incidents, malformed lines, exact
+duplicates, late events (2-6 h) and complaint texts with personal data, packed the way
+batching producers send them (JSON arrays of up to 40 events; malformed lines alone).
+All of it goes to *one* topic with one partition (``--single-input-topic``), so the
+worker reads the messages in exactly the order replay reads the lines: the oracle is
+an in-process :class:`~streams.pipeline.Pipeline` over the same messages, late events
+included. The oracle does not flush at the end: a worker stopped with checkpoints
+keeps its open buckets, so both sides are compared on the buckets closed by event time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from riskwatch.settings import PipelineSettings
+
+BUCKET_SECONDS = 300
+LATENESS_SECONDS = 600
+SETTINGS = PipelineSettings(bucket_seconds=BUCKET_SECONDS, allowed_lateness_seconds=LATENESS_SECONDS)
+WORKER_ARGS = ["--bucket-seconds", str(BUCKET_SECONDS),
+               "--allowed-lateness-seconds", str(LATENESS_SECONDS), "--single-input-topic"]
+BATCH = 40
+
+
+@functools.lru_cache(maxsize=1)
+def stream_messages() -> tuple[bytes, ...]:
+    """The seeded stream as Kafka message values, in order (cached per test session)."""
+    from riskwatch.simulator import SimulationConfig, generate
+
+    config = SimulationConfig(days=4, orders_per_day=15_000, merchants=400, incidents=5, seed=23,
+                              malformed_share=0.002, duplicate_share=0.003, late_share=0.003,
+                              pii_share=0.3)
+    messages: list[bytes] = []
+    chunk: list[bytes] = []
+    for _, line in generate(config):
+        if not line.startswith(b"{") or not line.endswith(b"}"):
+            if chunk:
+                messages.append(b"[" + b",".join(chunk) + b"]")
+                chunk = []
+            messages.append(line)          # a malformed line travels alone
+            continue
+        chunk.append(line)
+        if len(chunk) == BATCH:
+            messages.append(b"[" + b",".join(chunk) + b"]")
+            chunk = []
+    if chunk:
+        messages.append(b"[" + b",".join(chunk) + b"]")
+    return tuple(messages)
+
+
+def alert_identity(alert: dict) -> tuple:
+    """What makes an alert record the same record (the output contract's dedup key)."""
+    return (alert["alert_id"], alert["status"], alert["ts"])
+
+
+@functools.lru_cache(maxsize=1)
+def oracle() -> dict:
+    """Replay of :func:`stream_messages` in-process (line ``i + 1`` = topic offset ``i``)."""
+    from streams.pipeline import Pipeline
+
+    pipeline = Pipeline(SETTINGS, keep_aggregates=True)
+    pipeline.process_lines(list(stream_messages()), source="oracle")
+    out = pipeline.drain()
+    return {
+        "alerts": out.alerts,
+        "aggregates": {_agg_key(r): _agg_value(r) for r in out.aggregates},
+        "dead_letters": {(d["offset"] - 1, d["reason"]) for d in out.dead_letters},
+        "stats": pipeline.stats,
+    }
+
+
+def _epoch(value: str) -> int:
+    import datetime as dt
+    return int(dt.datetime.fromisoformat(value).timestamp())
+
+
+def _agg_key(row: dict) -> tuple:
+    return (row["slice"], _epoch(row["bucket_start"]))
+
+
+def _agg_value(row: dict) -> tuple:
+    return (row["orders"], row["complaints"], round(row["exposure"], 4),
+            None if row["expected"] is None else round(row["expected"], 4), round(row["score"], 6))
+
+
+def compare_alerts(live: list[dict], expected: list[dict]) -> dict:
+    """Lost, extra and redelivered alert records (identity = alert_id + status + ts)."""
+    live_ids = Counter(alert_identity(a) for a in live)
+    want = Counter(alert_identity(a) for a in expected)
+    assert max(want.values(), default=1) == 1, "the oracle itself repeats an alert record"
+    by_id = {alert_identity(a): a for a in live}
+    differing = [k for k, a in ((alert_identity(e), e) for e in expected)
+                 if k in by_id and _alert_body(by_id[k]) != _alert_body(a)]
+    return {"lost": sorted(set(want) - set(live_ids)), "extra": sorted(set(live_ids) - set(want)),
+            "redelivered": sum(n - 1 for n in live_ids.values()), "differing": differing}
+
+
+def _alert_body(alert: dict) -> tuple:
+    return (alert["fingerprint"], alert["severity"], alert["bucket_start"], alert["observed"],
+            alert["expected"], alert["examples"])
+
+
+def read_aggregates(chdb_path: Path) -> tuple[dict, int, list]:
+    """Rows of the worker's chDB ``aggregates`` table: (distinct rows by key, raw row
+    count, keys whose repeated rows disagree)."""
+    from sinks.clickhouse import ChdbSink
+
+    sink = ChdbSink(str(chdb_path))
+    sink.setup()
+    try:
+        rows = sink.query("SELECT slice, toUnixTimestamp(bucket_start) AS b, orders, complaints, "
+                          "exposure, expected, score FROM riskwatch.aggregates")
+    finally:
+        sink.close()
+    seen: dict[tuple, tuple] = {}
+    conflicts = []
+    for r in rows:
+        key = (r["slice"], int(r["b"]))
+        value = (r["orders"], r["complaints"], round(r["exposure"], 4),
+                 None if r["expected"] is None else round(r["expected"], 4), round(r["score"], 6))
+        if key in seen and seen[key] != value:
+            conflicts.append((key, seen[key], value))
+        seen[key] = value
+    return seen, len(rows), conflicts
+
+
+def compare_aggregates(live: dict, expected: dict) -> dict:
+    lost = [k for k in expected if k not in live]
+    extra = [k for k in live if k not in expected]
+    differ = [(k, live[k], expected[k]) for k in expected if k in live and live[k] != expected[k]]
+    return {"lost": lost, "extra": extra, "differ": differ}
+
+
+def dead_letter_set(records: list) -> set:
+    """(offset, reason) of dead letters read from the topic (a redelivery counts once)."""
+    return {(d["offset"], d["reason"]) for d in (json.loads(r.value) for r in records)}
+
+
+def wait_until(predicate, *, timeout: float, what: str, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
