@@ -1,0 +1,155 @@
+"""Checkpoint files without a broker: exact resume, atomic numbered files, and a restart
+that survives a corrupt or incompatible checkpoint (fast; runs in ``make test``)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import pickle
+import types
+
+import pytest
+
+from riskwatch.errors import CheckpointError
+from streams.agents import BacklogClock
+from streams.checkpoint import (MAGIC, CheckpointStore, LiveCheckpointer, encode_state,
+                                settings_digest)
+from streams.pipeline import Pipeline
+from tests.faults.harness import SETTINGS, stream_messages
+
+DIGEST = settings_digest(SETTINGS)
+
+
+def _run(pipeline: Pipeline, lines: list[bytes], first: int) -> list:
+    pipeline.process_lines(lines, source="t", first_offset=first)
+    out = pipeline.drain()
+    letters = [{k: v for k, v in d.items() if k != "ts"} for d in out.dead_letters]  # ts: wall clock
+    return [out.alerts, out.aggregates, out.complaints, out.scores, letters]
+
+
+def test_resumed_pipeline_equals_uninterrupted(tmp_path):
+    lines = list(stream_messages()[:2400])   # two and a half days: alerts on both sides
+    half = 1500
+    straight = Pipeline(SETTINGS, keep_aggregates=True)
+    first_half = _run(straight, lines[:half], 1)
+    expected = _run(straight, lines[half:], half + 1)
+
+    resumed = Pipeline(SETTINGS, keep_aggregates=True)
+    assert _run(resumed, lines[:half], 1) == first_half
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    store.write(encode_state(resumed, {("t", 0): half}), {("t", 0): half})
+    del resumed
+    ckpt = store.load_latest()
+    assert ckpt.positions == {("t", 0): half}
+    got = _run(ckpt.pipeline, lines[half:], half + 1)
+    assert expected[0], "no alert after the checkpoint: the comparison would be weak"
+    assert got == expected
+
+
+def test_files_are_numbered_atomic_and_pruned(tmp_path):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST, keep=3)
+    for i in range(5):
+        store.write(encode_state(Pipeline(SETTINGS), {("t", 0): i}), {("t", 0): i})
+    assert [seq for seq, _ in store.paths()] == [5, 4, 3]
+    assert not list(tmp_path.glob(".tmp-*")), "a temp file was left behind"
+    assert store.load_latest().positions == {("t", 0): 4}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_corrupt_newest_is_skipped_for_the_previous(tmp_path, caplog, damage):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    store.write(encode_state(Pipeline(SETTINGS), {("t", 0): 10}), {("t", 0): 10})
+    newest = store.write(encode_state(Pipeline(SETTINGS), {("t", 0): 20}), {("t", 0): 20})
+    data = newest.read_bytes()
+    newest.write_bytes({"truncate": data[: len(data) // 2],
+                        "flip": data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:],
+                        "garbage": b"\x00" * 64, "empty": b""}[damage])
+    with caplog.at_level(logging.WARNING, logger="streams.checkpoint"):
+        ckpt = store.load_latest()
+    assert ckpt is not None and ckpt.positions == {("t", 0): 10}
+    assert "ignoring corrupt checkpoint" in caplog.text and newest.name in caplog.text
+
+
+def _rewrite_header(path, **changes):
+    data = path.read_bytes()
+    end = data.index(b"\n", len(MAGIC))
+    header = json.loads(data[len(MAGIC):end])
+    header.update(changes)
+    path.write_bytes(MAGIC + json.dumps(header).encode() + data[end:])
+
+
+@pytest.mark.parametrize("changes", [{"state": 999}, {"python": "2.7"}, {"format": 0},
+                                     {"riskwatch": "0.0.1"}, {"settings": "another"}])
+def test_incompatible_checkpoint_is_a_clear_error(tmp_path, changes):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    path = store.write(encode_state(Pipeline(SETTINGS), {}), {})
+    _rewrite_header(path, **changes)
+    with pytest.raises(CheckpointError, match="incompatible worker") as info:
+        store.load_latest()
+    assert not info.value.corrupt
+    assert next(iter(changes)) in str(info.value)
+
+
+def test_state_the_code_no_longer_has_is_incompatible(tmp_path):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    body = pickle.dumps({"pipeline": types.SimpleNamespace(), "positions": {}})
+    body = body.replace(b"SimpleNamespace", b"SimpleNamespacX")   # a class since removed
+    store.write(body, {})
+    with pytest.raises(CheckpointError, match="does not match this version of the code"):
+        store.load_latest()
+
+
+def _runtime(pipeline: Pipeline) -> types.SimpleNamespace:
+    runtime = types.SimpleNamespace(pipeline=pipeline, positions={}, pending_letters=[],
+                                    clock=BacklogClock(start=0.0))
+    runtime.replace_pipeline = lambda p: setattr(runtime, "pipeline", p)
+    return runtime
+
+
+TP = collections.namedtuple("TP", "topic partition")
+
+
+def _assigned(*tps):
+    return {TP(t, p) for t, p in tps}
+
+
+def test_worker_starts_fresh_on_an_incompatible_checkpoint(tmp_path, caplog):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    old = Pipeline(SETTINGS)
+    old.counters["messages"] = 7
+    _rewrite_header(store.write(encode_state(old, {("t", 0): 7}), {("t", 0): 7}), state=0)
+    fresh = Pipeline(SETTINGS)
+    runtime = _runtime(fresh)
+    with caplog.at_level(logging.INFO, logger="streams.checkpoint"):
+        LiveCheckpointer(store).on_assigned(runtime, _assigned(("t", 0)))   # must not raise
+    assert runtime.pipeline is fresh and runtime.positions == {}
+    assert "cannot use checkpoint" in caplog.text and "starting with empty state" in caplog.text
+
+
+def test_worker_restores_state_positions_and_clock(tmp_path):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    old = Pipeline(SETTINGS)
+    old.process_lines(list(stream_messages()[:200]), source="t")
+    store.write(encode_state(old, {("t", 0): 200}, wall=1234.5), {("t", 0): 200})
+    runtime = _runtime(Pipeline(SETTINGS, keep_aggregates=True))
+    checkpointer = LiveCheckpointer(store)
+    checkpointer.on_assigned(runtime, _assigned(("t", 0)))
+    assert runtime.pipeline.counters == old.counters
+    assert runtime.pipeline.keep_aggregates          # this run's settings win
+    assert runtime.positions == {("t", 0): 199}      # last processed offset
+    assert runtime.clock.now == 1234.5
+    tps = _assigned(("t", 0), ("t", 1))
+    # A partition the checkpoint never saw is read from its start.
+    assert sorted((tp.partition, o) for tp, o in checkpointer.resume_offsets(runtime, tps).items()) \
+        == [(0, 200), (1, 0)]
+
+
+def test_layout_change_without_version_bump_is_caught(tmp_path):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    old = Pipeline(SETTINGS)
+    del old.__dict__["feedback"]       # as if written by a version without that attribute
+    store.write(encode_state(old, {}), {})
+    runtime = _runtime(fresh := Pipeline(SETTINGS))
+    LiveCheckpointer(store).on_assigned(runtime, _assigned(("t", 0)))
+    assert runtime.pipeline is fresh
