@@ -125,7 +125,10 @@ class SliceScorer:
         self.book.advance(bucket, order_combos, hour_factor=h)
         keys = set(complaints) | extra_keys
         keys.discard(self.global_key)
-        ordered = sorted(keys, key=_sort_key)
+        try:
+            ordered = sorted(keys)  # values are strings: tuples compare in C
+        except TypeError:           # a non-string value somewhere: compare as text
+            ordered = sorted(keys, key=_sort_key)
         results: list[Evaluation] = []
         self._phase([self.global_key], bucket, complaints, 1.0, warmup_buckets, results)
         y, mu = results[0].observed, results[0].expected
