@@ -40,16 +40,19 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
     - ``buckets``: how many buckets the span covers (default 1; >1 catches up a gap).
 
     Two CUSUMs run side by side: a sensitive one (``rho``) that accumulates sustained
-    excesses, and a spike one (``rho_spike``) that reaches the alarm in a single bucket
-    when the count is many times its expectation. The score is the larger of the two.
+    excesses in busy slices, and a steep one (``rho_spike``) for slices that normally see
+    almost no complaints (a shop, a shop x intent): each complaint is worth
+    ``ln(rho_spike)`` of evidence there, so a handful page within minutes, while its steep
+    drift keeps it silent in busy slices. The score is the larger of the two.
 
     Parameters
     ----------
     rho
         Design ratio of the sensitive CUSUM: the rate multiple it is tuned to detect.
-        Rates below ``(rho - 1) / ln(rho)`` times normal (1.64 for 2.5) never accumulate.
+        Rates below ``(rho - 1) / ln(rho)`` times normal (2.16 for 4) never accumulate.
     rho_spike
-        Design ratio of the spike CUSUM.
+        Design ratio of the steep CUSUM. 20 against 6 before: on five simulated weeks
+        the median delay fell from 15 to 10-15 minutes and precision rose.
     threshold
         CUSUM alarm level ``h``; the score crosses ``1 - exp(-h)`` at the alarm.
     half_life
@@ -82,10 +85,10 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
     0.02
     >>> det.score_one({"exposure": 100.0}, 2)      # a normal bucket
     0.0
-    >>> det.score_one({"exposure": 100.0}, 12)     # six times the expected count
-    0.99999
+    >>> det.score_one({"exposure": 100.0}, 14)     # seven times the expected count
+    0.999998
     >>> alarm = 1 - math.exp(-det.threshold)
-    >>> det.score_one({"exposure": 100.0}, 12) >= alarm   # alarms in one bucket
+    >>> det.score_one({"exposure": 100.0}, 14) >= alarm   # alarms in one bucket
     True
     >>> det.score_one({"exposure": 4.0}, 1) >= alarm      # one complaint, tiny slice: no
     False
@@ -94,7 +97,7 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
     def __init__(
         self,
         rho: float = 4.0,
-        rho_spike: float = 6.0,
+        rho_spike: float = 20.0,
         threshold: float = 11.0,
         half_life: float = 2016.0,
         prior_rate: float = 0.01,

@@ -22,9 +22,9 @@ Examples
 >>> np.round(bank.rate(rows), 4).tolist()
 [0.02, 0.02]
 >>> step = bank.step(rows, exposure=np.array([100.0, 100.0]), prior=np.array([0.02, 0.02]),
-...                  y=np.array([2.0, 12.0]))   # the second slice: six times expected
+...                  y=np.array([2.0, 14.0]))   # the second slice: seven times expected
 >>> step.evidence.round(1).tolist(), step.mu.round(2).tolist()
-([0.0, 11.5], [2.0, 2.0])
+([0.0, 13.4], [2.0, 2.0])
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ CS, ES, SLOW, SPIKE, RUN_OBS, RUN_EXP, RUN_BUCKETS, LAST_PRIOR = range(8)
 class ComplaintRateBank:
     """Rows of complaint-rate detectors; parameters as :class:`ComplaintRateDetector`."""
 
-    def __init__(self, rho: float = 4.0, rho_spike: float = 6.0, threshold: float = 11.0,
+    def __init__(self, rho: float = 4.0, rho_spike: float = 20.0, threshold: float = 11.0,
                  half_life: float = 2016.0, prior_rate: float = 0.01,
                  prior_strength: float = 3.0, max_evidence: float = 400.0,
                  max_protect_buckets: int = 72, max_cusum: float = 3.0,

@@ -181,7 +181,8 @@ class SliceScorer:
             c = r[catch_up]
             bank.step(c, exposure=gap_exposure[catch_up], prior=prior[catch_up],
                       y=np.zeros(len(c)), buckets=gap[catch_up].astype(np.float64))
-        y = np.fromiter((complaints.get(k, 0) for k in keys), dtype=np.float64, count=len(keys))
+        counts = [complaints.get(k, 0) for k in keys]   # ints: they go into the aggregate rows
+        y = np.asarray(counts, dtype=np.float64)
         level = np.asarray(levels)
         # Exposure already carries the hour-of-day factor (streams.exposure); the
         # market factor scales every slice but the global one.
@@ -193,7 +194,7 @@ class SliceScorer:
         self.cum_seen[r] = cum
         score = -np.expm1(-step.evidence)
         after = bank.state[r]
-        columns = zip(keys, y.tolist(), step.mu.tolist(), book.ex[ex_rows].tolist(),
+        columns = zip(keys, counts, step.mu.tolist(), book.ex[ex_rows].tolist(),
                       score.tolist(), after[:, SLOW:SPIKE + 1].max(axis=1).tolist(), levels,
                       alarmed.tolist(), after[:, RUN_OBS].tolist(), after[:, RUN_EXP].tolist(),
                       after[:, RUN_BUCKETS].astype(np.int64).tolist(), age.tolist())

@@ -142,6 +142,7 @@ class Pipeline:
         self.closed_until: int | None = None   # end of the newest closed bucket
         self.firing: dict[tuple, AlertEpisode] = {}
         self.explained: dict[tuple, tuple] = {}  # slice -> the slice paged instead
+        self._explainer_excess: dict[tuple, float] = {}  # ... and how big that incident got
         self.pending: dict[tuple, int] = {}      # alarmed slice -> first bucket alarmed
         self.pending_buckets = pending_buckets
         # Slices of each complaint of the last half hour: which alarmed slices share them.
@@ -425,6 +426,7 @@ class Pipeline:
         for e in evaluations:
             if e.key in self.explained and e.evidence == 0.0:
                 del self.explained[e.key]  # the parent's run is over
+                self._explainer_excess.pop(e.key, None)
         still = {e.key for e in candidates}
         for key in [k for k in self.pending if k not in still]:
             del self.pending[key]  # the alarm did not hold
@@ -438,6 +440,9 @@ class Pipeline:
                 if e.key not in self.explained:
                     self.counters["alerts_explained"] += 1
                     self.explained[e.key] = child
+                    explainer = alarmed.get(child)
+                    self._explainer_excess[e.key] = (
+                        explainer.run_observed - explainer.run_expected if explainer else 0.0)
                 continue
             since = self.pending.setdefault(e.key, bindex)
             if bindex - since < self.pending_buckets:
@@ -477,8 +482,9 @@ class Pipeline:
         sticky = self.explained.get(e.key)
         if sticky is not None:
             other = alarmed.get(sticky)
-            if other is None or (e.run_observed - e.run_expected
-                                 <= 2.0 * (other.run_observed - other.run_expected)):
+            if other is not None:  # remember how big the explaining incident got
+                self._explainer_excess[e.key] = other.run_observed - other.run_expected
+            if e.run_observed - e.run_expected <= 2.0 * self._explainer_excess.get(e.key, 0.0):
                 return sticky
             del self.explained[e.key]
         return self.scope.explainer(e, alarmed, bucket)

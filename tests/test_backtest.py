@@ -1,13 +1,10 @@
 """Acceptance: a simulated week with injected incidents, replayed and scored.
 
 The issue "The whole pipeline, end to end" targets recall >= 0.95, precision >= 0.90
-over alert episodes and a median detection delay <= 20 minutes. Today's detector does
-not reach the recall and precision targets on this week (measured: recall 0.92,
-precision 0.87, median delay 15 min, seed 7); ``test_week_meets_the_issue_targets`` states the target
-and is a *strict* expected failure, so the day it passes the build goes red until the
-mark is removed. ``test_week_does_not_regress`` guards the level reached so far.
-Uses the real simulator, the real pipeline with default settings, and the evaluate
-command's scoring.
+over alert episodes and a median detection delay <= 20 minutes; two weeks of different
+seeds are held to it (seed 7, the default, and seed 11, the closest to the precision
+bound when this was written). Uses the real simulator, the real pipeline with default
+settings, and the evaluate command's scoring.
 """
 
 from __future__ import annotations
@@ -21,9 +18,9 @@ from riskwatch.simulator import SimulationConfig, calendar, generate, manifest
 from streams.pipeline import Pipeline
 
 
-@pytest.fixture(scope="module")
-def week():
-    cfg = SimulationConfig(days=7.0, seed=7)
+@pytest.fixture(scope="module", params=[7, 11], ids=lambda seed: f"seed{seed}")
+def week(request):
+    cfg = SimulationConfig(days=7.0, seed=request.param)
     cal = Calendar.from_json(orjson.dumps(calendar(cfg)))
     p = Pipeline(calendar=cal)
     alerts = []
@@ -39,20 +36,11 @@ def week():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="recall 0.92 < 0.95 and precision 0.87 < 0.90 on the "
-                   "simulated week (see the README's 'How good is it today')")
 def test_week_meets_the_issue_targets(week):
     _, r = week
-    assert r["recall"] >= 0.95 and r["precision"] >= 0.90 and r["median_delay_minutes"] <= 20, \
-        format_report(r)
-
-
-@pytest.mark.slow
-def test_week_does_not_regress(week):
-    _, r = week
     assert r["incidents"] >= 10
-    assert r["recall"] >= 0.9, format_report(r)
-    assert r["precision"] >= 0.85, format_report(r)
+    assert r["recall"] >= 0.95, format_report(r)
+    assert r["precision"] >= 0.90, format_report(r)
     assert r["median_delay_minutes"] <= 20, format_report(r)
 
 
