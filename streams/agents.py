@@ -451,6 +451,9 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         """Every input message -> pipeline -> alerts, dead letters, scores, sinks."""
         async for event in stream.events():
             msg = event.message
+            if runtime.checkpointer is not None and not runtime.checkpointer.accept(
+                    runtime, msg.topic, msg.partition, msg.offset):
+                continue  # ahead of the seek back to the restored checkpoint
             handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
             if runtime.checkpointer is not None:
@@ -461,6 +464,9 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         """Operators' verdicts: the pipeline mutes the slice and closes a false alarm."""
         async for event in stream.events():
             msg = event.message
+            if runtime.checkpointer is not None and not runtime.checkpointer.accept(
+                    runtime, msg.topic, msg.partition, msg.offset):
+                continue
             handle_feedback(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
 

@@ -301,6 +301,12 @@ class LiveCheckpointer:
         self._task: asyncio.Future | None = None
         self._restore_needed = True
         self._owned: set[tuple[str, int]] = set()
+        # Restored partitions whose next message must be exactly the checkpoint's
+        # position: faust resumes fetching from the committed offset a moment before
+        # its seek, and those early messages must not reach the restored state.
+        self._expect_next: set[tuple[str, int]] = set()
+        self._seeked_at: float | None = None
+        self.skipped = 0
 
     # -- restore ------------------------------------------------------------------------
     def on_assigned(self, runtime: Any, assigned: set) -> None:
@@ -334,6 +340,8 @@ class LiveCheckpointer:
         pipeline.calendar = fresh.calendar
         runtime.replace_pipeline(pipeline)
         runtime.positions = {key: offset - 1 for key, offset in ckpt.positions.items()}
+        self._expect_next = set(ckpt.positions)
+        self._seeked_at = None
         runtime.pending_letters = list(ckpt.pending_letters) + runtime.pending_letters
         if ckpt.wall is not None:
             runtime.clock.now, runtime.clock._last = ckpt.wall, None
@@ -343,6 +351,34 @@ class LiveCheckpointer:
                     ckpt.sequence, f"{time.time() - ckpt.created:.1f}s", pipeline.counters["messages"],
                     time.monotonic() - started,
                     ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(ckpt.positions.items())))
+
+    def accept(self, runtime: Any, topic: str, partition: int, offset: int) -> bool:
+        """Whether a delivered message belongs in the state (else it is skipped).
+
+        Right after a restore, faust resumes fetching at the committed offset a moment
+        before its seek back to the checkpoint: until the message at the checkpoint's
+        position arrives, the others of that partition are skipped (they come again
+        after the seek). Otherwise every message is accepted: a log that starts over
+        (a recreated topic, an empty broker) must not be mistaken for redeliveries.
+        """
+        key = (topic, partition)
+        if key not in self._expect_next:
+            return True
+        last = runtime.positions.get(key)
+        if last is None or offset == last + 1:
+            self._expect_next.discard(key)
+            return True
+        if self._seeked_at is not None and time.monotonic() - self._seeked_at > 10.0:
+            logger.warning("%s/%d: the log continues at %d, not at the checkpoint's %d "
+                           "(messages deleted by retention, or a new topic?); resuming there",
+                           topic, partition, offset, last + 1)
+            self._expect_next.discard(key)
+            return True
+        self.skipped += 1
+        return False
+
+    def seeked(self) -> None:
+        self._seeked_at = time.monotonic()
 
     def resume_offsets(self, runtime: Any, tps: set) -> dict:
         """Where each assigned partition must be read from for the in-memory state.
@@ -411,7 +447,8 @@ class LiveCheckpointer:
 
     def stats(self) -> dict:
         return {"directory": str(self.store.directory), "saved": self.saved,
-                "restored_from": self.restored_from, "last_save_s": self.last_seconds}
+                "restored_from": self.restored_from, "last_save_s": self.last_seconds,
+                "skipped_messages": self.skipped}
 
 
 def attach(app: Any, runtime: Any) -> None:
@@ -445,6 +482,7 @@ def attach(app: Any, runtime: Any) -> None:
             # restore would read this partition from its beginning.
             if committed.get(tp) is not None:
                 runtime.positions.setdefault((tp.topic, tp.partition), committed[tp] - 1)
+        checkpointer.seeked()
         return committed
 
     consumer.seek_to_committed = seek_to_state

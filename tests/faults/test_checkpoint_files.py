@@ -153,3 +153,20 @@ def test_layout_change_without_version_bump_is_caught(tmp_path):
     runtime = _runtime(fresh := Pipeline(SETTINGS))
     LiveCheckpointer(store).on_assigned(runtime, _assigned(("t", 0)))
     assert runtime.pipeline is fresh
+
+
+def test_messages_ahead_of_the_seek_back_are_skipped(tmp_path):
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    store.write(encode_state(Pipeline(SETTINGS), {("t", 0): 100}), {("t", 0): 100})
+    runtime = _runtime(Pipeline(SETTINGS))
+    checkpointer = LiveCheckpointer(store)
+    checkpointer.on_assigned(runtime, _assigned(("t", 0)))
+    # faust resumed fetching at the committed offset before seeking back to 100
+    assert not checkpointer.accept(runtime, "t", 0, 105)
+    assert not checkpointer.accept(runtime, "t", 0, 99)
+    assert checkpointer.accept(runtime, "t", 0, 100)
+    runtime.positions[("t", 0)] = 100
+    assert checkpointer.accept(runtime, "t", 0, 105)        # from now on the log decides
+    assert checkpointer.accept(runtime, "t", 0, 3)          # e.g. a recreated topic
+    assert checkpointer.accept(runtime, "other", 0, 7)      # a partition the state never saw
+    assert checkpointer.skipped == 2
