@@ -163,7 +163,8 @@ class Pipeline:
         # never pages: a platform-wide incident is always about some intent, region or
         # carrier, and those slices page with the right scope.
         self._silent_slices = {i for i, dims in enumerate(settings.slices) if not dims}
-        self.scope = IncidentScope(settings, self._recent_complaints, explain_share)
+        self.scope = IncidentScope(settings, self._recent_complaints, explain_share,
+                                   self.explained)
         self.feedback = FeedbackBook()  # operators' verdicts, see apply_feedback
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.counters = dict.fromkeys(

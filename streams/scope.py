@@ -28,11 +28,14 @@ class IncidentScope:
         Per recent bucket, the slice keys of each complaint (filled by the pipeline).
     explain_share
         Share of a slice's excess a more specific slice must carry to page instead.
+    explained
+        The pipeline's map of quiet slices to the slice paged instead (read only).
     """
 
     def __init__(self, settings: PipelineSettings, recent_complaints: collections.deque,
-                 explain_share: float) -> None:
+                 explain_share: float, explained: dict | None = None) -> None:
         self.settings = settings
+        self.explained = explained if explained is not None else {}  # the pipeline's, shared
         self.recent_complaints = recent_complaints
         self.explain_share = explain_share
         # The global slice never pages, so it explains nothing: an incident anywhere
@@ -50,7 +53,8 @@ class IncidentScope:
         - a *descendant* (more dimensions, same values) carrying at least
           ``explain_share`` of ``e``'s excess: 广东 x 中通 explains 广东; or
         - an *ancestor* of which ``e`` carries less than ``explain_share`` of the
-          excess: during a shop's quality incident the shop explains its
+          excess, unless the ancestor is itself explained by a slice of another scope
+          than ``e``: during a shop's quality incident the shop explains its
           shop x other slice (complaints the classifier put elsewhere); or
         - a *sibling* (neither ancestor nor descendant, no conflicting values) that
           holds most of ``e``'s complaints of the last half hour, has the larger excess,
@@ -80,7 +84,11 @@ class IncidentScope:
                     return key
             elif dims.items() <= mine.items():        # an ancestor
                 if key[0] not in self.silent and excess < self.explain_share * other_excess:
-                    return key
+                    # Unless the ancestor's excess is already another incident's: while
+                    # 浙江 x 顺丰 is paging for 浙江, a rise of 浙江 x 圆通 is news.
+                    via = self.explained.get(key)
+                    if via is None or not _conflict(mine, self._dims(via)):
+                        return key
                 continue
             elif not any(mine[k] != v for k, v in dims.items() if k in mine and k != "intent"):
                 siblings.append(key)
@@ -130,3 +138,8 @@ class IncidentScope:
                     and other.run_observed - other.run_expected >= 2 * excess:
                 return key
         return None
+
+
+def _conflict(a: dict[str, str], b: dict[str, str]) -> bool:
+    """Two scopes that name different values of a dimension other than the intent."""
+    return any(k != "intent" and k in b and b[k] != v for k, v in a.items())
