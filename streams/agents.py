@@ -474,6 +474,7 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
             msg = event.message
             if runtime.checkpointer is not None and not runtime.checkpointer.accept(
                     runtime, msg.topic, msg.partition, msg.offset):
+                await runtime.checkpointer.resync(runtime, msg.tp)
                 continue  # ahead of the seek back to the restored checkpoint
             handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
@@ -487,6 +488,7 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
             msg = event.message
             if runtime.checkpointer is not None and not runtime.checkpointer.accept(
                     runtime, msg.topic, msg.partition, msg.offset):
+                await runtime.checkpointer.resync(runtime, msg.tp)
                 continue
             handle_feedback(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)

@@ -377,6 +377,15 @@ class LiveCheckpointer:
         self.skipped += 1
         return False
 
+    async def resync(self, runtime: Any, tp: Any) -> None:
+        """After :meth:`accept` skipped a message of ``tp``: seek to the checkpoint's
+        position again. faust drops messages below the highest offset it has handed
+        out, so the early messages it delivered would otherwise hide the ones we need.
+        """
+        last = runtime.positions.get((tp.topic, tp.partition))
+        if last is not None:
+            await runtime.app.consumer.seek(tp, last + 1)
+
     def seeked(self) -> None:
         self._seeked_at = time.monotonic()
 
