@@ -37,7 +37,10 @@ The design, concretely (at-least-once + deterministic state + idempotent outputs
   rebalance (``Consumer.perform_seek`` -> ``seek_to_committed``). :func:`attach` wraps
   that call so each partition is then moved to the position the in-memory state
   reflects; faust's own commit logic then commits only offsets beyond what it had.
-  Committed offsets run ahead of the checkpoint; that is fine because the restart
+  faust resumes fetching at the committed offset a moment before that seek; messages it
+  delivers in that window are skipped (:meth:`LiveCheckpointer.accept`) and the
+  partition is sought back again (faust drops offsets below the highest it handed out).
+  Committed offsets usually run ahead of the checkpoint; that is fine because the restart
   seeks by the checkpoint, not by the commit (committing only up to the checkpoint
   would change nothing but make ``kafka-consumer-groups`` show a bigger lag).
 - **Outputs after a restart**: the records produced between the checkpoint and the
