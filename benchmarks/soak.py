@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -259,8 +260,21 @@ def main() -> int:
           f"simulation {config.days} days x {config.orders_per_day:,} orders/day, "
           f"{config.incidents} incidents; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores", flush=True)
+    def stop_worker() -> None:
+        # Before the broker stops: a worker whose broker vanished cannot stop cleanly.
+        if producer is not None:
+            producer.stop_flag.set()
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
     try:
-        with EmbeddedBroker(data_dir=work / "broker") as broker:
+        with EmbeddedBroker(data_dir=work / "broker") as broker, contextlib.ExitStack() as stack:
+            stack.callback(stop_worker)
             asyncio.run(create_topics(broker.bootstrap, topics.all, 1))
             extra: list[str] = []
             ch = None
@@ -360,15 +374,7 @@ def main() -> int:
                                                     or now - t0 > seconds + 60):
                         break
     finally:
-        if producer is not None:
-            producer.stop_flag.set()
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_worker()
         if server is not None:
             server.stop()
         keep = (work / "worker.log").read_bytes()[-20000:] if (work / "worker.log").exists() else b""
