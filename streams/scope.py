@@ -53,9 +53,9 @@ class IncidentScope:
         - a *descendant* (more dimensions, same values) carrying at least
           ``explain_share`` of ``e``'s excess: 广东 x 中通 explains 广东; or
         - an *ancestor* of which ``e`` carries less than ``explain_share`` of the
-          excess, unless the ancestor is itself explained by a slice of another scope
-          than ``e``: during a shop's quality incident the shop explains its
-          shop x other slice (complaints the classifier put elsewhere); or
+          excess, unless the ancestor's excess is already another incident's
+          (:meth:`_ancestor_free`): during a shop's quality incident the shop explains
+          its shop x other slice (complaints the classifier put elsewhere); or
         - a *sibling* (neither ancestor nor descendant, no conflicting values) that
           holds most of ``e``'s complaints of the last half hour, has the larger excess,
           and whose own rise (observed/expected) predicts ``e``'s within Poisson noise
@@ -86,8 +86,7 @@ class IncidentScope:
                 if key[0] not in self.silent and excess < self.explain_share * other_excess:
                     # Unless the ancestor's excess is already another incident's: while
                     # 浙江 x 顺丰 is paging for 浙江, a rise of 浙江 x 圆通 is news.
-                    via = self.explained.get(key)
-                    if via is None or not _conflict(mine, self._dims(via)):
+                    if self._ancestor_free(mine, key, excess, alarmed):
                         return key
                 continue
             elif not any(mine[k] != v for k, v in dims.items() if k in mine and k != "intent"):
@@ -124,6 +123,24 @@ class IncidentScope:
             if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * excess:
                 return key
         return self._misclassified_spill(e, mine, excess, siblings, alarmed)
+
+    def _ancestor_free(self, mine: dict, ancestor: tuple, excess: float, alarmed: dict) -> bool:
+        """Whether an alarmed ancestor's excess can explain ``e`` (dims ``mine``).
+
+        Not when the ancestor is already explained by a slice of another scope (while
+        浙江 x 顺丰 pages for 浙江, a rise of 浙江 x 圆通 is a second incident), nor by
+        the same scope with another intent unless that is twice ``e``'s excess (then
+        ``e`` is the classifier's spill; otherwise a second incident)."""
+        via = self.explained.get(ancestor)
+        if via is None:
+            return True
+        theirs = self._dims(via)
+        if _conflict(mine, theirs):
+            return False
+        if mine.get("intent") is not None and theirs.get("intent") not in (None, mine["intent"]):
+            other = alarmed.get(via)
+            return other is not None and other.run_observed - other.run_expected >= 2 * excess
+        return True
 
     def _misclassified_spill(self, e, mine, excess, siblings, alarmed) -> tuple | None:
         """Same scope, another intent, at least twice the excess: the classifier's spill."""
