@@ -11,7 +11,7 @@ events) with their position, and produces output records in event time:
 4. count orders and complaints per slice and event-time bucket;
 5. when the watermark passes a bucket's end (+ allowed lateness) the bucket closes:
    every touched slice is scored (:mod:`streams.detection`) and alerts fire, escalate
-   or resolve (:mod:`streams.alerting`).
+   or resolve (:mod:`streams.paging`, :mod:`streams.alerting`).
 
 Everything is deterministic given the same events: replaying a file and consuming the
 same events from Kafka give the same alerts, whatever the interleaving of topics.
@@ -40,11 +40,11 @@ import msgspec
 from riskwatch.events import (BadEvent, Complaint, ComplaintUpdate, Event, Order, OrderStatus,
                               decode_events, epoch_of)
 from riskwatch.settings import PipelineSettings
-from streams.alert_context import incident_context
-from streams.alerting import AlertEpisode, fingerprint, is_wide, severity
+from streams.alerting import AlertEpisode
+from streams.paging import AlertStage
 from streams.complaints import ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
-from streams.feedback import QUIETING, FeedbackBook, parse_feedback
+from streams.feedback import FeedbackBook
 from streams.ingest import Deduplicator, GenerationalMap, dead_letter, internal_error_letter
 from streams.merchant_scores import MerchantScores
 from streams.scope import IncidentScope
@@ -53,7 +53,6 @@ from streams.watermark import Watermark
 
 __all__ = ["Outputs", "Pipeline"]
 
-METRIC = "complaint_rate"
 _decode_event = msgspec.json.Decoder(Event).decode
 
 
@@ -93,7 +92,7 @@ class _Bucket:
         self.sensitive: dict[tuple, int] = {}   # complaints with a sensitive word, per slice
 
 
-class Pipeline:
+class Pipeline(AlertStage):
     """Deterministic per-event processing; see the module docstring.
 
     Parameters
@@ -402,166 +401,8 @@ class Pipeline:
         self._order_category.prune(bstart)
         self._order_merchant.prune(bstart)
 
-    # -- alerting ---------------------------------------------------------------------
-    def _alerting(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
-        bindex = bstart // self.bucket_seconds
-        maintenance = self.calendar.in_maintenance(bstart)
-        self._recent_complaints.append(bucket.complaint_keys)
-        by_key = {e.key: e for e in evaluations}
-        candidates = [e for e in evaluations
-                      if e.alarmed and e.key not in self.firing and not maintenance
-                      and e.key[0] not in self._silent_slices
-                      and e.age_buckets >= self.warmup_buckets
-                      and e.run_observed - e.run_expected >= self.min_excess
-                      and not (self.feedback and self.feedback.blocks(
-                          fingerprint(METRIC, self._dims(e.key)), bucket=bindex,
-                          evidence=e.evidence, level=e.level))]
-        alarmed = {e.key: e for e in evaluations if e.alarmed}
-        alarmed.update({k: by_key[k] for k in self.firing if k in by_key})
-        if maintenance:
-            # Planned work explains what we see: nobody is paged now, and the evidence
-            # gathered during the window must not page the moment it ends.
-            for e in evaluations:
-                if e.alarmed and e.key not in self.firing:
-                    self.scorer.reset(e.key)
-        for e in evaluations:
-            if e.key in self.explained and e.evidence == 0.0:
-                del self.explained[e.key]  # the parent's run is over
-                self._explainer_excess.pop(e.key, None)
-        still = {e.key for e in candidates}
-        for key in [k for k in self.pending if k not in still]:
-            del self.pending[key]  # the alarm did not hold
-        links = {e.key: self._explainer(e, alarmed, bucket) for e in candidates}
-        pages = self._paging(links, by_key)
-        for e in candidates:
-            child = None if e.key in pages else links[e.key]
-            if child is not None:
-                # One incident, one page: the child slice that explains most of this
-                # slice's excess is paged; this one stays quiet until its run ends.
-                if e.key not in self.explained:
-                    self.counters["alerts_explained"] += 1
-                    self.explained[e.key] = child
-                    explainer = alarmed.get(child)
-                    self._explainer_excess[e.key] = (
-                        explainer.run_observed - explainer.run_expected if explainer else 0.0)
-                continue
-            since = self.pending.setdefault(e.key, bindex)
-            if bindex - since < self.pending_buckets:
-                continue  # like Prometheus' ``for:``: the alarm must hold a little first
-            del self.pending[e.key]
-            episode = AlertEpisode(fingerprint(METRIC, self._dims(e.key)),
-                                   bindex - max(e.run_buckets - 1, 0))
-            self.firing[e.key] = episode
-            self._update_episode(episode, e)
-            self.counters["alerts_fired"] += 1
-            self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "firing"))
-            if episode.alert_id in self.feedback.waiting:  # replay --feedback: answered at once
-                self.apply_feedback(self.feedback.waiting.pop(episode.alert_id))
-        for key in sorted(set(self.firing) - {e.key for e in candidates}, key=str):
-            e = by_key.get(key)
-            if e is None:
-                continue
-            episode = self.firing[key]
-            quiet = episode.note_bucket(e.observed, e.expected, self.quiet_buckets)
-            if quiet:
-                del self.firing[key]
-                self.scorer.reset(key)
-                for parent in [p for p, c in self.explained.items() if c == key]:
-                    del self.explained[parent]
-                    self.scorer.reset(parent)
-                self.counters["alerts_resolved"] += 1
-                self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "resolved"))
-            elif self._update_episode(episode, e):
-                self.counters["alerts_escalated"] += 1
-                self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "firing"))
-
-    def _explainer(self, e: Evaluation, alarmed: dict, bucket) -> tuple | None:
-        """Which slice explains ``e`` now. An explanation sticks for the rest of the run
-        (no flapping between scopes) unless ``e`` outgrows it: a slice explained by a
-        small shop in the first minutes of a carrier-wide wave must page once the wave
-        is more than twice the shop."""
-        sticky = self.explained.get(e.key)
-        if sticky is not None:
-            other = alarmed.get(sticky)
-            if other is not None:  # remember how big the explaining incident got
-                self._explainer_excess[e.key] = other.run_observed - other.run_expected
-            if e.run_observed - e.run_expected <= 2.0 * self._explainer_excess.get(e.key, 0.0):
-                return sticky
-            del self.explained[e.key]
-        return self.scope.explainer(e, alarmed, bucket)
-
-    def _paging(self, links: dict[tuple, tuple | None], by_key: dict) -> set[tuple]:
-        """The candidates that page, given which slice explains which (``links``).
-
-        A candidate nothing explains pages; one explained by another stays quiet. The
-        rules can chain into a cycle (A explains B explains A): then the member of the
-        cycle with the most evidence pages, so an incident is never left without one.
-        """
-        pages = set()
-        for start in links:
-            path, key = [start], start
-            while True:
-                nxt = links[key] if key in links else self.explained.get(key)
-                if nxt is None:
-                    if key == start:
-                        pages.add(start)
-                    break
-                if nxt in path:
-                    cycle = [k for k in path[path.index(nxt):] if k in by_key]
-                    if start == max(cycle, key=lambda k: (by_key[k].evidence, str(k)), default=None):
-                        pages.add(start)
-                    break
-                path.append(nxt)
-                key = nxt
-        return pages
-
-    def _update_episode(self, episode: AlertEpisode, e: Evaluation) -> bool:
-        if e.run_buckets:
-            episode.observed, episode.expected = e.run_observed, e.run_expected
-        minutes = (e.run_buckets * self.bucket_seconds) / 60
-        sev = severity(observed=episode.observed, expected=episode.expected,
-                       run_minutes=minutes, wide=is_wide(self.settings.slices[e.key[0]]))
-        return episode.escalate(sev)
-
     def _dims(self, key: tuple) -> dict[str, str]:
         return dict(zip(self.settings.slices[key[0]], key[1:]))
-
-    def _alert_record(self, episode: AlertEpisode, e: Evaluation, bstart: int,
-                      bucket: _Bucket, status: str) -> dict:
-        dims = self._dims(e.key)
-        bend = bstart + self.bucket_seconds
-        obs, exp = episode.observed, episode.expected
-        ratio = obs / max(exp, 1e-9)
-        where = " ".join(f"{k}={v}" for k, v in dims.items()) or "全部 (all)"
-        mix = bucket.intents.get(e.key, {})
-        total = sum(mix.values()) or 1
-        contributors = [{"dimension": "intent", "value": k, "complaints": n, "share": round(n / total, 3)}
-                        for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
-        if status == "firing":
-            exp_text = f"{exp:.2f}" if exp < 1 else f"{exp:.1f}"
-            zh, en = ("100 倍以上", "over 100x") if ratio >= 100 else (f"{ratio:.1f} 倍", f"{ratio:.1f}x")
-            summary = (f"{where} 投诉率异常: 实际 {obs:.0f} 件, 预期 {exp_text} 件 ({zh}) | "
-                       f"complaints {obs:.0f} vs {exp_text} expected ({en})")
-        else:
-            summary = f"{where} 投诉率已恢复正常 | complaint rate back to normal"
-        return {
-            "alert_id": episode.alert_id,
-            "fingerprint": episode.fingerprint,
-            "status": status,
-            "severity": episode.severity,
-            "metric": METRIC,
-            "dimensions": dims,
-            "ts": self._iso(bend),
-            "bucket_start": self._iso(bstart),
-            "bucket_end": self._iso(bend),
-            "observed": round(obs, 3),
-            "expected": round(exp, 3),
-            "score": round(e.score, 6),
-            "summary": summary,
-            "contributors": contributors,
-            "examples": [text for _, _, text in bucket.examples.get(e.key, [])],
-            "context": incident_context(self._recent_complaints, e.key, self.settings.slices),
-        }
 
     def _aggregate_rows(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
         seen = set()
@@ -604,47 +445,6 @@ class Pipeline:
     def _merchant_of_complaint(self, complaint_id: str) -> str | None:
         record = self.desk.records.get(complaint_id)
         return None if record is None else record["merchant_id"]
-
-    # -- feedback ---------------------------------------------------------------------
-    def apply_feedback(self, record: dict) -> dict:
-        """Apply an operator's verdict on an alert (rules in :mod:`streams.feedback`).
-
-        ``expected`` / ``false_alarm`` on a firing episode resolve it now (a ``resolved``
-        record with ``"feedback"``) and mute its slice; a verdict on an episode that has
-        not fired yet waits for it. Returns the validated record; a bad one raises
-        :class:`~riskwatch.errors.ConfigError`.
-        """
-        rec = record if "start_bucket" in record else parse_feedback(record)
-        now = self.closed_until // self.bucket_seconds if self.closed_until is not None else None
-        key = next((k for k, ep in self.firing.items() if ep.alert_id == rec["alert_id"]), None)
-        if key is None:
-            if now is None or rec["start_bucket"] >= now:
-                self.feedback.waiting[rec["alert_id"]] = rec
-            else:
-                self.feedback.record(rec, from_bucket=now)
-            return rec
-        self.feedback.record(rec, from_bucket=now)
-        if rec["verdict"] not in QUIETING:
-            return rec
-        episode = self.firing.pop(key)
-        self.scorer.reset(key)
-        for parent in [p for p, c in self.explained.items() if c == key]:
-            del self.explained[parent]
-            self.scorer.reset(parent)
-            self.feedback.learn(fingerprint(METRIC, self._dims(parent)), rec["verdict"], from_bucket=now)
-        self.counters["alerts_resolved"] += 1
-        dims, bend = self._dims(key), self.closed_until
-        where = " ".join(f"{k}={v}" for k, v in dims.items()) or "全部 (all)"
-        zh = {"expected": "预期内", "false_alarm": "误报"}[rec["verdict"]]
-        self.out.alerts.append({
-            "alert_id": episode.alert_id, "fingerprint": episode.fingerprint, "status": "resolved",
-            "severity": episode.severity, "metric": METRIC, "dimensions": dims,
-            "ts": self._iso(bend), "bucket_start": self._iso(bend - self.bucket_seconds),
-            "bucket_end": self._iso(bend), "observed": round(episode.observed, 3),
-            "expected": round(episode.expected, 3), "score": 0.0,
-            "summary": f"{where} 值班人员标记为{zh} | marked {rec['verdict']} by on-call",
-            "contributors": [], "examples": [], "feedback": rec["verdict"]})
-        return rec
 
     # -- output -----------------------------------------------------------------------
     def drain(self) -> Outputs:
