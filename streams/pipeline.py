@@ -179,6 +179,33 @@ class Pipeline(AlertStage):
     def process(self, raw: bytes, *, source: str, partition: int | None, offset: int) -> None:
         """Process one message or line. Never raises because of its content."""
         self.counters["messages"] += 1
+        self._process_message(raw, source, partition, offset)
+
+    def process_lines(self, lines: list[bytes], *, source: str, first_offset: int = 1) -> None:
+        """:meth:`process` for many lines of one file (replay's hot loop).
+
+        Same results as calling :meth:`process` per line with offsets ``first_offset``,
+        ``first_offset + 1``, ...; the loop and the fast path are inlined because at
+        100k lines/s a method call per line is a tenth of the budget.
+        """
+        decode, on_event = _decode_event, self._on_event
+        src = (source, None)
+        for offset, raw in enumerate(lines, first_offset):
+            try:
+                event = decode(raw)
+            except msgspec.DecodeError:  # arrays, and every kind of bad input
+                self._process_message(raw, source, None, offset)
+                continue
+            try:
+                on_event(event, src, offset)
+            except Exception as exc:  # noqa: BLE001 - containment, as in _process_message
+                self._internal_error(exc, source, None, offset)
+                continue
+            if self._max_epoch >= self._close_due:
+                self._maybe_close()
+        self.counters["messages"] += len(lines)
+
+    def _process_message(self, raw: bytes, source: str, partition: int | None, offset: int) -> None:
         try:
             try:
                 # Fast path: one valid event object (the common case); its timestamp is
@@ -195,42 +222,17 @@ class Pipeline(AlertStage):
             for event in events:
                 self._on_event(event, src, offset)
         except Exception as exc:  # noqa: BLE001 - containment: one bad event must not stop us
-            self.counters["internal_errors"] += 1
-            self.out.dead_letters.append(internal_error_letter(
-                exc, source=source, partition=partition, offset=offset, recorded_at=self._now_iso()))
+            self._internal_error(exc, source, partition, offset)
             return
         if self._max_epoch >= self._close_due:
             self._maybe_close()
 
-    def process_lines(self, lines: list[bytes], *, source: str, first_offset: int = 1) -> None:
-        """:meth:`process` for many lines of one file (replay's hot loop).
-
-        Same results as calling :meth:`process` per line with offsets ``first_offset``,
-        ``first_offset + 1``, ...; the loop and the fast path are inlined because at
-        100k lines/s a method call per line is a tenth of the budget.
-        """
-        c = self.counters
-        decode, on_event = _decode_event, self._on_event
-        src = (source, None)
-        offset = first_offset - 1
-        for offset, raw in enumerate(lines, first_offset):
-            try:
-                event = decode(raw)
-            except msgspec.DecodeError:  # arrays, and every kind of bad input
-                c["messages"] -= 1       # process() counts it
-                self.process(raw, source=source, partition=None, offset=offset)
-                continue
-            try:
-                on_event(event, src, offset)
-            except Exception as exc:  # noqa: BLE001 - containment, as in process()
-                c["internal_errors"] += 1
-                self.out.dead_letters.append(internal_error_letter(
-                    exc, source=source, partition=None, offset=offset,
-                    recorded_at=self._now_iso()))
-                continue
-            if self._max_epoch >= self._close_due:
-                self._maybe_close()
-        c["messages"] += offset - first_offset + 1
+    def _internal_error(self, exc: Exception, source: str, partition: int | None,
+                        offset: int) -> None:
+        """A bug met by one message: counted and dead-lettered, the stream goes on."""
+        self.counters["internal_errors"] += 1
+        self.out.dead_letters.append(internal_error_letter(
+            exc, source=source, partition=partition, offset=offset, recorded_at=self._now_iso()))
 
     def _on_event(self, event, src: tuple[str, int | None], offset: int) -> None:
         # The hottest code of riskwatch (~1 us of Python per line matters at 100k/s):
