@@ -18,7 +18,8 @@ Sinks
 :class:`ListSink`
     In-memory test fake.
 
-Write a new sink by subclassing :class:`BatchingSink` and implementing ``write()``.
+Write a new sink by subclassing :class:`BatchingSink` and implementing ``write()``
+(:class:`sinks.http.HttpSink` for one posting to HTTP receivers).
 """
 
 from __future__ import annotations

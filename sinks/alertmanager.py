@@ -61,7 +61,8 @@ from typing import Any, ClassVar
 import httpx
 
 from riskwatch.errors import ConfigError, SinkError
-from sinks.base import BatchingSink, Record, RetryPolicy
+from sinks.base import Record, RetryPolicy
+from sinks.http import HttpSink, ReceiverUnavailable, check_urls
 from streams.text.pii import mask_pii
 
 __all__ = ["AlertmanagerSink", "DIMENSIONS", "scope_of", "to_alertmanager"]
@@ -166,11 +167,8 @@ def to_alertmanager(record: Record, *, now: float, firing_ttl: float, grafana_ur
     return alert
 
 
-class _Retryable(ConnectionError):
-    """Every Alertmanager failed with a 5xx, a timeout or a refused connection."""
 
-
-class AlertmanagerSink(BatchingSink):
+class AlertmanagerSink(HttpSink):
     """Posts alert state changes to one or more Alertmanagers; see the module docstring.
 
     Parameters
@@ -203,12 +201,7 @@ class AlertmanagerSink(BatchingSink):
                  sleep: Callable[[float], None] = time.sleep, batch_size: int = 500) -> None:
         super().__init__(batch_size=batch_size, sleep=sleep,
                          retry=retry or RetryPolicy(initial_delay=0.5, max_delay=30.0))
-        urls = [u.rstrip("/") for u in urls]
-        if not urls:
-            raise ConfigError("AlertmanagerSink needs at least one --alertmanager-url")
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"--alertmanager-url must start with http:// or https:// (got {url!r})")
+        urls = [u.rstrip("/") for u in check_urls(urls, owner="AlertmanagerSink", flag="--alertmanager-url")]
         if not 0 < resend_seconds < firing_ttl:
             raise ConfigError("AlertmanagerSink needs 0 < resend_seconds < firing_ttl "
                               f"(got {resend_seconds}, {firing_ttl})")
@@ -217,26 +210,12 @@ class AlertmanagerSink(BatchingSink):
         self.runbook_url = runbook_url
         self.resend_seconds = resend_seconds
         self.firing_ttl = firing_ttl
-        self._timeout = timeout
-        self._client = client
-        self._own_client = client is None
+        self._init_http(timeout, client)
         self._clock = clock
         #: fingerprint -> (record, startsAt epoch, labels posted last) of every firing alert
         self.active: dict[str, tuple[Record, float, dict]] = {}
         self._last_post = 0.0
         self.posts = self.resends = 0
-
-    def setup(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout)
-
-    def teardown(self) -> None:
-        if self._client is not None and self._own_client:
-            self._client.close()
-            self._client = None
-
-    def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, _Retryable | httpx.TransportError) or super().is_transient(exc)
 
     # -- writing --------------------------------------------------------------------------
     def write(self, kind: str, records: list[Record], token: str | None) -> None:
@@ -322,7 +301,7 @@ class AlertmanagerSink(BatchingSink):
             retryable = retryable or response.status_code >= 500 or response.status_code == 429
         message = f"no Alertmanager accepted {len(payload)} alerts: " + "; ".join(errors)
         if retryable:
-            raise _Retryable(message)
+            raise ReceiverUnavailable(message)
         raise SinkError(message)
 
     def _post_best_effort(self, url: str, payload: list[dict]) -> None:

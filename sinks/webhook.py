@@ -50,7 +50,8 @@ import httpx
 import orjson
 
 from riskwatch.errors import ConfigError
-from sinks.base import BatchingSink, Record, RetryPolicy
+from sinks.base import Record, RetryPolicy
+from sinks.http import HttpSink, ReceiverUnavailable, check_urls
 from streams.alerting import fingerprint
 from streams.text.pii import mask_pii
 
@@ -95,9 +96,6 @@ def verify_signature(secret: bytes | str, headers: Mapping[str, str], body: byte
     return any(hmac.compare_digest(expected, c) for c in candidates)
 
 
-class _Retryable(ConnectionError):
-    """A receiver answered 5xx/429 or could not be reached: worth waiting for."""
-
 
 def _masked(record: Record) -> Record:
     out = dict(record)
@@ -106,7 +104,7 @@ def _masked(record: Record) -> Record:
     return out
 
 
-class WebhookSink(BatchingSink):
+class WebhookSink(HttpSink):
     """POSTs signed alert records to one or more webhook URLs; see the module docstring.
 
     Parameters
@@ -135,19 +133,12 @@ class WebhookSink(BatchingSink):
                  batch_size: int = 100) -> None:
         super().__init__(batch_size=batch_size, sleep=sleep,
                          retry=retry or RetryPolicy(initial_delay=1.0, max_delay=60.0))
-        if not urls:
-            raise ConfigError("WebhookSink needs at least one --webhook-url")
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"--webhook-url must start with http:// or https:// (got {url!r})")
+        self.urls = check_urls(urls, owner="WebhookSink", flag="--webhook-url")
         if not secret:
             raise ConfigError("--webhook-url needs a signing secret: --webhook-secret or "
                               "RISKWATCH_WEBHOOK_SECRET")
-        self.urls = list(urls)
         self.secret = secret.encode() if isinstance(secret, str) else secret
-        self._timeout = timeout
-        self._client = client
-        self._own_client = client is None
+        self._init_http(timeout, client)
         self._clock = clock
         self.on_dead_letter = on_dead_letter
         self.on_meta_alert = on_meta_alert
@@ -157,18 +148,6 @@ class WebhookSink(BatchingSink):
         self.attempts = self.delivered = 0
         self.dead_letters: list[Record] = []
         self._done: set[tuple[str, str]] = set()   # (url, idempotency key) delivered this batch
-
-    def setup(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout)
-
-    def teardown(self) -> None:
-        if self._client is not None and self._own_client:
-            self._client.close()
-            self._client = None
-
-    def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, _Retryable | httpx.TransportError) or super().is_transient(exc)
 
     def write(self, kind: str, records: list[Record], token: str | None) -> None:
         if self._client is None:
@@ -191,7 +170,7 @@ class WebhookSink(BatchingSink):
                     failed.append(error)
                     down.add(url)
         if failed:
-            raise _Retryable(f"{len(failed)} webhook deliveries failed; first: {failed[0]}")
+            raise ReceiverUnavailable(f"{len(failed)} webhook deliveries failed; first: {failed[0]}")
         self._done.clear()  # the whole batch landed
 
     def _send(self, url: str, key: str, body: bytes, record: Record) -> str | None:
