@@ -64,11 +64,12 @@ def oracle() -> dict:
     """Replay of :func:`stream_messages` in-process (line ``i + 1`` = topic offset ``i``)."""
     from streams.pipeline import Pipeline
 
-    pipeline = Pipeline(SETTINGS, keep_aggregates=True)
+    pipeline = Pipeline(SETTINGS, keep_aggregates=True, keep_events=True)
     pipeline.process_lines(list(stream_messages()), source="oracle")
     out = pipeline.drain()
     return {
         "alerts": out.alerts,
+        "event_ids": frozenset(e["event_id"] for e in out.events),
         "aggregates": {_agg_key(r): _agg_value(r) for r in out.aggregates},
         "dead_letters": {(d["offset"] - 1, d["reason"]) for d in out.dead_letters},
         "stats": pipeline.stats,
@@ -150,3 +151,95 @@ def wait_until(predicate, *, timeout: float, what: str, every: float = 0.1):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# -- a ClickHouse server as the dashboards read it --------------------------------------------
+
+def read_server_aggregates(url: str) -> tuple[dict, int, int]:
+    """The ``aggregates`` table of a ClickHouse server read the way the dashboards read it
+    (``FINAL``): (rows by (slice, bucket), rows visible more than once, raw row count)."""
+    from sinks.clickhouse.server_sink import ClickHouseServerSink
+
+    sink = ClickHouseServerSink(url, migrate_schema=False)
+    sink.setup()
+    try:
+        rows = sink.query("SELECT slice, toUnixTimestamp(bucket_start) AS b, orders, complaints, "
+                          "exposure, expected, score FROM riskwatch.aggregates FINAL")
+        [raw] = sink.query("SELECT count() AS n FROM riskwatch.aggregates")
+    finally:
+        sink.close()
+    seen: dict[tuple, tuple] = {}
+    twice = 0
+    for r in rows:
+        key = (r["slice"], int(r["b"]))
+        twice += key in seen
+        seen[key] = (r["orders"], r["complaints"], round(r["exposure"], 4),
+                     None if r["expected"] is None else round(r["expected"], 4), round(r["score"], 6))
+    return seen, twice, int(raw["n"])
+
+
+def read_server_alerts(url: str) -> tuple[Counter, int]:
+    """Alert records in a ClickHouse server under ``FINAL``: identities visible (with
+    how often each shows) and the raw row count."""
+    from sinks.clickhouse.server_sink import ClickHouseServerSink
+
+    sink = ClickHouseServerSink(url, migrate_schema=False)
+    sink.setup()
+    try:
+        rows = sink.query("SELECT alert_id, status, toUnixTimestamp(ts) AS t FROM riskwatch.alerts FINAL")
+        [raw] = sink.query("SELECT count() AS n FROM riskwatch.alerts")
+    finally:
+        sink.close()
+    return Counter((r["alert_id"], r["status"], int(r["t"])) for r in rows), int(raw["n"])
+
+
+def read_server_event_ids(url: str) -> tuple[set, int, int]:
+    """``event_id`` of the ``events`` table under ``FINAL``: (ids, rows visible more than
+    once, raw row count)."""
+    from sinks.clickhouse.server_sink import ClickHouseServerSink
+
+    sink = ClickHouseServerSink(url, migrate_schema=False)
+    sink.setup()
+    try:
+        rows = sink.query("SELECT event_id FROM riskwatch.events FINAL")
+        [raw] = sink.query("SELECT count() AS n FROM riskwatch.events")
+    finally:
+        sink.close()
+    ids = {r["event_id"] for r in rows}
+    return ids, len(rows) - len(ids), int(raw["n"])
+
+
+def alert_time_identity(alert: dict) -> tuple:
+    """:func:`alert_identity` with the time as epoch seconds (how ClickHouse stores it)."""
+    return (alert["alert_id"], alert["status"], _epoch(alert["ts"]))
+
+
+class Sampler:
+    """Polls a worker's ``/stats/`` every ``every`` s in a thread: (monotonic, stats) pairs,
+    so a test can say what consumption and lag did during a fault."""
+
+    def __init__(self, worker, every: float = 1.0) -> None:
+        import threading
+
+        self.worker, self.every = worker, every
+        self.samples: list[tuple[float, dict]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stats = self.worker.stats()
+            if stats is not None:
+                self.samples.append((time.monotonic(), stats))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def between(self, start: float, end: float) -> list[dict]:
+        return [s for t, s in self.samples if start <= t <= end]
