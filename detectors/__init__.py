@@ -5,6 +5,8 @@ score in [0, 1] (high = anomalous), ``learn_one`` updates state and returns noth
 and the pipeline always scores a span *before* learning it (prequential order).
 Deciding whether a score is an alert is the alerting stage's job, not the detector's.
 
+Slice detectors: :class:`ComplaintRateDetector` (complaints per order exposure) and
+:class:`OrderSurgeDetector` (a shop's orders against its share of the market).
 ``series_detector()`` is the general single-series detector (any numeric stream, no
 tuning): ``score_one(ts, value)`` / ``learn_one(ts, value)``.
 """
@@ -12,6 +14,7 @@ tuning): ``score_one(ts, value)`` / ``learn_one(ts, value)``.
 from __future__ import annotations
 
 from detectors.complaint_rate import ComplaintRateDetector
+from detectors.order_surge import OrderSurgeDetector
 from detectors.series import SeriesDetector, series_detector
 
-__all__ = ["ComplaintRateDetector", "SeriesDetector", "series_detector"]
+__all__ = ["ComplaintRateDetector", "OrderSurgeDetector", "SeriesDetector", "series_detector"]

@@ -7,10 +7,16 @@ An *episode* is one ``alert_id`` (fire ... resolve). An episode matches an incid
 - none of its dimensions contradicts the incident (``intent`` compared with the
   incident's intent), and
 - it shares at least one dimension with the incident: a global alert or one on an
-  unrelated merchant is a false episode even if it happens during an incident.
+  unrelated merchant is a false episode even if it happens during an incident, and
+- its ``metric`` (``complaint_rate`` when absent) is one of the incident's ``metrics``
+  (the metric families that should see it: an order surge is not a complaint-rate
+  incident; a hub jam shows in the complaint rate and in overdue deliveries). An
+  incident without ``metrics`` (older manifests) accepts any metric.
 
 Recall = incidents with a matching episode / incidents; precision = episodes matching an
-incident / episodes; delay = first matching episode start - incident start.
+incident / episodes; delay = first matching episode start - incident start. ``by_metric``
+gives, per alert metric, its episodes and precision, and the incidents of its family
+it detected.
 
 >>> truth = {"incidents": [{"id": "i1", "kind": "k", "dimensions": {"region": "广东"},
 ...          "intent": "lost_parcel", "start": "2026-11-03T10:00:00+08:00",
@@ -77,6 +83,7 @@ def _episodes(alerts: list[dict]) -> list[dict]:
             if a.get("status") != "firing":
                 continue
             ep = episodes[a["alert_id"]] = {"alert_id": a["alert_id"], "dimensions": a.get("dimensions", {}),
+                                             "metric": a.get("metric") or "complaint_rate",
                                              "start": _epoch(a["ts"]), "end": None,
                                              "severity": a.get("severity")}
         if a.get("status") == "resolved":
@@ -89,6 +96,9 @@ def _episodes(alerts: list[dict]) -> list[dict]:
 def _matches(ep: dict, inc: dict, grace: float) -> bool:
     start, end = _epoch(inc["start"]), _epoch(inc["end"])
     if not start <= ep["start"] <= end + grace:
+        return False
+    metrics = inc.get("metrics")
+    if metrics and ep.get("metric", "complaint_rate") not in metrics:
         return False
     want = dict(inc.get("dimensions", {}))
     if inc.get("intent"):
@@ -127,6 +137,23 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
                          "recall": sum(i["detected"] for i in rows) / len(rows),
                          "median_delay_minutes": statistics.median(delays) if delays else None}
     delays = [i["delay_minutes"] for i in per_incident if i["detected"]]
+    by_metric = {}
+    for metric in sorted({ep["metric"] for ep in episodes}
+                         | {m for inc in incidents for m in inc.get("metrics", ())}):
+        eps = [ep for ep in episodes if ep["metric"] == metric]
+        true = [ep for ep in eps if ep["alert_id"] in matched_eps]
+        family = [(inc, row) for inc, row in zip(incidents, per_incident)
+                  if metric in inc.get("metrics", ())]
+        seen = [row for inc, row in family
+                if any(ep["alert_id"] in row["alert_ids"] for ep in true)]
+        first = [min(ep["start"] for ep in true if ep["alert_id"] in row["alert_ids"])
+                 - _epoch(inc["start"]) for inc, row in family
+                 if any(ep["alert_id"] in row["alert_ids"] for ep in true)]
+        by_metric[metric] = {
+            "episodes": len(eps), "true_episodes": len(true),
+            "precision": len(true) / len(eps) if eps else None,
+            "incidents": len(family), "detected": len(seen),
+            "median_delay_minutes": statistics.median(first) / 60 if first else None}
     return {
         "incidents": len(incidents),
         "detected": sum(i["detected"] for i in per_incident),
@@ -138,8 +165,10 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
         "false_episodes": len(false_eps),
         "false_during_promotions": sum(ep["during_promotion"] for ep in false_eps),
         "by_kind": by_kind,
+        "by_metric": by_metric,
         "per_incident": per_incident,
         "false_episode_list": [{"alert_id": ep["alert_id"], "dimensions": ep["dimensions"],
+                                "metric": ep["metric"],
                                 "start": dt.datetime.fromtimestamp(ep["start"], dt.timezone(dt.timedelta(hours=8))).isoformat(),
                                 "during_promotion": ep["during_promotion"]} for ep in false_eps],
     }
@@ -160,6 +189,14 @@ def format_report(r: dict) -> str:
     for kind, k in r["by_kind"].items():
         lines.append(f"{kind:<26}{k['incidents']:>10}{k['detected']:>10}{fmt(k['recall']):>8}"
                      f"{fmt(k['median_delay_minutes'], '.1f'):>11} min")
+    if r.get("by_metric"):
+        lines.append("")
+        lines.append(f"{'metric':<26}{'episodes':>10}{'precision':>10}{'incidents':>10}"
+                     f"{'detected':>10}{'median delay':>14}")
+        for metric, m in r["by_metric"].items():
+            lines.append(f"{metric:<26}{m['episodes']:>10}{fmt(m['precision']):>10}"
+                         f"{m['incidents']:>10}{m['detected']:>10}"
+                         f"{fmt(m['median_delay_minutes'], '.1f'):>11} min")
     missed = [i for i in r["per_incident"] if not i["detected"]]
     if missed:
         lines.append("")
@@ -169,7 +206,8 @@ def format_report(r: dict) -> str:
         lines.append("false episodes:")
         for ep in r["false_episode_list"][:20]:
             promo = " [promotion]" if ep["during_promotion"] else ""
-            lines.append(f"  {ep['start']}  {ep['dimensions']}{promo}")
+            lines.append(f"  {ep['start']}  {ep.get('metric', 'complaint_rate')} "
+                         f"{ep['dimensions']}{promo}")
         if len(r["false_episode_list"]) > 20:
             lines.append(f"  ... and {len(r['false_episode_list']) - 20} more")
     return "\n".join(lines)

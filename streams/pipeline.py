@@ -48,6 +48,7 @@ from streams.feedback import FeedbackBook
 from streams.ingest import Deduplicator, GenerationalMap, dead_letter, internal_error_letter
 from streams.merchant_scores import MerchantScores
 from streams.scope import IncidentScope
+from streams.signals import SignalStage
 from streams.slicing import COMPLAINT_FIELDS, key_builder
 from streams.watermark import Watermark
 
@@ -165,6 +166,9 @@ class Pipeline(AlertStage):
         self.scope = IncidentScope(settings, self._recent_complaints, explain_share,
                                    self.explained)
         self.feedback = FeedbackBook()  # operators' verdicts, see apply_feedback
+        # Signals beyond the complaint rate (order surges, ...), scored at bucket close.
+        self.signals = SignalStage(settings, warmup_buckets=self.warmup_buckets,
+                                   quiet_buckets=quiet_buckets)
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.counters = dict.fromkeys(
             ("messages", "orders", "order_status", "complaints", "complaint_updates",
@@ -391,6 +395,7 @@ class Pipeline(AlertStage):
         evaluations = self.scorer.close(bindex, hour, bucket.order_combos, bucket.complaints,
                                         set(self.firing) | set(self.pending), self.warmup_buckets)
         self._alerting(bstart, bucket, evaluations)
+        self.out.alerts.extend(self.signals.close(bstart, bucket.order_combos, self.calendar))
         top = heapq.nlargest(5, evaluations, key=lambda e: (e.evidence, str(e.key)))
         self._top = [{"slice": self._dims(e.key), "observed": e.observed,
                       "expected": round(e.expected, 2), "evidence": round(e.evidence, 2),

@@ -30,7 +30,8 @@ def backtest(tmp_path_factory):
                                    ("agg", "agg.jsonl"), ("report", "report.html")]}
     assert main(["simulate", "--out", str(paths["events"]), "--manifest", str(paths["truth"]),
                  "--calendar-out", str(paths["calendar"]), "--days", "2.5", "--orders-per-day", "20000",
-                 "--merchants", "400", "--incidents", "5", "--seed", "3"]) == 0
+                 "--merchants", "400", "--incidents", "5", "--surge-incidents", "0",
+                 "--seed", "3"]) == 0
     assert main(["replay", str(paths["events"]), "--calendar", str(paths["calendar"]), "--quiet",
                  "--alerts-out", str(paths["alerts"]), "--aggregates-out", str(paths["agg"])]) == 0
     assert main(["evaluate", "--truth", str(paths["truth"]), "--alerts", str(paths["alerts"]),

@@ -47,6 +47,9 @@ class SimulationConfig:
         Seed of every random draw; the same config gives byte-identical output.
     incidents
         How many incidents to inject (ground truth in the manifest); 0 allowed.
+    surge_incidents
+        How many ``new_shop_order_surge`` incidents to inject on top (a young shop's
+        orders jump 10-50x: brushing); 0 allowed. They never change the other events.
     promotions
         Whether the calendar has promotion nights (3-5x orders, same complaint rate per order).
     label_share
@@ -65,6 +68,7 @@ class SimulationConfig:
     merchants: int = 2000
     seed: int = 7
     incidents: int = 12
+    surge_incidents: int = 2
     promotions: bool = True
     label_share: float = 0.2
     pii_share: float = 0.3
@@ -83,6 +87,7 @@ class SimulationConfig:
         _integer("merchants", self.merchants, low=1, high=_MAX_MERCHANTS)
         _integer("seed", self.seed, low=0, high=2**63 - 1)
         _integer("incidents", self.incidents, low=0, high=_MAX_INCIDENTS)
+        _integer("surge_incidents", self.surge_incidents, low=0, high=_MAX_INCIDENTS)
         for name in ("promotions", "statuses"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")

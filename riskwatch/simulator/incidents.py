@@ -62,6 +62,10 @@ _ORDER_STATE = {
     "carrier_damage": "delivered", "merchant_quality": "delivered",
     "merchant_fake_shipment": "shipped",
 }
+#: Alert metrics that see a kind besides ``complaint_rate`` (a hub jam delays parcels).
+_KIND_METRICS: dict[str, tuple[str, ...]] = {
+    "carrier_region_delay": ("complaint_rate", "overdue_delivery"),
+}
 #: Minimum extra complaints of the main intent per incident.
 MIN_EXTRA = 15
 #: Range of the minimum extra complaints *per hour* of an incident: an incident worth
@@ -101,6 +105,8 @@ class Incident:
         return {
             "id": self.id, "kind": self.kind, "dimensions": dict(self.dimensions),
             "intent": self.intent, "start": rfc3339(self.start), "end": rfc3339(self.end),
+            # The alert metrics that should see it (riskwatch evaluate matches by them).
+            "metrics": list(_KIND_METRICS.get(self.kind, ("complaint_rate",))),
             "multiplier": round(self.multiplier, 2),
             "expected_extra_complaints": self.extra[self.intent],
             # Beyond the contract's keys: the normal baseline and the secondary intents.

@@ -34,6 +34,7 @@ from riskwatch.simulator import badinput
 from riskwatch.simulator.complaints import ComplaintFactory
 from riskwatch.simulator.config import SimulationConfig
 from riskwatch.simulator.incidents import Incident, IncidentRunner, plan_incidents
+from riskwatch.simulator.surges import OrderSurge, plan_surges
 from riskwatch.simulator.seasonality import (
     CHINA_OFFSET,
     COMPLAINT_LAG_MEAN,
@@ -77,6 +78,8 @@ _ORDER_LINE = (b'{"type":"order","event_id":"ev-o-%d","ts":"%s%s","order_id":"o-
                b'"merchant_id":"%s",%s,"amount":%d.%02d}')
 _STATUS_LINE = (b'{"type":"order_status","event_id":"ev-s-%d-%s","ts":"%s%s",'
                 b'"order_id":"o-%d","status":"%s"}')
+_SURGE_LINE = (b'{"type":"order","event_id":"ev-ob-%d-%d","ts":"%s%s","order_id":"ob-%d-%d",'
+               b'"merchant_id":"%s",%s,"amount":%d.00}')
 _PRICE_CENTS = np.array([0, 0, 90, 99, 50, 80])
 # Shares of the order-status life cycle.
 _CANCEL = 0.015
@@ -100,6 +103,10 @@ class _Bucket:
     single_lines: list[bytes] = dataclasses.field(default_factory=list)
     copy_arrivals: list[int] = dataclasses.field(default_factory=list)
     copy_lines: list[bytes] = dataclasses.field(default_factory=list)
+    # Order-surge lines: merged in after duplicates and malformed lines were drawn, so
+    # they leave every other line of the run unchanged (riskwatch.simulator.surges).
+    surge_arrivals: list[int] = dataclasses.field(default_factory=list)
+    surge_lines: list[bytes] = dataclasses.field(default_factory=list)
 
 
 def _cumulative(p: np.ndarray) -> np.ndarray:
@@ -117,6 +124,7 @@ class _Plan:
     intensity: np.ndarray   # expected orders per minute
     exposure: np.ndarray    # expected complaints per minute if every order complained
     incidents: list[Incident]
+    surges: list[OrderSurge] = dataclasses.field(default_factory=list)
 
 
 def _plan(config: SimulationConfig) -> _Plan:
@@ -124,8 +132,11 @@ def _plan(config: SimulationConfig) -> _Plan:
     cal = windows(config)
     intensity = minute_intensity(config)
     exposure = complaint_exposure(config, intensity)
-    return _Plan(config, world, cal, intensity, exposure,
-                 plan_incidents(config, world, exposure, cal))
+    incidents = plan_incidents(config, world, exposure, cal)
+    surges = plan_surges(config, world, intensity,
+                         [(i.start, i.end, i.dimensions) for i in incidents], len(incidents) + 1,
+                         [(w.start, w.end) for w in cal if w.kind == "maintenance"])
+    return _Plan(config, world, cal, intensity, exposure, incidents, surges)
 
 
 class _Engine:
@@ -280,6 +291,7 @@ class _Engine:
                                      shipped, delivered))
         self._background_complaints(ts, index, merchant, region, carrier, category, cents)
         self._incident_complaints(t0, t1)
+        self._surge_orders(t0, t1)
 
     def _emit_orders(self, ts, index, merchant, region, carrier, category, cents) -> None:
         day_b, clock_b = self._day_bytes, self._clock_bytes
@@ -303,6 +315,34 @@ class _Engine:
                                             fragment.tolist(), cents.tolist())
             ]
         self._file_lines(self._arrivals(ts), lines)
+
+    def _surge_orders(self, t0: int, t1: int) -> None:
+        """The fake orders of order-surge incidents with ts in ``[t0, t1)`` (own ids,
+        no statuses, no complaints; drawn at planning time, so no engine RNG is used)."""
+        for k, surge in enumerate(self.plan.surges):
+            if t1 <= surge.start or t0 >= surge.end:
+                continue
+            lo, hi = np.searchsorted(surge.times, [t0, t1])
+            if lo == hi:
+                continue
+            m = surge.merchant
+            w = self.world
+            carrier, category = int(w.primary_carrier[m]), int(w.main_category[m])
+            cents = int(CATEGORY_MEDIAN_AMOUNT[category]) * 100
+            lines = []
+            for j, (ts, region) in enumerate(zip(surge.times[lo:hi].tolist(),
+                                                  surge.regions[lo:hi].tolist()), lo):
+                local = ts + CHINA_OFFSET
+                frag = self._slice_bytes[(region * len(CARRIER_NAMES) + carrier)
+                                         * len(CATEGORY_NAMES) + category]
+                lines.append(_SURGE_LINE % (k, j, self._day_bytes[local // DAY],
+                                            self._clock_bytes[local % DAY], k, j,
+                                            self._merchant_bytes[m], frag, cents // 100))
+            self.counts["orders"] += len(lines)
+            for arrival, line in zip((surge.times[lo:hi] + 1).tolist(), lines):
+                bucket = self._bucket((arrival - self.start) // HOUR)
+                bucket.surge_arrivals.append(arrival)
+                bucket.surge_lines.append(line)
 
     def _life_cycle(self, ts, index, merchant, region, carrier) -> tuple[np.ndarray, np.ndarray]:
         """Shipping, delivery, exceptions, returns; returns (shipped, delivered) per order.
@@ -457,6 +497,14 @@ class _Engine:
             picks = np.flatnonzero(self.rng.random(len(lines)) < share).tolist()
             if picks:
                 lines, arrivals = self._insert_malformed(lines, arrivals, picks)
+        if bucket.surge_lines:
+            merged = np.argsort(np.concatenate([np.asarray(arrivals, dtype=np.int64),
+                                                np.asarray(bucket.surge_arrivals, dtype=np.int64)]),
+                                kind="stable").tolist()
+            everything = lines + bucket.surge_lines
+            times = arrivals + bucket.surge_arrivals
+            lines = [everything[i] for i in merged]
+            arrivals = [times[i] for i in merged]
         self.counts["lines"] += len(lines)
         return arrivals, lines
 
@@ -532,6 +580,7 @@ def _expected_lines(plan: _Plan) -> float:
         statuses = float(plan.intensity @ (share_old(ship) + 1.07 * share_old(deliver)))
     complaints = BASE_COMPLAINT_RATE * float(plan.exposure.sum()) + sum(
         sum(inc.extra.values()) for inc in plan.incidents)
+    orders += sum(len(s.times) for s in plan.surges)
     updates = complaints * (cfg.label_share + 0.6 * 1.19) * 0.9
     return orders + statuses + complaints + updates
 
@@ -546,7 +595,8 @@ def _manifest(plan: _Plan, counts: dict[str, int] | None) -> dict[str, Any]:
     return {
         "version": 1,
         "config": cfg.to_json(),
-        "incidents": [inc.to_json() for inc in plan.incidents],
+        "incidents": [inc.to_json() for inc in plan.incidents]
+                     + [s.to_json() for s in plan.surges],
         "promotions": [w.to_json() for w in plan.windows if w.kind == "promotion"],
         "counts": {k: int(counts[k]) for k in ("malformed", "duplicates", "late")},
     }
@@ -564,7 +614,7 @@ def manifest(config: SimulationConfig, *, counts: dict[str, int] | None = None) 
     >>> m = manifest(SimulationConfig(days=7))
     >>> sorted({i["kind"] for i in m["incidents"]})
     ['carrier_damage', 'carrier_region_delay', 'merchant_fake_shipment', 'merchant_quality',
-     'region_lost_parcel']
+     'new_shop_order_surge', 'region_lost_parcel']
     >>> [p["name"] for p in m["promotions"]]
     ['双11预热', '周末大促']
     """

@@ -21,7 +21,7 @@ import pytest
 from river import base
 
 import detectors
-from detectors.series import SeriesDetector
+from detectors.order_surge import OrderSurgeDetector
 from detectors.series import SeriesDetector
 
 
@@ -42,6 +42,12 @@ def _stream(det, n: int, seed: int = 1):
         for i in range(n):
             yield start + dt.timedelta(minutes=5 * i), 100.0 + rng.gauss(0, 5)
         return
+    if isinstance(det, OrderSurgeDetector):
+        # (market orders of the bucket, the shop's orders): a shop with 1 % of the market.
+        for _ in range(n):
+            market = rng.uniform(100, 300)
+            yield {"market": market}, sum(rng.random() < market * 0.01 / 20 for _ in range(20))
+        return
     for _ in range(n):
         exposure = rng.uniform(50, 150)
         # Poisson-ish counts around 2 % of exposure.
@@ -56,6 +62,8 @@ def _probe(det, spike: bool) -> tuple:
     """``score_one`` arguments of a normal point, or of an obvious anomaly."""
     if isinstance(det, SeriesDetector):
         return _T0 + dt.timedelta(days=1000), 200.0 if spike else 101.0
+    if isinstance(det, OrderSurgeDetector):
+        return {"market": 200.0}, 40 if spike else 2
     return {"exposure": 100.0}, 15 if spike else 2
 
 

@@ -1,0 +1,293 @@
+"""Slice signals beyond the complaint rate, scored at bucket close, and their alerts.
+
+The complaint-rate stage (:mod:`streams.detection`, :mod:`streams.paging`) watches
+complaints per order. This module watches what complaints do not show, or show late:
+
+- ``order_surge`` (:class:`ShopSurgeScorer`): a new or small shop whose orders jump far
+  above its share of the market (brushing, fake orders; :mod:`detectors.order_surge`);
+- ``overdue_delivery`` (:mod:`streams.delivery`): parcels of a lane not delivered
+  within the lane's learned transit time.
+
+Each signal hands :class:`SignalStage` its evaluations; the stage runs the same alert
+lifecycle as complaint-rate alerts (:mod:`streams.alerting`): fingerprint = metric +
+dimensions, fire on evidence held by a slice old enough and with enough excess, no
+pages in maintenance windows or during the pipeline's first (learning) day, severity
+from ratio/excess/duration, resolve after quiet buckets. Records follow the output
+contract with their own ``metric``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Callable
+
+import numpy as np
+
+from detectors.order_surge import RUN_BUCKETS, RUN_EXP, RUN_OBS, OrderSurgeBank
+from riskwatch.calendar import Calendar
+from riskwatch.settings import PipelineSettings
+from streams.alerting import AlertEpisode, fingerprint, severity
+
+__all__ = ["Signal", "ShopSurgeScorer", "SignalStage"]
+
+
+class Signal:
+    """One slice's evaluation by a signal detector in one bucket."""
+
+    __slots__ = ("metric", "dims", "observed", "expected", "evidence", "level", "pages",
+                 "run_observed", "run_expected", "run_buckets", "contributors", "reset")
+
+    def __init__(self, metric: str, dims: dict[str, str], observed: float, expected: float,
+                 evidence: float, level: float, pages: bool, run_observed: float,
+                 run_expected: float, run_buckets: int, contributors: list[dict],
+                 reset: Callable[[], None]) -> None:
+        self.metric, self.dims, self.observed, self.expected = metric, dims, observed, expected
+        self.evidence, self.level, self.pages = evidence, level, pages
+        self.run_observed, self.run_expected, self.run_buckets = run_observed, run_expected, run_buckets
+        self.contributors, self.reset = contributors, reset
+
+    @property
+    def key(self) -> tuple:
+        return (self.metric, *sorted(self.dims.items()))
+
+
+class ShopSurgeScorer:
+    """Order surges per shop (metric ``order_surge``), all shops in one numpy bank.
+
+    Each bucket the shops with orders (and those being watched) are scored against
+    ``share x market orders``; a shop quiet for a while learns its quiet span in one
+    step. A shop's peers are the shops of its category (the category of its first
+    order): the prior share is the category's share of the market per shop. A surge
+    *pages* only when it is large for the shop: the run is at least ``min_ratio`` times
+    expected, and the shop is new (first seen after the learning day, younger than
+    ``new_shop_days``) or small (fewer than ``small_orders_per_day`` expected orders a
+    day). A big shop's own sale is visible in the evaluations, not paged.
+    """
+
+    metric = "order_surge"
+
+    def __init__(self, bucket_seconds: int, *, new_shop_days: float = 30.0,
+                 small_orders_per_day: float = 200.0, min_ratio: float = 5.0,
+                 **detector_params: float) -> None:
+        self.bank = OrderSurgeBank(**detector_params)
+        self.buckets_per_day = 86400 / bucket_seconds
+        self.new_shop_buckets = new_shop_days * self.buckets_per_day
+        self.small_orders_per_day = small_orders_per_day
+        self.min_ratio = min_ratio
+        self.rows: dict[str, int] = {}
+        self.shops: list[str] = []
+        self.category: list[str] = []
+        self.first_bucket: list[int] = []
+        self.established: list[bool] = []  # first seen while the pipeline was learning
+        self.last_bucket = np.zeros(256, dtype=np.int64)
+        self.market_seen = np.zeros(256)        # market cumulative the row has learned
+        self.market_cum = 0.0                    # all orders so far (no fading)
+        self._fade = 0.5 ** (1.0 / self.bank.half_life)
+        self.market_faded = 0.0
+        self.category_orders: dict[str, float] = {}   # faded orders per category
+        self.category_shops: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.shops)
+
+    def prior_share(self, category: str) -> float:
+        """Mean share of the market per shop of ``category`` (the peers' prior)."""
+        shops = self.category_shops.get(category, 0)
+        if shops == 0 or self.market_faded <= 0:
+            return self.bank.prior_share
+        return max(self.category_orders.get(category, 0.0) / self.market_faded / shops, 1e-7)
+
+    def close(self, bucket: int, order_combos: dict[tuple, int], watched: set[str],
+              learning: bool) -> list[Signal]:
+        """Score the bucket's shops (``order_combos`` keyed (region, shop, carrier,
+        category)) plus ``watched`` shops; ``learning`` while the pipeline is young."""
+        per_shop: dict[str, int] = {}
+        regions: dict[str, dict[str, int]] = {}
+        market = 0
+        for (region, shop, _carrier, category), n in order_combos.items():
+            market += n
+            per_shop[shop] = per_shop.get(shop, 0) + n
+            r = regions.setdefault(shop, {})
+            r[region] = r.get(region, 0) + n
+            if shop not in self.rows:
+                self._add(shop, category, bucket, learning)
+        fade = self._fade
+        self.market_faded = self.market_faded * fade + market
+        for c in self.category_orders:
+            self.category_orders[c] *= fade
+        for (_region, _shop, _carrier, category), n in order_combos.items():
+            self.category_orders[category] = self.category_orders.get(category, 0.0) + n
+        before = self.market_cum
+        self.market_cum += market
+        shops = sorted(set(per_shop) | (watched & self.rows.keys()))
+        if not shops:
+            return []
+        bank = self.bank
+        r = np.asarray([self.rows[s] for s in shops], dtype=np.int64)
+        prior = np.asarray([self.prior_share(self.category[i]) for i in r.tolist()])
+        gap = bucket - 1 - self.last_bucket[r]
+        gap_market = before - self.market_seen[r]
+        catch_up = (gap > 0) & (gap_market > 0)
+        if catch_up.any():
+            c = r[catch_up]
+            bank.step(c, market=gap_market[catch_up], prior=prior[catch_up], y=np.zeros(len(c)),
+                      buckets=gap[catch_up].astype(np.float64))
+        y = np.asarray([per_shop.get(s, 0) for s in shops], dtype=np.float64)
+        # Many shops, many chances of a fluke: the level rises with the log of their number.
+        level = bank.threshold + max(0.0, math.log(len(self.shops) / 30.0))
+        step = bank.step(r, market=np.full(len(r), float(market)), prior=prior, y=y,
+                         protect_at=np.full(len(r), level),
+                         learning=np.full(len(r), learning))
+        self.last_bucket[r] = bucket
+        self.market_seen[r] = self.market_cum
+        after = bank.state[r]
+        share = bank.share(r)
+        market_per_day = self.market_faded * (1 - fade) * self.buckets_per_day
+        out = []
+        for i, shop in enumerate(shops):
+            row = int(r[i])
+            evidence = float(step.evidence[i])
+            run_obs, run_exp = float(after[i, RUN_OBS]), float(after[i, RUN_EXP])
+            new = (not self.established[row]
+                   and bucket - self.first_bucket[row] < self.new_shop_buckets)
+            small = share[i] * market_per_day <= self.small_orders_per_day
+            pages = (evidence >= level and not learning and (new or small)
+                     and run_obs >= self.min_ratio * max(run_exp, 1e-9))
+            mix = regions.get(shop, {})
+            total = sum(mix.values()) or 1
+            contributors = [{"dimension": "region", "value": k, "orders": n,
+                             "share": round(n / total, 3)}
+                            for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+            contributors.append({"dimension": "shop", "value": "new" if new else
+                                 ("small" if small else "established"),
+                                 "first_seen_bucket": self.first_bucket[row]})
+            out.append(Signal(self.metric, {"merchant_id": shop}, float(y[i]), float(step.mu[i]),
+                              evidence, level, pages, run_obs, run_exp,
+                              int(after[i, RUN_BUCKETS]), contributors,
+                              _resetter(bank, row)))
+        return out
+
+    def _add(self, shop: str, category: str, bucket: int, learning: bool) -> None:
+        row = len(self.shops)
+        self.rows[shop] = row
+        self.shops.append(shop)
+        self.category.append(category)
+        self.first_bucket.append(bucket)
+        self.established.append(learning)
+        self.category_shops[category] = self.category_shops.get(category, 0) + 1
+        self.bank.add(1, prior_share=self.prior_share(category))
+        if row >= len(self.last_bucket):
+            size = 2 * len(self.last_bucket)
+            self.last_bucket = np.resize(self.last_bucket, size)
+            self.market_seen = np.resize(self.market_seen, size)
+        self.last_bucket[row] = bucket - 1
+        self.market_seen[row] = self.market_cum
+
+    def watched(self, keys) -> set[str]:
+        return {k[1][1] for k in keys if k[0] == self.metric}
+
+
+class _resetter:
+    """A picklable "start a fresh CUSUM run for this row"."""
+
+    __slots__ = ("bank", "row")
+
+    def __init__(self, bank, row: int) -> None:
+        self.bank, self.row = bank, row
+
+    def __call__(self) -> None:
+        self.bank.reset([self.row])
+
+
+class SignalStage:
+    """Alert lifecycle of the signal detectors (see the module docstring)."""
+
+    def __init__(self, settings: PipelineSettings, *, warmup_buckets: int, quiet_buckets: int,
+                 min_excess: float = 5.0) -> None:
+        self.bucket_seconds = settings.bucket_seconds
+        self.tz = dt.timezone(dt.timedelta(hours=settings.utc_offset_hours))
+        self.warmup_buckets = warmup_buckets
+        self.quiet_buckets = quiet_buckets
+        self.min_excess = min_excess
+        self.surge = ShopSurgeScorer(settings.bucket_seconds)
+        self.first_bucket: int | None = None
+        self.firing: dict[tuple, AlertEpisode] = {}
+        self.counters = {"fired": 0, "resolved": 0, "escalated": 0}
+
+    def close(self, bstart: int, order_combos: dict[tuple, int], calendar: Calendar) -> list[dict]:
+        """Score the closed bucket; return the alert records (firing / resolved)."""
+        bucket = bstart // self.bucket_seconds
+        if self.first_bucket is None:
+            self.first_bucket = bucket
+        learning = bucket - self.first_bucket < self.warmup_buckets
+        signals = self.surge.close(bucket, order_combos, self.surge.watched(self.firing), learning)
+        return self._alerting(bstart, signals, calendar.in_maintenance(bstart))
+
+    def _alerting(self, bstart: int, signals: list[Signal], maintenance: bool) -> list[dict]:
+        records = []
+        bucket = bstart // self.bucket_seconds
+        for s in signals:
+            key = s.key
+            episode = self.firing.get(key)
+            if episode is None:
+                if maintenance and s.evidence >= s.level:
+                    s.reset()   # planned work: nothing pages, nothing saved for later
+                    continue
+                if not s.pages or s.run_observed - s.run_expected < self.min_excess:
+                    continue
+                episode = AlertEpisode(fingerprint(s.metric, s.dims),
+                                       bucket - max(s.run_buckets - 1, 0))
+                self.firing[key] = episode
+                self._update(episode, s)
+                self.counters["fired"] += 1
+                records.append(self._record(episode, s, bstart, "firing"))
+                continue
+            # Quiet = back near expected for a while (the capped CUSUM of a tiny shop
+            # would take a day to drain below its level).
+            if episode.note_bucket(s.observed, s.expected, self.quiet_buckets):
+                del self.firing[key]
+                s.reset()
+                self.counters["resolved"] += 1
+                records.append(self._record(episode, s, bstart, "resolved"))
+            elif self._update(episode, s):
+                self.counters["escalated"] += 1
+                records.append(self._record(episode, s, bstart, "firing"))
+        return records
+
+    def _update(self, episode: AlertEpisode, s: Signal) -> bool:
+        if s.run_buckets:
+            episode.observed, episode.expected = s.run_observed, s.run_expected
+        minutes = s.run_buckets * self.bucket_seconds / 60
+        return episode.escalate(severity(observed=episode.observed, expected=episode.expected,
+                                         run_minutes=minutes, wide=False))
+
+    def _record(self, episode: AlertEpisode, s: Signal, bstart: int, status: str) -> dict:
+        bend = bstart + self.bucket_seconds
+        obs, exp = episode.observed, episode.expected
+        where = " ".join(f"{k}={v}" for k, v in s.dims.items())
+        zh_what, en_what = _WORDS[s.metric]
+        if status == "firing":
+            ratio = obs / max(exp, 1e-9)
+            times = ("100 倍以上", "over 100x") if ratio >= 100 else (f"{ratio:.1f} 倍", f"{ratio:.1f}x")
+            summary = (f"{where} {zh_what}: 实际 {obs:.0f}, 预期 {exp:.1f} ({times[0]}) | "
+                       f"{en_what}: {obs:.0f} vs {exp:.1f} expected ({times[1]})")
+        else:
+            summary = f"{where} {zh_what}已恢复正常 | {en_what} back to normal"
+        return {
+            "alert_id": episode.alert_id, "fingerprint": episode.fingerprint, "status": status,
+            "severity": episode.severity, "metric": s.metric, "dimensions": dict(s.dims),
+            "ts": self._iso(bend), "bucket_start": self._iso(bstart), "bucket_end": self._iso(bend),
+            "observed": round(obs, 3), "expected": round(exp, 3),
+            "score": round(-math.expm1(-s.evidence), 6), "summary": summary,
+            "contributors": s.contributors, "examples": [], "context": {},
+        }
+
+    def _iso(self, epoch: int) -> str:
+        return dt.datetime.fromtimestamp(epoch, self.tz).isoformat()
+
+
+_WORDS = {
+    "order_surge": ("订单量异常激增 (疑似刷单)", "order surge (possible brushing)"),
+    "overdue_delivery": ("超时未妥投率异常", "overdue deliveries"),
+}
