@@ -243,3 +243,106 @@ class Sampler:
 
     def between(self, start: float, end: float) -> list[dict]:
         return [s for t, s in self.samples if start <= t <= end]
+
+
+# -- receivers that go down -------------------------------------------------------------------
+
+class Outage:
+    """A shared clock for receivers that fail together: it starts at the first request
+    any of them sees (the first alert), and each receiver is down for its own seconds."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.started: float | None = None
+        self._lock = threading.Lock()
+
+    def elapsed(self) -> float:
+        with self._lock:
+            if self.started is None:
+                self.started = time.monotonic()
+            return time.monotonic() - self.started
+
+
+class FlakyReceiver:
+    """A threaded ``http.server`` on a free loopback port that answers 500 while its
+    ``down_seconds`` of the shared :class:`Outage` last, then 200, or, with
+    ``forward_to``, passes the request on to that server (a front of a real
+    Alertmanager) and answers what it answered. Every request is recorded."""
+
+    def __init__(self, outage: Outage, down_seconds: float, forward_to: str | None = None) -> None:
+        import http.server
+        import threading
+        import urllib.error
+        import urllib.request
+
+        self.outage, self.down_seconds, self.forward_to = outage, down_seconds, forward_to
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                down = receiver.outage.elapsed() < receiver.down_seconds
+                code = 500
+                if not down:
+                    code = 200
+                    if receiver.forward_to is not None:
+                        request = urllib.request.Request(
+                            receiver.forward_to + self.path, data=body, method="POST",
+                            headers={"Content-Type": self.headers.get("Content-Type", "")})
+                        try:
+                            with urllib.request.urlopen(request, timeout=10) as resp:
+                                code = resp.status
+                        except urllib.error.HTTPError as exc:
+                            code = exc.code
+                with receiver.lock:
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers),
+                                              "body": body, "at": time.monotonic(), "wall": time.time(),
+                                              "status": code})
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def recovered_at(self) -> float | None:
+        """Monotonic time the outage of this receiver ended (None: it never started)."""
+        started = self.outage.started
+        return None if started is None else started + self.down_seconds
+
+    def __enter__(self) -> "FlakyReceiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return list(self.requests)
+
+
+def attempts_within(policy, seconds: float) -> int:
+    """The most attempts a :class:`~sinks.base.RetryPolicy` makes in ``seconds`` of
+    failures: the first at once, then one per backoff step at its shortest (full jitter).
+
+    >>> from sinks.base import RetryPolicy
+    >>> attempts_within(RetryPolicy(initial_delay=1, max_delay=4, jitter=0.0), 10)  # t=0 1 3 7
+    4
+    """
+    attempts, spent = 1, 0.0
+    while True:
+        low = min(policy.max_delay, policy.initial_delay * policy.multiplier ** (attempts - 1))
+        spent += low * (1 - policy.jitter)
+        if spent > seconds:
+            return attempts
+        attempts += 1
