@@ -148,8 +148,14 @@ def chdb_alternatives(session: Any, rows: Rows, batch_size: int) -> dict[str, Ca
     }
 
 
-def tsv(rows: Rows) -> tuple[str, bytes]:
-    """The rows as TabSeparated for the legacy (18.16) table, and its column list."""
+#: What the server sink sends of an aggregate row (the rest are the table's DEFAULTs, which
+#: the server computes for both inserts).
+SENT_COLUMNS = ("slice", "bucket_start", "bucket_end", "dimensions", "orders", "complaints",
+                "exposure", "expected", "score", "intents")
+
+
+def tsv(rows: Rows) -> bytes:
+    """The rows as TabSeparated for the legacy (18.16) table, columns as ``SENT_COLUMNS``."""
     import orjson
 
     def when(text: str) -> str:  # every benchmark time is +08:00, the server's zone
@@ -157,20 +163,67 @@ def tsv(rows: Rows) -> tuple[str, bytes]:
 
     out = []
     for r in rows:
-        d = r["dimensions"]
         out.append("\t".join((
             r["slice"], when(r["bucket_start"]), when(r["bucket_end"]),
-            orjson.dumps(d).decode(), d.get("region", ""), d.get("merchant_id", ""),
-            d.get("carrier", ""), str(r["orders"]), str(r["complaints"]), repr(r["exposure"]),
-            "\\N" if r["expected"] is None else repr(r["expected"]), repr(r["score"]),
-            orjson.dumps(r["intents"]).decode())))
-    columns = ("slice, bucket_start, bucket_end, dimensions, region, merchant_id, carrier, "
-               "orders, complaints, exposure, expected, score, intents")
-    return columns, ("\n".join(out) + "\n").encode()
+            orjson.dumps(r["dimensions"]).decode(), str(r["orders"]), str(r["complaints"]),
+            repr(r["exposure"]), "\\N" if r["expected"] is None else repr(r["expected"]),
+            repr(r["score"]), orjson.dumps(r["intents"]).decode())))
+    return ("\n".join(out) + "\n").encode()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Split:
+    """Where one insert's wall time goes: timers around the sink's column building and
+    around the driver's wait for the server's answer (the rest of ``execute`` is the
+    driver encoding and sending the block)."""
+
+    def __init__(self, sink: Any) -> None:
+        from sinks.clickhouse import server_sink
+
+        self.build = self.execute = self.wait = 0.0
+        self._patches: list[tuple[Any, str, Any]] = []
+        self._wrap(server_sink._InsertPlan, "build", "build")
+        sink.setup()
+        self._wrap(sink._client, "execute", "execute")
+        self._wrap(sink._client.connection, "receive_packet", "wait")
+
+    def _wrap(self, owner: Any, name: str, slot: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                setattr(self, slot, getattr(self, slot) + time.perf_counter() - started)
+
+        self._patches.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._patches):
+            setattr(owner, name, original)
 
 
 def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
-    """ClickHouseServerSink vs clickhouse-client on the same server, same rows."""
+    """ClickHouseServerSink vs clickhouse-client on the same server, same rows.
+
+    The two alternate (sink, client, sink, client, …) so that load from other programs
+    hits both alike; the ratio is taken per pair.  CPU seconds count the inserting process
+    (this one, or the clickhouse-client child) plus the server's.
+    """
     import shutil
     import subprocess
 
@@ -178,64 +231,89 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
     from sinks.clickhouse.server_sink import ClickHouseServerSink
 
     client_bin = shutil.which("clickhouse-client")
+    n = len(rows)
     with tempfile.TemporaryDirectory() as tmp, LocalClickHouseServer(tmp) as server:
         admin = ClickHouseServerSink(server.url, database="bench")
         admin.setup()
         print(f"clickhouse-server {'.'.join(map(str, admin.server_version))} on 127.0.0.1:"
-              f"{server.tcp_port} (profile {admin.profile}), {batch_size:,} rows per insert")
+              f"{server.tcp_port} (profile {admin.profile}), {batch_size:,} rows per insert "
+              f"(one token and flush() per {batch_size:,} source rows)")
+        server_pid = server.proc.pid
+        data = pathlib.Path(tmp) / "rows.tsv"
+        data.write_bytes(tsv(rows))
+        columns = ", ".join(SENT_COLUMNS)
 
-        def new_sink(n: int) -> ClickHouseServerSink:
-            sink = ClickHouseServerSink(server.url, database=f"srv{n}", batch_size=batch_size)
-            sink.setup()
+        def new_sink(k: int) -> ClickHouseServerSink:
+            sink = ClickHouseServerSink(server.url, database=f"srv{k}", batch_size=batch_size)
+            sink.setup()  # creating the tables is not part of the insert rate
             return sink
 
-        def drop(database: str) -> None:
-            [row] = admin.query(f"SELECT count() AS n FROM {database}.aggregates")
-            assert row["n"] == len(rows), row
+        def check_and_drop(database: str) -> None:
+            [row] = admin.query(f"SELECT count() AS n, uniqExact(region) AS regions "
+                                f"FROM {database}.aggregates")
+            assert row == {"n": n, "regions": len(REGIONS)}, row
             admin.query(f"DROP DATABASE {database}")
 
-        rates: dict[str, float] = {}
-
-        def timed(label: str, *args: Any) -> None:
-            measure(label, len(rows), repeat, *args)
-
-        sink_wall: list[float] = []
-
-        def feed_timed(sink: ClickHouseServerSink) -> None:
+        def run_sink(k: int) -> tuple[float, float]:
+            sink = new_sink(k)
+            cpu0, srv0 = time.process_time(), _cpu_seconds(server_pid)
             started = time.perf_counter()
             feed(sink, rows, batch_size)
-            sink_wall.append(len(rows) / (time.perf_counter() - started))
+            wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu0 + _cpu_seconds(server_pid) - srv0
+            check_and_drop(sink.database)
+            return n / wall, n / cpu
 
-        timed("ClickHouseServerSink (clickhouse-driver, columnar)", new_sink, feed_timed,
-              lambda sink: drop(sink.database))
-        rates["sink"] = statistics.median(sink_wall)
-        if client_bin is None:
-            print("clickhouse-client not installed: no comparison (make test-deps installs it)")
-            admin.close()
-            return
-        columns, payload = tsv(rows)
-        data = pathlib.Path(tmp) / "rows.tsv"
-        data.write_bytes(payload)
-        client_wall: list[float] = []
-
-        def new_table(n: int) -> str:
-            new_sink(100 + n).close()  # same DDL through the sink's migration
-            return f"srv{100 + n}"
-
-        def client_insert(database: str) -> None:
+        def run_client(k: int) -> tuple[float, float]:
+            new_sink(100 + k).close()  # the same DDL through the sink's migration
+            cpu0, srv0 = _children_cpu(), _cpu_seconds(server_pid)
             started = time.perf_counter()
             with open(data, "rb") as stdin:
                 subprocess.run([client_bin, "--host", "127.0.0.1", "--port", str(server.tcp_port),
                                 "--max_insert_block_size", str(batch_size), "--query",
-                                f"INSERT INTO {database}.aggregates ({columns}) "
+                                f"INSERT INTO srv{100 + k}.aggregates ({columns}) "
                                 "FORMAT TabSeparated"], stdin=stdin, check=True)
-            client_wall.append(len(rows) / (time.perf_counter() - started))
+            wall = time.perf_counter() - started
+            cpu = _children_cpu() - cpu0 + _cpu_seconds(server_pid) - srv0
+            check_and_drop(f"srv{100 + k}")
+            return n / wall, n / cpu
 
-        print("  (rows/CPU-s below counts only this process: clickhouse-client is a child)")
-        timed("clickhouse-client, TabSeparated on stdin", new_table, client_insert, drop)
-        rates["client"] = statistics.median(client_wall)
-        print(f"server sink / clickhouse-client = {rates['sink'] / rates['client']:.2f}x "
-              f"(targets: >= 300,000 rows/s and >= 0.5x)")
+        run_sink(999)  # warm-up: imports, the server's first parts, this process's memory
+        results: dict[str, list[tuple[float, float]]] = {"sink": [], "client": []}
+        for k in range(repeat):
+            results["sink"].append(run_sink(k))
+            if client_bin is not None:
+                results["client"].append(run_client(k))
+
+        def line(label: str, figures: list[tuple[float, float]]) -> None:
+            wall, cpu = [w for w, _ in figures], [c for _, c in figures]
+            print(f"{label:<52} {statistics.median(wall):>9,.0f} rows/s "
+                  f"({min(wall):,.0f}-{max(wall):,.0f}) {statistics.median(cpu):>9,.0f} "
+                  "rows/CPU-s (inserter + server)", flush=True)
+
+        line("ClickHouseServerSink (clickhouse-driver, columnar)", results["sink"])
+        if client_bin is None:
+            print("clickhouse-client not installed: no comparison (make test-deps installs it)")
+        else:
+            line("clickhouse-client, TabSeparated on stdin", results["client"])
+            ratios = [s[0] / c[0] for s, c in zip(results["sink"], results["client"])]
+            print(f"server sink / clickhouse-client = {statistics.median(ratios):.2f}x "
+                  f"(per pair {min(ratios):.2f}-{max(ratios):.2f}; "
+                  "targets: >= 300,000 rows/s and >= 0.5x)")
+
+        sink = ClickHouseServerSink(server.url, database="split", batch_size=batch_size)
+        split = _Split(sink)
+        started = time.perf_counter()
+        feed(sink, rows, batch_size)
+        total = time.perf_counter() - started
+        split.restore()
+        check_and_drop("split")
+        parts = {"add() and batching (sinks.base)": total - split.build - split.execute,
+                 "building columns (_InsertPlan.build)": split.build,
+                 "driver: encoding and sending blocks": split.execute - split.wait,
+                 "waiting for the server's answer": split.wait}
+        print("where one run's time goes: " + "; ".join(
+            f"{label} {seconds / n * 1e6:.2f} us/row" for label, seconds in parts.items()))
         admin.close()
 
 

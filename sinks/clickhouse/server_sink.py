@@ -8,11 +8,19 @@
   ClickHouse 22.8 on, ``"legacy"`` below (Debian's 18.16 has no DateTime64, Map, Bool,
   CODEC, TTL, and LowCardinality needs a setting).  Maps are then JSON text columns.
 * **Columnar inserts.**  Records are turned into one Python list per column, typed for the
-  rendered column (times as epoch integers, which the driver sends without conversion),
-  and sent with ``execute(..., columnar=True)``: one INSERT per batch of
-  ``batch_size`` rows (10k-100k is what ClickHouse likes: few, large parts).  The
-  flattened ``region``/``carrier``/… columns are filled here from ``dimensions``, the
-  same values the table's ``DEFAULT`` expressions would compute.
+  rendered column, and sent with ``execute(..., columnar=True)``: one INSERT per batch of
+  ``batch_size`` rows (10k-100k is what ClickHouse likes: few, large parts).  What makes
+  it fast (``benchmarks/sink_throughput.py --clickhouse-server``): a column is taken out
+  of the records in one C-level pass (``map(itemgetter)``); values already of the sent
+  type pass through without a call per value; times go as epoch integers, converted once
+  per distinct value (the driver then skips its datetime conversion); strings go as UTF-8
+  bytes (``strings_as_bytes``), JSON straight from orjson and repeated values encoded
+  once; the flattened ``region``/``carrier``/… columns are not sent but filled by the
+  server from ``dimensions`` with the table's ``DEFAULT`` (as for chDB); compression is
+  off (it costs CPU on loopback; ``?compression=lz4`` in the URL turns it on).
+  ``use_numpy`` was measured and not used: these tables are mostly strings, which the
+  driver writes the same way either way, and its numpy path adds a pandas null scan per
+  column.
 * **Deduplication.**  On servers >= 22.2 a batch is sent with
   ``insert_deduplication_token`` = its source token, and the modern tables keep a
   deduplication window, so a re-sent batch is dropped by the server.  Older servers
@@ -33,7 +41,7 @@ Examples
 ('legacy', 'modern')
 >>> convert = column_converter("Map(String, UInt32)")
 >>> convert({"delay": 3}), column_converter("String")({"delay": 3})
-({'delay': 3}, '{"delay":3}')
+({b'delay': 3}, b'{"delay":3}')
 >>> column_converter("DateTime64(3, 'Asia/Shanghai')")("2026-11-02T08:00:00+08:00")
 1793577600000
 """
@@ -44,6 +52,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import logging
+import operator
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +92,7 @@ DEDUP_TOKEN_SINCE = (22, 2)
 _BACKPRESSURE_CODES = frozenset({252})  # TOO_MANY_PARTS
 _BACKPRESSURE_WAIT = 5.0
 _TRANSIENT_CODES = frozenset({159, 202, 209, 210, 236, 241, 243, 319, 425})
+_COMPRESSIONS = frozenset({None, "lz4", "lz4hc", "zstd"})
 # ACCESS_DENIED / READONLY / "DDL not allowed" (old servers' allow_ddl=0 answers 392).
 _NO_DDL_RIGHTS = frozenset({497, 164, 392})
 
@@ -97,6 +107,8 @@ class ServerAddress:
     password: str = ""
     database: str = "riskwatch"
     secure: bool = False
+    #: Block compression of the native protocol (``lz4``, ``lz4hc``, ``zstd``) or ``None``.
+    compression: str | None = None
 
     def __str__(self) -> str:  # never shows the password
         return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}"
@@ -106,7 +118,12 @@ def parse_clickhouse_url(url: str, *, database: str | None = None) -> ServerAddr
     """Read ``clickhouse://user:password@host:port/database`` (``clickhouses://`` = TLS).
 
     Port defaults to 9000 (9440 with TLS), user to ``default``, database to ``riskwatch``
-    (or ``database`` when given).  Raises :class:`ConfigError` for anything else.
+    (or ``database`` when given).  The one query parameter is ``compression`` (``lz4``,
+    ``lz4hc`` or ``zstd``; off by default: on loopback it only costs CPU, over a slow link
+    it saves bandwidth).  Raises :class:`ConfigError` for anything else.
+
+    >>> parse_clickhouse_url("clickhouse://h/risk?compression=lz4").compression
+    'lz4'
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -118,8 +135,14 @@ def parse_clickhouse_url(url: str, *, database: str | None = None) -> ServerAddr
                           "clickhouse://user:password@host:port/database (native protocol)")
     if not parts.hostname:
         raise ConfigError(f"bad ClickHouse URL {url!r}: no host")
-    if parts.query or parts.fragment:
-        raise ConfigError(f"bad ClickHouse URL {url!r}: query parameters are not supported")
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    compression = query.pop("compression", [None])[-1]
+    if query or parts.fragment:
+        raise ConfigError(f"bad ClickHouse URL {url!r}: the only query parameter is "
+                          "compression=lz4|lz4hc|zstd")
+    if compression not in _COMPRESSIONS:
+        raise ConfigError(f"bad ClickHouse URL {url!r}: compression must be one of "
+                          f"{', '.join(sorted(c for c in _COMPRESSIONS if c))}")
     secure = parts.scheme == "clickhouses"
     path_db = parts.path.strip("/")
     db = check_identifier(path_db or database or "riskwatch")
@@ -127,7 +150,7 @@ def parse_clickhouse_url(url: str, *, database: str | None = None) -> ServerAddr
         host=parts.hostname, port=port or (9440 if secure else 9000),
         user=urllib.parse.unquote(parts.username) if parts.username else "default",
         password=urllib.parse.unquote(parts.password) if parts.password else "",
-        database=db, secure=secure)
+        database=db, secure=secure, compression=compression)
 
 
 def profile_for_version(version: Sequence[int]) -> str:
@@ -138,12 +161,17 @@ def profile_for_version(version: Sequence[int]) -> str:
 def connect(address: ServerAddress, *, connect_timeout: float = 5.0,
             send_receive_timeout: float = 60.0) -> Any:
     """A connected ``clickhouse_driver.Client``; ``SinkError`` if the server is unreachable."""
-    from clickhouse_driver import Client
+    from clickhouse_driver import Client, errors
 
-    client = Client(host=address.host, port=address.port, user=address.user,
-                    password=address.password, secure=address.secure,
-                    connect_timeout=connect_timeout, send_receive_timeout=send_receive_timeout,
-                    compression=False)  # lz4 costs CPU on loopback; helps only over a WAN
+    try:
+        client = Client(host=address.host, port=address.port, user=address.user,
+                        password=address.password, secure=address.secure,
+                        connect_timeout=connect_timeout,
+                        send_receive_timeout=send_receive_timeout,
+                        compression=address.compression or False)
+    except errors.UnknownCompressionMethod:
+        raise ConfigError(f"compression={address.compression} needs the driver's extra: "
+                          f"pip install 'clickhouse-driver[{address.compression[:3]}]'") from None
     try:
         client.execute("SELECT 1")  # connects, logs in, negotiates the revision
     except Exception as exc:  # noqa: BLE001 - every failure here means "cannot use it"
@@ -162,10 +190,19 @@ def execute_rows(client: Any) -> Callable[[str], list[dict[str, Any]]]:
 
 
 # -- record values -> column values ----------------------------------------------------------
+#
+# Every INSERT runs with the driver's ``strings_as_bytes``: String values leave this module
+# as UTF-8 bytes.  JSON text (orjson makes bytes) is then never decoded only to be encoded
+# again by the driver, and a column of few distinct values (regions, carriers, bucket
+# slices) is encoded once per distinct value instead of once per row.
 
 _ZONE = ZoneInfo(TZ)
-_EMPTY: dict[str, Any] = {}
 _time_cache: dict[str, float] = {}
+_DUMPS, _NON_STR_KEYS = orjson.dumps, orjson.OPT_NON_STR_KEYS
+_INTS: frozenset[type] = frozenset({int})
+_NUMBERS: frozenset[type] = frozenset({int, float})
+_NUMBERS_OR_NONE: frozenset[type] = frozenset({int, float, type(None)})
+_has_version = operator.methodcaller("__contains__", "version")
 
 
 def _epoch(value: Any) -> float:
@@ -191,15 +228,48 @@ def _epoch(value: Any) -> float:
     return seconds
 
 
-def _text(value: Any) -> str:
+def _json(value: Any) -> bytes:
+    """Compact JSON of a map or list; non-str keys (ints) become JSON strings.
+
+    ``b"%b" %`` copies orjson's result into a bytes object of its own size: orjson's own
+    keeps a ~4 KiB buffer, so a 50k-row batch of them held ~200 MB per column, and glibc
+    returning that memory between batches made each call ~5x slower (measured, see
+    ``benchmarks/sink_throughput.py``).
+    """
+    return b"%b" % _DUMPS(value, option=_NON_STR_KEYS)
+
+
+def _text(value: Any) -> bytes:
+    """A String value as the UTF-8 bytes sent; maps and lists become JSON text."""
     if isinstance(value, str):
-        return value
+        return value.encode()
     if value is None:
-        return ""
-    if isinstance(value, dict | list | tuple):
-        # A Map/JSON value kept as text; non-str keys (ints) become JSON strings.
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    return str(value)
+        return b""
+    if isinstance(value, dict | list | tuple):  # a Map/JSON value kept as text
+        return _json(value)
+    return str(value).encode()
+
+
+def _only(values: list[Any], types: frozenset[type]) -> bool:
+    """Whether every value is of one of ``types`` (a C-speed scan, no per-value call)."""
+    return set(map(type, values)) <= types
+
+
+def _strings(values: list[Any]) -> list[bytes]:
+    """A String column as UTF-8 bytes, each distinct string encoded once when they repeat."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        distinct = set(values)
+        if 2 * len(distinct) <= len(values):
+            encoded = {s: s.encode() for s in distinct}
+            return list(map(encoded.__getitem__, values))
+        return list(map(str.encode, values))
+    if kinds == {dict}:
+        try:  # inlined _json(), and without OPT_NON_STR_KEYS (15 % slower) while keys are str
+            return [b"%b" % _DUMPS(v) for v in values]
+        except TypeError:  # orjson.JSONEncodeError: a non-str key
+            return list(map(_json, values))
+    return list(map(_text, values))
 
 
 def _inner(type_: str, wrapper: str) -> str | None:
@@ -209,8 +279,9 @@ def _inner(type_: str, wrapper: str) -> str | None:
 def column_converter(type_: str) -> Callable[[Any], Any]:
     """A function turning one record value into what clickhouse-driver sends for ``type_``.
 
-    ``None`` becomes the type's default (``''``, 0, empty) unless the type is Nullable,
-    as ``input_format_null_as_default`` does for the chDB sink.
+    ``None`` becomes the type's default (``b''``, 0, empty) unless the type is Nullable,
+    as ``input_format_null_as_default`` does for the chDB sink.  Strings become UTF-8
+    bytes (the sink inserts with ``strings_as_bytes``).
     """
     inner = _inner(type_, "Nullable")
     if inner is not None:
@@ -247,70 +318,82 @@ def column_converter(type_: str) -> Callable[[Any], Any]:
 
 
 def column_batch_converter(type_: str) -> Callable[[list[Any]], list[Any]]:
-    """Convert a whole column at once: values already of the sent type pass through
-    without a call, which is most of them (the hot path of every insert).
+    """Convert a whole column at once, the hot path of every insert.
+
+    A column whose values are already of a type the driver packs as they are (ints for
+    integers, ints or floats for floats) passes through without a call per value; strings
+    are encoded as :func:`_strings` does; times are converted once per distinct value.
 
     >>> column_batch_converter("String")(["a", None, {"k": 1}])
-    ['a', '', '{"k":1}']
+    [b'a', b'', b'{"k":1}']
+    >>> column_batch_converter("LowCardinality(String)")(["广东"] * 2)
+    [b'\\xe5\\xb9\\xbf\\xe4\\xb8\\x9c', b'\\xe5\\xb9\\xbf\\xe4\\xb8\\x9c']
     >>> column_batch_converter("DateTime('Asia/Shanghai')")(["2026-11-02T08:00:00+08:00"] * 2)
     [1793577600, 1793577600]
+    >>> column_batch_converter("Nullable(Float64)")([1, None, 2.5]), column_batch_converter(
+    ...     "UInt32")([True, None, 3])
+    ([1, None, 2.5], [1, 0, 3])
     """
     convert = column_converter(type_)
     base = _inner(type_, "LowCardinality") or type_
     if base == "String":
-        dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
-        return lambda values: [v if v.__class__ is str else "" if v is None
-                               else dumps(v, option=option).decode() if v.__class__ is dict
-                               else convert(v) for v in values]
+        return _strings
     if base.startswith(("Int", "UInt")):
-        return lambda values: [v if v.__class__ is int else convert(v) for v in values]
+        return lambda values: values if _only(values, _INTS) else [convert(v) for v in values]
     if base.startswith("Float"):
-        return lambda values: [v if v.__class__ is float else convert(v) for v in values]
+        return lambda values: values if _only(values, _NUMBERS) else [convert(v) for v in values]
     if base.startswith("Nullable(Float"):
-        return lambda values: [v if v.__class__ is float or v is None else convert(v)
-                               for v in values]
+        return lambda values: (values if _only(values, _NUMBERS_OR_NONE)
+                               else [convert(v) for v in values])
     if base.startswith(("DateTime", "Nullable(DateTime")):
         def times(values: list[Any]) -> list[Any]:
-            seen: dict[Any, Any] = {}  # bucket times repeat within a batch
-            return [seen[v] if v in seen else seen.setdefault(v, convert(v)) for v in values]
+            try:  # bucket times repeat within a batch: convert each distinct one once
+                converted = {v: convert(v) for v in set(values)}
+            except TypeError:  # an unhashable value: let convert() say what is wrong
+                return [convert(v) for v in values]
+            return list(map(converted.__getitem__, values))
         return times
     return lambda values: [convert(v) for v in values]
 
 
+def _column(records: list[Record], name: str,
+            getter: Callable[[Record], Any]) -> list[Any]:
+    """The values of ``name`` in ``records`` (``None`` where missing)."""
+    try:
+        return list(map(getter, records))  # every record has the key: no Python loop
+    except KeyError:
+        return [r.get(name) for r in records]
+
+
 @dataclasses.dataclass(frozen=True)
 class _InsertPlan:
-    """How records of one table become an INSERT: column names and their converters."""
+    """How records of one table become an INSERT: column names and their converters.
+
+    Columns computed from a map (``region``, ``carrier``, … from ``dimensions``) are not
+    sent: the server fills them with the table's ``DEFAULT`` expression, as it does for the
+    chDB sink's and ``clickhouse-client``'s inserts, instead of this process building and
+    encoding five more columns per row.
+    """
 
     sql: str
-    columns: tuple[tuple[str, tuple[str, str] | None, Callable[[Any], Any]], ...]
+    columns: tuple[tuple[str, Callable[[Record], Any], Callable[[list[Any]], list[Any]]], ...]
     version: Callable[[Any], Any]
 
     @classmethod
     def of(cls, table: Table, database: str, profile_name: str) -> _InsertPlan:
         profile = PROFILES[profile_name]
-        columns = tuple((c.name, c.from_map,
+        columns = tuple((c.name, operator.itemgetter(c.name),
                          column_batch_converter(render_type(c.type, profile)))
-                        for c in table.columns)
+                        for c in table.columns if c.from_map is None)
         names = ", ".join(f"`{name}`" for name, _, _ in columns)
         return cls(f"INSERT INTO `{database}`.`{table.name}` ({names}", columns,
                    column_converter("UInt64"))
 
     def build(self, records: list[Record]) -> tuple[str, list[list[Any]]]:
         """The INSERT statement and its columns; ``version`` is sent only when records carry one."""
-        data: list[list[Any]] = []
-        raw = {name: [r.get(name) for r in records]
-               for name, from_map, _ in self.columns if from_map is None}
-        maps: dict[str, list[dict[str, Any]]] = {}
-        for name, from_map, convert in self.columns:
-            if from_map is None:
-                data.append(convert(raw[name]))
-            else:  # the flattened dimension: what DEFAULT dimensions['key'] would compute
-                source, key = from_map
-                if source not in maps:
-                    maps[source] = [m or _EMPTY for m in raw.get(source) or
-                                    [r.get(source) for r in records]]
-                data.append(convert([m.get(key) for m in maps[source]]))
-        if any("version" in r for r in records):
+        data = [convert(_column(records, name, getter))
+                for name, getter, convert in self.columns]
+        if any(map(_has_version, records)):
             now_ms = int(time.time() * 1000)  # the DEFAULT of records without one
             data.append([self.version(r.get("version", now_ms)) for r in records])
             return f"{self.sql}, `version`) VALUES", data
@@ -409,9 +492,10 @@ class ClickHouseServerSink(BatchingSink):
             plan = self._plans[kind] = _InsertPlan.of(TABLES[kind], self.database,
                                                       self.profile or "modern")
         sql, columns = plan.build(records)
-        settings: dict[str, Any] = {}
+        # strings_as_bytes is the driver's own (not sent): the String columns are bytes.
+        settings: dict[str, Any] = {"strings_as_bytes": True}
         if token is not None and self.dedup_tokens:
-            settings = {"insert_deduplicate": 1, "insert_deduplication_token": token}
+            settings |= {"insert_deduplicate": 1, "insert_deduplication_token": token}
         try:
             self._client.execute(sql, columns, columnar=True, settings=settings)
         except Exception as exc:

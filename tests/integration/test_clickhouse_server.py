@@ -228,3 +228,23 @@ def test_db_migrate_command(server: LocalClickHouseServer, capsys) -> None:
     finally:
         admin.query("DROP DATABASE IF EXISTS cli_db")
         admin.close()
+
+
+def test_the_server_fills_the_flattened_dimensions(server: LocalClickHouseServer) -> None:
+    """The sink does not send region/carrier/…: 18.16 computes them from the JSON text with
+    the legacy DEFAULT (visitParamExtractString), and must get back the exact values."""
+    tricky = [{"region": 'a"b\\c', "carrier": "顺丰😀", "merchant_id": "m,1:2}"},
+              {"region": "region", "intent": "\t退款/refund\n"}, {}]
+    sink = sink_for(server, "flat")
+    try:
+        base = sample_records()["aggregates"][0]
+        for n, dims in enumerate(tricky):
+            sink.add("aggregates", {**base, "slice": f"s{n}", "dimensions": dims}, token="t")
+        sink.flush()
+        rows = sink.query("SELECT region, carrier, merchant_id, category, intent "
+                          "FROM flat.aggregates ORDER BY slice")
+        keys = ("region", "carrier", "merchant_id", "category", "intent")
+        assert rows == [{k: dims.get(k, "") for k in keys} for dims in tricky]
+    finally:
+        sink.query("DROP DATABASE IF EXISTS flat")
+        sink.close()

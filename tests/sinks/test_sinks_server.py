@@ -23,7 +23,9 @@ from tests.sinks.conftest import sample_records
 
 
 @pytest.mark.parametrize("url", ["http://host:8123", "clickhouse://", "clickhouse://h:notaport",
-                                 "clickhouse://h/bad-name", "clickhouse://h/db?x=1", "h:9000"])
+                                 "clickhouse://h/bad-name", "clickhouse://h/db?x=1", "h:9000",
+                                 "clickhouse://h/db?compression=gzip",
+                                 "clickhouse://h/db?compression=lz4&x=1"])
 def test_bad_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         parse_clickhouse_url(url)
@@ -35,6 +37,17 @@ def test_url_parts_and_overrides() -> None:
     assert (a.host, a.port, a.user, a.password, a.database, a.secure) == (
         "ch.example", 9440, "other", "p/q", "risk", True)
     assert "p/q" not in repr(sink) and "p%2Fq" not in repr(sink)  # no password in logs
+    assert a.compression is None  # off unless asked: on loopback it only costs CPU
+    zipped = ClickHouseServerSink("clickhouse://127.0.0.1:1/risk?compression=lz4")
+    assert zipped.address.compression == "lz4"
+    import importlib.util
+
+    if importlib.util.find_spec("lz4") is None:  # the driver's extra is not a dependency
+        with pytest.raises(ConfigError, match=r"pip install 'clickhouse-driver\[lz4\]'"):
+            zipped.setup()
+    else:
+        with pytest.raises(SinkError, match="cannot reach ClickHouse"):
+            zipped.setup()
 
 
 def test_an_unreachable_server_is_a_clear_sink_error_at_setup() -> None:
@@ -76,20 +89,89 @@ def test_every_kind_converts_to_typed_columns(profile: str) -> None:
         names = sql[sql.index("(") + 1:sql.index(")")].replace("`", "").split(", ")
         assert len(names) == len(columns) and all(len(c) == len(rows) for c in columns)
         by_name = dict(zip(names, columns))
+        # The server fills the flattened dimensions with the table's DEFAULT.
+        assert not {"region", "carrier", "category", "intent"} & set(by_name) - {
+            c.name for c in TABLES[kind].columns if c.from_map is None}
         if kind == "alerts":
-            assert by_name["region"] == ["广东"] and by_name["merchant_id"] == [""]
+            assert "region" not in by_name and "merchant_id" not in by_name
             ts = by_name["ts"][0]
             assert ts == (1793578500000 if profile == "modern" else 1793578500)
             assert by_name["dimensions"][0] == (
-                {"region": "广东", "carrier": "中通", "intent": "delivery_delay"}
+                {b"region": "广东".encode(), b"carrier": "中通".encode(),
+                 b"intent": b"delivery_delay"}
                 if profile == "modern" else
-                '{"region":"广东","carrier":"中通","intent":"delivery_delay"}')
+                '{"region":"广东","carrier":"中通","intent":"delivery_delay"}'.encode())
+            assert by_name["examples"][0] == [e.encode() for e in rows[0]["examples"]]
         if kind == "complaints":
             assert "version" in names and by_name["version"] == [1]
-            assert by_name["customer_tier"] == [""] and by_name["csat"] == [None]
+            assert by_name["customer_tier"] == [b""] and by_name["csat"] == [None]
+            assert by_name["region"] == ["广东".encode()]  # a column of its own here
         if kind == "aggregates":
             assert by_name["expected"] == [9.5, None]  # Nullable stays NULL
             assert "version" not in names  # the table's DEFAULT (ingestion time) applies
+
+
+def _encode_block(columns_with_types: list[tuple[str, str]], data: list[list],
+                  strings_as_bytes: bool) -> bytes:
+    """What clickhouse-driver 0.2.11 puts on the wire for one columnar block (no server)."""
+    from clickhouse_driver import Client, defines
+    from clickhouse_driver.block import ColumnOrientedBlock
+    from clickhouse_driver.bufferedwriter import BufferedSocketWriter
+    from clickhouse_driver.connection import ServerInfo
+    from clickhouse_driver.context import Context
+    from clickhouse_driver.streams.native import BlockOutputStream
+
+    sent: list[bytes] = []
+
+    class Socket:
+        def sendall(self, chunk) -> None:  # noqa: ANN001 - the socket API
+            sent.append(bytes(chunk))
+
+    context = Context()
+    context.server_info = ServerInfo("ClickHouse", 24, 8, 4, defines.CLIENT_REVISION,
+                                     "Asia/Shanghai", "test", defines.CLIENT_REVISION)
+    context.settings = {}
+    context.client_settings = Client("localhost").client_settings | {
+        "strings_as_bytes": strings_as_bytes}
+    out = BufferedSocketWriter(Socket(), 1 << 16)
+    BlockOutputStream(out, context).write(ColumnOrientedBlock(columns_with_types, data))
+    return b"".join(sent)
+
+
+def _as_text(value):  # noqa: ANN001, ANN202 - any column value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [_as_text(v) for v in value]
+    if isinstance(value, dict):
+        return {_as_text(k): _as_text(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("profile", ["modern", "legacy"])
+def test_string_columns_as_bytes_are_what_the_driver_would_send_for_text(profile: str) -> None:
+    """The sink sends String values as UTF-8 bytes (``strings_as_bytes``, the fast path).
+
+    For every kind and column type of both profiles (Map, Array, LowCardinality, Nullable,
+    DateTime64 included: no modern server runs here), the driver's encoder must accept the
+    columns and put on the wire exactly the bytes it sends for the same values as text.
+    """
+    from sinks.clickhouse.schema import render_type
+
+    records = sample_records()
+    for kind in sorted(records):
+        rows = records[kind] * 3
+        rows[1] = {**rows[1], **{k: None for k in rows[1] if k.endswith(("_text", "text"))}}
+        sql, data = _InsertPlan.of(TABLES[kind], "riskwatch", profile).build(rows)
+        names = sql[sql.index("(") + 1:sql.index(")")].replace("`", "").split(", ")
+        types = {c.name: render_type(c.type, PROFILES[profile]) for c in TABLES[kind].columns}
+        columns = [(name, types.get(name, "UInt64")) for name in names]
+        assert all(isinstance(v, bytes) for (_, type_), column in zip(columns, data)
+                   if type_ in ("String", "LowCardinality(String)") for v in column)
+        as_text = [[_as_text(v) for v in column] for column in data]
+        wire = _encode_block(columns, data, strings_as_bytes=True)
+        assert wire == _encode_block(columns, as_text, strings_as_bytes=False), kind
+        assert "广东".encode() in wire or kind in {"dead_letters", "scores"}
 
 
 def test_users_sql_parses_on_a_modern_engine(chdb_sink) -> None:
@@ -149,7 +231,7 @@ def test_the_source_token_becomes_the_insert_deduplication_token() -> None:
     sink = _ready_sink(False, old)  # a server that would silently ignore the setting
     sink.add("scores", sample_records()["scores"][0], token="t")
     sink.flush()
-    assert old.calls[0][1] == {}
+    assert old.calls[0][1] == {"strings_as_bytes": True}  # the driver's own setting
 
 
 def test_lost_connections_are_retried_and_too_many_parts_waits() -> None:
