@@ -248,8 +248,9 @@ class Sampler:
 # -- receivers that go down -------------------------------------------------------------------
 
 class Outage:
-    """A shared clock for receivers that fail together: it starts at the first request
-    any of them sees (the first alert), and each receiver is down for its own seconds."""
+    """The clock of a receiver's outage: it starts at the first request the receiver
+    sees (the first alert it is sent), so the outage surely meets alert traffic. One
+    clock may be shared by receivers that should fail together."""
 
     def __init__(self) -> None:
         import threading
@@ -266,7 +267,7 @@ class Outage:
 
 class FlakyReceiver:
     """A threaded ``http.server`` on a free loopback port that answers 500 while its
-    ``down_seconds`` of the shared :class:`Outage` last, then 200, or, with
+    ``down_seconds`` of its :class:`Outage` last, then 200, or, with
     ``forward_to``, passes the request on to that server (a front of a real
     Alertmanager) and answers what it answered. Every request is recorded."""
 
