@@ -217,6 +217,35 @@ class _Split:
             setattr(owner, name, original)
 
 
+def encoding_cost(rows: Rows, batch_size: int, repeat: int) -> None:
+    """This process's CPU per row to build the columns and encode the blocks, per profile.
+
+    No server: the driver encodes into memory (``encode_block``), so the modern profile
+    (Map, LowCardinality, DateTime64), which no server here speaks, is measured too.
+    """
+    from sinks.clickhouse.schema import TABLES
+    from sinks.clickhouse.server_sink import _InsertPlan, encode_block
+
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    for profile in ("legacy", "modern"):
+        plan = _InsertPlan.of(TABLES["aggregates"], "bench", profile)
+        build, encode = [], []
+        for _ in range(repeat):
+            spent_build = spent_encode = 0.0
+            for batch in batches:
+                started = time.process_time()
+                _sql, data = plan.build(batch)
+                spent_build += time.process_time() - started
+                started = time.process_time()
+                encode_block(plan.types[:len(data)], data)
+                spent_encode += time.process_time() - started
+            build.append(spent_build / len(rows) * 1e6)
+            encode.append(spent_encode / len(rows) * 1e6)
+        print(f"  {profile:<7} profile, CPU per row: building columns "
+              f"{statistics.median(build):.2f} us, driver encoding {statistics.median(encode):.2f}"
+              " us (median; no server)", flush=True)
+
+
 def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
     """ClickHouseServerSink vs clickhouse-client on the same server, same rows.
 
@@ -335,6 +364,7 @@ def main() -> None:
 
     if args.clickhouse_server or args.only_server:
         server_vs_client(rows, args.server_batch_size, repeat)
+        encoding_cost(rows, args.server_batch_size, repeat)
     if args.only_server:
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import itertools
 import logging
 import operator
 import time
@@ -75,7 +76,7 @@ from sinks.clickhouse.schema import (
 )
 
 __all__ = ["ClickHouseServerSink", "ServerAddress", "column_batch_converter",
-           "column_converter", "connect",
+           "column_converter", "connect", "encode_block",
            "parse_clickhouse_url", "profile_for_version"]
 
 logger = logging.getLogger(__name__)
@@ -333,6 +334,8 @@ def column_batch_converter(type_: str) -> Callable[[list[Any]], list[Any]]:
     >>> column_batch_converter("Nullable(Float64)")([1, None, 2.5]), column_batch_converter(
     ...     "UInt32")([True, None, 3])
     ([1, None, 2.5], [1, 0, 3])
+    >>> column_batch_converter("Map(String, UInt32)")([{"refund": 2}, None, {"lost": 1.0}])
+    [{b'refund': 2}, {}, {b'lost': 1}]
     """
     convert = column_converter(type_)
     base = _inner(type_, "LowCardinality") or type_
@@ -353,7 +356,37 @@ def column_batch_converter(type_: str) -> Callable[[list[Any]], list[Any]]:
                 return [convert(v) for v in values]
             return list(map(converted.__getitem__, values))
         return times
+    inner = _inner(base, "Map")
+    if inner is not None and inner.split(",")[0] == "String":
+        value_type = inner.split(",", 1)[1].strip()
+        text_values = (_inner(value_type, "LowCardinality") or value_type) == "String"
+        numbers = (_INTS if value_type.startswith(("Int", "UInt")) else
+                   _NUMBERS if value_type.startswith("Float") else None)
+
+        def maps(values: list[Any]) -> list[Any]:
+            utf8 = _Utf8()  # keys (and text values) repeat: each is encoded once per batch
+            try:
+                if text_values:
+                    return [{utf8[k]: utf8[v] for k, v in m.items()} if m else {}
+                            for m in values]
+                if numbers is not None and _only(
+                        list(itertools.chain.from_iterable(map(dict.values, values))), numbers):
+                    return [{utf8[k]: v for k, v in m.items()} if m else {} for m in values]
+            except (AttributeError, TypeError):  # None, a non-str key or value: the slow path
+                pass
+            return [convert(v) for v in values]
+        return maps
     return lambda values: [convert(v) for v in values]
+
+
+class _Utf8(dict[Any, bytes]):
+    """``str -> UTF-8 bytes``, each string encoded on first use (a hit costs no call)."""
+
+    def __missing__(self, text: Any) -> bytes:
+        if not isinstance(text, str):
+            raise TypeError(f"not a str: {text!r}")
+        encoded = self[text] = text.encode()
+        return encoded
 
 
 def _column(records: list[Record], name: str,
@@ -363,6 +396,39 @@ def _column(records: list[Record], name: str,
         return list(map(getter, records))  # every record has the key: no Python loop
     except KeyError:
         return [r.get(name) for r in records]
+
+
+def encode_block(columns_with_types: Sequence[tuple[str, str]], data: list[list[Any]], *,
+                 strings_as_bytes: bool = True) -> bytes:
+    """The bytes clickhouse-driver puts on the wire for one columnar block, without a server.
+
+    For tests (is what the sink sends what the driver would send for the same values as
+    text?) and ``benchmarks/sink_throughput.py`` (the driver's encoding cost of the modern
+    profile, which no server here speaks).  The block is encoded as for a server of the
+    driver's own protocol revision in Asia/Shanghai.
+    """
+    from clickhouse_driver import Client, defines
+    from clickhouse_driver.block import ColumnOrientedBlock
+    from clickhouse_driver.bufferedwriter import BufferedSocketWriter
+    from clickhouse_driver.connection import ServerInfo
+    from clickhouse_driver.context import Context
+    from clickhouse_driver.streams.native import BlockOutputStream
+
+    sent: list[bytes] = []
+
+    class Socket:
+        def sendall(self, chunk: Any) -> None:
+            sent.append(bytes(chunk))
+
+    context = Context()
+    context.server_info = ServerInfo("ClickHouse", 24, 8, 4, defines.CLIENT_REVISION, TZ,
+                                     "encode_block", defines.CLIENT_REVISION)
+    context.settings = {}
+    context.client_settings = Client("localhost").client_settings | {
+        "strings_as_bytes": strings_as_bytes}
+    out = BufferedSocketWriter(Socket(), 1 << 16)
+    BlockOutputStream(out, context).write(ColumnOrientedBlock(list(columns_with_types), data))
+    return b"".join(sent)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -378,16 +444,19 @@ class _InsertPlan:
     sql: str
     columns: tuple[tuple[str, Callable[[Record], Any], Callable[[list[Any]], list[Any]]], ...]
     version: Callable[[Any], Any]
+    #: ``(name, type)`` of every column sent, ``version`` last (sent only when present).
+    types: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, table: Table, database: str, profile_name: str) -> _InsertPlan:
         profile = PROFILES[profile_name]
-        columns = tuple((c.name, operator.itemgetter(c.name),
-                         column_batch_converter(render_type(c.type, profile)))
-                        for c in table.columns if c.from_map is None)
-        names = ", ".join(f"`{name}`" for name, _, _ in columns)
+        types = tuple((c.name, render_type(c.type, profile))
+                      for c in table.columns if c.from_map is None)
+        columns = tuple((name, operator.itemgetter(name), column_batch_converter(type_))
+                        for name, type_ in types)
+        names = ", ".join(f"`{name}`" for name, _ in types)
         return cls(f"INSERT INTO `{database}`.`{table.name}` ({names}", columns,
-                   column_converter("UInt64"))
+                   column_converter("UInt64"), (*types, ("version", "UInt64")))
 
     def build(self, records: list[Record]) -> tuple[str, list[list[Any]]]:
         """The INSERT statement and its columns; ``version`` is sent only when records carry one."""

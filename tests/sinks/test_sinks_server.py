@@ -15,6 +15,7 @@ from sinks.clickhouse.schema import PROFILES, TABLES, render_create
 from sinks.clickhouse.server_sink import (
     ClickHouseServerSink,
     _InsertPlan,
+    encode_block,
     parse_clickhouse_url,
     profile_for_version,
 )
@@ -111,33 +112,6 @@ def test_every_kind_converts_to_typed_columns(profile: str) -> None:
             assert "version" not in names  # the table's DEFAULT (ingestion time) applies
 
 
-def _encode_block(columns_with_types: list[tuple[str, str]], data: list[list],
-                  strings_as_bytes: bool) -> bytes:
-    """What clickhouse-driver 0.2.11 puts on the wire for one columnar block (no server)."""
-    from clickhouse_driver import Client, defines
-    from clickhouse_driver.block import ColumnOrientedBlock
-    from clickhouse_driver.bufferedwriter import BufferedSocketWriter
-    from clickhouse_driver.connection import ServerInfo
-    from clickhouse_driver.context import Context
-    from clickhouse_driver.streams.native import BlockOutputStream
-
-    sent: list[bytes] = []
-
-    class Socket:
-        def sendall(self, chunk) -> None:  # noqa: ANN001 - the socket API
-            sent.append(bytes(chunk))
-
-    context = Context()
-    context.server_info = ServerInfo("ClickHouse", 24, 8, 4, defines.CLIENT_REVISION,
-                                     "Asia/Shanghai", "test", defines.CLIENT_REVISION)
-    context.settings = {}
-    context.client_settings = Client("localhost").client_settings | {
-        "strings_as_bytes": strings_as_bytes}
-    out = BufferedSocketWriter(Socket(), 1 << 16)
-    BlockOutputStream(out, context).write(ColumnOrientedBlock(columns_with_types, data))
-    return b"".join(sent)
-
-
 def _as_text(value):  # noqa: ANN001, ANN202 - any column value
     if isinstance(value, bytes):
         return value.decode()
@@ -156,21 +130,18 @@ def test_string_columns_as_bytes_are_what_the_driver_would_send_for_text(profile
     DateTime64 included: no modern server runs here), the driver's encoder must accept the
     columns and put on the wire exactly the bytes it sends for the same values as text.
     """
-    from sinks.clickhouse.schema import render_type
-
     records = sample_records()
     for kind in sorted(records):
         rows = records[kind] * 3
         rows[1] = {**rows[1], **{k: None for k in rows[1] if k.endswith(("_text", "text"))}}
-        sql, data = _InsertPlan.of(TABLES[kind], "riskwatch", profile).build(rows)
-        names = sql[sql.index("(") + 1:sql.index(")")].replace("`", "").split(", ")
-        types = {c.name: render_type(c.type, PROFILES[profile]) for c in TABLES[kind].columns}
-        columns = [(name, types.get(name, "UInt64")) for name in names]
+        plan = _InsertPlan.of(TABLES[kind], "riskwatch", profile)
+        _sql, data = plan.build(rows)
+        columns = plan.types[:len(data)]
         assert all(isinstance(v, bytes) for (_, type_), column in zip(columns, data)
                    if type_ in ("String", "LowCardinality(String)") for v in column)
         as_text = [[_as_text(v) for v in column] for column in data]
-        wire = _encode_block(columns, data, strings_as_bytes=True)
-        assert wire == _encode_block(columns, as_text, strings_as_bytes=False), kind
+        wire = encode_block(columns, data, strings_as_bytes=True)
+        assert wire == encode_block(columns, as_text, strings_as_bytes=False), kind
         assert "广东".encode() in wire or kind in {"dead_letters", "scores"}
 
 
