@@ -283,17 +283,17 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
             assert row == {"n": n, "regions": len(REGIONS)}, row
             admin.query(f"DROP DATABASE {database}")
 
-        def run_sink(k: int) -> tuple[float, float]:
+        def run_sink(k: int) -> tuple[float, float, float]:
             sink = new_sink(k)
             cpu0, srv0 = time.process_time(), _cpu_seconds(server_pid)
             started = time.perf_counter()
             feed(sink, rows, batch_size)
             wall = time.perf_counter() - started
-            cpu = time.process_time() - cpu0 + _cpu_seconds(server_pid) - srv0
+            cpu, srv = time.process_time() - cpu0, _cpu_seconds(server_pid) - srv0
             check_and_drop(sink.database)
-            return n / wall, n / cpu
+            return n / wall, cpu / n * 1e6, srv / n * 1e6
 
-        def run_client(k: int) -> tuple[float, float]:
+        def run_client(k: int) -> tuple[float, float, float]:
             new_sink(100 + k).close()  # the same DDL through the sink's migration
             cpu0, srv0 = _children_cpu(), _cpu_seconds(server_pid)
             started = time.perf_counter()
@@ -303,22 +303,24 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
                                 f"INSERT INTO srv{100 + k}.aggregates ({columns}) "
                                 "FORMAT TabSeparated"], stdin=stdin, check=True)
             wall = time.perf_counter() - started
-            cpu = _children_cpu() - cpu0 + _cpu_seconds(server_pid) - srv0
+            cpu, srv = _children_cpu() - cpu0, _cpu_seconds(server_pid) - srv0
             check_and_drop(f"srv{100 + k}")
-            return n / wall, n / cpu
+            return n / wall, cpu / n * 1e6, srv / n * 1e6
 
         run_sink(999)  # warm-up: imports, the server's first parts, this process's memory
-        results: dict[str, list[tuple[float, float]]] = {"sink": [], "client": []}
+        results: dict[str, list[tuple[float, float, float]]] = {"sink": [], "client": []}
         for k in range(repeat):
             results["sink"].append(run_sink(k))
             if client_bin is not None:
                 results["client"].append(run_client(k))
 
-        def line(label: str, figures: list[tuple[float, float]]) -> None:
-            wall, cpu = [w for w, _ in figures], [c for _, c in figures]
+        def line(label: str, figures: list[tuple[float, float, float]]) -> None:
+            wall = [w for w, _, _ in figures]
+            cpu = statistics.median(c for _, c, _ in figures)
+            srv = statistics.median(s for _, _, s in figures)
             print(f"{label:<52} {statistics.median(wall):>9,.0f} rows/s "
-                  f"({min(wall):,.0f}-{max(wall):,.0f}) {statistics.median(cpu):>9,.0f} "
-                  "rows/CPU-s (inserter + server)", flush=True)
+                  f"({min(wall):,.0f}-{max(wall):,.0f}) {1e6 / (cpu + srv):>9,.0f} rows/CPU-s"
+                  f" (CPU per row: inserter {cpu:.2f} us + server {srv:.2f} us)", flush=True)
 
         line("ClickHouseServerSink (clickhouse-driver, columnar)", results["sink"])
         if client_bin is None:
@@ -341,6 +343,7 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
                  "building columns (_InsertPlan.build)": split.build,
                  "driver: encoding and sending blocks": split.execute - split.wait,
                  "waiting for the server's answer": split.wait}
+        print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
         print("where one run's time goes: " + "; ".join(
             f"{label} {seconds / n * 1e6:.2f} us/row" for label, seconds in parts.items()))
         admin.close()
