@@ -365,16 +365,20 @@ def column_batch_converter(type_: str) -> Callable[[list[Any]], list[Any]]:
 
         def maps(values: list[Any]) -> list[Any]:
             utf8 = _Utf8()  # keys (and text values) repeat: each is encoded once per batch
+            converted = None
             try:
                 if text_values:
-                    return [{utf8[k]: utf8[v] for k, v in m.items()} if m else {}
-                            for m in values]
-                if numbers is not None and _only(
+                    converted = [{utf8[k]: utf8[v] for k, v in m.items()} if m else {}
+                                 for m in values]
+                elif numbers is not None and _only(
                         list(itertools.chain.from_iterable(map(dict.values, values))), numbers):
-                    return [{utf8[k]: v for k, v in m.items()} if m else {} for m in values]
-            except (AttributeError, TypeError):  # None, a non-str key or value: the slow path
+                    converted = [{utf8[k]: v for k, v in m.items()} if m else {}
+                                 for m in values]
+            except (AttributeError, TypeError):  # None, a non-str key or value
                 pass
-            return [convert(v) for v in values]
+            # (Keying a cache on each map's items to convert repeated maps once was measured:
+            # hashing the item tuples costs as much as converting.)
+            return converted if converted is not None else [convert(v) for v in values]
         return maps
     return lambda values: [convert(v) for v in values]
 
