@@ -145,6 +145,31 @@ def test_string_columns_as_bytes_are_what_the_driver_would_send_for_text(profile
         assert "广东".encode() in wire or kind in {"dead_letters", "scores"}
 
 
+def test_json_columns_hold_their_text_not_orjsons_buffer() -> None:
+    """A maps-as-JSON column (legacy profile) costs about its text in memory.
+
+    orjson returns bytes that keep a ~4 KiB buffer each: a 50k-row batch of them held
+    ~200 MB per column, and glibc giving it back between batches made encoding ~5x
+    slower.  The sink copies each into a compact bytes object.
+    """
+    import tracemalloc
+
+    from sinks.clickhouse.server_sink import column_batch_converter
+
+    maps = [{"region": "广东", "carrier": "中通", "merchant_id": f"m{i:04d}"}
+            for i in range(2000)]
+    convert = column_batch_converter("String")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        column = convert(maps)
+        per_row = (tracemalloc.get_traced_memory()[0] - before) / len(maps)
+    finally:
+        tracemalloc.stop()
+    assert column[0] == '{"region":"广东","carrier":"中通","merchant_id":"m0000"}'.encode()
+    assert per_row < 4 * len(column[0]) < 1024, per_row  # ~100 bytes, not ~4 KiB
+
+
 def test_users_sql_parses_on_a_modern_engine(chdb_sink) -> None:
     """Every statement of users.sql is valid modern ClickHouse SQL.
 
