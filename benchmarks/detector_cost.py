@@ -1,5 +1,7 @@
-"""What the pipeline's slice detector costs: time per slice update, state per slice,
+"""What the pipeline's slice detectors cost: time per slice update, state per slice,
 and one bucket close with 100k active slices — against the targets of issue 3.
+Complaint rate (all slices), order_surge (100k shops with orders in every bucket) and
+overdue_delivery (lanes, plus the per-parcel tracking it needs).
 
 Only public APIs are used (``streams.detection.SliceScorer.close`` as the pipeline calls
 it, ``detectors.ComplaintRateDetector`` score/learn), so the script measures whatever
@@ -114,6 +116,73 @@ def single_detector() -> dict | None:
     return {"us": us, "bytes": held, "pickled": len(pickle.dumps(det))}
 
 
+def surge_cost(shops: int, buckets: int) -> dict:
+    """``order_surge``: every shop with orders in every bucket (the worst case)."""
+    from streams.signals import ShopSurgeScorer
+
+    rng = random.Random(4)
+    combos = {(rng.choice(REGIONS), f"m{m:06d}", rng.choice(CARRIERS), rng.choice(CATEGORIES)):
+              rng.randint(1, 20) for m in range(shops)}
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    scorer = ShopSurgeScorer(300)
+    scorer.close(0, combos, set(), learning=True)
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    times = []
+    for b in range(1, buckets + 1):
+        begin = time.perf_counter()
+        out = scorer.close(b, combos, set(), learning=False)
+        times.append(time.perf_counter() - begin)
+    close = statistics.median(times)
+    del out   # records only for shops with evidence; every shop was scored
+    return {"active": shops, "close": close, "us": close / shops * 1e6,
+            "bytes": held / len(scorer)}
+
+
+def delivery_cost(parcels: int, *, trace: bool = False) -> dict:
+    """``overdue_delivery``: per parcel (order lane, shipped, delivered, due) and per
+    in-flight parcel held, through the tracker as the pipeline feeds it."""
+    from streams.delivery import DeliveryTracker, OverdueScorer
+
+    rng = random.Random(5)
+    lanes = [(r, c) for r in REGIONS for c in CARRIERS]
+    tracker, scorer = DeliveryTracker(300, min_deliveries=20), OverdueScorer()
+    per_bucket = max(1, parcels // 2000)
+    deliveries: dict[int, list] = {}
+    n = 0
+    if trace:   # tracemalloc slows every allocation: memory and time in separate runs
+        tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    peak_held, lane_updates, score_time = 0, 0, 0.0
+    begin = time.perf_counter()
+    for b in range(2000):
+        bstart = b * 300
+        for _ in range(per_bucket):
+            n += 1
+            order = f"o{n}"
+            tracker.lanes.current[order] = rng.choice(lanes)
+            shipped = bstart + rng.randrange(300)
+            tracker.on_status(bstart, shipped, order, "shipped")
+            at = shipped + int(rng.uniform(1.0, 3.0) * 86400)
+            deliveries.setdefault(at - at % 300, []).append((at, order))
+        for at, order in deliveries.pop(bstart, ()):
+            tracker.on_status(bstart, at, order, "delivered")
+        due = tracker.close(bstart)
+        t0 = time.perf_counter()
+        out = scorer.close(b, due, set(), learning=False, warmup_buckets=0)
+        score_time += time.perf_counter() - t0
+        lane_updates += len(out)
+        if trace and b % 200 == 0:
+            peak_held = max(peak_held, tracemalloc.get_traced_memory()[0] - base)
+    total = time.perf_counter() - begin
+    tracemalloc.stop()
+    return {"parcels": n, "us_per_parcel": (total - score_time) / n * 1e6,
+            "in_flight": len(tracker.in_flight),
+            "bytes_per_parcel": peak_held / max(len(tracker.in_flight), 1),
+            "us_per_lane": score_time / max(lane_updates, 1) * 1e6, "lanes": len(scorer)}
+
+
 def verdict(value: float, target: float) -> str:
     return "ok" if value <= target else "OVER"
 
@@ -123,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merchants", type=int, default=9000)
     parser.add_argument("--intents", type=int, default=11, help="intents with complaints per merchant")
     parser.add_argument("--buckets", type=int, default=5, help="timed bucket closes")
+    parser.add_argument("--shops", type=int, default=100_000,
+                        help="shops with orders in every bucket (order_surge)")
+    parser.add_argument("--parcels", type=int, default=400_000,
+                        help="parcels shipped over 2,000 buckets (overdue_delivery)")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -133,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     print("measuring state (tracemalloc) ...", file=sys.stderr, flush=True)
     state = state_per_slice(args.merchants, args.intents)
     single = single_detector()
+    print("order_surge and overdue_delivery ...", file=sys.stderr, flush=True)
+    surge = surge_cost(args.shops, args.buckets)
+    parcels = delivery_cost(args.parcels)
+    parcels["bytes_per_parcel"] = delivery_cost(args.parcels // 4, trace=True)["bytes_per_parcel"]
     rows = [
         ("bucket close, active slices scored", f"{cost['close']:.3f} s for {cost['active']:,}",
          f"<= {TARGET_CLOSE_SECONDS:.0f} s for 100,000", verdict(cost["close"] * 100_000 / cost["active"],
@@ -149,6 +226,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("ComplaintRateDetector instance (pickled)",
                      f"{single['bytes']:,.0f} B ({single['pickled']} B)", f"<= {TARGET_BYTES_PER_SLICE:,} B",
                      verdict(single["bytes"], TARGET_BYTES_PER_SLICE)))
+    rows += [
+        ("order_surge: bucket close, shops scored", f"{surge['close']:.3f} s for {surge['active']:,}",
+         f"<= {TARGET_CLOSE_SECONDS:.0f} s for 100,000",
+         verdict(surge["close"] * 100_000 / surge["active"], TARGET_CLOSE_SECONDS)),
+        ("order_surge: cost per shop update", f"{surge['us']:.2f} us",
+         f"<= {TARGET_US_PER_UPDATE:.0f} us", verdict(surge["us"], TARGET_US_PER_UPDATE)),
+        ("order_surge: state per shop", f"{surge['bytes']:,.0f} B",
+         f"<= {TARGET_BYTES_PER_SLICE:,} B", verdict(surge["bytes"], TARGET_BYTES_PER_SLICE)),
+        ("overdue_delivery: cost per lane update", f"{parcels['us_per_lane']:.2f} us",
+         f"<= {TARGET_US_PER_UPDATE:.0f} us", verdict(parcels["us_per_lane"], TARGET_US_PER_UPDATE)),
+        ("overdue_delivery: tracking per parcel (ship+deliver+due)",
+         f"{parcels['us_per_parcel']:.2f} us", "-", ""),
+        ("overdue_delivery: memory per parcel in flight",
+         f"{parcels['bytes_per_parcel']:,.0f} B ({parcels['in_flight']:,} in flight)", "-", ""),
+    ]
     print(f"{cost['slices']:,} slices in the scorer, {cost['active']:,} active per bucket")
     print(f"{'figure':<46}{'measured':>24}  {'target':<20}")
     for name, measured, target, ok in rows:

@@ -6,7 +6,8 @@ and the pipeline always scores a span *before* learning it (prequential order).
 Deciding whether a score is an alert is the alerting stage's job, not the detector's.
 
 Slice detectors: :class:`ComplaintRateDetector` (complaints per order exposure) and
-:class:`OrderSurgeDetector` (a shop's orders against its share of the market).
+:class:`OrderSurgeDetector` (a shop's orders against its share of the market) and
+:class:`OverdueRateDetector` (a lane's overdue parcels per due parcel).
 ``series_detector()`` is the general single-series detector (any numeric stream, no
 tuning): ``score_one(ts, value)`` / ``learn_one(ts, value)``.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from detectors.complaint_rate import ComplaintRateDetector
 from detectors.order_surge import OrderSurgeDetector
+from detectors.overdue import OverdueRateDetector
 from detectors.series import SeriesDetector, series_detector
 
-__all__ = ["ComplaintRateDetector", "OrderSurgeDetector", "SeriesDetector", "series_detector"]
+__all__ = ["ComplaintRateDetector", "OrderSurgeDetector", "OverdueRateDetector", "SeriesDetector",
+           "series_detector"]

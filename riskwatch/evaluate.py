@@ -95,6 +95,9 @@ def _episodes(alerts: list[dict]) -> list[dict]:
 
 def _matches(ep: dict, inc: dict, grace: float) -> bool:
     start, end = _epoch(inc["start"]), _epoch(inc["end"])
+    # Some metrics see an incident longer than its window (parcels a jam delayed stay
+    # overdue for hours after it clears): the manifest says until when, per metric.
+    end = _epoch(inc.get("effect_end", {}).get(ep.get("metric", "complaint_rate"), inc["end"]))
     if not start <= ep["start"] <= end + grace:
         return False
     metrics = inc.get("metrics")

@@ -169,6 +169,8 @@ class Pipeline(AlertStage):
         # Signals beyond the complaint rate (order surges, ...), scored at bucket close.
         self.signals = SignalStage(settings, warmup_buckets=self.warmup_buckets,
                                    quiet_buckets=quiet_buckets)
+        self._delivery = self.signals.delivery            # shipped -> delivered per order
+        self._order_lane = self._delivery.lanes           # order -> (region, carrier)
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.counters = dict.fromkeys(
             ("messages", "orders", "order_status", "complaints", "complaint_updates",
@@ -281,6 +283,7 @@ class Pipeline(AlertStage):
             category = event.category
             self._order_category.current[event.order_id] = category
             self._order_merchant.current[event.order_id] = event.merchant_id
+            self._order_lane.current[event.order_id] = (event.region, event.carrier)
             if not late:
                 bucket = self.buckets.get(bstart) or self._bucket(bstart)
                 combo = (event.region, event.merchant_id, event.carrier, category)
@@ -293,6 +296,8 @@ class Pipeline(AlertStage):
                 self.out.complaints.extend(updated)
             if event.status in _SCORED_STATUSES and not late:
                 self._score_status(event, epoch, bstart)
+            if not late:
+                self._delivery.on_status(bstart, epoch, event.order_id, event.status)
         elif kind is Complaint:
             c["complaints"] += 1
             if late:  # its bucket is closed: classified now, not counted

@@ -28,6 +28,7 @@ from detectors.order_surge import RUN_BUCKETS, RUN_EXP, RUN_OBS, OrderSurgeBank
 from riskwatch.calendar import Calendar
 from riskwatch.settings import PipelineSettings
 from streams.alerting import AlertEpisode, fingerprint, severity
+from streams.delivery import DeliveryTracker, OverdueScorer
 
 __all__ = ["Signal", "ShopSurgeScorer", "SignalStage"]
 
@@ -145,7 +146,13 @@ class ShopSurgeScorer:
         share = bank.share(r)
         market_per_day = self.market_faded * (1 - fade) * self.buckets_per_day
         out = []
-        for i, shop in enumerate(shops):
+        # Only shops with evidence (or an open episode) matter to the alert stage:
+        # building records for every quiet shop would cost more than scoring them.
+        keep = np.flatnonzero(step.evidence > 0.0).tolist()
+        if watched:
+            keep = sorted(set(keep) | {i for i, shop in enumerate(shops) if shop in watched})
+        for i in keep:
+            shop = shops[i]
             row = int(r[i])
             evidence = float(step.evidence[i])
             run_obs, run_exp = float(after[i, RUN_OBS]), float(after[i, RUN_EXP])
@@ -211,6 +218,9 @@ class SignalStage:
         self.quiet_buckets = quiet_buckets
         self.min_excess = min_excess
         self.surge = ShopSurgeScorer(settings.bucket_seconds)
+        # Fed per event by the pipeline (order lanes, shipped/delivered statuses).
+        self.delivery = DeliveryTracker(settings.bucket_seconds)
+        self.overdue = OverdueScorer()
         self.first_bucket: int | None = None
         self.firing: dict[tuple, AlertEpisode] = {}
         self.counters = {"fired": 0, "resolved": 0, "escalated": 0}
@@ -222,6 +232,9 @@ class SignalStage:
             self.first_bucket = bucket
         learning = bucket - self.first_bucket < self.warmup_buckets
         signals = self.surge.close(bucket, order_combos, self.surge.watched(self.firing), learning)
+        signals += self.overdue.close(bucket, self.delivery.close(bstart),
+                                      self.overdue.watched(self.firing), learning,
+                                      self.warmup_buckets)
         return self._alerting(bstart, signals, calendar.in_maintenance(bstart))
 
     def _alerting(self, bstart: int, signals: list[Signal], maintenance: bool) -> list[dict]:
@@ -243,9 +256,12 @@ class SignalStage:
                 self.counters["fired"] += 1
                 records.append(self._record(episode, s, bstart, "firing"))
                 continue
-            # Quiet = back near expected for a while (the capped CUSUM of a tiny shop
-            # would take a day to drain below its level).
-            if episode.note_bucket(s.observed, s.expected, self.quiet_buckets):
+            # Quiet = back near expected for a while, and for lanes also below the alarm
+            # level (due parcels come in lumps: a few empty buckets are not the end of a
+            # jam). A shop's evidence is not asked: the capped CUSUM of a tiny shop
+            # takes a day to drain.
+            quiet = episode.note_bucket(s.observed, s.expected, self.quiet_buckets)
+            if quiet and (s.evidence < s.level or s.metric == ShopSurgeScorer.metric):
                 del self.firing[key]
                 s.reset()
                 self.counters["resolved"] += 1

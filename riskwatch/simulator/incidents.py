@@ -107,6 +107,10 @@ class Incident:
             "intent": self.intent, "start": rfc3339(self.start), "end": rfc3339(self.end),
             # The alert metrics that should see it (riskwatch evaluate matches by them).
             "metrics": list(_KIND_METRICS.get(self.kind, ("complaint_rate",))),
+            # A jam delays deliveries due until 12 h after it (delay_deliveries), by
+            # 4-24 h: those parcels fall overdue up to a day after the jam clears.
+            **({"effect_end": {"overdue_delivery": rfc3339(self.end + 36 * 3600)}}
+               if self.kind == "carrier_region_delay" else {}),
             "multiplier": round(self.multiplier, 2),
             "expected_extra_complaints": self.extra[self.intent],
             # Beyond the contract's keys: the normal baseline and the secondary intents.
