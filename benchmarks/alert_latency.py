@@ -12,8 +12,10 @@ How time works: buckets close in *event time*, when the watermark passes a bucke
 plus the allowed lateness. To measure the real thing, events are produced at wall-clock
 time: first a day and a bit of history ending now (a backlog the worker reads at full
 speed: every slice needs a day of learning before it may page), then live traffic
-(orders every ~0.5 s, stamped now) with incidents: a burst of ``delivery_delay``
-complaints in one region x carrier. Latency = the receiver's notification time - the
+(orders every ~0.5 s, stamped now) with incidents: a burst of complaints of one intent
+in one region x carrier. An incident counts as notified by the first notification of a
+new alert whose scope holds it (its region, carrier or intent, no other dimension): two
+incidents of the same carrier and intent a minute apart may share a carrier-wide page. Latency = the receiver's notification time - the
 wall-clock time the incident's first complaint was produced. It is made of: waiting for
 the incident's bucket to end (uniform over one bucket), the allowed lateness, the
 worker's tick (1 s) and sink flush (2 s), Alertmanager's group_wait, and delivery. The
@@ -90,7 +92,7 @@ async def _produce_live(bootstrap: str, topic: str, incidents: int, spacing: flo
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
-    started: list[tuple[str, str, float]] = []
+    started: list[tuple[str, str, str, float]] = []
     try:
         i = 0
         next_incident = time.time() + 5
@@ -109,7 +111,7 @@ async def _produce_live(bootstrap: str, topic: str, incidents: int, spacing: flo
                     await producer.send_and_wait(
                         topic, orjson.dumps(_complaint(f"inc{n}-{k}", region, carrier, intent, rng)))
                     await asyncio.sleep(3.0 / burst)
-                started.append((region, carrier, first))
+                started.append((region, carrier, intent, first))
                 print(f"  incident {len(started)}/{incidents}: {region} x {carrier} ({intent}) at "
                       f"{dt.datetime.fromtimestamp(first, TZ):%H:%M:%S}", flush=True)
                 next_incident += spacing
@@ -140,21 +142,37 @@ def _stats(port: int) -> dict | None:
         return None
 
 
-def _first_notification(receiver: RecordingReceiver, region: str, carrier: str, since: float) -> float | None:
-    best = None
+def _covers(labels: dict, region: str, carrier: str, intent: str) -> bool:
+    """Whether an alert's scope holds the incident (region x carrier x intent).
+
+    "One incident, one page" (streams/scope.py, streams/paging.py) pages the slice that
+    best explains what is new: 广东 x 中通, or 顺丰 x quality when 顺丰's quality
+    complaints rise in two regions a minute apart. Any page whose dimensions all agree
+    with the incident's, and that names no shop or category, is that incident's page.
+    """
+    if "merchant_id" in labels or "category" in labels:
+        return False
+    own = {"region": region, "carrier": carrier, "intent": intent}
+    named = [k for k in own if k in labels]
+    return bool(named) and all(labels[k] == own[k] for k in named)
+
+
+def _first_notification(receiver: RecordingReceiver, region: str, carrier: str, intent: str,
+                        since: float) -> float | None:
+    """Wall time of the first notification of a *new* alert (first notified at or after
+    ``since``) whose scope holds the incident."""
+    first_seen: dict[str, tuple[float, dict]] = {}
     for note in receiver.notifications():
+        at_wall = time.time() - (time.monotonic() - note["at"])
         for alert in note["alerts"]:
-            labels = alert["labels"]
             if alert["status"] != "firing":
                 continue
-            if labels.get("region", labels.get("incident_region")) != region:
-                continue
-            if labels.get("carrier", labels.get("incident_carrier")) not in (carrier, None):
-                continue
-            at_wall = time.time() - (time.monotonic() - note["at"])
-            if at_wall >= since and (best is None or at_wall < best):
-                best = at_wall
-    return best
+            fp = alert["labels"].get("fingerprint", alert.get("fingerprint"))
+            if fp not in first_seen or at_wall < first_seen[fp][0]:
+                first_seen[fp] = (at_wall, alert["labels"])
+    times = [at for at, labels in first_seen.values()
+             if at >= since and _covers(labels, region, carrier, intent)]
+    return min(times, default=None)
 
 
 def main() -> int:
@@ -207,10 +225,10 @@ def main() -> int:
                                                   args.spacing, args.burst, rng))
             time.sleep(args.bucket_seconds + args.allowed_lateness_seconds + 20)
             latencies, missed = [], []
-            for region, carrier, first in incidents:
-                at = _first_notification(receiver, region, carrier, first)
+            for region, carrier, intent, first in incidents:
+                at = _first_notification(receiver, region, carrier, intent, first)
                 if at is None:
-                    missed.append(f"{region}x{carrier}")
+                    missed.append(f"{region}x{carrier}x{intent}")
                 else:
                     latencies.append(at - first)
             if missed or not latencies:

@@ -15,6 +15,7 @@ readable.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from streams.alert_context import incident_context
@@ -63,6 +64,7 @@ class AlertStage:
             del self.pending[key]  # the alarm did not hold
         links = {e.key: self._explainer(e, alarmed, bucket) for e in candidates}
         pages = self._paging(links, by_key)
+        pages |= self._uncovered(candidates, pages, links, alarmed)
         for e in candidates:
             child = None if e.key in pages else links[e.key]
             if child is not None:
@@ -137,13 +139,109 @@ class AlertStage:
                         pages.add(start)
                     break
                 if nxt in path:
-                    cycle = [k for k in path[path.index(nxt):] if k in by_key]
-                    if start == max(cycle, key=lambda k: (by_key[k].evidence, str(k)), default=None):
+                    cycle = [by_key[k] for k in path[path.index(nxt):] if k in by_key]
+                    if cycle and start == _best_scope(cycle, {e.key: e.evidence for e in cycle}):
                         pages.add(start)
                     break
                 path.append(nxt)
                 key = nxt
         return pages
+
+    def _uncovered(self, candidates: list[Evaluation], pages: set[tuple], links: dict,
+                   alarmed: dict[tuple, Evaluation]) -> set[tuple]:
+        """Quiet candidates whose excess no page covers, paged after all (one per incident).
+
+        An explanation is a judgement about excess, and excess is shared: the ancestor
+        中通 rose with 北京 x 中通's lost parcels, which 北京 x lost_parcel pages; when
+        江苏 x 中通's parcels get lost two minutes later, 中通 still "explains" the new
+        slice although no page says 江苏. So after the explanation graph has spoken, each
+        quiet candidate's recent complaints are checked against the scopes of all pages
+        (firing and new): if at least half of its excess lies outside every one, its
+        incident has no page. Of such orphans, the most specific slice that carries
+        nearly the largest uncovered excess pages first (北京 x 顺丰 rather than 顺丰);
+        the others are re-checked against it, so one new incident gives one new page.
+        """
+        quiet = [e for e in candidates if e.key not in pages]
+        if not quiet:
+            return set()
+        mine: dict[tuple, list[tuple]] = {e.key: [] for e in quiet}
+        for keys_of_bucket in self._recent_complaints:
+            for keys in keys_of_bucket:
+                for key in keys:
+                    if key in mine:
+                        mine[key].append(keys)
+        covering = set(self.firing) | pages
+        window = len(self._recent_complaints)
+
+        def own_cover(e: Evaluation) -> set[tuple]:
+            # The part of e's explanation chain that lies inside e also holds e's
+            # incident: 服饰 -> m1884 -> m1884 x fake_shipment covers m1884's other
+            # complaints. A link to a slice mostly outside e (浙江 x 圆通 -> 圆通 x
+            # damaged, rising in 江苏 too) ends it.
+            found, key = set(), e.key
+            while (nxt := links.get(key) or self.explained.get(key)) and nxt not in found:
+                theirs = [keys for b in self._recent_complaints for keys in b if nxt in keys]
+                if not theirs or sum(1 for keys in theirs if e.key in keys) < 0.6 * len(theirs):
+                    break
+                found.add(nxt)
+                key = nxt
+            return found
+
+        def spill_of_page(e: Evaluation) -> bool:
+            # Same scope, another intent, twice the excess: the classifier's spill of
+            # a paged incident (the scope rules' own exception), not a new incident.
+            mine_scope = {k: v for k, v in self._dims(e.key).items() if k != "intent"}
+            for key in covering:
+                dims = self._dims(key)
+                other = alarmed.get(key)
+                if other is not None and "intent" in dims and \
+                        {k: v for k, v in dims.items() if k != "intent"} == mine_scope and \
+                        other.run_observed - other.run_expected >= 2 * (e.run_observed - e.run_expected):
+                    return True
+            return False
+
+        def quieted_by_page(e: Evaluation) -> bool:
+            # Only a slice kept quiet *because of a page* can be that page's orphan; a
+            # chain ending in a slice that may not page yet (still learning, too small,
+            # muted) keeps its slices quiet as before.
+            seen, key = {e.key}, e.key
+            while (nxt := links.get(key) or self.explained.get(key)) and nxt not in seen:
+                if nxt in covering:
+                    return True
+                seen.add(nxt)
+                key = nxt
+            return False
+
+        quiet = [e for e in quiet if quieted_by_page(e)]
+        extra = {e.key: own_cover(e) for e in quiet}
+
+        def excess(e: Evaluation, covered_too: bool) -> float:
+            # Over the recent window (a run can be older than it), against this
+            # bucket's expectation for each bucket of the window.
+            cover = covering | extra[e.key]
+            seen = sum(1 for keys in mine[e.key] if covered_too or cover.isdisjoint(keys))
+            return seen - e.expected * window
+
+        def orphaned(e: Evaluation) -> bool:
+            # Half of e's recent excess lies outside every page, and that part alone
+            # is beyond Poisson noise by the excess a page needs anyway: a diffuse
+            # drizzle over many shops of a region whose incident pages elsewhere is
+            # not a second incident.
+            need = max(self.min_excess + 3.0 * math.sqrt(e.expected * window),
+                       0.5 * excess(e, True))
+            return excess(e, False) >= need and not spill_of_page(e)
+
+        added: set[tuple] = set()
+        orphans = [e for e in quiet if orphaned(e)]
+        while orphans:
+            best = _best_scope(orphans, {e.key: excess(e, False) for e in orphans})
+            added.add(best)
+            covering.add(best)
+            self.explained.pop(best, None)   # it pages now: no stale explanation
+            self._explainer_excess.pop(best, None)
+            self.counters["alerts_uncovered"] += 1
+            orphans = [e for e in orphans if e.key != best and orphaned(e)]
+        return added
 
     def _update_episode(self, episode: AlertEpisode, e: Evaluation) -> bool:
         if e.run_buckets:
@@ -229,3 +327,24 @@ class AlertStage:
             "summary": f"{where} 值班人员标记为{zh} | marked {rec['verdict']} by on-call",
             "contributors": [], "examples": [], "feedback": rec["verdict"]})
         return rec
+
+
+def _best_scope(group: list[Evaluation], strength: dict[tuple, float]) -> tuple:
+    """The slice of ``group`` (one incident's slices) that should page.
+
+    Strength (evidence, or uncovered excess) first, but near-ties are ties: the
+    evidence of a strong burst is capped, so every slice it raises has the same. Among
+    the slices within 20 % of the strongest, the one expected to see the fewest
+    complaints is the most specific scope holding the incident (广东 x 中通 rather than
+    the nationwide delivery_delay slice): it pages.
+
+    >>> from streams.detection import Evaluation
+    >>> def ev(key, obs, exp):
+    ...     return Evaluation(key, obs, exp, 100.0, 1.0, 33.0, 11.0, True, obs, exp, 1, 300)
+    >>> burst = [ev((6,), 34, 0.7), ev((1, "广东", "中通"), 31, 0.6), ev((4, "广东"), 31, 0.9)]
+    >>> _best_scope(burst, {e.key: 33.0 for e in burst})
+    (1, '广东', '中通')
+    """
+    top = max(strength.values())
+    near = [e for e in group if strength[e.key] >= 0.8 * top] if top > 0 else group
+    return min(near, key=lambda e: (e.expected, -len(e.key), str(e.key))).key

@@ -175,7 +175,8 @@ class Pipeline(AlertStage):
         self.counters = dict.fromkeys(
             ("messages", "orders", "order_status", "complaints", "complaint_updates",
              "bad", "duplicates", "late", "internal_errors", "buckets_closed",
-             "alerts_fired", "alerts_escalated", "alerts_resolved", "alerts_explained"), 0)
+             "alerts_fired", "alerts_escalated", "alerts_resolved", "alerts_explained",
+             "alerts_uncovered"), 0)
 
     # -- input ------------------------------------------------------------------------
     def assign_sources(self, sources: list[tuple[str, int | None]]) -> None:
