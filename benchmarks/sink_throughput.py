@@ -20,9 +20,14 @@ is how ChdbSink's insert path was chosen.
 ``--clickhouse-server`` starts the machine's ``clickhouse-server`` (Debian 18.16 here) on a
 free loopback port and times :class:`~sinks.clickhouse.server_sink.ClickHouseServerSink`
 (clickhouse-driver, columnar inserts of ``--server-batch-size`` rows) against
-``clickhouse-client`` inserting the same rows from a TabSeparated file on stdin, in the
-same run, and prints the ratio.  ``--clickhouse-url`` uses a running server instead (the
-client then needs ``clickhouse-client`` on PATH and the same host/port).
+``clickhouse-client`` inserting the same rows and columns from a TabSeparated file on
+stdin.  The two alternate (sink, client, sink, …) so that other load hits both alike, and
+the ratio is the median of the per-pair ratios.  Besides wall rates it prints CPU per row
+of the inserting process and of the server (both share the machine's cores), where one
+run's wall time goes (``add()``, building columns, the driver's encoding and sending,
+waiting for the server), and the CPU of building and encoding per DDL profile without a
+server (the modern profile cannot be inserted here).  ``--only-server`` skips JSONL and
+chDB.
 """
 
 from __future__ import annotations
