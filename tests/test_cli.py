@@ -55,14 +55,16 @@ def test_replay_is_deterministic(events, tmp_path):
 def test_evaluate_scores_a_replay(tmp_path):
     truth, cal, ev, alerts = (tmp_path / n for n in ("truth.json", "cal.json", "ev.jsonl", "alerts.jsonl"))
     r = riskwatch("simulate", "--out", str(ev), "--manifest", str(truth), "--calendar-out", str(cal),
-                  "--days", "2", "--orders-per-day", "20000", "--incidents", "2", "--merchants", "300")
+                  "--days", "2", "--orders-per-day", "20000", "--incidents", "2",
+                  "--surge-incidents", "1", "--merchants", "300")
     assert r.returncode == 0, r.stderr
     r = riskwatch("replay", str(ev), "--calendar", str(cal), "--alerts-out", str(alerts), "--quiet")
     assert r.returncode == 0, r.stderr
     r = riskwatch("evaluate", "--truth", str(truth), "--alerts", str(alerts), "--json")
     assert r.returncode == 0, r.stderr
     result = orjson.loads(r.stdout)
-    assert result["incidents"] == 2 and result["detected"] >= 1
+    assert result["incidents"] == 3 and result["detected"] >= 1
+    assert {"complaint_rate", "order_surge"} <= set(result["by_metric"])
 
 
 @pytest.mark.parametrize("args, message", [
