@@ -25,7 +25,8 @@ test: setup test-deps
 	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
 
 # Fault injection against the replay oracle (tests/faults: kill -9, standby takeover,
-# broker outage, malformed flood); ~6 min, so separate from `test`. CI runs both.
+# broker outage, ClickHouse down 60 s, alert receivers answering 500, malformed flood);
+# ~14 min on 2 busy cores, so separate from `test`. CI runs both.
 faults: setup test-deps
 	$(BIN)/pytest -m faults tests/faults -s $(PYTEST_ARGS)
 
