@@ -238,7 +238,13 @@ class OverdueScorer:
                 self.bank.add(1, prior_rate=self._market_rate())
         bank = self.bank
         r = np.asarray([self.rows[k] for k in keys], dtype=np.int64)
-        prior = np.asarray([self._prior(k) for k in keys])
+        # A lane's prior is its carrier's overdue share, a carrier's the market's.
+        parents = np.asarray([self.rows.get((None, k[1]), -1) if k[0] is not None else -1
+                              for k in keys], dtype=np.int64)
+        prior = np.full(len(keys), self._market_rate())
+        has = parents >= 0
+        if has.any():
+            prior[has] = bank.rate(parents[has])
         y = np.asarray([due.get(k, (0, 0))[1] for k in keys], dtype=np.float64)
         n = np.asarray([due.get(k, (0, 0))[0] for k in keys], dtype=np.float64)
         lanes = len(self.keys) - self._carriers
@@ -250,8 +256,8 @@ class OverdueScorer:
         after = bank.state[r]
         rates = bank.rate(r)
         out = []
-        # Lanes without evidence (or an open episode) need no record.
-        keep = np.flatnonzero(step.evidence > 0.0).tolist()
+        # Only alarmed lanes (or ones with an open episode) need a record.
+        keep = np.flatnonzero(step.evidence >= level).tolist()
         if watched:
             keep = sorted(set(keep) | {i for i, key in enumerate(keys) if key in watched})
         for i in keep:
@@ -271,12 +277,6 @@ class OverdueScorer:
 
     def _market_rate(self) -> float:
         return (self.market_overdue + 1.0) / (self.market_due + 10.0)
-
-    def _prior(self, key: Lane) -> float:
-        if key[0] is None:
-            return self._market_rate()
-        parent = self.rows.get((None, key[1]))
-        return float(self.bank.rate(np.asarray([parent]))[0]) if parent is not None else self._market_rate()
 
     def watched(self, firing_keys) -> set[Lane]:
         out = set()

@@ -146,9 +146,9 @@ class ShopSurgeScorer:
         share = bank.share(r)
         market_per_day = self.market_faded * (1 - fade) * self.buckets_per_day
         out = []
-        # Only shops with evidence (or an open episode) matter to the alert stage:
-        # building records for every quiet shop would cost more than scoring them.
-        keep = np.flatnonzero(step.evidence > 0.0).tolist()
+        # Only alarmed shops (or ones with an open episode) matter to the alert stage:
+        # building records for every other shop would cost more than scoring them.
+        keep = np.flatnonzero(step.evidence >= level).tolist()
         if watched:
             keep = sorted(set(keep) | {i for i, shop in enumerate(shops) if shop in watched})
         for i in keep:
