@@ -259,6 +259,25 @@ class AlertmanagerSink(HttpSink):
         super().flush()
         self.resend_due()
 
+    def prime(self, open_alerts: list[dict]) -> None:
+        """After a restart from a checkpoint: take over the alerts firing at that point.
+
+        ``open_alerts`` are :meth:`streams.open_alerts.OpenAlerts.entries` (latest firing
+        record, first ``ts`` and context of each). Without them the table of what was
+        posted is empty after a restart: those alerts would not be re-posted and
+        Alertmanager would resolve them by itself after ``firing_ttl`` while the incident
+        goes on, and their resolve would carry other labels. They are re-posted on the
+        next flush.
+        """
+        now = self._clock()
+        for entry in open_alerts:
+            record = {**entry["record"], "context": entry.get("context")}
+            starts = _epoch(entry["starts"])
+            labels = self._convert(record, now, starts)["labels"]
+            self.active[record["fingerprint"]] = (record, starts, labels)
+        if open_alerts:
+            self._last_post = 0.0
+
     def resend_due(self) -> int:
         """Re-post every firing alert if ``resend_seconds`` passed; return how many."""
         now = self._clock()

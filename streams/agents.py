@@ -139,6 +139,13 @@ class SinkFeeder:
                 logger.exception("sink %r failed in %s()", sink, method)
                 return
 
+    def prime(self, open_alerts: list[dict]) -> None:
+        """Hand the alerts firing at a restored checkpoint to the sinks that keep a table
+        of what they posted (``prime``), on the sink thread, before any new record."""
+        primed = [s for s in self.sinks if hasattr(s, "prime")]
+        if primed and open_alerts:
+            self._submit(lambda: [self._call(s, "prime", open_alerts) for s in primed])
+
     def _add_all(self, items: list[tuple[str, dict]]) -> None:
         for sink in self.sinks:
             for kind, record in items:
@@ -242,6 +249,7 @@ class LiveRuntime:
         done: concurrent.futures.Future = concurrent.futures.Future()
         done.set_result(pipeline)
         self._pipeline = done
+        self.sinks.prime(pipeline.open_alerts.entries())
 
     @property
     def pipeline_ready(self) -> bool:

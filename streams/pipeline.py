@@ -41,6 +41,7 @@ from riskwatch.events import (BadEvent, Complaint, ComplaintUpdate, Event, Order
                               decode_events, epoch_of)
 from riskwatch.settings import PipelineSettings
 from streams.alerting import AlertEpisode
+from streams.open_alerts import OpenAlerts
 from streams.paging import AlertStage
 from streams.complaints import ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
@@ -172,6 +173,7 @@ class Pipeline(AlertStage):
         self._delivery = self.signals.delivery            # shipped -> delivered per order
         self._order_lane = self._delivery.lanes           # order -> (region, carrier)
         self._close_due = 1 << 62   # event time at which the next bucket may close
+        self.open_alerts = OpenAlerts()  # firing alerts as emitted (see streams.open_alerts)
         self.counters = dict.fromkeys(
             ("messages", "orders", "order_status", "complaints", "complaint_updates",
              "bad", "duplicates", "late", "internal_errors", "buckets_closed",
@@ -463,6 +465,8 @@ class Pipeline(AlertStage):
     def drain(self) -> Outputs:
         """Take the records produced so far."""
         out, self.out = self.out, Outputs()
+        if out.alerts:
+            self.open_alerts.update(out.alerts)   # checkpointed: sinks are primed from it
         return out
 
     @property

@@ -177,3 +177,58 @@ def test_a_batch_posts_only_the_latest_state_of_each_alert():
     ((_, payload),) = rec.calls
     assert [(a["labels"]["severity"], a["startsAt"]) for a in payload] == [("orange", "2026-11-22T02:05:00Z")]
     assert sink.active[FP][0]["severity"] == "orange"
+
+
+def test_a_restarted_sink_primed_from_the_checkpoint_continues_the_same_alerts():
+    """After a worker restart the sink's table of posted alerts is empty. Primed with the
+    open alerts the checkpointed pipeline carries (streams.open_alerts), it re-posts them
+    at once with the labels and startsAt Alertmanager already has, and their resolve ends
+    the very alert that was firing (not a new one with a drifted context)."""
+    from streams.open_alerts import OpenAlerts
+
+    fired = [record(), record(severity="orange", ts="2026-11-22T10:10:00+08:00")]
+    before = Recorder()
+    first = make_sink(before)
+    for r in fired:
+        first.add("alerts", r)
+        first.flush()
+    # The last post ended the blue label set (escalation) and fired the orange one.
+    live = {a["labels"]["severity"]: a for a in before.calls[-1][1]}
+    assert set(live) == {"blue", "orange"}
+    book = OpenAlerts()
+    book.update(fired)            # what the checkpoint holds: the pipeline's outputs so far
+
+    after = Recorder()
+    restarted = make_sink(after, clock=lambda: 1_795_313_400.0)
+    restarted.prime(book.entries())
+    restarted.flush()             # nothing new to write: the re-post of the open alert
+    assert len(after.calls) == 1
+    (reposted,) = after.calls[0][1]
+    assert reposted["labels"] == live["orange"]["labels"]
+    assert reposted["startsAt"] == live["orange"]["startsAt"]
+
+    drifted = record(status="resolved", severity="orange", ts="2026-11-22T10:40:00+08:00",
+                     context={"carrier": "顺丰", "region": "浙江"})
+    restarted.add("alerts", drifted)
+    restarted.flush()
+    (resolve,) = after.calls[-1][1]
+    assert resolve["labels"] == live["orange"]["labels"]   # incident_* pinned at the first post
+    assert (resolve["startsAt"], resolve["endsAt"]) == ("2026-11-22T02:05:00Z", "2026-11-22T02:40:00Z")
+    assert not restarted.active
+
+
+def test_the_pipeline_carries_open_alerts_in_its_checkpointed_state():
+    import pickle
+
+    from streams.pipeline import Pipeline
+
+    p = Pipeline()
+    p.out.alerts.extend([record(), record(severity="orange", ts="2026-11-22T10:10:00+08:00")])
+    p.drain()
+    restored = pickle.loads(pickle.dumps(p.open_alerts))
+    (entry,) = restored.entries()
+    assert entry["record"]["severity"] == "orange"
+    assert entry["starts"] == "2026-11-22T10:05:00+08:00"
+    p.out.alerts.append(record(status="resolved", ts="2026-11-22T10:40:00+08:00"))
+    p.drain()
+    assert len(p.open_alerts) == 0
