@@ -19,50 +19,54 @@ Two pieces:
 
 from __future__ import annotations
 
+import math
+
 from detectors.complaint_rate import ComplaintRateDetector
 
 __all__ = ["OverdueRateDetector", "TransitQuantile"]
 
 
 class TransitQuantile:
-    """Streaming ``q`` quantile of positive values (e.g. transit seconds), O(1) state.
+    """Streaming ``q`` quantile of a lane's transit time from censored checks, O(1) state.
 
-    After ``warmup`` values, each value moves the estimate by ``step * estimate`` times
-    ``q`` (value above) or ``-(1 - q)`` (value at or below): the estimate settles where
-    a share ``q`` of values lies below it. Before that, the running maximum of the
-    first values (a cautious start: few parcels counted overdue on a new lane).
+    Each parcel answers once "did it take longer than the current estimate?": when it is
+    delivered (its transit time is known), or when it is still in flight after the
+    estimate has passed (then certainly longer). Each answer moves the estimate by
+    ``step * estimate`` times ``q`` (longer) or ``-(1 - q)`` (not longer), so it settles
+    where a share ``q`` of parcels arrive in time (large steps while young, see
+    :meth:`observe`). Learning from delivered parcels
+    alone would be biased early on: only the fast parcels have arrived.
 
     >>> import random
     >>> rng = random.Random(1)
-    >>> tq = TransitQuantile(q=0.9)
+    >>> tq = TransitQuantile(q=0.9, initial=1.0)
     >>> for _ in range(20000):
-    ...     tq.update(rng.uniform(1.0, 3.0))
+    ...     tq.observe(rng.uniform(1.0, 3.0) > tq.value)
     >>> round(tq.value, 1)                     # the 90 % point of U(1, 3) is 2.8
     2.8
     >>> tq.n
     20000
     """
 
-    __slots__ = ("q", "step", "warmup", "value", "n")
+    __slots__ = ("q", "step", "value", "n")
 
-    def __init__(self, q: float = 0.9, step: float = 0.005, warmup: int = 20) -> None:
-        self.q, self.step, self.warmup = q, step, warmup
-        self.value = 0.0
+    def __init__(self, q: float = 0.9, step: float = 0.005, initial: float = 2 * 86400.0) -> None:
+        self.q, self.step = q, step
+        self.value = initial
         self.n = 0
 
-    def update(self, x: float) -> None:
+    def observe(self, longer: bool) -> None:
         self.n += 1
-        if self.n <= self.warmup:
-            self.value = max(self.value, x)
-            return
-        delta = self.step * self.value
-        self.value += delta * self.q if x > self.value else -delta * (1.0 - self.q)
+        # Robbins-Monro: big steps while young (converges within a few hundred
+        # checks), down to ``step`` (follows drifts without jitter).
+        delta = max(self.step, 0.3 / math.sqrt(self.n + 9)) * self.value
+        self.value += delta * self.q if longer else -delta * (1.0 - self.q)
 
     def __getstate__(self) -> tuple:
-        return (self.q, self.step, self.warmup, self.value, self.n)
+        return (self.q, self.step, self.value, self.n)
 
     def __setstate__(self, state: tuple) -> None:
-        self.q, self.step, self.warmup, self.value, self.n = state
+        self.q, self.step, self.value, self.n = state
 
 
 class OverdueRateDetector(ComplaintRateDetector):

@@ -20,24 +20,15 @@ carrier, the parcels that fell due and how many of them were overdue; one
 :class:`~detectors.rate_bank.ComplaintRateBank` (the maths of
 :class:`~detectors.overdue.OverdueRateDetector`) scores them.
 
->>> t = DeliveryTracker(bucket_seconds=300, min_deliveries=2)
->>> for order in ("o1", "o2", "o3", "o4"):
+>>> t = DeliveryTracker(bucket_seconds=300, min_deliveries=0, initial_transit=86400)
+>>> for order in ("o1", "o2"):
 ...     t.lanes.current[order] = ("广东", "中通")
 >>> t.on_status(0, 0, "o0", "shipped")             # unknown order: not tracked
->>> t.on_status(0, 0, "o1", "shipped"); t.close(0)
+>>> t.on_status(0, 10, "o1", "shipped"); t.on_status(0, 20, "o2", "shipped"); t.close(0)
 {}
->>> t.on_status(43200, 43200, "o4", "shipped"); t.close(43200)
+>>> t.on_status(43200, 43300, "o1", "delivered"); t.close(43200)  # half a day: on time
 {}
->>> t.on_status(86400, 86400, "o1", "delivered"); t.close(86400)   # one day
-{}
->>> t.on_status(129600, 129600, "o4", "delivered"); t.close(129600)  # one day: settled
-{}
->>> t.on_status(129900, 129900, "o2", "shipped"); t.on_status(129900, 129900, "o3", "shipped")
->>> t.close(129900)
-{}
->>> t.on_status(180000, 180000, "o3", "delivered"); t.close(180000)
-{}
->>> due = t.close(129900 + 86400)  # both due now: o3 came on time, o2 is still on its way
+>>> due = t.close(86400)           # both due now: o1 came on time, o2 is still on its way
 >>> due[("广东", "中通")], due[(None, "中通")]
 ([2, 1], [2, 1])
 """
@@ -63,28 +54,25 @@ class DeliveryTracker:
 
     def __init__(self, bucket_seconds: int = 300, *, quantile: float = 0.9,
                  horizon_seconds: int = 10 * 86400, lane_memory_seconds: int = 3 * 86400,
-                 min_deliveries: int = 50) -> None:
+                 min_deliveries: int = 300, initial_transit: float = 2 * 86400.0) -> None:
         self.bucket_seconds = bucket_seconds
         self.quantile = quantile
         self.horizon = horizon_seconds
         self.min_deliveries = min_deliveries
+        self.initial_transit = initial_transit
         # order id -> (region, carrier), from the order events (kept ~3 days: orders
         # ship within a day and a half).
         self.lanes = GenerationalMap(lane_memory_seconds)
-        self.in_flight: dict[str, tuple[Lane, int]] = {}   # order -> (lane, shipped ts)
-        # (when, 0 due / 1 expiry, order, lane): the lane rides along, so a parcel
-        # delivered on time is still counted as due for its lane.
+        # order -> [lane, shipped ts, learned?]: each parcel teaches the transit time once
+        self.in_flight: dict[str, list] = {}
+        # (when, kind, order, lane): kind 0 = due (counted) and learning check, 3 = due
+        # (not counted) and learning check, 2 = a later learning check, 1 = expiry. The lane rides along, so a parcel delivered
+        # on time is still counted as due for its lane.
         self._heap: list[tuple[int, int, str, Lane]] = []
         self._statuses: dict[int, list[tuple[int, str, str]]] = {}
         self.transit: dict[Lane | None, TransitQuantile] = {}
         self._due: dict[Lane, list[int]] = {}              # lane -> [due, overdue] this bucket
         self.expired = 0
-        self.started: int | None = None   # first shipment seen
-        self._marks: dict = {}            # key -> (time, value) of the last settle check
-        self._settled: set = set()        # keys whose transit time stopped growing
-        # Parcels shipped before their lane's transit time was known, per lane: dated
-        # (due = shipped + transit) as soon as it is, at a bucket close.
-        self._undated: dict[Lane, list[str]] = {}
 
     def on_status(self, bstart: int, epoch: int, order_id: str, status: str) -> None:
         """One order status (not late); only ``shipped`` / ``delivered`` are kept."""
@@ -104,73 +92,64 @@ class DeliveryTracker:
                 self._ship(order_id, epoch)
             else:
                 self._deliver(order_id, epoch)
-        end = bstart + self.bucket_seconds - 1
-        if self._undated:
-            self._date(end)
-        self._pop_until(end)
+        self._pop_until(bstart + self.bucket_seconds - 1)
         self.lanes.prune(bstart)
         return self._due
 
-    def _transit(self, lane: Lane, epoch: int) -> float | None:
-        # A transit time is used once it has enough deliveries *and* has settled (grew
-        # less than 2 % over 12 hours): early on only the fast parcels have arrived, and
-        # the quantile of those grows with the time watched; used then, it would call
-        # half the lane overdue and teach the detector that half overdue is normal.
+    def _quantiles(self, lane: Lane) -> list[TransitQuantile]:
+        out = []
+        for key in (None, (None, lane[1]), lane):
+            tq = self.transit.get(key)
+            if tq is None:
+                # A new lane starts from its carrier's estimate, a carrier from the market's.
+                start = out[-1].value if out else self.initial_transit
+                tq = self.transit[key] = TransitQuantile(self.quantile, initial=start)
+            out.append(tq)
+        return out
+
+    def _transit(self, lane: Lane) -> float:
+        """Transit time for a parcel shipped now: its lane's, else its carrier's, else the
+        market's estimate, once it has ``min_deliveries`` checks behind it."""
         for key in (lane, (None, lane[1]), None):
-            if key in self._settled:
-                tq = self.transit[key]
-                if tq.n >= self.min_deliveries:
-                    return tq.value
-        return None
+            tq = self.transit.get(key)
+            if tq is not None and tq.n >= self.min_deliveries:
+                return tq.value
+        return self.initial_transit
 
     def _ship(self, order_id: str, epoch: int) -> None:
         lane = self.lanes.get(order_id)
         if lane is None or order_id in self.in_flight:
             return   # order unknown (older than memory, or never seen), or a re-ship
-        self.in_flight[order_id] = (lane, epoch)
-        if self.started is None:
-            self.started = epoch
-        transit = self._transit(lane, epoch)
-        if transit is None:   # nothing learned yet: the expiry, and dated later
-            heapq.heappush(self._heap, (epoch + self.horizon, 1, order_id, lane))
-            self._undated.setdefault(lane, []).append(order_id)
-        else:
-            heapq.heappush(self._heap, (epoch + int(transit), 0, order_id, lane))
-
-    def _date(self, now: int) -> None:
-        """Give parcels shipped before their lane's transit time was known a due time."""
-        for lane in [k for k in self._undated if self._transit(k, now) is not None]:
-            transit = int(self._transit(lane, now))
-            for order_id in self._undated.pop(lane):
-                tracked = self.in_flight.get(order_id)
-                # Already past due: not counted (a burst of old parcels at once would
-                # look like a jam); still tracked, to learn its transit time.
-                if tracked is not None and tracked[1] + transit > now:
-                    heapq.heappush(self._heap, (tracked[1] + transit, 0, order_id, lane))
+        self.in_flight[order_id] = [lane, epoch, False]
+        # Counted when due only if dated by its lane's own learned transit time (a
+        # parcel dated by a guess would be on time or late by the guess, not the lane).
+        own = self.transit.get(lane)
+        kind = 0 if (own.n if own is not None else 0) >= self.min_deliveries else 3
+        heapq.heappush(self._heap, (epoch + int(self._transit(lane)), kind, order_id, lane))
 
     def _deliver(self, order_id: str, epoch: int) -> None:
         tracked = self.in_flight.pop(order_id, None)
-        if tracked is None:
+        if tracked is None or tracked[2]:
             return
-        lane, shipped = tracked
-        transit = float(epoch - shipped)
-        if transit <= 0:
-            return
-        for key in (lane, (None, lane[1]), None):
-            tq = self.transit.get(key)
-            if tq is None:
-                tq = self.transit[key] = TransitQuantile(self.quantile)
-            tq.update(transit)
-            if key not in self._settled:
-                mark = self._marks.get(key)
-                if mark is None:
-                    self._marks[key] = (epoch, tq.value)
-                elif epoch - mark[0] >= 12 * 3600:
-                    if tq.n >= self.min_deliveries and tq.value <= 1.02 * mark[1]:
-                        self._settled.add(key)
-                        del self._marks[key]
-                    else:
-                        self._marks[key] = (epoch, tq.value)
+        # Delivered before any check said "late": its transit time is known; each of
+        # the lane's, carrier's and market's estimates learns whether it was above.
+        transit = epoch - tracked[1]
+        for tq in self._quantiles(tracked[0]):
+            tq.observe(transit > tq.value)
+
+    def _learn_late(self, tracked: list, now: int) -> bool:
+        """A parcel still in flight at ``now``: "late" for every estimate it has outlived;
+        True when all have learned (else check again when the largest is reached)."""
+        done = True
+        waited = now - tracked[1]
+        for tq in self._quantiles(tracked[0]):
+            if waited < tq.value:
+                done = False
+        if done:
+            for tq in self._quantiles(tracked[0]):
+                tq.observe(True)
+            tracked[2] = True
+        return done
 
     def _pop_until(self, epoch: int) -> None:
         heap = self._heap
@@ -182,16 +161,24 @@ class DeliveryTracker:
                     del self.in_flight[order_id]
                     self.expired += 1
                 continue
-            # Due now: still in flight? (delivered parcels already left in_flight)
+            if tracked is not None and not tracked[2] and not self._learn_late(tracked, when):
+                # An estimate grew past this parcel's wait: it will know more later.
+                longest = max(tq.value for tq in self._quantiles(lane))
+                heapq.heappush(heap, (tracked[1] + int(longest) + 1, 2, order_id, lane))
+            if kind == 2:
+                continue
+            # Due now (counted): still in flight? (delivered parcels already left)
             late = tracked is not None
+            if late:
+                heapq.heappush(heap, (tracked[1] + self.horizon, 1, order_id, lane))
+            if kind == 3:
+                continue   # dated by a guess: not counted
             for key in (lane, (None, lane[1])):
                 counts = self._due.get(key)
                 if counts is None:
                     counts = self._due[key] = [0, 0]
                 counts[0] += 1
                 counts[1] += late
-            if late:
-                heapq.heappush(heap, (tracked[1] + self.horizon, 1, order_id, lane))
 
 
 class OverdueScorer:
