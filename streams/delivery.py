@@ -253,8 +253,8 @@ class OverdueScorer:
             dims = {"carrier": carrier} if region is None else {"region": region, "carrier": carrier}
             evidence = float(step.evidence[i])
             rate = float(rates[i])
-            contributors = [{"dimension": "due_parcels", "value": int(n[i])},
-                            {"dimension": "overdue_share", "value": round(y[i] / n[i], 3) if n[i] else 0.0,
+            contributors = [{"dimension": "overdue_parcels", "value": int(y[i]), "due": int(n[i]),
+                             "share": round(float(y[i] / n[i]), 3) if n[i] else 0.0,
                              "baseline": round(rate, 3)}]
             out.append(Signal(self.metric, dims, float(y[i]), float(step.mu[i]), evidence,
                               float(level[i]), evidence >= level[i] and not young[i],

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import orjson
+
 import numpy as np
 import pytest
 
@@ -91,6 +93,7 @@ def test_new_shop_surge_pages_big_shop_sale_and_promotion_do_not():
     assert fired and {a["dimensions"]["merchant_id"] for a in fired} == {"new1"}
     first = fired[0]
     assert first["metric"] == "order_surge"
+    assert orjson.loads(orjson.dumps(alerts)) == alerts   # plain JSON for every sink
     # Paged within 20 minutes of the first fake orders (bucket 36 of day 3).
     raised = dt.datetime.fromisoformat(first["ts"]).timestamp()
     assert (2 * day + 36) * 300 < raised <= (2 * day + 36 + 4) * 300

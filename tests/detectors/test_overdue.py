@@ -8,6 +8,8 @@ import datetime as dt
 import pickle
 import random
 
+import orjson
+
 from riskwatch.calendar import Calendar
 from riskwatch.settings import PipelineSettings
 from streams.signals import SignalStage
@@ -51,6 +53,7 @@ def test_a_stalled_lane_pages_overdue_and_healthy_lanes_do_not():
     fired = [a for a in alerts if a["status"] == "firing"]
     assert fired, "the jam was not seen"
     assert {a["metric"] for a in fired} == {"overdue_delivery"}
+    assert orjson.loads(orjson.dumps(alerts)) == alerts   # plain JSON for every sink
     scopes = {tuple(sorted(a["dimensions"].items())) for a in fired}
     assert (("carrier", "中通"), ("region", "广东")) in scopes
     assert all(a["dimensions"].get("region", "广东") == "广东"
