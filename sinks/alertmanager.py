@@ -92,6 +92,23 @@ def _rfc3339(epoch: float) -> str:
     return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _contributor(c: dict) -> str:
+    """``intent=damaged: 30 (100%)``; a signal's contributors count orders or parcels.
+
+    >>> _contributor({"dimension": "region", "value": "广东", "orders": 120, "share": 0.8})
+    'region=广东: 120 (80%)'
+    >>> _contributor({"dimension": "shop", "value": "new"})
+    'shop=new'
+    """
+    text = f"{c.get('dimension')}={c.get('value')}"
+    count = next((c[k] for k in ("complaints", "orders", "parcels") if k in c), None)
+    if count is not None:
+        text += f": {count}"
+    if isinstance(c.get("share"), (int, float)):
+        text += f" ({c['share']:.0%})"
+    return text
+
+
 def _epoch(ts: str) -> float:
     return dt.datetime.fromisoformat(ts).timestamp()
 
@@ -134,9 +151,7 @@ def to_alertmanager(record: Record, *, now: float, firing_ttl: float, grafana_ur
             labels[f"incident_{dim}"] = str(value)
     summary = record.get("summary", "")
     zh, _, en = summary.partition(" | ")
-    contributors = "; ".join(
-        f"{c.get('dimension')}={c.get('value')}: {c.get('complaints')} ({c.get('share', 0):.0%})"
-        for c in record.get("contributors") or [])
+    contributors = "; ".join(_contributor(c) for c in record.get("contributors") or [])
     examples = [mask_pii(str(text))[:_EXAMPLE_CHARS] for text in (record.get("examples") or [])[:_EXAMPLES]]
     annotations = {
         "summary": summary,
