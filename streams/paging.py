@@ -243,6 +243,29 @@ class AlertStage:
             orphans = [e for e in orphans if e.key != best and orphaned(e)]
         return added
 
+    def _signal_feedback(self, key: tuple, rec: dict, now: int) -> dict:
+        """A verdict on a firing order-surge / overdue alert (:mod:`streams.signals`):
+        ``expected`` / ``false_alarm`` resolve it now and mute its fingerprint, as for
+        complaint-rate alerts (the signal stage asks the same feedback book)."""
+        self.feedback.record(rec, from_bucket=now)
+        if rec["verdict"] not in QUIETING:
+            return rec
+        episode = self.signals.firing.pop(key)
+        metric, dims = key[0], dict(key[1:])
+        bend = self.closed_until
+        where = " ".join(f"{k}={v}" for k, v in dims.items())
+        zh = {"expected": "预期内", "false_alarm": "误报"}[rec["verdict"]]
+        self.signals.counters["resolved"] += 1
+        self.out.alerts.append({
+            "alert_id": episode.alert_id, "fingerprint": episode.fingerprint, "status": "resolved",
+            "severity": episode.severity, "metric": metric, "dimensions": dims,
+            "ts": self._iso(bend), "bucket_start": self._iso(bend - self.bucket_seconds),
+            "bucket_end": self._iso(bend), "observed": round(episode.observed, 3),
+            "expected": round(episode.expected, 3), "score": 0.0,
+            "summary": f"{where} 值班人员标记为{zh} | marked {rec['verdict']} by on-call",
+            "contributors": [], "examples": [], "context": {}, "feedback": rec["verdict"]})
+        return rec
+
     def _update_episode(self, episode: AlertEpisode, e: Evaluation) -> bool:
         if e.run_buckets:
             episode.observed, episode.expected = e.run_observed, e.run_expected
@@ -299,6 +322,9 @@ class AlertStage:
         rec = record if "start_bucket" in record else parse_feedback(record)
         now = self.closed_until // self.bucket_seconds if self.closed_until is not None else None
         key = next((k for k, ep in self.firing.items() if ep.alert_id == rec["alert_id"]), None)
+        signal = next((k for k, ep in self.signals.firing.items() if ep.alert_id == rec["alert_id"]), None)
+        if signal is not None:
+            return self._signal_feedback(signal, rec, now)
         if key is None:
             if now is None or rec["start_bucket"] >= now:
                 self.feedback.waiting[rec["alert_id"]] = rec
@@ -348,3 +374,4 @@ def _best_scope(group: list[Evaluation], strength: dict[tuple, float]) -> tuple:
     top = max(strength.values())
     near = [e for e in group if strength[e.key] >= 0.8 * top] if top > 0 else group
     return min(near, key=lambda e: (e.expected, -len(e.key), str(e.key))).key
+

@@ -170,6 +170,7 @@ class Pipeline(AlertStage):
         # Signals beyond the complaint rate (order surges, ...), scored at bucket close.
         self.signals = SignalStage(settings, warmup_buckets=self.warmup_buckets,
                                    quiet_buckets=quiet_buckets)
+        self.signals.feedback = self.feedback
         self._delivery = self.signals.delivery            # shipped -> delivered per order
         self._order_lane = self._delivery.lanes           # order -> (region, carrier)
         self._close_due = 1 << 62   # event time at which the next bucket may close
@@ -403,7 +404,11 @@ class Pipeline(AlertStage):
         evaluations = self.scorer.close(bindex, hour, bucket.order_combos, bucket.complaints,
                                         set(self.firing) | set(self.pending), self.warmup_buckets)
         self._alerting(bstart, bucket, evaluations)
-        self.out.alerts.extend(self.signals.close(bstart, bucket.order_combos, self.calendar))
+        signal_records = self.signals.close(bstart, bucket.order_combos, self.calendar)
+        self.out.alerts.extend(signal_records)
+        for rec in signal_records:   # replay --feedback: a verdict that waited for its alert
+            if rec["status"] == "firing" and rec["alert_id"] in self.feedback.waiting:
+                self.apply_feedback(self.feedback.waiting.pop(rec["alert_id"]))
         top = heapq.nlargest(5, evaluations, key=lambda e: (e.evidence, str(e.key)))
         self._top = [{"slice": self._dims(e.key), "observed": e.observed,
                       "expected": round(e.expected, 2), "evidence": round(e.evidence, 2),

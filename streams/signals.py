@@ -223,6 +223,8 @@ class SignalStage:
         self.overdue = OverdueScorer()
         self.first_bucket: int | None = None
         self.firing: dict[tuple, AlertEpisode] = {}
+        #: operators' verdicts (the pipeline's :class:`~streams.feedback.FeedbackBook`)
+        self.feedback = None
         self.counters = {"fired": 0, "resolved": 0, "escalated": 0}
 
     def close(self, bstart: int, order_combos: dict[tuple, int], calendar: Calendar) -> list[dict]:
@@ -249,6 +251,9 @@ class SignalStage:
                     continue
                 if not s.pages or s.run_observed - s.run_expected < self.min_excess:
                     continue
+                if self.feedback is not None and self.feedback.blocks(
+                        fingerprint(s.metric, s.dims), bucket=bucket, evidence=s.evidence, level=s.level):
+                    continue   # an operator said false alarm / expected: muted for now
                 episode = AlertEpisode(fingerprint(s.metric, s.dims),
                                        bucket - max(s.run_buckets - 1, 0))
                 self.firing[key] = episode

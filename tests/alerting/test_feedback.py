@@ -143,3 +143,35 @@ def test_replay_feedback_flag(tmp_path):
     assert main(["replay", str(events), "--alerts-out", str(out2), "--feedback", str(fb), "--quiet"]) == 0
     second = [json.loads(line) for line in out2.read_text().splitlines()]
     assert any(a.get("feedback") == "false_alarm" and a["alert_id"] == first["alert_id"] for a in second)
+
+
+def test_false_alarm_on_an_order_surge_alert_resolves_and_mutes_it():
+    """Signal alerts (streams/signals.py) take verdicts like complaint-rate alerts: the
+    episode resolves at once with ``"feedback"`` and the same surge does not page again."""
+    import random
+
+    import numpy as np
+
+    from tests.detectors.test_order_surge import _market, _run
+
+    p = Pipeline()
+    stage, rng, day = p.signals, random.Random(1), 288
+    _run(stage, range(0, 2 * day), lambda b: _market(rng, b))
+
+    def brushing(b: int) -> dict:
+        shops = _market(rng, b)
+        shops["new1"] = 4 if b >= 2 * day + 36 else int(np.random.default_rng(b).poisson(0.1))
+        return shops
+
+    fired, b = [], 2 * day
+    while not fired and b < 2 * day + 60:
+        fired = [a for a in _run(stage, range(b, b + 1), brushing) if a["status"] == "firing"]
+        b += 1
+    assert fired and fired[0]["metric"] == "order_surge"
+    p.closed_until = b * 300
+    p.apply_feedback({"alert_id": fired[0]["alert_id"], "verdict": "false_alarm"})
+    (resolved,) = p.drain().alerts
+    assert (resolved["status"], resolved["feedback"], resolved["alert_id"]) == \
+        ("resolved", "false_alarm", fired[0]["alert_id"])
+    again = _run(stage, range(b, b + 12), brushing)   # the brushing goes on for an hour
+    assert [a for a in again if a["status"] == "firing"] == []
