@@ -11,8 +11,9 @@ Orders arrive per *combo* (region, merchant, carrier, category) and are spread t
 order slices (global, region, merchant, carrier, category, region x carrier, ...) in
 numpy: each dimension value is interned to an integer, a slice's key is a mixed-radix
 code of its dimensions' integers, and orders per slice are one ``bincount`` over the
-distinct codes of the bucket. Python work per bucket is proportional to the distinct
-slices touched, not to the orders.
+combos of the bucket. A combo's rows (one per order slice) are remembered, so a bucket
+costs one C-level ``map`` over its combos; only combos never seen before take a Python
+path.
 
 >>> book = ExposureBook(slices=((), ("region",)), decay=0.5)
 >>> book.advance(0, {("广东", "m1", "中通", "服饰"): 4, ("浙江", "m2", "中通", "服饰"): 2}, hour_factor=1.0)
@@ -26,11 +27,16 @@ slices touched, not to the orders.
 
 from __future__ import annotations
 
+import itertools
+import operator
+
 import numpy as np
 
 __all__ = ["COMBO_FIELDS", "ExposureBook"]
 
 Key = tuple
+
+_COMBO_CACHE_SIZE = 300_000   # combos whose rows are remembered (~150 bytes each)
 
 #: Dimensions of an order combo, in the order combos are given.
 COMBO_FIELDS = ("region", "merchant_id", "carrier", "category")
@@ -49,11 +55,17 @@ class ExposureBook:
         self.ids: dict[Key, int] = {}
         self.keys: list[Key] = []
         # (slice index, positions of its dimensions in a combo) for the order slices
-        self._order_slices = [(i, [COMBO_FIELDS.index(d) for d in dims])
-                              for i, dims in enumerate(slices) if set(dims) <= set(COMBO_FIELDS)]
+        # (slice index, positions of its dimensions in a combo, combo -> slice values,
+        # slice values -> row) for the order slices
+        self._order_slices = []
+        for i, dims in enumerate(slices):
+            if set(dims) <= set(COMBO_FIELDS):
+                positions = [COMBO_FIELDS.index(d) for d in dims]
+                values_of = operator.itemgetter(*positions) if positions else None
+                self._order_slices.append((i, positions, values_of, {}))
+        self._combo_rows: dict[tuple, tuple[int, ...]] = {}   # combo -> row per order slice
         self._values: list[dict[str, int]] = [{} for _ in COMBO_FIELDS]   # value -> code
         self._names: list[list[str]] = [[] for _ in COMBO_FIELDS]          # code -> value
-        self._slice_rows: list[dict[int, int]] = [{} for _ in slices]      # slice code -> row
         self.ex = np.zeros(1024)     # exposure in the last advanced bucket
         self.exh = np.zeros(1024)    # the same times that bucket's hour factor
         self.cum = np.zeros(1024)    # sum of exposure x hour factor over all buckets so far
@@ -103,25 +115,51 @@ class ExposureBook:
     def _orders_per_row(self, combo_counts: dict[tuple, int]) -> np.ndarray:
         combos = list(combo_counts)
         counts = np.fromiter(combo_counts.values(), dtype=np.float64, count=len(combos))
-        codes = self._codes(combos)
-        sizes = [len(n) + 1 for n in self._names]
+        combo_rows = self._combo_rows
+        if len(combo_rows) > _COMBO_CACHE_SIZE:
+            combo_rows.clear()   # O(1) amortised; the slices keep their rows anyway
+        found = list(map(combo_rows.get, combos))      # in C: a combo's rows, one per slice
+        if None in found:
+            new = [c for c, f in zip(combos, found) if f is None]
+            for combo, rows in zip(new, zip(*self._slice_rows_of(new))):
+                combo_rows[combo] = rows
+            found = list(map(combo_rows.get, combos))
+        width = len(self._order_slices)
+        flat = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64,
+                           count=len(combos) * width)
+        return np.bincount(flat, weights=np.repeat(counts, width), minlength=len(self.keys))
+
+    def _slice_rows_of(self, combos: list[tuple]) -> list[list[int]]:
+        """Per order slice, the row of each combo's slice (created on first sight)."""
+        n = len(combos)
         row_parts = []
-        for index, positions in self._order_slices:
-            code = np.zeros(len(combos), dtype=np.int64)
-            for p in positions:                   # mixed radix of the slice's dimensions
-                code = code * sizes[p] + codes[p]
-            uniq, first_at, inverse = np.unique(code, return_index=True, return_inverse=True)
-            rows = self._slice_rows[index]
-            found = list(map(rows.get, uniq.tolist()))     # in C, like _codes
+        codes = None
+        for index, positions, values_of, rows in self._order_slices:
+            # slice values of every combo, then their rows: both loops run in C
+            values = list(map(values_of, combos)) if positions else [()] * n
+            found = list(map(rows.get, values))
             if None in found:
-                for j, at in enumerate(first_at.tolist()):
-                    if found[j] is None:
-                        key = (index, *[combos[at][p] for p in positions])
-                        found[j] = rows[int(uniq[j])] = self.key_id(key)
-            row_parts.append(np.asarray(found, dtype=np.int64)[inverse])
-        n = len(self.keys)
-        weights = np.tile(counts, len(row_parts))
-        return np.bincount(np.concatenate(row_parts), weights=weights, minlength=n)
+                # New slices get rows in the order of their mixed-radix codes (values
+                # interned in order of first sight), as they always have: the row order
+                # is the order slices are scored and reported in.
+                if codes is None:
+                    codes = self._codes(combos)
+                    sizes = [len(names) + 1 for names in self._names]
+                new: dict[tuple, int] = {}
+                for j, f in enumerate(found):
+                    if f is None and values[j] not in new:
+                        new[values[j]] = j
+
+                def code_of(j, positions=positions):
+                    code = 0
+                    for p in positions:
+                        code = code * sizes[p] + int(codes[p][j])
+                    return code
+                for value, j in sorted(new.items(), key=lambda item: code_of(item[1])):
+                    rows[value] = self.key_id((index, *[combos[j][p] for p in positions]))
+                found = list(map(rows.get, values))
+            row_parts.append(found)
+        return row_parts
 
     def advance(self, bucket: int, combo_counts: dict[tuple, int], *, hour_factor: float) -> None:
         """Close ``bucket``: decay every slice, add this bucket's orders, weight by hour."""

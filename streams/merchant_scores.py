@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import operator
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -255,10 +256,8 @@ class MerchantScores:
             acc = self._acc.get(merchant)
             if acc is None:
                 self._acc[merchant] = row
-            else:
-                for i, v in enumerate(row):
-                    if v:
-                        acc[i] += v
+            else:   # element-wise in C; adding the zeros changes nothing (counts are >= 0)
+                acc[:] = map(operator.add, acc, row)
         out: list[dict] = []
         if (bindex + 1) % self.score_every == 0 and (self._acc or self._acc_orders):
             acc, orders = self._acc, self._acc_orders
@@ -363,8 +362,9 @@ class MerchantScores:
         counts = np.round(components["_complaints"][idx], 2).tolist()
         change = np.round(scores[idx] - meta[emit_rows, _PREV_DAY], 2).tolist()
         out = []
-        for k, (i, score) in enumerate(zip(idx.tolist(), scores[idx].tolist())):
-            comps = dict(zip(names_out, (col[k] for col in columns)))
+        for k, (i, score, values) in enumerate(zip(idx.tolist(), scores[idx].tolist(),
+                                                    zip(*columns))):
+            comps = dict(zip(names_out, values))
             for j in top2[k].tolist():
                 if ratio[k, j] > 1.2:
                     comps[f"intent_{INTENTS[j]}_vs_peers"] = round(float(ratio[k, j]), 3)

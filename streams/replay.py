@@ -7,6 +7,7 @@ Deterministic (same file, same settings -> same output bytes) and fast: the same
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -36,28 +37,33 @@ def replay_lines(pipeline: Pipeline, lines: Iterable[bytes], *, source: str,
     blank = 0
     n = 0
     next_report = 0.0
-    chunk: list[bytes] = []
-    first = 1
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            blank += 1
-            if chunk:
-                pipeline.process_lines(chunk, source=source, first_offset=first)
-                chunk = []
-            first = n + 1
-            continue
-        chunk.append(line)
-        if n % _DRAIN_EVERY == 0:
+    lines = iter(lines)
+    while chunk := list(itertools.islice(lines, _DRAIN_EVERY)):
+        first = n + 1
+        n += len(chunk)
+        if b"" not in map(bytes.strip, chunk):   # in C: the common case, no blank line
             pipeline.process_lines(chunk, source=source, first_offset=first)
-            chunk, first = [], n + 1
+        else:
+            run: list[bytes] = []
+            for offset, line in enumerate(chunk, first):
+                if line.strip():
+                    run.append(line)
+                    continue
+                blank += 1
+                if run:
+                    pipeline.process_lines(run, source=source, first_offset=offset - len(run))
+                    run = []
+            if run:
+                pipeline.process_lines(run, source=source, first_offset=n + 1 - len(run))
+            if not chunk[-1].strip():
+                continue   # (as it always was: no hand-off after a blank last line)
+        if len(chunk) == _DRAIN_EVERY:
             on_output(pipeline.drain())
             if progress is not None:
                 now = time.perf_counter()
                 if now >= next_report:
                     progress(n, now - started)
                     next_report = now + 1.0
-    if chunk:
-        pipeline.process_lines(chunk, source=source, first_offset=first)
     pipeline.flush()
     on_output(pipeline.drain())
     seconds = time.perf_counter() - started

@@ -53,6 +53,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -102,14 +103,32 @@ def char_tokenizer(text: str) -> list[str]:
 
 def _ngrams(text: str) -> dict:
     """Character unigram and bigram counts, keyed exactly as river's ``BagOfWords(
-    tokenizer=char_tokenizer, ngram_range=(1, 2))`` keys them (bigrams are tuples)."""
+    tokenizer=char_tokenizer, ngram_range=(1, 2))`` keys them (bigrams are tuples).
+
+    Counted in C (``Counter``), in first-seen order, unigrams before bigrams: the order
+    fixes the order of the terms the model sums, hence its exact floats. The texts of
+    the last few predictions are remembered: the pipeline learns from the very texts it
+    classified a bucket earlier.
+
+    >>> _ngrams("快递3天")
+    {'快': 1, '递': 1, '#': 1, '天': 1, ('快', '递'): 1, ('递', '#'): 1, ('#', '天'): 1}
+    """
+    counts = _NGRAM_CACHE.get(text)
+    if counts is not None:
+        return counts
     tokens = char_tokenizer(text)
-    counts: dict = {}
-    for gram in tokens:
-        counts[gram] = counts.get(gram, 0) + 1
-    for gram in zip(tokens, tokens[1:]):
-        counts[gram] = counts.get(gram, 0) + 1
+    counts = Counter(tokens)
+    counts.update(zip(tokens, tokens[1:]))
+    counts = dict(counts)
+    if len(_NGRAM_CACHE) >= _NGRAM_CACHE_SIZE:
+        _NGRAM_CACHE.clear()   # O(1) amortised; the texts worth keeping are the recent ones
+    _NGRAM_CACHE[text] = counts
     return counts
+
+
+# text -> n-gram counts (callers must not mutate them)
+_NGRAM_CACHE: dict[str, dict] = {}
+_NGRAM_CACHE_SIZE = 20_000
 
 
 class CharNaiveBayes(base.Classifier):
@@ -149,7 +168,7 @@ class CharNaiveBayes(base.Classifier):
         self._rows: dict = {}                   # n-gram -> matrix row
         self._classes: list[str] = []
         self._matrix = np.zeros((0, 0))         # log(count + alpha) - log(alpha)
-        self._dirty: set | None = None          # None: rebuild everything
+        self._dirty: set | None = None          # (n-gram, class) cells; None: everything
         self._consts: tuple | None = None        # (log prior, log(alpha) - log(total + alpha V))
 
     def __getstate__(self) -> dict:
@@ -174,7 +193,7 @@ class CharNaiveBayes(base.Classifier):
             per_class[y] = per_class.get(y, 0) + n * w
             self.class_totals[y] = self.class_totals.get(y, 0) + n * w
             if dirty is not None:
-                dirty.add(gram)
+                dirty.add((gram, y))
 
     def _refresh(self) -> None:
         log_alpha = math.log(self.alpha)
@@ -182,10 +201,13 @@ class CharNaiveBayes(base.Classifier):
             self._classes = list(self.class_counts)
             self._rows = {gram: i for i, gram in enumerate(self.feature_counts)}
             self._matrix = np.zeros((max(len(self._rows), 1), len(self._classes)))
-            grams = self.feature_counts.keys()
+            cells = [(gram, c) for gram, per_class in self.feature_counts.items()
+                     for c in per_class]
         else:
-            grams = self._dirty
-            for gram in grams:
+            # Only the cells learned since the last refresh changed; the others would be
+            # recomputed to the very same floats.
+            cells = self._dirty
+            for gram, _ in cells:
                 if gram not in self._rows:
                     self._rows[gram] = len(self._rows)
             if len(self._rows) > len(self._matrix):
@@ -193,11 +215,14 @@ class CharNaiveBayes(base.Classifier):
                 grown[:len(self._matrix)] = self._matrix
                 self._matrix = grown
         column = {c: j for j, c in enumerate(self._classes)}
-        matrix, rows = self._matrix, self._rows
-        for gram in grams:
-            r = rows[gram]
-            for c, count in self.feature_counts[gram].items():
-                matrix[r, column[c]] = math.log(count + self.alpha) - log_alpha
+        rows, features, alpha, log = self._rows, self.feature_counts, self.alpha, math.log
+        at_row, at_col, values = [], [], []   # one vectorised store, not one per cell
+        for gram, c in cells:
+            at_row.append(rows[gram])
+            at_col.append(column[c])
+            values.append(log(features[gram][c] + alpha) - log_alpha)
+        if values:
+            self._matrix[at_row, at_col] = values
         self._dirty = set()
 
     def predict_proba_one(self, x: str) -> dict[str, float]:
@@ -214,13 +239,11 @@ class CharNaiveBayes(base.Classifier):
                     np.array([self.class_totals.get(c, 0) for c in self._classes]) + den))
         log_prior, per_gram = self._consts
         grams = _ngrams(x)
-        rows = self._rows
-        idx, counts = [], []
-        for gram, k in grams.items():
-            r = rows.get(gram)
-            if r is not None:
-                idx.append(r)
-                counts.append(k)
+        idx = list(map(self._rows.get, grams))   # in C; None for unseen n-grams
+        counts = list(grams.values())
+        if None in idx:
+            counts = [k for r, k in zip(idx, counts) if r is not None]
+            idx = [r for r in idx if r is not None]
         # log P(c) + sum_f x_f log((count_cf + alpha) / (total_c + alpha V)), where the
         # count_cf = 0 terms are folded into size * log(alpha)
         jll = log_prior + sum(grams.values()) * per_gram
