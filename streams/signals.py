@@ -291,8 +291,10 @@ class SignalStage:
         if status == "firing":
             ratio = obs / max(exp, 1e-9)
             times = ("100 倍以上", "over 100x") if ratio >= 100 else (f"{ratio:.1f} 倍", f"{ratio:.1f}x")
-            summary = (f"{where} {zh_what}: 实际 {obs:.0f}, 预期 {exp:.1f} ({times[0]}) | "
-                       f"{en_what}: {obs:.0f} vs {exp:.1f} expected ({times[1]})")
+            # A new shop expects a fraction of an order per bucket: "0.0" would read as none.
+            exp_text = f"{exp:.2f}" if exp < 1 else f"{exp:.1f}"
+            summary = (f"{where} {zh_what}: 实际 {obs:.0f}, 预期 {exp_text} ({times[0]}) | "
+                       f"{en_what}: {obs:.0f} vs {exp_text} expected ({times[1]})")
         else:
             summary = f"{where} {zh_what}已恢复正常 | {en_what} back to normal"
         return {
