@@ -122,6 +122,11 @@ class AlertStage:
             del self.explained[e.key]
         return self.scope.explainer(e, alarmed, bucket)
 
+    def _next_in_chain(self, key: tuple, links: dict[tuple, tuple | None]) -> tuple | None:
+        """The slice that explains ``key``: this bucket's link if it is a candidate, else
+        the explanation it keeps from earlier buckets."""
+        return links[key] if key in links else self.explained.get(key)
+
     def _paging(self, links: dict[tuple, tuple | None], by_key: dict) -> set[tuple]:
         """The candidates that page, given which slice explains which (``links``).
 
@@ -133,7 +138,7 @@ class AlertStage:
         for start in links:
             path, key = [start], start
             while True:
-                nxt = links[key] if key in links else self.explained.get(key)
+                nxt = self._next_in_chain(key, links)
                 if nxt is None:
                     if key == start:
                         pages.add(start)
@@ -179,7 +184,7 @@ class AlertStage:
             # complaints. A link to a slice mostly outside e (浙江 x 圆通 -> 圆通 x
             # damaged, rising in 江苏 too) ends it.
             found, key = set(), e.key
-            while (nxt := links.get(key) or self.explained.get(key)) and nxt not in found:
+            while (nxt := self._next_in_chain(key, links)) and nxt not in found:
                 theirs = [keys for b in self._recent_complaints for keys in b if nxt in keys]
                 if not theirs or sum(1 for keys in theirs if e.key in keys) < 0.6 * len(theirs):
                     break
@@ -205,7 +210,7 @@ class AlertStage:
             # chain ending in a slice that may not page yet (still learning, too small,
             # muted) keeps its slices quiet as before.
             seen, key = {e.key}, e.key
-            while (nxt := links.get(key) or self.explained.get(key)) and nxt not in seen:
+            while (nxt := self._next_in_chain(key, links)) and nxt not in seen:
                 if nxt in covering:
                     return True
                 seen.add(nxt)
@@ -251,20 +256,28 @@ class AlertStage:
         if rec["verdict"] not in QUIETING:
             return rec
         episode = self.signals.firing.pop(key)
-        metric, dims = key[0], dict(key[1:])
-        bend = self.closed_until
-        where = " ".join(f"{k}={v}" for k, v in dims.items())
-        zh = {"expected": "预期内", "false_alarm": "误报"}[rec["verdict"]]
         self.signals.counters["resolved"] += 1
-        self.out.alerts.append({
+        self._resolved_by_feedback(episode, key[0], dict(key[1:]), rec["verdict"], context={})
+        return rec
+
+    def _resolved_by_feedback(self, episode: AlertEpisode, metric: str, dims: dict,
+                              verdict: str, context: dict | None = None) -> None:
+        """The ``resolved`` record of an episode an operator quieted."""
+        bend = self.closed_until
+        where = " ".join(f"{k}={v}" for k, v in dims.items()) or "全部 (all)"
+        zh = {"expected": "预期内", "false_alarm": "误报"}[verdict]
+        record = {
             "alert_id": episode.alert_id, "fingerprint": episode.fingerprint, "status": "resolved",
             "severity": episode.severity, "metric": metric, "dimensions": dims,
             "ts": self._iso(bend), "bucket_start": self._iso(bend - self.bucket_seconds),
             "bucket_end": self._iso(bend), "observed": round(episode.observed, 3),
             "expected": round(episode.expected, 3), "score": 0.0,
-            "summary": f"{where} 值班人员标记为{zh} | marked {rec['verdict']} by on-call",
-            "contributors": [], "examples": [], "context": {}, "feedback": rec["verdict"]})
-        return rec
+            "summary": f"{where} 值班人员标记为{zh} | marked {verdict} by on-call",
+            "contributors": [], "examples": []}
+        if context is not None:
+            record["context"] = context
+        record["feedback"] = verdict
+        self.out.alerts.append(record)
 
     def _update_episode(self, episode: AlertEpisode, e: Evaluation) -> bool:
         if e.run_buckets:
@@ -341,17 +354,7 @@ class AlertStage:
             self.scorer.reset(parent)
             self.feedback.learn(fingerprint(METRIC, self._dims(parent)), rec["verdict"], from_bucket=now)
         self.counters["alerts_resolved"] += 1
-        dims, bend = self._dims(key), self.closed_until
-        where = " ".join(f"{k}={v}" for k, v in dims.items()) or "全部 (all)"
-        zh = {"expected": "预期内", "false_alarm": "误报"}[rec["verdict"]]
-        self.out.alerts.append({
-            "alert_id": episode.alert_id, "fingerprint": episode.fingerprint, "status": "resolved",
-            "severity": episode.severity, "metric": METRIC, "dimensions": dims,
-            "ts": self._iso(bend), "bucket_start": self._iso(bend - self.bucket_seconds),
-            "bucket_end": self._iso(bend), "observed": round(episode.observed, 3),
-            "expected": round(episode.expected, 3), "score": 0.0,
-            "summary": f"{where} 值班人员标记为{zh} | marked {rec['verdict']} by on-call",
-            "contributors": [], "examples": [], "feedback": rec["verdict"]})
+        self._resolved_by_feedback(episode, METRIC, self._dims(key), rec["verdict"])
         return rec
 
 
