@@ -177,6 +177,15 @@ class AlertStage:
                         mine[key].append(keys)
         covering = set(self.firing) | pages
         window = len(self._recent_complaints)
+        others: dict[tuple, list[tuple]] = {}
+
+        def complaints_of(key: tuple) -> list[tuple]:
+            # The recent complaints of a chain member, scanned once per member and call.
+            found = others.get(key)
+            if found is None:
+                found = others[key] = [keys for b in self._recent_complaints for keys in b
+                                       if key in keys]
+            return found
 
         def own_cover(e: Evaluation) -> set[tuple]:
             # The part of e's explanation chain that lies inside e also holds e's
@@ -185,7 +194,7 @@ class AlertStage:
             # damaged, rising in 江苏 too) ends it.
             found, key = set(), e.key
             while (nxt := self._next_in_chain(key, links)) and nxt not in found:
-                theirs = [keys for b in self._recent_complaints for keys in b if nxt in keys]
+                theirs = complaints_of(nxt)
                 if not theirs or sum(1 for keys in theirs if e.key in keys) < 0.6 * len(theirs):
                     break
                 found.add(nxt)

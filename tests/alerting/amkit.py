@@ -52,22 +52,27 @@ def free_port() -> int:
 
 
 class RecordingReceiver:
-    """Records requests; ``status`` (a callable of the request count) picks the answer."""
+    """Records requests; ``status`` (a callable of the request count) picks the answer.
+
+    Subclasses pick the answer another way by overriding :meth:`answer` (the fault
+    suite's ``FlakyReceiver`` fails for a while, then forwards to a real Alertmanager).
+    """
 
     def __init__(self, status: Callable[[int], int] = lambda n: 200) -> None:
         self.requests: list[dict] = []
         self.status = status
         self.lock = threading.Lock()
+        self._answered = 0
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                code = receiver.answer(self.path, body, self.headers)
                 with receiver.lock:
-                    n = len(receiver.requests)
-                    code = receiver.status(n)
                     receiver.requests.append({"path": self.path, "headers": dict(self.headers),
-                                              "body": body, "at": time.monotonic(), "status": code})
+                                              "body": body, "at": time.monotonic(),
+                                              "wall": time.time(), "status": code})
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -79,6 +84,12 @@ class RecordingReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def answer(self, path: str, body: bytes, headers) -> int:
+        """The HTTP status for one request (called outside the lock: it may block)."""
+        with self.lock:
+            n, self._answered = self._answered, self._answered + 1
+        return self.status(n)
+
     def __enter__(self) -> RecordingReceiver:
         self.thread.start()
         return self
@@ -86,6 +97,11 @@ class RecordingReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def snapshot(self) -> list[dict]:
+        """A copy of the requests so far (the handler threads keep appending)."""
+        with self.lock:
+            return list(self.requests)
 
     def notifications(self, receiver: str = "riskwatch-incident-log") -> list[dict]:
         """Alertmanager webhook payloads delivered to ``receiver`` (2xx answers only)."""

@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from riskwatch.settings import PipelineSettings
+from tests.alerting.amkit import RecordingReceiver
 
 BUCKET_SECONDS = 300
 LATENESS_SECONDS = 600
@@ -265,71 +266,37 @@ class Outage:
             return time.monotonic() - self.started
 
 
-class FlakyReceiver:
-    """A threaded ``http.server`` on a free loopback port that answers 500 while its
-    ``down_seconds`` of its :class:`Outage` last, then 200, or, with
-    ``forward_to``, passes the request on to that server (a front of a real
-    Alertmanager) and answers what it answered. Every request is recorded."""
+class FlakyReceiver(RecordingReceiver):
+    """A recording receiver (``tests/alerting/amkit.py``) that answers 500 while the
+    ``down_seconds`` of its :class:`Outage` last, then 200, or, with ``forward_to``,
+    passes the request on to that server (a front of a real Alertmanager) and answers
+    what it answered. Every request is recorded."""
 
     def __init__(self, outage: Outage, down_seconds: float, forward_to: str | None = None) -> None:
-        import http.server
-        import threading
+        super().__init__()
+        self.outage, self.down_seconds, self.forward_to = outage, down_seconds, forward_to
+
+    def answer(self, path: str, body: bytes, headers) -> int:
         import urllib.error
         import urllib.request
 
-        self.outage, self.down_seconds, self.forward_to = outage, down_seconds, forward_to
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                down = receiver.outage.elapsed() < receiver.down_seconds
-                code = 500
-                if not down:
-                    code = 200
-                    if receiver.forward_to is not None:
-                        request = urllib.request.Request(
-                            receiver.forward_to + self.path, data=body, method="POST",
-                            headers={"Content-Type": self.headers.get("Content-Type", "")})
-                        try:
-                            with urllib.request.urlopen(request, timeout=10) as resp:
-                                code = resp.status
-                        except urllib.error.HTTPError as exc:
-                            code = exc.code
-                with receiver.lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers),
-                                              "body": body, "at": time.monotonic(), "wall": time.time(),
-                                              "status": code})
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        if self.outage.elapsed() < self.down_seconds:
+            return 500
+        if self.forward_to is None:
+            return 200
+        request = urllib.request.Request(self.forward_to + path, data=body, method="POST",
+                                         headers={"Content-Type": headers.get("Content-Type", "")})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
 
     @property
     def recovered_at(self) -> float | None:
         """Monotonic time the outage of this receiver ended (None: it never started)."""
         started = self.outage.started
         return None if started is None else started + self.down_seconds
-
-    def __enter__(self) -> "FlakyReceiver":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def snapshot(self) -> list[dict]:
-        with self.lock:
-            return list(self.requests)
 
 
 def attempts_within(policy, seconds: float) -> int:
