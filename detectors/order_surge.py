@@ -38,6 +38,8 @@ from typing import NamedTuple
 import numpy as np
 from river import base
 
+from detectors.cusum import cusum_step
+
 __all__ = ["OrderSurgeBank", "OrderSurgeDetector", "SurgeStep"]
 
 
@@ -260,17 +262,11 @@ class OrderSurgeBank:
         s = self.state[rows]
         prior = np.where(prior > 0, prior, s[:, LAST_PRIOR])
         mu = self._share(s, prior) * market
-        cap = self.max_cusum * self.threshold
-        cusum = np.clip(s[:, CUSUM] + y * self._log_rho - (self.rho - 1.0) * mu, 0.0, cap)
-        spike = np.clip(s[:, SPIKE] + y * self._log_spike - (self.rho_spike - 1.0) * mu, 0.0, cap)
-        evidence = np.maximum(cusum, spike)
-        running = evidence > 0.0
-        carry = running & ((s[:, CUSUM] > 0.0) | (s[:, SPIKE] > 0.0))
-        s[:, RUN_OBS] = np.where(carry, s[:, RUN_OBS], 0.0) + y
-        s[:, RUN_EXP] = np.where(carry, s[:, RUN_EXP], 0.0) + mu
-        s[:, RUN_BUCKETS] = np.where(carry, s[:, RUN_BUCKETS], 0.0) + np.floor(buckets)
-        s[~running, RUN_OBS:RUN_BUCKETS + 1] = 0.0
-        s[:, CUSUM], s[:, SPIKE], s[:, LAST_PRIOR] = cusum, spike, prior
+        evidence = cusum_step(s, (CUSUM, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=y, mu=mu,
+                              weights=(self._log_rho, self._log_spike),
+                              drifts=((self.rho - 1.0) * mu, (self.rho_spike - 1.0) * mu),
+                              cap=self.max_cusum * self.threshold, buckets=buckets)
+        s[:, LAST_PRIOR] = prior
         fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
         learn = np.ones(len(rows), dtype=bool)
         if protect_at is not None:

@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from detectors.cusum import cusum_step
+
 __all__ = ["BankStep", "ComplaintRateBank"]
 
 class BankStep(NamedTuple):
@@ -113,18 +115,12 @@ class ComplaintRateBank:
         s = self.state[rows]
         prior = np.where(prior > 0, prior, s[:, LAST_PRIOR])
         mu = self._rate(s, prior) * exposure * hour_factor
-        cap = self.max_cusum * self.threshold
-        slow = np.clip(s[:, SLOW] + y * self._log_rho - (self.rho - 1.0) * mu, 0.0, cap)
-        spike = np.clip(s[:, SPIKE] + y * self._log_spike - (self.rho_spike - 1.0) * mu, 0.0, cap)
-        evidence = np.maximum(slow, spike)
-        # The current run: a new one starts when the CUSUMs leave zero, ends at zero.
-        running = evidence > 0.0
-        carry = running & ((s[:, SLOW] > 0.0) | (s[:, SPIKE] > 0.0))
-        s[:, RUN_OBS] = np.where(carry, s[:, RUN_OBS], 0.0) + y
-        s[:, RUN_EXP] = np.where(carry, s[:, RUN_EXP], 0.0) + mu
-        s[:, RUN_BUCKETS] = np.where(carry, s[:, RUN_BUCKETS], 0.0) + np.floor(buckets)
-        s[~running, RUN_OBS:RUN_BUCKETS + 1] = 0.0
-        s[:, SLOW], s[:, SPIKE], s[:, LAST_PRIOR] = slow, spike, prior
+        # Poisson CUSUMs and the current run (detectors.cusum, shared by the banks).
+        evidence = cusum_step(s, (SLOW, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=y, mu=mu,
+                              weights=(self._log_rho, self._log_spike),
+                              drifts=((self.rho - 1.0) * mu, (self.rho_spike - 1.0) * mu),
+                              cap=self.max_cusum * self.threshold, buckets=buckets)
+        s[:, LAST_PRIOR] = prior
         # The baseline learns the span unless it is protected as anomalous.
         fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
         learn = np.ones(len(rows), dtype=bool)
