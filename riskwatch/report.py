@@ -120,8 +120,19 @@ def _exposure_key(dims: dict) -> frozenset:
 
 
 def _chart_series(rows: list[dict], parent_rows: list[dict], lo: float, hi: float,
-                  bucket_seconds: float) -> dict:
-    """Bucket-aligned observed / expected / interpolated flags over [lo, hi]."""
+                  bucket_seconds: float, quantity: str = "complaints") -> dict:
+    """Bucket-aligned observed / expected / interpolated flags over [lo, hi].
+
+    ``quantity`` "orders" charts the slice's orders (an order-surge incident); the
+    aggregates carry no order expectation, so that chart has no expected band.
+    """
+    if quantity == "orders":
+        by_bucket = {_epoch(r["bucket_start"]): r for r in rows}
+        start = lo - lo % bucket_seconds
+        times = [start + i * bucket_seconds for i in range(int((hi - start) // bucket_seconds) + 1)]
+        return {"t": times, "observed": [by_bucket[t]["orders"] if t in by_bucket else 0 for t in times],
+                "expected": [None] * len(times), "interpolated": [True] * len(times),
+                "quantity": "orders"}
     by_bucket = {_epoch(r["bucket_start"]): r for r in rows}
     parent = {_epoch(r["bucket_start"]): r for r in parent_rows}
     start = lo - lo % bucket_seconds
@@ -149,7 +160,8 @@ def _chart_series(rows: list[dict], parent_rows: list[dict], lo: float, hi: floa
         observed.append(row["complaints"] if row else 0)
         expected.append(value)
         t += bucket_seconds
-    return {"t": times, "observed": observed, "expected": expected, "interpolated": interpolated}
+    return {"t": times, "observed": observed, "expected": expected, "interpolated": interpolated,
+            "quantity": "complaints"}
 
 
 def _marks(alerts: list[dict], alert_ids: set[str]) -> list[dict]:
@@ -201,7 +213,8 @@ def _svg_chart(series: dict, title: str, window: tuple[float, float], marks: lis
         ax.fill_between(kx, low, high, step="post", color="#74c0fc", alpha=0.35, lw=0,
                         label="expected band (99 %)")
         ax.step(kx, ke, where="post", color="#1c7ed6", lw=1.2, label="expected (interpolated when unscored)")
-    ax.step(xs, series["observed"], where="post", color="#212529", lw=1.3, label="observed complaints")
+    quantity = series.get("quantity", "complaints")
+    ax.step(xs, series["observed"], where="post", color="#212529", lw=1.3, label=f"observed {quantity}")
     top = max([*series["observed"], *(e for e in exp if e is not None), 1.0])
     for m in marks:
         color, style = MARK_STYLE[m["kind"]]
@@ -211,7 +224,7 @@ def _svg_chart(series: dict, title: str, window: tuple[float, float], marks: lis
             ax.annotate(m["severity"], (when(m["t"]), top * 1.05), rotation=90, fontsize=7,
                         color=color, va="bottom", ha="right")
     ax.set_ylim(0, top * 1.45)
-    ax.set_ylabel("complaints / 5 min")
+    ax.set_ylabel(f"{quantity} / 5 min")
     ax.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=10, loc="left")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=tz))
     ax.tick_params(labelsize=8)
@@ -266,15 +279,19 @@ def build_report(result: dict, truth: dict, alerts: list[dict], aggregates: str 
             dims["intent"] = inc["intent"]
         status = (f"detected, delay {row['delay_minutes']:.0f} min" if row["detected"] else "MISSED")
         title = f"{row['id']} {row['kind']} — {slice_label(dims)} ({status})"
+        # An incident only the order-surge detector sees (a brushing shop) is a rise of
+        # orders, not complaints: chart what rose.
+        quantity = "orders" if set(inc.get("metrics", ())) == {"order_surge"} else "complaints"
         charts.append(("incident", row["id"], title, dims, (_epoch(inc["start"]), _epoch(inc["end"])),
-                       set(row.get("alert_ids", [])), dict(inc.get("dimensions", {}))))
+                       set(row.get("alert_ids", [])), dict(inc.get("dimensions", {})), quantity))
     for ep in result["false_episode_list"]:
         start = _epoch(ep["start"])
         end = episodes_end.get(ep["alert_id"], start + bucket_seconds)
         promo = " during a promotion" if ep["during_promotion"] else ""
         title = f"false episode{promo} — {slice_label(ep['dimensions'])}"
+        quantity = "orders" if ep.get("metric") == "order_surge" else "complaints"
         charts.append(("false", ep["alert_id"], title, dict(ep["dimensions"]), (start, end),
-                       {ep["alert_id"]}, None))
+                       {ep["alert_id"]}, None, quantity))
     wanted: dict[frozenset, tuple[float, float]] = {}
 
     def want(dims: dict, lo: float, hi: float) -> None:
@@ -282,7 +299,7 @@ def build_report(result: dict, truth: dict, alerts: list[dict], aggregates: str 
         old = wanted.get(key)
         wanted[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
 
-    for _, _, _, dims, (s, e), _, fallback in charts:
+    for _, _, _, dims, (s, e), _, fallback, _ in charts:
         lo, hi = s - BEFORE_HOURS * 3600, e + AFTER_HOURS * 3600
         want(dims, lo, hi)
         want({k: v for k, v in dims.items() if k != "intent"}, lo, hi)
@@ -291,7 +308,7 @@ def build_report(result: dict, truth: dict, alerts: list[dict], aggregates: str 
     rows = load_series(aggregates, wanted, progress)
 
     sections = {"incident": [], "false": []}
-    for n, (section, ident, title, dims, (s, e), ids, fallback) in enumerate(charts, 1):
+    for n, (section, ident, title, dims, (s, e), ids, fallback, quantity) in enumerate(charts, 1):
         if progress:
             progress(f"report: chart {n}/{len(charts)}")
         key = _dims_key(dims)
@@ -302,7 +319,8 @@ def build_report(result: dict, truth: dict, alerts: list[dict], aggregates: str 
             dims, key = fallback, _dims_key(fallback)
             title += f" — shown: {slice_label(dims)}, the {slice_label(key_dims)} slice was never watched"
         lo, hi = s - BEFORE_HOURS * 3600, e + AFTER_HOURS * 3600
-        series = _chart_series(rows.get(key, []), rows.get(_exposure_key(dims), []), lo, hi, bucket_seconds)
+        series = _chart_series(rows.get(key, []), rows.get(_exposure_key(dims), []), lo, hi,
+                               bucket_seconds, quantity)
         svg = _svg_chart(series, title, (s, e), _marks(alerts, ids), promotions, tz,
                          "incident window" if section == "incident" else "alert episode")
         sections[section].append(f'<figure class="chart" id="{html.escape(ident)}">{svg}</figure>')
@@ -370,7 +388,9 @@ figure.chart {{ margin: 0 0 1em; }} figure.chart svg {{ width: 100%; height: aut
 <th>episodes</th></tr>{incident_rows}</table>
 <p>Each chart: complaints observed per bucket (black), the detector's expected count (blue; between
 scored buckets its last rate times the slice's exposure) with a 99 % Poisson band, the incident window
-(red), promotions (grey), and alert marks: fire, escalate (severity rose), resolve.</p>
+(red), promotions (grey), and alert marks: fire, escalate (severity rose), resolve. An incident that only
+the order-surge detector sees (a brushing shop) charts the shop's orders per bucket instead, without a band:
+the detector's expectation is in the alert summaries.</p>
 <section id="incidents">{''.join(sections['incident'])}</section>
 <h2>False episodes</h2>
 <section id="false-episodes">{false_html}</section>

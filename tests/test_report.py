@@ -93,6 +93,36 @@ def test_expected_between_scored_buckets_is_the_last_rate_times_exposure():
     assert s["interpolated"] == [False, True, False, True, True]
 
 
+def test_an_order_surge_incident_charts_orders_not_complaints():
+    # A brushing shop's incident is a rise of orders: its chart follows the orders
+    # column (no complaint expectation to band), zero where the shop had no row.
+    import datetime as dt
+    def row(t, orders):
+        return {"bucket_start": f"2026-11-03T10:{t:02d}:00+08:00", "complaints": 0, "orders": orders,
+                "exposure": 1.0, "expected": 0.01}
+    start = dt.datetime.fromisoformat("2026-11-03T10:00:00+08:00").timestamp()
+    s = _chart_series([row(0, 2), row(10, 40)], [], start, start + 15 * 60, 300, "orders")
+    assert s["observed"] == [2, 0, 40, 0]
+    assert s["expected"] == [None] * 4 and s["quantity"] == "orders"
+    truth = {"incidents": [{"id": "s1", "kind": "new_shop_order_surge", "dimensions": {"merchant_id": "m9"},
+                            "start": "2026-11-03T10:00:00+08:00", "end": "2026-11-03T10:15:00+08:00",
+                            "metrics": ["order_surge"]}]}
+    result = {"per_incident": [{"id": "s1", "kind": "new_shop_order_surge", "detected": False}],
+              "false_episode_list": []}
+    import tempfile
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl") as agg:
+        agg.write(b"".join(orjson.dumps({**row(t, n), "slice": "merchant_id=m9",
+                                         "dimensions": {"merchant_id": "m9"}}) + b"\n"
+                           for t, n in [(0, 2), (5, 30), (10, 40)]))
+        agg.flush()
+        from unittest import mock
+        with mock.patch("riskwatch.report._page", lambda result, alerts, sections: sections):
+            sections = build_report(result, truth, [], agg.name)
+    chart = sections["incident"][0]
+    assert "orders / 5 min" in chart and "observed orders" in chart
+    assert "expected band" not in chart
+
+
 def test_report_needs_aggregates_and_says_so(backtest, capsys):
     code = main(["evaluate", "--truth", str(backtest["truth"]), "--alerts", str(backtest["alerts"]),
                  "--report", str(backtest["report"].with_name("x.html"))])
