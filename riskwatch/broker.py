@@ -70,12 +70,18 @@ def bootstrap_from_url(url: str) -> str:
     'a:1,b:2'
     >>> bootstrap_from_url("localhost:9092")
     'localhost:9092'
+    >>> bootstrap_from_url("http://localhost:9092")
+    Traceback (most recent call last):
+    ...
+    riskwatch.errors.BrokerError: 'http://localhost:9092' is not a Kafka broker address (expected kafka://HOST:PORT)
     """
     hosts = []
     for part in url.replace(",", ";").split(";"):
         part = part.strip()
         if "://" in part:
-            part = part.split("://", 1)[1]
+            scheme, part = part.split("://", 1)
+            if scheme.lower() not in ("kafka", "aiokafka"):   # faust's two Kafka drivers
+                raise BrokerError(f"{url!r} is not a Kafka broker address (expected kafka://HOST:PORT)")
         part = part.rstrip("/")
         if part:
             hosts.append(part)

@@ -76,6 +76,8 @@ def test_evaluate_scores_a_replay(tmp_path):
     (["simulate", "--out", "x.jsonl", "--days", "1", "--label-share", "1.5"], "must be in [0, 1]"),
     (["simulate"], "give --out FILE"),
     (["replay", "EVENTS"], "the following arguments are required: --alerts-out"),
+    (["worker", "--broker", "http://127.0.0.1:9"], "is not a Kafka broker address (expected kafka://HOST:PORT)"),
+    (["simulate", "--days", "0.1", "--broker", "https://x"], "is not a Kafka broker address"),
 ])
 def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     (tmp_path / "cal.json").write_text('[{"name": "x"}]')
