@@ -21,8 +21,11 @@ is how ChdbSink's insert path was chosen.
 free loopback port and times :class:`~sinks.clickhouse.server_sink.ClickHouseServerSink`
 (clickhouse-driver, columnar inserts of ``--server-batch-size`` rows) against
 ``clickhouse-client`` inserting the same rows and columns from a TabSeparated file on
-stdin.  The two alternate (sink, client, sink, …) so that other load hits both alike, and
-the ratio is the median of the per-pair ratios.  Besides wall rates it prints CPU per row
+stdin, twice: records through ``add()`` (a dict per row), and the same rows as column
+blocks through ``add_columns()`` (built once, untimed, one block per source range: how
+the pipeline hands its aggregates over at bucket close).  The three alternate (rows,
+columns, client, rows, …) so that other load hits them alike, and the ratios are the
+medians of the per-run ratios.  Besides wall rates it prints CPU per row
 of the inserting process and of the server (both share the machine's cores), where one
 run's wall time goes (``add()``, building columns, the driver's encoding and sending,
 waiting for the server), and the CPU of building and encoding per DDL profile without a
@@ -94,6 +97,23 @@ def measure(label: str, rows: int, repeat: int, prepare: Callable[[int], Any],
     print(f"{label:<52} {statistics.median(wall):>9,.0f} rows/s "
           f"({min(wall):,.0f}-{max(wall):,.0f}) {statistics.median(cpu):>9,.0f} rows/CPU-s",
           flush=True)
+
+
+def column_blocks(rows: Rows, batch_size: int) -> list[tuple[str, dict[str, list[Any]]]]:
+    """``(token, block)`` per source range of ``batch_size`` rows: the rows as columns."""
+    blocks = []
+    for start in range(0, len(rows), batch_size):
+        part = rows[start:start + batch_size]
+        blocks.append((f"aggregates:0:{start}-{start + batch_size - 1}",
+                       {name: [r[name] for r in part] for name in part[0]}))
+    return blocks
+
+
+def feed_columns(sink: Any, blocks: list[tuple[str, dict[str, list[Any]]]]) -> None:
+    with sink:
+        for token, block in blocks:
+            sink.add_columns("aggregates", block, token=token)
+            sink.flush()
 
 
 def feed(sink: Any, rows: Rows, batch_size: int) -> None:
@@ -200,6 +220,7 @@ class _Split:
         self.build = self.execute = self.wait = 0.0
         self._patches: list[tuple[Any, str, Any]] = []
         self._wrap(server_sink._InsertPlan, "build", "build")
+        self._wrap(server_sink._InsertPlan, "build_columns", "build")
         sink.setup()
         self._wrap(sink._client, "execute", "execute")
         self._wrap(sink._client.connection, "receive_packet", "wait")
@@ -298,6 +319,18 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
             check_and_drop(sink.database)
             return n / wall, cpu / n * 1e6, srv / n * 1e6
 
+        blocks = column_blocks(rows, batch_size)
+
+        def run_columns(k: int) -> tuple[float, float, float]:
+            sink = new_sink(200 + k)
+            cpu0, srv0 = time.process_time(), _cpu_seconds(server_pid)
+            started = time.perf_counter()
+            feed_columns(sink, blocks)
+            wall = time.perf_counter() - started
+            cpu, srv = time.process_time() - cpu0, _cpu_seconds(server_pid) - srv0
+            check_and_drop(sink.database)
+            return n / wall, cpu / n * 1e6, srv / n * 1e6
+
         def run_client(k: int) -> tuple[float, float, float]:
             new_sink(100 + k).close()  # the same DDL through the sink's migration
             cpu0, srv0 = _children_cpu(), _cpu_seconds(server_pid)
@@ -313,9 +346,12 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
             return n / wall, cpu / n * 1e6, srv / n * 1e6
 
         run_sink(999)  # warm-up: imports, the server's first parts, this process's memory
-        results: dict[str, list[tuple[float, float, float]]] = {"sink": [], "client": []}
+        run_columns(999)
+        results: dict[str, list[tuple[float, float, float]]] = {
+            "sink": [], "columns": [], "client": []}
         for k in range(repeat):
             results["sink"].append(run_sink(k))
+            results["columns"].append(run_columns(k))
             if client_bin is not None:
                 results["client"].append(run_client(k))
 
@@ -327,30 +363,34 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
                   f"({min(wall):,.0f}-{max(wall):,.0f}) {1e6 / (cpu + srv):>9,.0f} rows/CPU-s"
                   f" (CPU per row: inserter {cpu:.2f} us + server {srv:.2f} us)", flush=True)
 
-        line("ClickHouseServerSink (clickhouse-driver, columnar)", results["sink"])
+        line("ClickHouseServerSink, records (add)", results["sink"])
+        line("ClickHouseServerSink, column blocks (add_columns)", results["columns"])
         if client_bin is None:
             print("clickhouse-client not installed: no comparison (make test-deps installs it)")
         else:
             line("clickhouse-client, TabSeparated on stdin", results["client"])
-            ratios = [s[0] / c[0] for s, c in zip(results["sink"], results["client"])]
-            print(f"server sink / clickhouse-client = {statistics.median(ratios):.2f}x "
-                  f"(per pair {min(ratios):.2f}-{max(ratios):.2f}; "
-                  "targets: >= 300,000 rows/s and >= 0.5x)")
+            for label, key in (("records", "sink"), ("column blocks", "columns")):
+                ratios = [s[0] / c[0] for s, c in zip(results[key], results["client"])]
+                print(f"server sink ({label}) / clickhouse-client = "
+                      f"{statistics.median(ratios):.2f}x (per run {min(ratios):.2f}-"
+                      f"{max(ratios):.2f}; targets: >= 300,000 rows/s and >= 0.5x)")
 
-        sink = ClickHouseServerSink(server.url, database="split", batch_size=batch_size)
-        split = _Split(sink)
-        started = time.perf_counter()
-        feed(sink, rows, batch_size)
-        total = time.perf_counter() - started
-        split.restore()
-        check_and_drop("split")
-        parts = {"add() and batching (sinks.base)": total - split.build - split.execute,
-                 "building columns (_InsertPlan.build)": split.build,
-                 "driver: encoding and sending blocks": split.execute - split.wait,
-                 "waiting for the server's answer": split.wait}
         print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
-        print("where one run's time goes: " + "; ".join(
-            f"{label} {seconds / n * 1e6:.2f} us/row" for label, seconds in parts.items()))
+        for label, run in (("records", lambda s: feed(s, rows, batch_size)),
+                           ("column blocks", lambda s: feed_columns(s, blocks))):
+            sink = ClickHouseServerSink(server.url, database="split", batch_size=batch_size)
+            split = _Split(sink)
+            started = time.perf_counter()
+            run(sink)
+            total = time.perf_counter() - started
+            split.restore()
+            check_and_drop("split")
+            parts = {"add() and batching (sinks.base)": total - split.build - split.execute,
+                     "building columns (_InsertPlan.build)": split.build,
+                     "driver: encoding and sending blocks": split.execute - split.wait,
+                     "waiting for the server's answer": split.wait}
+            print(f"where one run's time goes, {label}: " + "; ".join(
+                f"{part} {seconds / n * 1e6:.2f} us/row" for part, seconds in parts.items()))
         admin.close()
 
 

@@ -17,6 +17,15 @@ returned, so after a crash the same records arrive again.  Sinks absorb that in 
 * Every record carries a deterministic id, so a destination keyed on it (ReplacingMergeTree)
   shows a re-delivered record once even when it arrives in a different batch.
 
+Records may also arrive as a **column block** (:meth:`Sink.add_columns`): a mapping of
+column name to a list or 1-D numpy array, all of one length, whose row ``i`` is the record
+``{name: column[i]}``.  A producer that holds its output as arrays (the pipeline's bucket
+close) hands them over without building a dict per row, and a columnar destination
+(:class:`~sinks.clickhouse.server_sink.ClickHouseServerSink`) inserts them without taking
+them apart.  Every other sink gets the block's records through ``add()``, so a block and
+the same records added one by one leave the same destination contents.  Blocks are
+batched, tokened and retried exactly like records.
+
 ``flush()`` retries *inside* itself with capped exponential backoff: transient errors
 (timeouts, lost connections, :class:`~riskwatch.errors.SinkBackpressure`) are retried until
 the write lands, other errors up to ``RetryPolicy.max_attempts`` and then raised as
@@ -52,6 +61,16 @@ A write that fails transiently is retried inside ``flush()`` until it lands:
 >>> flaky.flush()
 >>> len(flaky.batches), flaky.pending()
 (1, {})
+
+A column block is its records transposed; a sink without a columnar path receives them
+one by one:
+
+>>> rows = ListSink()
+>>> rows.add_columns("scores", {"merchant_id": ["m1", "m2"], "score": [87.5, 60.0]},
+...                  token="scores:0:0-1")
+>>> rows.flush()
+>>> rows.batches
+[('scores', [{'merchant_id': 'm1', 'score': 87.5}, {'merchant_id': 'm2', 'score': 60.0}], 'scores:0:0-1')]
 """
 
 from __future__ import annotations
@@ -62,13 +81,15 @@ import errno
 import logging
 import random
 import time
+import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from riskwatch.errors import ConfigError, SinkBackpressure, SinkError
 
-__all__ = ["BatchingSink", "KINDS", "ListSink", "Record", "RetryPolicy", "Sink"]
+__all__ = ["BatchingSink", "ColumnBlock", "KINDS", "ListSink", "Record", "RetryPolicy", "Sink",
+           "block_rows", "check_block", "records_of_block"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +98,8 @@ KINDS: frozenset[str] = frozenset(
     {"aggregates", "alerts", "complaints", "dead_letters", "events", "scores"})
 
 Record = dict[str, Any]
+#: Column name -> values (a list, tuple or 1-D numpy array); every column of one length.
+ColumnBlock = Mapping[str, Sequence[Any]]
 BatchKey = tuple[str, "str | None"]
 
 # OSError numbers worth waiting out (full disk, temporarily unavailable, interrupted I/O);
@@ -139,6 +162,84 @@ class RetryPolicy:
         return base * (1.0 - self.jitter * random.random())
 
 
+def check_block(kind: str, columns: ColumnBlock) -> int:
+    """The number of rows of a column block; ``SinkError`` if it is not one.
+
+    >>> check_block("scores", {"merchant_id": ["m1", "m2"], "score": (1.0, 2.0)})
+    2
+    >>> check_block("scores", {"merchant_id": ["m1", "m2"], "score": [1.0]})
+    Traceback (most recent call last):
+    riskwatch.errors.SinkError: scores column block: columns of different lengths (merchant_id: 2, score: 1)
+    """
+    lengths: dict[str, int] = {}
+    for name, values in columns.items():
+        if isinstance(values, str | bytes) or getattr(values, "ndim", 1) != 1:
+            raise SinkError(f"{kind} column block: column {name!r} must be a list, tuple or "
+                            f"1-D array, not {type(values).__name__}")
+        try:
+            lengths[name] = len(values)
+        except TypeError:
+            raise SinkError(f"{kind} column block: column {name!r} must be a list, tuple or "
+                            f"1-D array, not {type(values).__name__}") from None
+    if len(set(lengths.values())) > 1:
+        raise SinkError(f"{kind} column block: columns of different lengths ("
+                        + ", ".join(f"{k}: {v}" for k, v in lengths.items()) + ")")
+    return next(iter(lengths.values()), 0)
+
+
+def _as_list(values: Sequence[Any]) -> list[Any]:
+    """A column as a list of plain Python values (numpy arrays through ``tolist()``)."""
+    tolist = getattr(values, "tolist", None)
+    return tolist() if tolist is not None else list(values)
+
+
+def records_of_block(columns: ColumnBlock) -> list[Record]:
+    """The records of a column block: row ``i`` is ``{name: column[i]}``, plain Python values.
+
+    >>> import numpy as np
+    >>> records_of_block({"merchant_id": ["m1", "m2"], "score": np.array([87.5, 60.0])})
+    [{'merchant_id': 'm1', 'score': 87.5}, {'merchant_id': 'm2', 'score': 60.0}]
+    """
+    names = list(columns)
+    return [dict(zip(names, row)) for row in zip(*(_as_list(columns[n]) for n in names))]
+
+
+def block_rows(blocks: Sequence[tuple[ColumnBlock, int]], start: int, stop: int
+               ) -> dict[str, Sequence[Any]]:
+    """Rows ``start:stop`` of the blocks taken end to end, as one block.
+
+    A column missing from a block is ``None`` in its rows (as a key missing from a record).
+    Columns stay numpy arrays when every part is one, else become lists.
+
+    >>> a, b = {"x": [1, 2], "y": ["a", "b"]}, {"x": [3]}
+    >>> block_rows([(a, 2), (b, 1)], 1, 3)
+    {'x': [2, 3], 'y': ['b', None]}
+    """
+    names = list(dict.fromkeys(itertools.chain.from_iterable(columns for columns, _ in blocks)))
+    if len(blocks) == 1 and start == 0 and stop == blocks[0][1]:
+        return dict(blocks[0][0])  # the whole of one block: its columns, not copies
+    parts: dict[str, list[Sequence[Any]]] = {name: [] for name in names}
+    offset = 0
+    for columns, n in blocks:
+        lo, hi = max(start - offset, 0), min(stop - offset, n)
+        if lo < hi:
+            for name in names:
+                values = columns.get(name)
+                parts[name].append([None] * (hi - lo) if values is None else values[lo:hi])
+        offset += n
+    out: dict[str, Sequence[Any]] = {}
+    for name, pieces in parts.items():
+        if len(pieces) == 1:
+            out[name] = pieces[0]
+        elif pieces and all(hasattr(p, "dtype") for p in pieces):
+            import numpy as np
+
+            out[name] = np.concatenate(pieces)
+        else:
+            out[name] = list(itertools.chain.from_iterable(map(_as_list, pieces)))
+    return out
+
+
 class Sink(abc.ABC):
     """The contract of every riskwatch sink; see the module docstring.
 
@@ -157,6 +258,19 @@ class Sink(abc.ABC):
         The record is kept by reference until it is written: do not mutate it afterwards.
         A sink may write here when a batch is full, and then raises like :meth:`flush`.
         """
+
+    def add_columns(self, kind: str, columns: ColumnBlock, *, token: str | None = None) -> None:
+        """Buffer the records of a column block (see the module docstring) of ``kind``.
+
+        The same as ``add()`` of each of its records in row order, which is what this
+        default does; a columnar sink keeps the block whole.  Like records, the block and
+        its columns are kept by reference until written: do not mutate them afterwards.
+        Raises ``SinkError`` for columns of different lengths or a column that is not a
+        sequence.
+        """
+        check_block(kind, columns)
+        for record in records_of_block(columns):
+            self.add(kind, record, token=token)
 
     @abc.abstractmethod
     def flush(self) -> None:
@@ -178,7 +292,11 @@ class BatchingSink(Sink):
     """A sink that buffers records per ``(kind, token)`` and writes them in batches.
 
     Subclasses implement :meth:`write`, and override :meth:`setup` / :meth:`teardown` when
-    they hold clients or files, and :meth:`is_transient` to classify their errors.
+    they hold clients or files, and :meth:`is_transient` to classify their errors.  A
+    destination that takes columns sets :attr:`columnar` and implements
+    :meth:`write_columns`: column blocks are then buffered whole (per ``(kind, token)``,
+    apart from that key's records), cut at the same ``batch_size`` rows and tokened by the
+    same rule, so a block and its records added one by one make the same batches.
 
     Parameters
     ----------
@@ -194,6 +312,8 @@ class BatchingSink(Sink):
 
     #: Kinds this sink writes; ``add()`` rejects anything outside :data:`KINDS`.
     kinds: ClassVar[frozenset[str]] = KINDS
+    #: Whether :meth:`write_columns` writes column blocks as they are (else rows via add()).
+    columnar: ClassVar[bool] = False
 
     def __init__(self, *, batch_size: int = 10_000, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -203,6 +323,8 @@ class BatchingSink(Sink):
         self.retry = retry if retry is not None else RetryPolicy()
         self._sleep = sleep
         self._batches: dict[BatchKey, list[Record]] = {}
+        # Column blocks per (kind, token) of a columnar sink: [(block, rows), ...].
+        self._blocks: dict[BatchKey, list[tuple[ColumnBlock, int]]] = {}
         # Batches already written per (kind, token) since the last complete flush(): the
         # next batch of the same token gets a distinct, deterministic token suffix.
         self._written_batches: dict[BatchKey, int] = {}
@@ -213,6 +335,15 @@ class BatchingSink(Sink):
     @abc.abstractmethod
     def write(self, kind: str, records: list[Record], token: str | None) -> None:
         """Write one batch; raise on failure (nothing is dropped, the batch is retried)."""
+
+    def write_columns(self, kind: str, columns: dict[str, Sequence[Any]], rows: int,
+                      token: str | None) -> None:
+        """Write one batch given as columns (only called when :attr:`columnar` is set).
+
+        ``columns`` holds every column of the batch's blocks (``None`` where a block had
+        none), ``rows`` long each; raise on failure, as :meth:`write`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} sets columnar but has no write_columns")
 
     def setup(self) -> None:
         """Open clients or files; the default has nothing to open."""
@@ -245,8 +376,23 @@ class BatchingSink(Sink):
         if len(batch) >= self.batch_size:
             self._flush_keys([(kind, token)])
 
+    def add_columns(self, kind: str, columns: ColumnBlock, *, token: str | None = None) -> None:
+        if not self.columnar:
+            super().add_columns(kind, columns, token=token)
+            return
+        rows = check_block(kind, columns)
+        blocks = self._blocks.get((kind, token))
+        if blocks is None:
+            if self._new_batch(kind, token, columnar=True) is None:
+                return
+            blocks = self._blocks[kind, token]
+        if rows:
+            blocks.append((columns, rows))
+            if sum(n for _, n in blocks) >= self.batch_size:
+                self._flush_keys([(kind, token)], whole_batches_only=True)
+
     def flush(self) -> None:
-        self._flush_keys(list(self._batches))
+        self._flush_keys(list(dict.fromkeys([*self._batches, *self._blocks])))
         # Everything buffered is written: the source batch is complete, so a re-delivery
         # of the same token starts again at batch 0 and reproduces the same tokens.
         self._written_batches.clear()
@@ -265,22 +411,31 @@ class BatchingSink(Sink):
         counts: Counter[str] = Counter()
         for (kind, _token), records in self._batches.items():
             counts[kind] += len(records)
+        for (kind, _token), blocks in self._blocks.items():
+            counts[kind] += sum(n for _, n in blocks)
         return dict(sorted(counts.items()))
 
     def drain(self) -> list[tuple[str, str | None, list[Record]]]:
         """Remove and return every buffered batch as ``(kind, token, records)``.
 
         The way out of a batch that fails permanently (for example a record the
-        destination cannot parse): send it to the dead-letter topic, then go on.
+        destination cannot parse): send it to the dead-letter topic, then go on.  Buffered
+        column blocks come out as their records.
         """
         drained = [(kind, token, records) for (kind, token), records in self._batches.items()]
+        for (kind, token), blocks in self._blocks.items():
+            rows = sum(n for _, n in blocks)
+            if rows:
+                drained.append((kind, token, records_of_block(block_rows(blocks, 0, rows))))
         self._batches.clear()
+        self._blocks.clear()
         self._written_batches.clear()
         return drained
 
     # -- internals ------------------------------------------------------------------------
 
-    def _new_batch(self, kind: str, token: str | None) -> list[Record] | None:
+    def _new_batch(self, kind: str, token: str | None, *, columnar: bool = False
+                   ) -> list[Record] | None:
         """Start the batch of ``(kind, token)``, or return ``None`` for an ignored kind."""
         if kind not in KINDS:
             raise SinkError(f"unknown record kind {kind!r}; expected one of {sorted(KINDS)}")
@@ -289,31 +444,53 @@ class BatchingSink(Sink):
         if not self.accepts(kind):
             return None
         batch: list[Record] = []
-        self._batches[kind, token] = batch
+        if columnar:
+            self._blocks[kind, token] = []
+        else:
+            self._batches[kind, token] = batch
         return batch
 
-    def _flush_keys(self, keys: list[BatchKey]) -> None:
+    def _flush_keys(self, keys: list[BatchKey], *, whole_batches_only: bool = False) -> None:
+        """Write the buffered records and column blocks of ``keys``.
+
+        ``whole_batches_only``: write column blocks only in full ``batch_size`` batches and
+        keep the rest buffered (what ``add()`` does for records, batch by batch).
+        """
         started = time.monotonic()
         written: Counter[str] = Counter()
         batches = retries = 0
         failures: list[tuple[BatchKey, SinkError]] = []
         for key in keys:
-            records = self._batches.get(key)
-            if not records:
-                self._batches.pop(key, None)
-                continue
             kind, token = key
-            n = self._written_batches.get(key, 0)
-            batch_token = token if token is None or n == 0 else f"{token}#{n}"
-            try:
-                retries += self._write_with_retry(kind, records, batch_token)
-            except SinkError as exc:
-                failures.append((key, exc))  # keep the batch; other kinds may still land
+            records = self._batches.get(key)
+            if records:
+                try:
+                    retries += self._write_with_retry(
+                        kind, len(records), self._next_token(key),
+                        lambda t, kind=kind, records=records: self.write(kind, records, t))
+                except SinkError as exc:
+                    failures.append((key, exc))  # keep the batch; other kinds may still land
+                else:
+                    del self._batches[key]  # only now: the batch is in the destination
+                    self._written_batches[key] = self._written_batches.get(key, 0) + 1
+                    written[kind] += len(records)
+                    batches += 1
+            elif key in self._batches:
+                del self._batches[key]
+            blocks = self._blocks.get(key)
+            if blocks is None:
                 continue
-            del self._batches[key]  # only now: the batch is in the destination
-            self._written_batches[key] = n + 1
-            written[kind] += len(records)
-            batches += 1
+            try:
+                done, retried = self._write_blocks(key, blocks, whole_batches_only)
+            except SinkError as exc:
+                failures.append((key, exc))
+                continue
+            finally:
+                if not self._blocks.get(key):
+                    self._blocks.pop(key, None)
+            retries += retried
+            written[kind] += sum(done)
+            batches += len(done)
         if batches:
             logger.info("%s flushed %d records in %d batches (%s) in %.3fs, %d retries",
                         type(self).__name__, sum(written.values()), batches,
@@ -324,18 +501,52 @@ class BatchingSink(Sink):
             raise SinkError(f"{len(failures)} batch(es) not written and kept for the next "
                             f"flush; first: {first}") from first
 
-    def _write_with_retry(self, kind: str, records: list[Record], token: str | None) -> int:
+    def _next_token(self, key: BatchKey) -> str | None:
+        """The token of the next batch written for ``key`` (``#n`` after the first)."""
+        token, n = key[1], self._written_batches.get(key, 0)
+        return token if token is None or n == 0 else f"{token}#{n}"
+
+    def _write_blocks(self, key: BatchKey, blocks: list[tuple[ColumnBlock, int]],
+                      whole_batches_only: bool) -> tuple[list[int], int]:
+        """Write ``key``'s blocks in batches of ``batch_size`` rows; return (rows per batch
+        written, retries).  Written rows leave ``blocks`` (in place) even when a later
+        batch fails, so exactly the unwritten rows stay buffered."""
+        kind = key[0]
+        total = sum(n for _, n in blocks)
+        done: list[int] = []
+        retries = written = 0
+        try:
+            while written < total:
+                stop = min(written + self.batch_size, total)
+                if whole_batches_only and stop - written < self.batch_size:
+                    break
+                columns, rows = block_rows(blocks, written, stop), stop - written
+                retries += self._write_with_retry(
+                    kind, rows, self._next_token(key),
+                    lambda t, columns=columns, rows=rows: self.write_columns(kind, columns,
+                                                                              rows, t))
+                self._written_batches[key] = self._written_batches.get(key, 0) + 1
+                done.append(rows)
+                written = stop
+        finally:
+            if written:
+                blocks[:] = ([(block_rows(blocks, written, total), total - written)]
+                             if written < total else [])
+        return done, retries
+
+    def _write_with_retry(self, kind: str, rows: int, token: str | None,
+                          write: Callable[[str | None], None]) -> int:
         """Write one batch; return the number of retries it took, or raise ``SinkError``."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                self.write(kind, records, token)
+                write(token)
                 return attempt - 1
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as SinkError
                 transient = self.is_transient(exc)
                 limit = self.retry.max_transient_attempts if transient else self.retry.max_attempts
-                what = f"{len(records)} {kind} records (token {token!r})"
+                what = f"{rows} {kind} records (token {token!r})"
                 # One line: server messages span lines, and every log line should stand alone.
                 error = " ".join(f"{type(exc).__name__}: {exc}".split())
                 if limit is not None and attempt >= limit:

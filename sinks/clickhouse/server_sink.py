@@ -384,6 +384,23 @@ def column_batch_converter(type_: str) -> Callable[[list[Any]], list[Any]]:
     return lambda values: [convert(v) for v in values]
 
 
+def _plain(values: Sequence[Any], type_: str) -> list[Any]:
+    """A block's column as the list of plain values a record would hold.
+
+    numpy arrays become Python values (``tolist()``, one C call); a ``datetime64`` array
+    holds UTC instants (numpy's convention), which become epoch seconds for a time column.
+    """
+    dtype = getattr(values, "dtype", None)
+    if dtype is None:
+        # Always a copy: the driver overwrites NULLs in the lists it is given, and a retry
+        # must convert the caller's block again, not what the last attempt left of it.
+        return list(values)
+    if dtype.kind == "M" and "DateTime" in type_:
+        millis = values.astype("datetime64[ms]").astype("int64")
+        return (millis / 1000).tolist()
+    return values.tolist()
+
+
 class _Utf8(dict[Any, bytes]):
     """``str -> UTF-8 bytes``, each string encoded on first use (a hit costs no call)."""
 
@@ -463,6 +480,25 @@ class _InsertPlan:
         return cls(f"INSERT INTO `{database}`.`{table.name}` ({names}", columns,
                    column_converter("UInt64"), (*types, ("version", "UInt64")))
 
+    def build_columns(self, columns: Mapping[str, Sequence[Any]], rows: int
+                      ) -> tuple[str, list[list[Any]]]:
+        """The INSERT statement and its columns for a column block (see ``sinks.base``).
+
+        Each column goes through the same converter as the records' column would, so a
+        block and its records insert the same values; a missing column is all ``None``.
+        """
+        data = []
+        for (name, _getter, convert), (_name, type_) in zip(self.columns, self.types):
+            values = columns.get(name)
+            data.append(convert([None] * rows if values is None else _plain(values, type_)))
+        versions = columns.get("version")
+        if versions is not None:
+            now_ms = int(time.time() * 1000)
+            data.append([self.version(now_ms if v is None else v)
+                         for v in _plain(versions, "UInt64")])
+            return f"{self.sql}, `version`) VALUES", data
+        return f"{self.sql}) VALUES", data
+
     def build(self, records: list[Record]) -> tuple[str, list[list[Any]]]:
         """The INSERT statement and its columns; ``version`` is sent only when records carry one."""
         data = [convert(_column(records, name, getter))
@@ -476,6 +512,9 @@ class _InsertPlan:
 
 class ClickHouseServerSink(BatchingSink):
     """Write records into a ClickHouse server's tables (one per kind, see ``schema.TABLES``).
+
+    Column blocks (``add_columns``, see ``sinks.base``) are inserted as they come, without
+    a dict per row: the fast path for the pipeline's aggregate rows.
 
     Parameters
     ----------
@@ -493,6 +532,8 @@ class ClickHouseServerSink(BatchingSink):
         Create/upgrade the tables at setup (a writer user without DDL rights passes False
         and has an admin run ``riskwatch db migrate``).
     """
+
+    columnar = True
 
     def __init__(self, url: str, *, database: str | None = None, user: str | None = None,
                  password: str | None = None, profile: str | None = None,
@@ -559,13 +600,24 @@ class ClickHouseServerSink(BatchingSink):
             self._client = None
 
     def write(self, kind: str, records: list[Record], token: str | None) -> None:
+        sql, columns = self._plan(kind).build(records)
+        self._insert(kind, sql, columns, token)
+
+    def write_columns(self, kind: str, columns: dict[str, Sequence[Any]], rows: int,
+                      token: str | None) -> None:
+        sql, data = self._plan(kind).build_columns(columns, rows)
+        self._insert(kind, sql, data, token)
+
+    def _plan(self, kind: str) -> _InsertPlan:
         if self._client is None:
             self.setup()
         plan = self._plans.get(kind)
         if plan is None:
             plan = self._plans[kind] = _InsertPlan.of(TABLES[kind], self.database,
                                                       self.profile or "modern")
-        sql, columns = plan.build(records)
+        return plan
+
+    def _insert(self, kind: str, sql: str, columns: list[list[Any]], token: str | None) -> None:
         # strings_as_bytes is the driver's own (not sent): the String columns are bytes.
         settings: dict[str, Any] = {"strings_as_bytes": True}
         if token is not None and self.dedup_tokens:

@@ -1,0 +1,217 @@
+"""Column blocks (``Sink.add_columns``): the same records as ``add()``, batched alike.
+
+A column block is its records transposed.  A sink without a columnar path gets those
+records one by one; a columnar one (the ClickHouse server sink) keeps the block whole but
+must cut the same batches with the same tokens and insert the same values.  The server
+itself is in tests/integration/test_clickhouse_server.py.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+import pytest
+
+from riskwatch.errors import SinkError
+from sinks import JsonlSink
+from sinks.base import ListSink, RetryPolicy, block_rows, records_of_block
+from sinks.clickhouse.schema import TABLES
+from sinks.clickhouse.server_sink import ClickHouseServerSink, _InsertPlan, encode_block
+from tests.sinks.conftest import sample_records
+
+
+def as_block(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The records as one column block (a key missing from a record is None there)."""
+    names = list(dict.fromkeys(name for r in records for name in r))
+    return {name: [r.get(name) for r in records] for name in names}
+
+
+def rows(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"merchant_id": f"m{i}", "score": float(i)} for i in range(start, start + n)]
+
+
+class ColumnarListSink(ListSink):
+    """A columnar test sink: keeps every written batch, and how it arrived."""
+
+    columnar = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arrived: list[str] = []
+
+    def write(self, kind: str, records: list[dict], token: str | None) -> None:
+        self.arrived.append("records")
+        super().write(kind, records, token)
+
+    def write_columns(self, kind: str, columns: dict, rows: int, token: str | None) -> None:
+        assert all(len(values) == rows for values in columns.values())
+        self.arrived.append("columns")
+        super().write(kind, records_of_block(columns), token)
+
+
+@pytest.mark.parametrize("cls", [ListSink, ColumnarListSink])
+def test_a_block_makes_the_batches_and_tokens_of_its_records(cls: type[ListSink]) -> None:
+    """Same batch cuts (``batch_size``), same ``#n`` tokens, same records, both paths."""
+    by_rows, by_block = ListSink(batch_size=4), cls(batch_size=4)
+    for start, n in ((0, 10), (10, 3)):   # two source ranges, flushed after each
+        token = f"scores:0:{start}-{start + n - 1}"
+        for record in rows(n, start):
+            by_rows.add("scores", record, token=token)
+        by_block.add_columns("scores", as_block(rows(n, start)), token=token)
+        # add() writes a full batch at once; so does add_columns(), keeping the rest.
+        assert by_block.batches == by_rows.batches
+        assert by_block.pending() == by_rows.pending()
+        by_rows.flush()
+        by_block.flush()
+    assert by_block.batches == by_rows.batches
+    assert [len(r) for _, r, _ in by_block.batches] == [4, 4, 2, 3]
+    assert [t for _, _, t in by_block.batches] == [
+        "scores:0:0-9", "scores:0:0-9#1", "scores:0:0-9#2", "scores:0:10-12"]
+    if cls is ColumnarListSink:
+        assert set(by_block.arrived) == {"columns"}
+
+
+def test_small_blocks_of_one_token_are_written_together() -> None:
+    sink = ColumnarListSink(batch_size=5)
+    for start in (0, 2, 4):
+        sink.add_columns("scores", as_block(rows(2, start)), token="t")
+    assert [len(r) for _, r, _ in sink.batches] == [5]  # the first full batch spans blocks
+    assert sink.pending() == {"scores": 1}
+    sink.flush()
+    assert sink.records("scores") == rows(6)
+    assert [t for _, _, t in sink.batches] == ["t", "t#1"]
+
+
+def test_blocks_and_records_of_one_kind_mix() -> None:
+    sink = ColumnarListSink(batch_size=100)
+    sink.add("scores", {"merchant_id": "r1", "score": 1.0})
+    sink.add_columns("scores", {"merchant_id": ["b1", "b2"], "score": [2.0, 3.0]})
+    sink.add_columns("scores", {"merchant_id": ["b3"]})  # a missing column is None
+    sink.flush()
+    assert sorted(sink.arrived) == ["columns", "records"]
+    assert sink.records("scores") == [
+        {"merchant_id": "r1", "score": 1.0}, {"merchant_id": "b1", "score": 2.0},
+        {"merchant_id": "b2", "score": 3.0}, {"merchant_id": "b3", "score": None}]
+
+
+def test_numpy_columns_arrive_as_plain_values() -> None:
+    sink = ListSink()
+    sink.add_columns("aggregates", {"slice": np.array(["a", "b"], dtype=object),
+                                    "orders": np.array([3, 4], dtype=np.uint32),
+                                    "score": np.array([0.5, 0.25])})
+    sink.flush()
+    records = sink.records("aggregates")
+    assert records == [{"slice": "a", "orders": 3, "score": 0.5},
+                       {"slice": "b", "orders": 4, "score": 0.25}]
+    assert {type(v) for r in records for v in r.values()} == {str, int, float}
+
+
+def test_block_rows_concatenates_lists_and_arrays() -> None:
+    a = {"x": np.array([1, 2]), "y": ["p", "q"]}
+    b = {"x": np.array([3, 4]), "y": np.array(["r", "s"], dtype=object)}
+    joined = block_rows([(a, 2), (b, 2)], 1, 4)
+    assert isinstance(joined["x"], np.ndarray) and joined["x"].tolist() == [2, 3, 4]
+    assert joined["y"] == ["q", "r", "s"]
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"a": [1, 2], "b": [1]}, "different lengths (a: 2, b: 1)"),
+    ({"a": "abc"}, "column 'a' must be a list, tuple or 1-D array, not str"),
+    ({"a": np.zeros((2, 2))}, "not ndarray"),
+    ({"a": 5}, "not int"),
+])
+@pytest.mark.parametrize("cls", [ListSink, ColumnarListSink])
+def test_a_malformed_block_is_a_clear_error_and_nothing_is_buffered(
+        cls: type[ListSink], columns: dict, message: str) -> None:
+    sink = cls()
+    with pytest.raises(SinkError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        sink.add_columns("scores", columns)
+    assert sink.pending() == {}
+
+
+def test_an_unknown_kind_or_a_closed_sink_refuses_a_block() -> None:
+    sink = ColumnarListSink()
+    with pytest.raises(SinkError, match="unknown record kind"):
+        sink.add_columns("orders", {"a": [1]})
+    sink.close()
+    with pytest.raises(SinkError, match="closed"):
+        sink.add_columns("scores", {"a": [1]})
+
+
+def test_a_failed_block_write_keeps_exactly_the_unwritten_rows() -> None:
+    class Failing(ColumnarListSink):
+        fail_at = 2  # the second batch fails permanently, once
+
+        def write_columns(self, kind, columns, rows, token):  # noqa: ANN001
+            if len(self.batches) + 1 == self.fail_at:
+                self.fail_at = 0
+                raise ValueError("bad batch")
+            super().write_columns(kind, columns, rows, token)
+
+    sink = Failing(batch_size=3, retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(SinkError, match="bad batch"):  # batch 1 written, batch 2 fails
+        sink.add_columns("scores", as_block(rows(8)), token="t")
+    assert [len(r) for _, r, _ in sink.batches] == [3]
+    assert sink.pending() == {"scores": 5}
+    sink.flush()  # nothing dropped, nothing written twice; the tokens go on in order
+    assert sink.records("scores") == rows(8)
+    assert [t for _, _, t in sink.batches] == ["t", "t#1", "t#2"]
+
+
+def test_drain_returns_buffered_blocks_as_records() -> None:
+    sink = ColumnarListSink(batch_size=100)
+    sink.add_columns("scores", as_block(rows(2)), token="t")
+    assert sink.drain() == [("scores", "t", rows(2))]
+    assert sink.pending() == {}
+
+
+def test_jsonl_writes_a_block_as_the_same_lines(tmp_path: pathlib.Path) -> None:
+    records = sample_records()["aggregates"]
+    outputs = []
+    for name, feed in (("rows", lambda s: [s.add("aggregates", r) for r in records]),
+                       ("block", lambda s: s.add_columns("aggregates", {
+                           name: [r.get(name) for r in records] for name in records[0]}))):
+        path = tmp_path / f"{name}.jsonl"
+        with JsonlSink({"aggregates": path}) as sink:
+            feed(sink)
+        outputs.append(path.read_bytes())
+    # Block rows carry every column of the block (None where a record had no key).
+    assert outputs[0].count(b"\n") == outputs[1].count(b"\n") == 2
+    assert outputs[0].splitlines()[0] == outputs[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("profile", ["modern", "legacy"])
+def test_the_server_sink_inserts_a_block_as_its_records(profile: str) -> None:
+    """For every kind and profile: same INSERT, same bytes on the wire, block untouched."""
+    for kind, records in sample_records().items():
+        records = records * 3
+        plan = _InsertPlan.of(TABLES[kind], "riskwatch", profile)
+        sql, data = plan.build(records)
+        block = as_block(records)
+        before = {name: list(values) for name, values in block.items()}
+        block_sql, block_data = plan.build_columns(block, len(records))
+        assert block_sql == sql, kind
+        wire = encode_block(plan.types[:len(data)], data)
+        assert encode_block(plan.types[:len(block_data)], block_data) == wire, kind
+        assert block == before, kind  # the driver overwrote NULLs in copies, not here
+
+
+def test_the_server_sink_takes_numpy_columns() -> None:
+    """Numbers as arrays, times as epoch seconds or UTC datetime64: the records' values."""
+    records = sample_records()["aggregates"]
+    plan = _InsertPlan.of(TABLES["aggregates"], "riskwatch", "legacy")
+    _sql, data = plan.build(records)
+    epoch = 1793577600  # 2026-11-02T08:00:00+08:00
+    block = {**as_block(records),
+             "bucket_start": np.array([epoch, epoch], dtype=np.int64),
+             "bucket_end": np.array(["2026-11-02T00:05:00"] * 2, dtype="datetime64[s]"),
+             "orders": np.array([1200, 4], dtype=np.uint32),
+             "exposure": np.array([980.5, 0.05])}
+    _sql, block_data = plan.build_columns(block, 2)
+    assert block_data == data
+
+
+def test_the_server_sink_is_columnar() -> None:
+    assert ClickHouseServerSink.columnar and not JsonlSink.columnar and not ListSink.columnar
