@@ -156,19 +156,26 @@ def wait_until(predicate, *, timeout: float, what: str, every: float = 0.1):
 
 # -- a ClickHouse server as the dashboards read it --------------------------------------------
 
-def read_server_aggregates(url: str) -> tuple[dict, int, int]:
-    """The ``aggregates`` table of a ClickHouse server read the way the dashboards read it
-    (``FINAL``): (rows by (slice, bucket), rows visible more than once, raw row count)."""
+def _read_server_table(url: str, select: str, table: str) -> tuple[list[dict], int]:
+    """``select`` over ``riskwatch.<table> FINAL`` (what a dashboard sees) and the table's
+    raw row count (what was written, duplicates included)."""
     from sinks.clickhouse.server_sink import ClickHouseServerSink
 
     sink = ClickHouseServerSink(url, migrate_schema=False)
     sink.setup()
     try:
-        rows = sink.query("SELECT slice, toUnixTimestamp(bucket_start) AS b, orders, complaints, "
-                          "exposure, expected, score FROM riskwatch.aggregates FINAL")
-        [raw] = sink.query("SELECT count() AS n FROM riskwatch.aggregates")
+        rows = sink.query(f"SELECT {select} FROM riskwatch.{table} FINAL")
+        [raw] = sink.query(f"SELECT count() AS n FROM riskwatch.{table}")
     finally:
         sink.close()
+    return rows, int(raw["n"])
+
+
+def read_server_aggregates(url: str) -> tuple[dict, int, int]:
+    """The ``aggregates`` table of a ClickHouse server read the way the dashboards read it
+    (``FINAL``): (rows by (slice, bucket), rows visible more than once, raw row count)."""
+    rows, raw = _read_server_table(url, "slice, toUnixTimestamp(bucket_start) AS b, orders, "
+                                        "complaints, exposure, expected, score", "aggregates")
     seen: dict[tuple, tuple] = {}
     twice = 0
     for r in rows:
@@ -176,38 +183,22 @@ def read_server_aggregates(url: str) -> tuple[dict, int, int]:
         twice += key in seen
         seen[key] = (r["orders"], r["complaints"], round(r["exposure"], 4),
                      None if r["expected"] is None else round(r["expected"], 4), round(r["score"], 6))
-    return seen, twice, int(raw["n"])
+    return seen, twice, raw
 
 
 def read_server_alerts(url: str) -> tuple[Counter, int]:
     """Alert records in a ClickHouse server under ``FINAL``: identities visible (with
     how often each shows) and the raw row count."""
-    from sinks.clickhouse.server_sink import ClickHouseServerSink
-
-    sink = ClickHouseServerSink(url, migrate_schema=False)
-    sink.setup()
-    try:
-        rows = sink.query("SELECT alert_id, status, toUnixTimestamp(ts) AS t FROM riskwatch.alerts FINAL")
-        [raw] = sink.query("SELECT count() AS n FROM riskwatch.alerts")
-    finally:
-        sink.close()
-    return Counter((r["alert_id"], r["status"], int(r["t"])) for r in rows), int(raw["n"])
+    rows, raw = _read_server_table(url, "alert_id, status, toUnixTimestamp(ts) AS t", "alerts")
+    return Counter((r["alert_id"], r["status"], int(r["t"])) for r in rows), raw
 
 
 def read_server_event_ids(url: str) -> tuple[set, int, int]:
     """``event_id`` of the ``events`` table under ``FINAL``: (ids, rows visible more than
     once, raw row count)."""
-    from sinks.clickhouse.server_sink import ClickHouseServerSink
-
-    sink = ClickHouseServerSink(url, migrate_schema=False)
-    sink.setup()
-    try:
-        rows = sink.query("SELECT event_id FROM riskwatch.events FINAL")
-        [raw] = sink.query("SELECT count() AS n FROM riskwatch.events")
-    finally:
-        sink.close()
+    rows, raw = _read_server_table(url, "event_id", "events")
     ids = {r["event_id"] for r in rows}
-    return ids, len(rows) - len(ids), int(raw["n"])
+    return ids, len(rows) - len(ids), raw
 
 
 def alert_time_identity(alert: dict) -> tuple:
