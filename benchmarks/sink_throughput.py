@@ -247,29 +247,34 @@ def encoding_cost(rows: Rows, batch_size: int, repeat: int) -> None:
     """This process's CPU per row to build the columns and encode the blocks, per profile.
 
     No server: the driver encodes into memory (``encode_block``), so the modern profile
-    (Map, LowCardinality, DateTime64), which no server here speaks, is measured too.
+    (Map, LowCardinality, DateTime64), which no server here speaks, is measured too; for
+    records (``add``) and for the same rows as column blocks (``add_columns``).
     """
     from sinks.clickhouse.schema import TABLES
     from sinks.clickhouse.server_sink import _InsertPlan, encode_block
 
     batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    blocks = [block for _token, block in column_blocks(rows, batch_size)]
     for profile in ("legacy", "modern"):
         plan = _InsertPlan.of(TABLES["aggregates"], "bench", profile)
-        build, encode = [], []
-        for _ in range(repeat):
-            spent_build = spent_encode = 0.0
-            for batch in batches:
-                started = time.process_time()
-                _sql, data = plan.build(batch)
-                spent_build += time.process_time() - started
-                started = time.process_time()
-                encode_block(plan.types[:len(data)], data)
-                spent_encode += time.process_time() - started
-            build.append(spent_build / len(rows) * 1e6)
-            encode.append(spent_encode / len(rows) * 1e6)
-        print(f"  {profile:<7} profile, CPU per row: building columns "
-              f"{statistics.median(build):.2f} us, driver encoding {statistics.median(encode):.2f}"
-              " us (median; no server)", flush=True)
+        for label, inputs, build in (
+                ("records", batches, plan.build),
+                ("column blocks", blocks, lambda b: plan.build_columns(b, len(b["slice"])))):
+            spent_build, spent_encode = [], []
+            for _ in range(repeat):
+                build_s = encode_s = 0.0
+                for batch in inputs:
+                    started = time.process_time()
+                    _sql, data = build(batch)
+                    build_s += time.process_time() - started
+                    started = time.process_time()
+                    encode_block(plan.types[:len(data)], data)
+                    encode_s += time.process_time() - started
+                spent_build.append(build_s / len(rows) * 1e6)
+                spent_encode.append(encode_s / len(rows) * 1e6)
+            print(f"  {profile:<7} profile, {label:<13} CPU per row: building columns "
+                  f"{statistics.median(spent_build):.2f} us, driver encoding "
+                  f"{statistics.median(spent_encode):.2f} us (median; no server)", flush=True)
 
 
 def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
@@ -385,7 +390,8 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
             total = time.perf_counter() - started
             split.restore()
             check_and_drop("split")
-            parts = {"add() and batching (sinks.base)": total - split.build - split.execute,
+            parts = {"add()/add_columns() and batching (sinks.base)":
+                     total - split.build - split.execute,
                      "building columns (_InsertPlan.build)": split.build,
                      "driver: encoding and sending blocks": split.execute - split.wait,
                      "waiting for the server's answer": split.wait}

@@ -6,7 +6,9 @@ usable as a context manager.  Records are plain dicts of a *kind* — ``aggregat
 ``alerts``, ``complaints``, ``dead_letters``, ``events`` or ``scores`` (:data:`KINDS`).
 ``flush()`` retries inside until the write lands and never drops an unwritten record;
 ``token`` (the source range, e.g. ``"orders:0:1200-1300"``) lets a destination drop a
-re-sent batch.
+re-sent batch.  ``add_columns(kind, {name: list | numpy array}, token=...)`` hands over
+many records at once as columns; columnar sinks (the ClickHouse server sink) insert the
+block whole, the others get its records through ``add()``.
 
 Sinks
 -----

@@ -374,7 +374,7 @@ class BatchingSink(Sink):
                 return
         batch.append(record)
         if len(batch) >= self.batch_size:
-            self._flush_keys([(kind, token)])
+            self._flush_keys([(kind, token)], include_blocks=False)
 
     def add_columns(self, kind: str, columns: ColumnBlock, *, token: str | None = None) -> None:
         if not self.columnar:
@@ -389,7 +389,8 @@ class BatchingSink(Sink):
         if rows:
             blocks.append((columns, rows))
             if sum(n for _, n in blocks) >= self.batch_size:
-                self._flush_keys([(kind, token)], whole_batches_only=True)
+                self._flush_keys([(kind, token)], include_records=False,
+                                 whole_batches_only=True)
 
     def flush(self) -> None:
         self._flush_keys(list(dict.fromkeys([*self._batches, *self._blocks])))
@@ -450,8 +451,9 @@ class BatchingSink(Sink):
             self._batches[kind, token] = batch
         return batch
 
-    def _flush_keys(self, keys: list[BatchKey], *, whole_batches_only: bool = False) -> None:
-        """Write the buffered records and column blocks of ``keys``.
+    def _flush_keys(self, keys: list[BatchKey], *, include_records: bool = True,
+                    include_blocks: bool = True, whole_batches_only: bool = False) -> None:
+        """Write the buffered records and/or column blocks of ``keys``.
 
         ``whole_batches_only``: write column blocks only in full ``batch_size`` batches and
         keep the rest buffered (what ``add()`` does for records, batch by batch).
@@ -462,7 +464,7 @@ class BatchingSink(Sink):
         failures: list[tuple[BatchKey, SinkError]] = []
         for key in keys:
             kind, token = key
-            records = self._batches.get(key)
+            records = self._batches.get(key) if include_records else None
             if records:
                 try:
                     retries += self._write_with_retry(
@@ -470,18 +472,19 @@ class BatchingSink(Sink):
                         lambda t, kind=kind, records=records: self.write(kind, records, t))
                 except SinkError as exc:
                     failures.append((key, exc))  # keep the batch; other kinds may still land
+                    continue  # and the key's blocks: its batches keep their order (tokens)
                 else:
                     del self._batches[key]  # only now: the batch is in the destination
                     self._written_batches[key] = self._written_batches.get(key, 0) + 1
                     written[kind] += len(records)
                     batches += 1
-            elif key in self._batches:
+            elif include_records and key in self._batches:
                 del self._batches[key]
-            blocks = self._blocks.get(key)
-            if blocks is None:
+            pending = self._blocks.get(key) if include_blocks else None
+            if pending is None:
                 continue
             try:
-                done, retried = self._write_blocks(key, blocks, whole_batches_only)
+                done, retried = self._write_blocks(key, pending, whole_batches_only)
             except SinkError as exc:
                 failures.append((key, exc))
                 continue

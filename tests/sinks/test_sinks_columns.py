@@ -215,3 +215,38 @@ def test_the_server_sink_takes_numpy_columns() -> None:
 
 def test_the_server_sink_is_columnar() -> None:
     assert ClickHouseServerSink.columnar and not JsonlSink.columnar and not ListSink.columnar
+
+
+def test_a_full_record_batch_does_not_cut_the_blocks_of_its_key_and_vice_versa() -> None:
+    sink = ColumnarListSink(batch_size=3)
+    sink.add_columns("scores", as_block(rows(2)), token="t")
+    for record in rows(3, 10):
+        sink.add("scores", record, token="t")  # a full record batch: written alone
+    assert [(len(r), t) for _, r, t in sink.batches] == [(3, "t")]
+    assert sink.arrived == ["records"] and sink.pending() == {"scores": 2}
+    sink.add("scores", {"merchant_id": "r", "score": 0.0}, token="t")
+    sink.add_columns("scores", as_block(rows(2, 20)), token="t")  # a full block batch
+    assert sink.arrived == ["records", "columns"] and sink.pending() == {"scores": 2}
+    sink.flush()
+    assert [t for _, _, t in sink.batches] == ["t", "t#1", "t#2", "t#3"]
+
+
+def test_chdb_stores_a_block_as_its_records(chdb_sink) -> None:
+    """chDB has no columnar path: a block's records go through add(), same table rows."""
+    by_rows = chdb_sink()
+    by_block = chdb_sink(database=f"{by_rows.database}_b")
+    try:
+        for kind, records in sample_records().items():
+            for record in records:
+                by_rows.add(kind, record, token=f"{kind}:0:0-9")
+            by_block.add_columns(kind, as_block(records), token=f"{kind}:0:0-9")
+        by_rows.flush()
+        by_block.flush()
+        for kind in sample_records():
+            names = ", ".join(f"`{c.name}`" for c in TABLES[kind].columns)
+            query = "SELECT {names} FROM `{db}`.`{kind}` FINAL ORDER BY {names}"
+            got = by_block.query(query.format(names=names, db=by_block.database, kind=kind))
+            assert got and got == by_rows.query(
+                query.format(names=names, db=by_rows.database, kind=kind)), kind
+    finally:
+        by_block.query(f"DROP DATABASE IF EXISTS `{by_block.database}`")
