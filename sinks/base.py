@@ -78,10 +78,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 import errno
+import itertools
 import logging
 import random
 import time
-import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
