@@ -250,3 +250,48 @@ def test_chdb_stores_a_block_as_its_records(chdb_sink) -> None:
                 query.format(names=names, db=by_rows.database, kind=kind)), kind
     finally:
         by_block.query(f"DROP DATABASE IF EXISTS `{by_block.database}`")
+
+
+def test_a_redelivered_block_carries_the_same_deduplication_tokens() -> None:
+    """A worker restarted before its commit re-sends a block: same batches, same tokens,
+    so a server >= 22.2 drops the copy (18.16: tests/integration, under FINAL)."""
+    from tests.sinks.test_sinks_server import _ready_sink, _RecordingClient
+
+    client = _RecordingClient()
+    sink = _ready_sink(True, client, batch_size=3)
+    block = as_block(sample_records()["aggregates"] * 2)  # 4 rows: batches of 3 and 1
+    for _delivery in range(2):
+        sink.add_columns("aggregates", block, token="aggregates:0:0-99")
+        sink.flush()
+    tokens = [settings["insert_deduplication_token"] for _sql, settings in client.calls]
+    assert tokens == ["aggregates:0:0-99", "aggregates:0:0-99#1"] * 2
+
+
+def test_a_retried_block_insert_sends_the_blocks_values_again() -> None:
+    """The driver overwrites NULLs in the lists it sends; a retry must not send those."""
+    from clickhouse_driver import errors
+
+    from tests.sinks.test_sinks_server import _ready_sink, _RecordingClient
+
+    class Overwriting(_RecordingClient):
+        def __init__(self, fail_with: list[BaseException]) -> None:
+            super().__init__(fail_with)
+            self.received: list[list[list]] = []
+
+        def execute(self, sql, data, columnar, settings):  # noqa: ANN001
+            self.received.append([list(column) for column in data])
+            for column in data:  # what the driver's prepare_items does to Nullable columns
+                column[:] = [0 if v is None else v for v in column]
+            super().execute(sql, data, columnar, settings)
+
+    client = Overwriting([errors.NetworkError("Connection reset by peer")])
+    sink = _ready_sink(True, client)
+    block = as_block(sample_records()["aggregates"])
+    sink.add_columns("aggregates", block, token="t")
+    sink.flush()
+    assert len(client.received) == 2 and len(client.calls) == 1  # failed once, then landed
+    sql = client.calls[0][0]
+    expected = sql[sql.index("(") + 1:sql.index(")")].replace("`", "").split(", ").index(
+        "expected")
+    assert [attempt[expected] for attempt in client.received] == [[9.5, None]] * 2
+    assert block["expected"] == [9.5, None]
