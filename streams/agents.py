@@ -475,15 +475,21 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
     """Declare the agent, timers, rebalance/shutdown hooks and the stats page on ``app``."""
     flush_sinks_before_commit(app, runtime)
 
+    async def restored_past(msg: Any) -> bool:
+        """A message the restored checkpoint already holds (ahead of the seek back to it)."""
+        if runtime.checkpointer is None or runtime.checkpointer.accept(
+                runtime, msg.topic, msg.partition, msg.offset):
+            return False
+        await runtime.checkpointer.resync(runtime, msg.tp)
+        return True
+
     @app.agent(runtime.input_topic, name="riskwatch-ingest")
     async def ingest(stream: faust.StreamT) -> None:
         """Every input message -> pipeline -> alerts, dead letters, scores, sinks."""
         async for event in stream.events():
             msg = event.message
-            if runtime.checkpointer is not None and not runtime.checkpointer.accept(
-                    runtime, msg.topic, msg.partition, msg.offset):
-                await runtime.checkpointer.resync(runtime, msg.tp)
-                continue  # ahead of the seek back to the restored checkpoint
+            if await restored_past(msg):
+                continue
             handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
             if runtime.checkpointer is not None:
@@ -494,9 +500,7 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         """Operators' verdicts: the pipeline mutes the slice and closes a false alarm."""
         async for event in stream.events():
             msg = event.message
-            if runtime.checkpointer is not None and not runtime.checkpointer.accept(
-                    runtime, msg.topic, msg.partition, msg.offset):
-                await runtime.checkpointer.resync(runtime, msg.tp)
+            if await restored_past(msg):
                 continue
             handle_feedback(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
