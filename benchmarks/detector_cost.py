@@ -1,7 +1,8 @@
 """What the pipeline's slice detectors cost: time per slice update, state per slice,
 and one bucket close with 100k active slices — against the targets of issue 3.
-Complaint rate (all slices), order_surge (100k shops with orders in every bucket) and
-overdue_delivery (lanes, plus the per-parcel tracking it needs).
+Complaint rate (all slices), order_surge (100k shops with orders in every bucket),
+overdue_delivery (lanes, plus the per-parcel tracking it needs) and intent_mix (100k
+slices with complaints in every bucket, through ``streams.mix.IntentMixStage.close``).
 
 Only public APIs are used (``streams.detection.SliceScorer.close`` as the pipeline calls
 it, ``detectors.ComplaintRateDetector`` score/learn), so the script measures whatever
@@ -140,6 +141,45 @@ def surge_cost(shops: int, buckets: int) -> dict:
             "bytes": held / len(scorer)}
 
 
+def mix_cost(slices: int, buckets: int) -> dict:
+    """``intent_mix``: ``slices`` slices (merchants, plus their regions, carriers and
+    categories) with 3-12 complaints over a few intents in every bucket (the worst case:
+    a slice without complaints is not scored at all)."""
+    from streams.mix import IntentMixStage
+
+    settings = PipelineSettings()
+    kind = {dims: i for i, dims in enumerate(settings.slices)}
+    rng = random.Random(6)
+    mixes: dict[tuple, dict[str, int]] = {}
+    total: dict[str, int] = {}
+    for m in range(slices - len(REGIONS) - len(CARRIERS) - len(CATEGORIES) - 1):
+        mix = {}
+        for intent in rng.choices(INTENTS, k=rng.randint(3, 12)):
+            mix[intent] = mix.get(intent, 0) + 1
+        keys = [(kind[("merchant_id",)], f"m{m:06d}"), (kind[("region",)], rng.choice(REGIONS)),
+                (kind[("carrier",)], rng.choice(CARRIERS)),
+                (kind[("category",)], rng.choice(CATEGORIES)), (kind[()],)]
+        for key in keys:
+            into = mixes.setdefault(key, {})
+            for intent, n in mix.items():
+                into[intent] = into.get(intent, 0) + n
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    stage = IntentMixStage(settings, warmup_buckets=0)
+    stage.close(0, mixes, [[]], set(), {})
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    times = []
+    for b in range(1, buckets + 1):
+        begin = time.perf_counter()
+        out = stage.close(b, mixes, [[]], set(), {})
+        times.append(time.perf_counter() - begin)
+    close = statistics.median(times)
+    del out
+    return {"active": len(mixes), "close": close, "us": close / len(mixes) * 1e6,
+            "bytes": held / len(stage)}
+
+
 def delivery_cost(parcels: int, *, trace: bool = False) -> dict:
     """``overdue_delivery``: per parcel (order lane, shipped, delivered, due) and per
     in-flight parcel held, through the tracker as the pipeline feeds it."""
@@ -196,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="shops with orders in every bucket (order_surge)")
     parser.add_argument("--parcels", type=int, default=400_000,
                         help="parcels shipped over 2,000 buckets (overdue_delivery)")
+    parser.add_argument("--mix-slices", type=int, default=100_000,
+                        help="slices with complaints in every bucket (intent_mix)")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -210,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     surge = surge_cost(args.shops, args.buckets)
     parcels = delivery_cost(args.parcels)
     parcels["bytes_per_parcel"] = delivery_cost(args.parcels // 4, trace=True)["bytes_per_parcel"]
+    print("intent_mix ...", file=sys.stderr, flush=True)
+    mix = mix_cost(args.mix_slices, args.buckets)
     rows = [
         ("bucket close, active slices scored", f"{cost['close']:.3f} s for {cost['active']:,}",
          f"<= {TARGET_CLOSE_SECONDS:.0f} s for 100,000", verdict(cost["close"] * 100_000 / cost["active"],
@@ -240,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
          f"{parcels['us_per_parcel']:.2f} us", "-", ""),
         ("overdue_delivery: memory per parcel in flight",
          f"{parcels['bytes_per_parcel']:,.0f} B ({parcels['in_flight']:,} in flight)", "-", ""),
+        ("intent_mix: bucket close, slices scored", f"{mix['close']:.3f} s for {mix['active']:,}",
+         f"<= {TARGET_CLOSE_SECONDS:.0f} s for 100,000",
+         verdict(mix["close"] * 100_000 / mix["active"], TARGET_CLOSE_SECONDS)),
+        ("intent_mix: cost per slice update", f"{mix['us']:.2f} us",
+         f"<= {TARGET_US_PER_UPDATE:.0f} us", verdict(mix["us"], TARGET_US_PER_UPDATE)),
+        ("intent_mix: state per slice", f"{mix['bytes']:,.0f} B",
+         f"<= {TARGET_BYTES_PER_SLICE:,} B", verdict(mix["bytes"], TARGET_BYTES_PER_SLICE)),
     ]
     print(f"{cost['slices']:,} slices in the scorer, {cost['active']:,} active per bucket")
     print(f"{'figure':<46}{'measured':>24}  {'target':<20}")

@@ -166,7 +166,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from riskwatch.simulator import SimulationConfig, write_files
 
     overrides = {k: getattr(args, k) for k in (
-        "days", "orders_per_day", "merchants", "seed", "incidents", "surge_incidents",
+        "days", "orders_per_day", "merchants", "seed", "incidents", "surge_incidents", "mix_incidents",
         "label_share", "pii_share", "malformed_share", "duplicate_share", "late_share") if getattr(args, k) is not None}
     if args.start:
         try:
@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--incidents", type=int, help="incidents to inject (default 12)")
     p.add_argument("--surge-incidents", type=int,
                    help="new-shop order surges (brushing) to inject on top (default 2)")
+    p.add_argument("--mix-incidents", type=int,
+                   help="intent-mix shifts to inject on top: a category's complaints turn to "
+                        "one intent, total unchanged (default 2)")
     p.add_argument("--no-promotions", action="store_true", help="no promotion nights")
     p.add_argument("--label-share", type=_share, help="share of complaints an agent labels")
     p.add_argument("--pii-share", type=_share, help="share of texts with personal data")

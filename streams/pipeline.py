@@ -49,6 +49,7 @@ from streams.feedback import FeedbackBook
 from streams.ingest import Deduplicator, GenerationalMap, dead_letter, internal_error_letter
 from streams.merchant_scores import MerchantScores
 from streams.scope import IncidentScope
+from streams.mix import IntentMixStage
 from streams.signals import SignalStage
 from streams.slicing import COMPLAINT_FIELDS, key_builder
 from streams.watermark import Watermark
@@ -188,6 +189,7 @@ class Pipeline(AlertStage):
                                    quiet_buckets=quiet_buckets)
         self.signals.feedback = self.feedback
         self._delivery = self.signals.delivery            # shipped -> delivered per order
+        self.mix = IntentMixStage(settings, warmup_buckets=self.warmup_buckets)  # streams.mix
         self._order_lane = self._delivery.lanes           # order -> (region, carrier)
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.open_alerts = OpenAlerts()  # firing alerts as emitted (see streams.open_alerts)
@@ -492,7 +494,10 @@ class Pipeline(AlertStage):
         evaluations = self.scorer.close(bindex, hour, bucket.order_combos, bucket.complaints,
                                         set(self.firing) | set(self.pending), self.warmup_buckets)
         self._alerting(bstart, bucket, evaluations)
-        signal_records = self.signals.close(bstart, bucket.order_combos, self.calendar)
+        mix = self.mix.close(bindex, bucket.intents, self._recent_complaints,
+                             self.firing.keys() | self.explained.keys() | self.pending.keys(),
+                             self.signals.firing)
+        signal_records = self.signals.close(bstart, bucket.order_combos, self.calendar, mix)
         self.out.alerts.extend(signal_records)
         for rec in signal_records:   # replay --feedback: a verdict that waited for its alert
             if rec["status"] == "firing" and rec["alert_id"] in self.feedback.waiting:

@@ -227,8 +227,10 @@ class SignalStage:
         self.feedback = None
         self.counters = {"fired": 0, "resolved": 0, "escalated": 0}
 
-    def close(self, bstart: int, order_combos: dict[tuple, int], calendar: Calendar) -> list[dict]:
-        """Score the closed bucket; return the alert records (firing / resolved)."""
+    def close(self, bstart: int, order_combos: dict[tuple, int], calendar: Calendar,
+              extra: list[Signal] = ()) -> list[dict]:
+        """Score the closed bucket; return the alert records (firing / resolved).
+        ``extra``: signals scored elsewhere (intent mix, :mod:`streams.mix`)."""
         bucket = bstart // self.bucket_seconds
         if self.first_bucket is None:
             self.first_bucket = bucket
@@ -237,6 +239,7 @@ class SignalStage:
         signals += self.overdue.close(bucket, self.delivery.close(bstart),
                                       self.overdue.watched(self.firing), learning,
                                       self.warmup_buckets)
+        signals += extra
         return self._alerting(bstart, signals, calendar.in_maintenance(bstart))
 
     def _alerting(self, bstart: int, signals: list[Signal], maintenance: bool) -> list[dict]:
@@ -265,8 +268,11 @@ class SignalStage:
             # level (due parcels come in lumps: a few empty buckets are not the end of a
             # jam). A shop's evidence is not asked: the capped CUSUM of a tiny shop
             # takes a day to drain.
-            quiet = episode.note_bucket(s.observed, s.expected, self.quiet_buckets)
-            if quiet and (s.evidence < s.level or s.metric == ShopSurgeScorer.metric):
+            # An intent mix is judged over two hours (a slice sees a few complaints an
+            # hour) and, as a shop's orders, without its slowly draining CUSUM.
+            window = self.quiet_buckets * (4 if s.metric == "intent_mix" else 1)
+            quiet = episode.note_bucket(s.observed, s.expected, window)
+            if quiet and (s.evidence < s.level or s.metric in (ShopSurgeScorer.metric, "intent_mix")):
                 del self.firing[key]
                 s.reset()
                 self.counters["resolved"] += 1
@@ -313,4 +319,5 @@ class SignalStage:
 _WORDS = {
     "order_surge": ("订单量异常激增 (疑似刷单)", "order surge (possible brushing)"),
     "overdue_delivery": ("超时未妥投率异常", "overdue deliveries"),
+    "intent_mix": ("投诉类型占比异常", "complaints turned to this intent"),
 }

@@ -456,9 +456,11 @@ def test_manifest_shape_and_incident_placement():
     orjson.dumps(truth)
     incidents = [i for i in truth["incidents"] if i["kind"] in KINDS]  # complaint incidents
     assert len(incidents) == 12 and {i["kind"] for i in incidents} == set(KINDS)
-    surges = [i for i in truth["incidents"] if i["kind"] not in KINDS]
-    assert len(surges) == cfg.surge_incidents and all(
-        i["kind"] == "new_shop_order_surge" and i["metrics"] == ["order_surge"] for i in surges)
+    surges = [i for i in truth["incidents"] if i["kind"] == "new_shop_order_surge"]
+    assert len(surges) == cfg.surge_incidents and all(i["metrics"] == ["order_surge"] for i in surges)
+    mixes = [i for i in truth["incidents"] if i["kind"] == "intent_mix_shift"]
+    assert len(mixes) == cfg.mix_incidents and all(i["metrics"] == ["intent_mix"] for i in mixes)
+    assert len(truth["incidents"]) == len(incidents) + len(surges) + len(mixes)
     spans = []
     for i in incidents:
         s, e = epoch_of(i["start"]), epoch_of(i["end"])

@@ -50,6 +50,10 @@ class SimulationConfig:
     surge_incidents
         How many ``new_shop_order_surge`` incidents to inject on top (a young shop's
         orders jump 10-50x: brushing); 0 allowed. They never change the other events.
+    mix_incidents
+        How many ``intent_mix_shift`` incidents to inject on top (a category's complaints
+        turn to one intent, their total unchanged); 0 allowed. They change only the
+        complaints they turn (text and agent label), never the other events.
     promotions
         Whether the calendar has promotion nights (3-5x orders, same complaint rate per order).
     label_share
@@ -69,6 +73,7 @@ class SimulationConfig:
     seed: int = 7
     incidents: int = 12
     surge_incidents: int = 2
+    mix_incidents: int = 2
     promotions: bool = True
     label_share: float = 0.2
     pii_share: float = 0.3
@@ -88,6 +93,7 @@ class SimulationConfig:
         _integer("seed", self.seed, low=0, high=2**63 - 1)
         _integer("incidents", self.incidents, low=0, high=_MAX_INCIDENTS)
         _integer("surge_incidents", self.surge_incidents, low=0, high=_MAX_INCIDENTS)
+        _integer("mix_incidents", self.mix_incidents, low=0, high=_MAX_INCIDENTS)
         for name in ("promotions", "statuses"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")

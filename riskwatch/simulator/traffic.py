@@ -34,6 +34,7 @@ from riskwatch.simulator import badinput
 from riskwatch.simulator.complaints import ComplaintFactory
 from riskwatch.simulator.config import SimulationConfig
 from riskwatch.simulator.incidents import Incident, IncidentRunner, plan_incidents
+from riskwatch.simulator.mixes import MixShift, plan_mix_shifts
 from riskwatch.simulator.surges import OrderSurge, plan_surges
 from riskwatch.simulator.seasonality import (
     CHINA_OFFSET,
@@ -125,6 +126,7 @@ class _Plan:
     exposure: np.ndarray    # expected complaints per minute if every order complained
     incidents: list[Incident]
     surges: list[OrderSurge] = dataclasses.field(default_factory=list)
+    mixes: list[MixShift] = dataclasses.field(default_factory=list)
 
 
 def _plan(config: SimulationConfig) -> _Plan:
@@ -136,7 +138,9 @@ def _plan(config: SimulationConfig) -> _Plan:
     surges = plan_surges(config, world, intensity,
                          [(i.start, i.end, i.dimensions) for i in incidents], len(incidents) + 1,
                          [(w.start, w.end) for w in cal if w.kind == "maintenance"])
-    return _Plan(config, world, cal, intensity, exposure, incidents, surges)
+    mixes = plan_mix_shifts(config, world, exposure, [(i.start, i.end) for i in incidents],
+                            len(incidents) + len(surges) + 1)
+    return _Plan(config, world, cal, intensity, exposure, incidents, surges, mixes)
 
 
 class _Engine:
@@ -160,6 +164,15 @@ class _Engine:
             self.prng, TextComposer(random.Random(f"riskwatch-texts-{seed}"), config.pii_share),
             config.label_share, self.end, self.tt)
         self.runner = IncidentRunner(self.incidents, seed)
+        # Intent-mix shifts turn some normal complaints to another intent. Their rolls
+        # and texts come from streams of their own, and the main factory still writes
+        # (and drops) the original complaint: every other line stays byte-identical.
+        self.mixes = plan.mixes
+        self.mix_rng = random.Random(f"riskwatch-mix-{seed}")
+        self.mix_factory = ComplaintFactory(
+            random.Random(f"riskwatch-mix-complaints-{seed}"),
+            TextComposer(random.Random(f"riskwatch-mix-texts-{seed}"), config.pii_share),
+            config.label_share, self.end, self.tt)
         self.minute_counts = self.rng.poisson(self.intensity)
         self.buckets: dict[int, _Bucket] = {}
         self.counts = dict.fromkeys(_COUNT_KEYS, 0)
@@ -417,7 +430,7 @@ class _Engine:
             if t >= self.end:
                 continue
             self._complaint(t, i, int(index[j]), int(merchant[j]), int(region[j]),
-                            int(carrier[j]), int(category[j]), int(cents[j]))
+                            int(carrier[j]), int(category[j]), int(cents[j]), may_turn=True)
 
     def _incident_complaints(self, t0: int, t1: int) -> None:
         w = self.world
@@ -435,15 +448,25 @@ class _Engine:
                 self._complaint(ts, intent, row[0], m, r, c, cat, cents, keep_order=True)
 
     def _complaint(self, ts: int, intent: int, order: int | None, merchant: int, region: int,
-                   carrier: int, category: int, cents: int, keep_order: bool = False) -> None:
+                   carrier: int, category: int, cents: int, keep_order: bool = False,
+                   may_turn: bool = False) -> None:
         number = self.next_complaint
         self.next_complaint += 1
+        fields = dict(order=order, merchant=self.world.merchant_ids[merchant],
+                      region=REGION_NAMES[region], carrier=CARRIER_NAMES[carrier],
+                      category=CATEGORY_NAMES[category], amount=cents / 100,
+                      keep_order=keep_order)
+        events = self.factory.build(number, ts, intent, **fields)
+        for mix in self.mixes if may_turn else ():
+            if mix.start <= ts < mix.end and mix.category == category:
+                turned = mix.turn(ts, intent, category, self.mix_rng.random())
+                if turned is not None:
+                    intent = turned
+                    events = _turn_events(events, self.mix_factory.build(
+                        number, ts, intent, **fields), INTENT_NAMES[intent])
+                break
         if self.intent_truth is not None:
             self.intent_truth.append((f"c-{number}", INTENT_NAMES[intent]))
-        events = self.factory.build(
-            number, ts, intent, order=order, merchant=self.world.merchant_ids[merchant],
-            region=REGION_NAMES[region], carrier=CARRIER_NAMES[carrier],
-            category=CATEGORY_NAMES[category], amount=cents / 100, keep_order=keep_order)
         for ets, etype, line in events:
             self.counts["complaints" if etype == "complaint" else "complaint_updates"] += 1
             self._file_single(ets, line)
@@ -540,6 +563,23 @@ class _Engine:
                 yield batch
 
 
+def _turn_events(events: list[tuple[int, str, bytes]], written: list[tuple[int, str, bytes]],
+                 intent: str) -> list[tuple[int, str, bytes]]:
+    """A complaint turned to ``intent`` by a mix shift: the original events (same times,
+    same number: arrival draws stay in step) with the text and menu pick of the complaint
+    ``written`` for the new intent, and the agent's label corrected."""
+    new = orjson.loads(written[0][2])
+    out = []
+    for ts, etype, line in events:
+        event = orjson.loads(line)
+        if etype == "complaint":
+            event["text"], event["declared_type"] = new["text"], new["declared_type"]
+        elif event.get("intent") is not None:
+            event["intent"] = intent
+        out.append((ts, etype, orjson.dumps(event)))
+    return out
+
+
 # --------------------------------------------------------------------- public API
 def generate(config: SimulationConfig) -> Iterator[tuple[int, bytes]]:
     """Yield ``(arrival_epoch_seconds, json_line)`` in arrival order (non-decreasing).
@@ -596,7 +636,8 @@ def _manifest(plan: _Plan, counts: dict[str, int] | None) -> dict[str, Any]:
         "version": 1,
         "config": cfg.to_json(),
         "incidents": [inc.to_json() for inc in plan.incidents]
-                     + [s.to_json() for s in plan.surges],
+                     + [s.to_json() for s in plan.surges]
+                     + [m.to_json() for m in plan.mixes],
         "promotions": [w.to_json() for w in plan.windows if w.kind == "promotion"],
         "counts": {k: int(counts[k]) for k in ("malformed", "duplicates", "late")},
     }
@@ -613,8 +654,8 @@ def manifest(config: SimulationConfig, *, counts: dict[str, int] | None = None) 
     --------
     >>> m = manifest(SimulationConfig(days=7))
     >>> sorted({i["kind"] for i in m["incidents"]})
-    ['carrier_damage', 'carrier_region_delay', 'merchant_fake_shipment', 'merchant_quality',
-     'new_shop_order_surge', 'region_lost_parcel']
+    ['carrier_damage', 'carrier_region_delay', 'intent_mix_shift', 'merchant_fake_shipment',
+     'merchant_quality', 'new_shop_order_surge', 'region_lost_parcel']
     >>> [p["name"] for p in m["promotions"]]
     ['双11预热', '周末大促']
     """

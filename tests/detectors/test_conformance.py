@@ -15,12 +15,11 @@ import sys
 
 import datetime as dt
 
-import datetime as dt
-
 import pytest
 from river import base
 
 import detectors
+from detectors.intent_mix import IntentMixDetector
 from detectors.order_surge import OrderSurgeDetector
 from detectors.series import SeriesDetector
 
@@ -34,8 +33,17 @@ def iter_detectors():
 
 
 def _stream(det, n: int, seed: int = 1):
-    """Pairs of ``learn_one``/``score_one`` arguments of normal data for ``det``."""
+    """``learn_one``/``score_one`` arguments (tuples) of normal data for ``det``."""
     rng = random.Random(seed)
+    if isinstance(det, IntentMixDetector):
+        # One bucket's complaints by intent: ~12 complaints, half of them the first intent.
+        weights = [6.0] + [6.0 / (len(det.intents) - 1)] * (len(det.intents) - 1)
+        for _ in range(n):
+            counts = {}
+            for intent in rng.choices(det.intents, weights, k=rng.randint(8, 16)):
+                counts[intent] = counts.get(intent, 0) + 1
+            yield (counts,)
+        return
     if isinstance(det, SeriesDetector):
         # (ts, value): a 5-minute series around 100, continuing after earlier streams.
         start = _T0 + dt.timedelta(days=30 * seed)
@@ -62,14 +70,18 @@ def _probe(det, spike: bool) -> tuple:
     """``score_one`` arguments of a normal point, or of an obvious anomaly."""
     if isinstance(det, SeriesDetector):
         return _T0 + dt.timedelta(days=1000), 200.0 if spike else 101.0
+    if isinstance(det, IntentMixDetector):
+        # The same total; the spike turns it to the second intent.
+        first, second = det.intents[0], det.intents[1]
+        return ({first: 1, second: 11},) if spike else ({first: 6, second: 1},)
     if isinstance(det, OrderSurgeDetector):
         return {"market": 200.0}, 40 if spike else 2
     return {"exposure": 100.0}, 15 if spike else 2
 
 
 def check_score_is_pure(det):
-    for x, y in _stream(det, 200):
-        det.learn_one(x, y)
+    for args in _stream(det, 200):
+        det.learn_one(*args)
     before = pickle.dumps(det)
     args = _probe(det, spike=True)
     kept = pickle.dumps(args)
@@ -84,18 +96,18 @@ def check_score_before_learning(det):
 
 
 def check_pickling(det):
-    for x, y in _stream(det, 300):
-        det.learn_one(x, y)
+    for args in _stream(det, 300):
+        det.learn_one(*args)
     twin = pickle.loads(pickle.dumps(det))
-    for x, y in _stream(det, 50, seed=2):
-        assert twin.score_one(x, y) == det.score_one(x, y)
-        twin.learn_one(x, y)
-        det.learn_one(x, y)
+    for args in _stream(det, 50, seed=2):
+        assert twin.score_one(*args) == det.score_one(*args)
+        twin.learn_one(*args)
+        det.learn_one(*args)
 
 
 def check_clone_is_unfitted(det):
-    for x, y in _stream(det, 300):
-        det.learn_one(x, y)
+    for args in _stream(det, 300):
+        det.learn_one(*args)
     fresh = det.clone()
     assert fresh._get_params() == det._get_params()
     never_fitted = type(det)(**det._get_params())
@@ -106,18 +118,18 @@ def check_clone_is_unfitted(det):
 def check_bounded_memory(det):
     def size():
         return len(pickle.dumps(det))
-    for x, y in _stream(det, 1000):
-        det.learn_one(x, y)
+    for args in _stream(det, 1000):
+        det.learn_one(*args)
     first = size()
-    for x, y in _stream(det, 5000, seed=3):
-        det.learn_one(x, y)
+    for args in _stream(det, 5000, seed=3):
+        det.learn_one(*args)
     assert size() <= first * 1.1, "state grows with the stream"
     assert size() < 2048, "state per slice must stay under 2 KB"
 
 
 def check_anomaly_outscores_normal(det):
-    for x, y in _stream(det, 500):
-        det.learn_one(x, y)
+    for args in _stream(det, 500):
+        det.learn_one(*args)
     normal = det.score_one(*_probe(det, spike=False))
     spike = det.score_one(*_probe(det, spike=True))
     assert spike > normal

@@ -1,0 +1,295 @@
+"""Intent-mix shifts of every slice at bucket close (metric ``intent_mix``).
+
+The pipeline already counts each closed bucket's complaints by intent for every slice
+without an intent dimension (``_Bucket.intents``: the global slice, region, merchant,
+carrier, category, region x carrier); this stage scores those mixes with one
+:class:`~detectors.intent_mix.IntentMixBank` and hands :class:`~streams.signals.SignalStage`
+a :class:`~streams.signals.Signal` per alarmed slice, so intent-mix alerts share the
+signals' lifecycle (fingerprint = metric + slice + intent, maintenance windows, the
+learning day, operator feedback, severity, resolve).
+
+A slice's prior mix is its parent's: the market's mix for a region, shop, carrier or
+category, the carrier's for a region x carrier. The global slice learns, never pages.
+
+What pages: a slice whose largest intent CUSUM reached its alarm level (the bank's
+threshold + ln(intents) + ln(slices of the kind / 30)) and held it for
+``pending_buckets``, and whose run of that intent is mostly its own. Complaints that
+arrived while one of their slices was paged by the complaint rate (firing, about to
+fire, or explained by a page) count as covered; at most ``cover_share`` of the run may
+be covered, and the uncovered part must exceed expectation by ``min_excess`` with a
+Bonferroni tail <= ``alpha``. A region's lost-parcel wave shifts the region's mix too,
+but it is the complaint-rate page's incident: one incident, one page. Also: a shift the
+whole market shares (the intent classifier learning from agents' labels, a news story)
+raises every slice's expectation of that intent (:meth:`IntentMixStage._market_factor`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from detectors.intent_mix import RUN_BUCKETS, RUN_COVERED, RUN_EXP, RUN_OBS, IntentMixBank
+from riskwatch.settings import PipelineSettings
+from streams.signals import Signal
+
+__all__ = ["IntentMixStage"]
+
+Key = tuple
+
+
+class IntentMixStage:
+    """Scores the intent mix of every slice with complaints (see the module docstring)."""
+
+    metric = "intent_mix"
+
+    def __init__(self, settings: PipelineSettings, *, warmup_buckets: int,
+                 pending_buckets: int = 2, alpha: float = 0.01, cover_share: float = 0.5,
+                 min_excess: float = 5.0, market_half_life: float = 24.0,
+                 market_strength: float = 30.0, **detector_params: float) -> None:
+        self.slices = settings.slices
+        self.warmup_buckets = warmup_buckets
+        self.pending_buckets = pending_buckets
+        self.alpha = alpha
+        self.cover_share = cover_share
+        self.min_excess = min_excess
+        self.market_half_life = market_half_life
+        self.market_strength = market_strength
+        self.bank = IntentMixBank(**detector_params)
+        self.intents = self.bank.intents
+        self._intent_index = {name: i for i, name in enumerate(self.intents)}
+        index = {dims: i for i, dims in enumerate(self.slices)}
+        self.global_key: Key = (index[()],)
+        self.intent_kind = index.get(("intent",))
+        # Parent slice kind of each kind (its mix is the prior): for two dimensions the
+        # last one alone when configured (region x carrier -> carrier), else global.
+        self.parent_kind: list[int | None] = []
+        for dims in self.slices:
+            parent = (dims[-1],) if len(dims) > 1 and (dims[-1],) in index else ()
+            self.parent_kind.append(None if not dims else index[parent])
+        self.rows: dict[Key, int] = {}
+        self.parent_row = np.full(256, -1, dtype=np.int64)   # row whose mix is the prior
+        self.per_kind = [0] * len(self.slices)
+        self.last_bucket = np.zeros(256, dtype=np.int64)
+        # Recent complaints by intent per row (half-life ``market_half_life`` buckets):
+        # the market's recent mix without the row's own complaints (see _market_factor).
+        self.recent = np.zeros((256, len(self.intents)))
+        self.first_bucket: int | None = None
+        self.pending: dict[tuple, int] = {}        # (slice, intent) -> first alarmed bucket
+        self.episodes: dict[tuple, tuple] = {}     # signal key -> (slice, intent)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def watched(self, firing: Mapping[tuple, object]) -> set[tuple]:
+        """(slice, intent) of this stage's open episodes (``firing``: the signal stage's)."""
+        for key in [k for k in self.episodes if k not in firing]:
+            del self.episodes[key]
+        return set(self.episodes.values())
+
+    def close(self, bucket: int, mixes: Mapping[Key, Mapping[str, int]],
+              recent: Iterable[list[tuple]], alarmed: set[Key],
+              firing: Mapping[tuple, object]) -> list[Signal]:
+        """Score the closed ``bucket``'s slice mixes; return signals of alarmed slices.
+
+        ``mixes``: complaints by intent per slice key; ``recent``: the slices of each
+        recent complaint, per bucket (the last one is this bucket's); ``alarmed``:
+        complaint-rate slices firing, pending or explained; ``firing``: the signal
+        stage's episodes.
+        """
+        if self.first_bucket is None:
+            self.first_bucket = bucket
+        learning = bucket - self.first_bucket < self.warmup_buckets
+        watched = self.watched(firing)
+        # Open episodes and pending alarms are scored even in a bucket without
+        # complaints (nothing changes then): a quiet bucket neither resolves nor resets.
+        keys = set(mixes) | {k for k, _ in watched} | {k for k, _ in self.pending}
+        keys.discard(self.global_key)
+        try:
+            ordered = sorted(keys)
+        except TypeError:   # a non-string value somewhere: compare as text
+            ordered = sorted(keys, key=lambda k: (k[0], tuple(map(str, k[1:]))))
+        if self.global_key in mixes or self.global_key not in self.rows:
+            self._score([self.global_key], bucket, mixes, learning, {}, market=False)
+        if not ordered:
+            return []
+        recent = list(recent)
+        covered = self._covered_now(recent[-1] if recent else [], alarmed)
+        step, rows, level = self._score(ordered, bucket, mixes, learning, covered)
+        return self._signals(ordered, rows, step, level, bucket, learning, watched)
+
+    # -- scoring ----------------------------------------------------------------------
+    def _score(self, keys: list[Key], bucket: int, mixes, learning: bool,
+               covered: dict[tuple, int], market: bool = True):
+        bank = self.bank
+        new = [k for k in keys if k not in self.rows]
+        if new:
+            self._add(new, bucket)
+        rows_of, index = self.rows, self._intent_index
+        rows = np.fromiter((rows_of[k] for k in keys), dtype=np.int64, count=len(keys))
+        y = np.zeros((len(keys), len(self.intents)))
+        at_row, at_intent, counts = [], [], []
+        for r, key in enumerate(keys):
+            mix = mixes.get(key)
+            if mix:
+                for intent, n in mix.items():
+                    i = index.get(intent)
+                    if i is not None:   # an intent outside the taxonomy: not scored
+                        at_row.append(r)
+                        at_intent.append(i)
+                        counts.append(n)
+        y[at_row, at_intent] = counts
+        cov = np.zeros_like(y)
+        if covered:
+            position = {k: p for p, k in enumerate(keys)}
+            for (key, intent), n in covered.items():
+                p, i = position.get(key), index.get(intent)
+                if p is not None and i is not None:
+                    cov[p, i] = min(n, y[p, i])
+        # Parents are few (the market, the carriers): their shares once each.
+        parents, which = np.unique(self.parent_row[rows], return_inverse=True)
+        prior = bank.shares(np.maximum(parents, 0))
+        prior[parents < 0] = 1.0 / len(self.intents)
+        prior = prior[which]
+        # Bonferroni over intents, and over the slices of a kind (as the rate stage).
+        per_kind = np.maximum(np.asarray(self.per_kind, dtype=np.float64), 1.0)
+        level_of_kind = (bank.threshold + math.log(len(self.intents))
+                         + np.maximum(0.0, np.log(per_kind / 30.0)))
+        level = level_of_kind[np.fromiter((k[0] for k in keys), dtype=np.int64, count=len(keys))]
+        gap = np.maximum(bucket - self.last_bucket[rows], 1).astype(np.float64)
+        # Recent counts, faded by the buckets since the row was last seen.
+        fade = 0.5 ** (gap / self.market_half_life)
+        self.recent[rows] = self.recent[rows] * fade[:, None] + y
+        grow = self.rows[self.global_key]
+        if market:   # the global row is scored first in every close: its recent is current
+            factor = self._market_factor(rows, grow)
+        else:
+            factor = None
+        step = bank.step(rows, y, prior=prior, buckets=gap, protect_at=level,
+                         learning=np.full(len(rows), learning), factor=factor, covered=cov)
+        self.last_bucket[rows] = bucket
+        return step, rows, level
+
+    def _market_factor(self, rows: np.ndarray, grow: int) -> np.ndarray:
+        """Per row and intent: the market's recent share (without the row's own
+        complaints) over its usual share, shrunk towards 1, at least 1. A shift every slice shares
+        (the classifier learning from agents' labels moves complaints between
+        lost_parcel and delivery_delay everywhere; a news story) is not any one slice's
+        incident; what is left is specific to the slice."""
+        usual = self.bank.shares(np.asarray([grow]))[0]
+        others = np.maximum(self.recent[grow] - self.recent[rows], 0.0)
+        a = self.market_strength
+        share = (others + a * usual) / (others.sum(axis=1, keepdims=True) + a)
+        # Only upwards: an intent the market sees more of is expected more everywhere.
+        # Downwards would blame every other slice when one big slice shifts (its intent
+        # up means the others' shares of the market look down).
+        return np.maximum(share / np.maximum(usual, 1e-9), 1.0)
+
+    def _covered_now(self, complaints: list[tuple], alarmed: set[Key]) -> dict[tuple, int]:
+        """(slice, intent) -> complaints of this bucket inside a complaint-rate alarm."""
+        out: dict[tuple, int] = {}
+        if not alarmed or self.intent_kind is None:
+            return out
+        kind = self.intent_kind
+        for keys in complaints:
+            if not any(k in alarmed for k in keys):
+                continue
+            intent = next((k[1] for k in keys if k[0] == kind), None)
+            for k in keys:
+                if k[0] != kind and (k, intent) not in out:
+                    out[(k, intent)] = 1
+                elif k[0] != kind:
+                    out[(k, intent)] += 1
+        return out
+
+    def _add(self, keys: list[Key], bucket: int) -> None:
+        first = len(self.rows)
+        need = first + len(keys)
+        if need > len(self.last_bucket):
+            size = max(need, 2 * len(self.last_bucket))
+            self.last_bucket = np.resize(self.last_bucket, size)
+            self.parent_row = np.resize(self.parent_row, size)
+            recent = np.zeros((size, len(self.intents)))
+            recent[:len(self.recent)] = self.recent
+            self.recent = recent
+        for row, key in enumerate(keys, first):
+            self.rows[key] = row
+            self.per_kind[key[0]] += 1
+            parent_kind = self.parent_kind[key[0]]
+            if parent_kind is None:
+                parent = -1
+            elif parent_kind == self.global_key[0]:
+                parent = self.rows.get(self.global_key, -1)
+            else:
+                parent = self.rows.get((parent_kind, key[-1]), -1)
+            self.parent_row[row] = parent
+        self.bank.add(len(keys))
+        self.last_bucket[first:need] = bucket - 1
+        self.recent[first:need] = 0.0
+
+    # -- signals ----------------------------------------------------------------------
+    def _signals(self, keys, rows, step, level, bucket, learning, watched) -> list[Signal]:
+        bank = self.bank
+        evidence = step.evidence
+        lead = evidence.argmax(axis=1)
+        top = evidence[np.arange(len(keys)), lead]
+        wanted: dict[tuple[int, int], bool] = {}   # (position, intent) -> may page
+        for pos in np.flatnonzero(top >= level).tolist():
+            wanted[(pos, int(lead[pos]))] = True
+        positions = {k: p for p, k in enumerate(keys)}
+        for key, intent in watched:
+            if key in positions:
+                wanted.setdefault((positions[key], self._intent_index[intent]), False)
+        still = {(keys[p], self.intents[i]) for p, i in wanted}
+        for held in [k for k in self.pending if k not in still]:
+            del self.pending[held]
+        if not wanted:
+            return []
+        run = bank.column(RUN_OBS, rows), bank.column(RUN_EXP, rows)
+        run_covered = bank.column(RUN_COVERED, rows)
+        shares = bank.shares(rows)
+        out = []
+        for (pos, i), alarm in sorted(wanted.items()):
+            key, intent = keys[pos], self.intents[i]
+            run_obs, run_exp = float(run[0][pos, i]), float(run[1][pos, i])
+            ev = float(evidence[pos, i])
+            pages = False
+            if alarm and not learning and ev >= level[pos]:
+                since = self.pending.setdefault((key, intent), bucket)
+                # Only the run's complaints no complaint-rate alarm explains count.
+                mine = run_obs - float(run_covered[pos, i])
+                pages = (bucket - since >= self.pending_buckets
+                         and mine - run_exp >= self.min_excess
+                         and mine >= (1.0 - self.cover_share) * run_obs
+                         and float(bank.run_tail(mine, run_exp)) <= self.alpha)
+            dims = dict(zip(self.slices[key[0]], key[1:]))
+            dims["intent"] = intent
+            signal = Signal(self.metric, dims, float(step.observed[pos, i]),
+                            float(step.mu[pos, i]), ev, float(level[pos]), pages, run_obs,
+                            run_exp, int(bank.column(RUN_BUCKETS, rows)[pos, i]),
+                            self._contributors(shares[pos], run, pos),
+                            _Resetter(bank, int(rows[pos])))
+            if pages or alarm is False:
+                self.episodes.setdefault(signal.key, (key, intent))
+            out.append(signal)
+        return out
+
+    def _contributors(self, usual: np.ndarray, run, pos: int) -> list[dict]:
+        obs, exp = run[0][pos], run[1][pos]
+        order = np.argsort(-(obs - exp), kind="stable")[:3]
+        return [{"dimension": "intent", "value": self.intents[i], "observed": float(obs[i]),
+                 "expected": round(float(exp[i]), 2), "usual_share": round(float(usual[i]), 3)}
+                for i in order.tolist() if obs[i] > 0]
+
+
+class _Resetter:
+    """A picklable "start fresh CUSUM runs for this slice"."""
+
+    __slots__ = ("bank", "row")
+
+    def __init__(self, bank: IntentMixBank, row: int) -> None:
+        self.bank, self.row = bank, row
+
+    def __call__(self) -> None:
+        self.bank.reset([self.row])
