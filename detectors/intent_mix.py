@@ -19,8 +19,9 @@ by every bank (:func:`detectors.cusum.cusum_step`): a complaint of the intent ad
 ``ln(p1 / p) - ln((1 - p1) / (1 - p))``, every complaint subtracts
 ``-ln((1 - p1) / (1 - p))``. The slice's evidence is the largest over intents; the
 pipeline adds ``ln(number of intents)`` to the alarm level (Bonferroni over intents)
-and pages only a run whose Poisson tail (a conservative stand-in for the binomial
-tail), times the number of intents, is below ``alpha`` (:meth:`IntentMixBank.run_tail`).
+and pages only a run whose binomial tail (its count of the intent among all its
+complaints), times the number of intents, is below ``alpha``
+(:meth:`IntentMixBank.run_tail`).
 
 Minimum-volume guard: a slice's CUSUMs stay at zero until it has learned
 ``min_volume`` complaints (its own shares are still mostly its parent's). An alarmed
@@ -61,8 +62,9 @@ __all__ = ["IntentMixBank", "IntentMixDetector", "MixStep"]
 
 # Columns per (row, intent) cell. RUN_COVERED: complaints of the run that the caller
 # said were already explained elsewhere (the pipeline: in a complaint-rate alarm).
-COUNT, SLOW, SPIKE, RUN_OBS, RUN_EXP, RUN_BUCKETS, PRIOR, RUN_COVERED = range(8)
-_COLUMNS = 8
+# RUN_TOTAL: all complaints of the slice over the run (the binomial's n).
+COUNT, SLOW, SPIKE, RUN_OBS, RUN_EXP, RUN_BUCKETS, PRIOR, RUN_COVERED, RUN_TOTAL = range(9)
+_COLUMNS = 9
 
 
 class MixStep(NamedTuple):
@@ -137,13 +139,11 @@ class IntentMixBank:
         """Start fresh CUSUM runs (after an alert resolved)."""
         self.state[rows, :, SLOW:SPIKE + 1] = 0.0
 
-    def run_tail(self, observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
-        """Bonferroni-corrected tail of a run: ``K * P(X >= observed)``, X ~ Poisson(expected).
-
-        The Poisson tail is at least the binomial one for an upper tail (its variance is
-        larger), so the guard errs on the quiet side.
-        """
-        tail = stats.poisson.sf(np.asarray(observed) - 1.0, np.maximum(expected, 1e-12))
+    def run_tail(self, observed, total, share) -> np.ndarray:
+        """Bonferroni-corrected binomial tail of a run: ``K * P(X >= observed)``,
+        X ~ Binomial(total, share) (``share``: the run's expected count / total)."""
+        tail = stats.binom.sf(np.asarray(observed) - 1.0, np.maximum(total, 0.0),
+                              np.clip(share, 1e-12, 1.0))
         return np.minimum(1.0, tail * len(self.intents))
 
     def step(self, rows: np.ndarray, y: np.ndarray, *, prior: np.ndarray | None = None,
@@ -195,6 +195,8 @@ class IntentMixBank:
             mu=mu.ravel()[active],
             weights=(np.log(p1) - log_p - stay, np.log(p1s) - log_p - stay_s),
             drifts=(-na * stay, -na * stay_s), cap=self.max_cusum * self.threshold)
+        cells[:, RUN_TOTAL] = np.where(
+            ev > 0.0, np.where(was_running, cells[:, RUN_TOTAL], 0.0) + na, 0.0)
         if covered is not None:
             cells[:, RUN_COVERED] = np.where(
                 ev > 0.0, np.where(was_running, cells[:, RUN_COVERED], 0.0)
@@ -219,7 +221,7 @@ class IntentMixBank:
         s[:, :, COUNT] = counts * np.minimum(1.0, self.max_evidence / np.maximum(total, 1e-300))
         s[young, :, SLOW:SPIKE + 1] = 0.0
         s[young, :, RUN_OBS:RUN_BUCKETS + 1] = 0.0
-        s[young, :, RUN_COVERED] = 0.0
+        s[young, :, RUN_COVERED:RUN_TOTAL + 1] = 0.0
         if commit:
             self.state[rows] = s
         return MixStep(mu, np.where(young[:, None], 0.0, evidence), y)

@@ -13,6 +13,11 @@ An *episode* is one ``alert_id`` (fire ... resolve). An episode matches an incid
   incident; a hub jam shows in the complaint rate and in overdue deliveries). An
   incident without ``metrics`` (older manifests) accepts any metric.
 
+An incident may also list ``tolerated_metrics``: alert families that truly see its side
+effects at another scope (a category's complaints turning to delivery_delay raise every
+carrier's delivery_delay rate a little). An episode of such a metric that matches the
+incident otherwise is not a false episode, and not a detection either.
+
 Recall = incidents with a matching episode / incidents; precision = episodes matching an
 incident / episodes; delay = first matching episode start - incident start. ``by_metric``
 gives, per alert metric, its episodes and precision, and the incidents of its family
@@ -93,15 +98,15 @@ def _episodes(alerts: list[dict]) -> list[dict]:
     return sorted(episodes.values(), key=lambda e: (e["start"], e["alert_id"]))
 
 
-def _matches(ep: dict, inc: dict, grace: float) -> bool:
+def _matches(ep: dict, inc: dict, grace: float, *, tolerated: bool = False) -> bool:
     start, end = _epoch(inc["start"]), _epoch(inc["end"])
     # Some metrics see an incident longer than its window (parcels a jam delayed stay
     # overdue for hours after it clears): the manifest says until when, per metric.
     end = _epoch(inc.get("effect_end", {}).get(ep.get("metric", "complaint_rate"), inc["end"]))
     if not start <= ep["start"] <= end + grace:
         return False
-    metrics = inc.get("metrics")
-    if metrics and ep.get("metric", "complaint_rate") not in metrics:
+    metrics = inc.get("tolerated_metrics", ()) if tolerated else inc.get("metrics")
+    if (metrics or tolerated) and ep.get("metric", "complaint_rate") not in metrics:
         return False
     want = dict(inc.get("dimensions", {}))
     if inc.get("intent"):
@@ -118,17 +123,21 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
     episodes = _episodes(alerts)
     incidents = truth.get("incidents", [])
     matched_eps: set[str] = set()
+    tolerated_eps: set[str] = set()
     per_incident = []
     for inc in incidents:
         hits = [ep for ep in episodes if _matches(ep, inc, grace)]
         matched_eps.update(ep["alert_id"] for ep in hits)
+        tolerated = [ep for ep in episodes if _matches(ep, inc, grace, tolerated=True)]
+        tolerated_eps.update(ep["alert_id"] for ep in tolerated)
         delay = (min(ep["start"] for ep in hits) - _epoch(inc["start"])) / 60 if hits else None
         per_incident.append({"id": inc["id"], "kind": inc["kind"], "detected": bool(hits),
                              "delay_minutes": delay, "episodes": len(hits),
                              "alert_ids": [ep["alert_id"] for ep in hits],
                              "dimensions": inc.get("dimensions", {}), "intent": inc.get("intent")})
     promos = [(_epoch(p["start"]), _epoch(p["end"])) for p in truth.get("promotions", [])]
-    false_eps = [ep for ep in episodes if ep["alert_id"] not in matched_eps]
+    false_eps = [ep for ep in episodes
+                 if ep["alert_id"] not in matched_eps and ep["alert_id"] not in tolerated_eps]
     for ep in false_eps:
         ep["during_promotion"] = any(s <= ep["start"] < e for s, e in promos)
     kinds = sorted({i["kind"] for i in per_incident})
@@ -145,6 +154,8 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
                          | {m for inc in incidents for m in inc.get("metrics", ())}):
         eps = [ep for ep in episodes if ep["metric"] == metric]
         true = [ep for ep in eps if ep["alert_id"] in matched_eps]
+        side = [ep for ep in eps if ep["alert_id"] in tolerated_eps
+                and ep["alert_id"] not in matched_eps]
         family = [(inc, row) for inc, row in zip(incidents, per_incident)
                   if metric in inc.get("metrics", ())]
         seen = [row for inc, row in family
@@ -153,8 +164,8 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
                  - _epoch(inc["start"]) for inc, row in family
                  if any(ep["alert_id"] in row["alert_ids"] for ep in true)]
         by_metric[metric] = {
-            "episodes": len(eps), "true_episodes": len(true),
-            "precision": len(true) / len(eps) if eps else None,
+            "episodes": len(eps), "true_episodes": len(true), "side_effect_episodes": len(side),
+            "precision": (len(true) + len(side)) / len(eps) if eps else None,
             "incidents": len(family), "detected": len(seen),
             "median_delay_minutes": statistics.median(first) / 60 if first else None}
     return {
@@ -163,6 +174,7 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
         "recall": (sum(i["detected"] for i in per_incident) / len(incidents)) if incidents else 1.0,
         "episodes": len(episodes),
         "true_episodes": len(episodes) - len(false_eps),
+        "side_effect_episodes": len(tolerated_eps - matched_eps),
         "precision": ((len(episodes) - len(false_eps)) / len(episodes)) if episodes else 1.0,
         "median_delay_minutes": statistics.median(delays) if delays else None,
         "false_episodes": len(false_eps),
@@ -184,7 +196,9 @@ def format_report(r: dict) -> str:
     lines = [
         f"incidents {r['incidents']}  detected {r['detected']}  recall {fmt(r['recall'])}",
         f"episodes {r['episodes']}  true {r['true_episodes']}  precision {fmt(r['precision'])}  "
-        f"false {r['false_episodes']} (during promotions: {r['false_during_promotions']})",
+        f"false {r['false_episodes']} (during promotions: {r['false_during_promotions']})"
+        + (f"  side effects of an incident: {r['side_effect_episodes']}"
+           if r.get("side_effect_episodes") else ""),
         f"median detection delay {fmt(r['median_delay_minutes'], '.1f')} min",
         "",
         f"{'kind':<26}{'incidents':>10}{'detected':>10}{'recall':>8}{'median delay':>14}",

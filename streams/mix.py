@@ -14,8 +14,8 @@ category, the carrier's for a region x carrier. The global slice learns, never p
 What pages: a slice whose largest intent CUSUM reached its alarm level (the bank's
 threshold + ln(intents) + ln(slices of the kind / 30)) and held it for
 ``pending_buckets``, and whose run of that intent is mostly its own. Complaints that
-arrived while one of their slices was paged by the complaint rate (firing, about to
-fire, or explained by a page) count as covered; at most ``cover_share`` of the run may
+arrived while one of their slices was paged by the complaint rate *for their intent*
+(:meth:`IntentMixStage._covered_now`) count as covered; at most ``cover_share`` of the run may
 be covered, and the uncovered part must exceed expectation by ``min_excess`` with a
 Bonferroni tail <= ``alpha``. A region's lost-parcel wave shifts the region's mix too,
 but it is the complaint-rate page's incident: one incident, one page. Also: a shift the
@@ -30,7 +30,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from detectors.intent_mix import RUN_BUCKETS, RUN_COVERED, RUN_EXP, RUN_OBS, IntentMixBank
+from detectors.intent_mix import (RUN_BUCKETS, RUN_COVERED, RUN_EXP, RUN_OBS, RUN_TOTAL, SLOW,
+                                  SPIKE, IntentMixBank)
 from riskwatch.settings import PipelineSettings
 from streams.signals import Signal
 
@@ -187,20 +188,33 @@ class IntentMixStage:
         return np.maximum(share / np.maximum(usual, 1e-9), 1.0)
 
     def _covered_now(self, complaints: list[tuple], alarmed: set[Key]) -> dict[tuple, int]:
-        """(slice, intent) -> complaints of this bucket inside a complaint-rate alarm."""
+        """(slice, intent) -> complaints of this bucket a complaint-rate page explains.
+
+        A complaint of intent I is explained when one of its slices is paged (firing,
+        about to fire, or explained by a page) *for I*: the slice is an intent slice
+        (x I), or a slice without intent whose own mix is running high on I (a region
+        paged for its lost parcels explains its lost-parcel complaints, not its delays).
+        """
         out: dict[tuple, int] = {}
         if not alarmed or self.intent_kind is None:
             return out
-        kind = self.intent_kind
+        kind, rows, state = self.intent_kind, self.rows, self.bank.state
+        index = self._intent_index
         for keys in complaints:
-            if not any(k in alarmed for k in keys):
+            paged = [k for k in keys if k in alarmed]
+            if not paged:
                 continue
             intent = next((k[1] for k in keys if k[0] == kind), None)
+            i = index.get(intent)
+            if i is None:
+                continue
+            if not any(k[0] == kind or "intent" in self.slices[k[0]]
+                       or (k in rows and state[rows[k], i, SLOW:SPIKE + 1].max() > 0.0)
+                       for k in paged):
+                continue
             for k in keys:
-                if k[0] != kind and (k, intent) not in out:
-                    out[(k, intent)] = 1
-                elif k[0] != kind:
-                    out[(k, intent)] += 1
+                if k[0] != kind and "intent" not in self.slices[k[0]]:
+                    out[(k, intent)] = out.get((k, intent), 0) + 1
         return out
 
     def _add(self, keys: list[Key], bucket: int) -> None:
@@ -248,6 +262,7 @@ class IntentMixStage:
             return []
         run = bank.column(RUN_OBS, rows), bank.column(RUN_EXP, rows)
         run_covered = bank.column(RUN_COVERED, rows)
+        run_total = bank.column(RUN_TOTAL, rows)
         shares = bank.shares(rows)
         out = []
         for (pos, i), alarm in sorted(wanted.items()):
@@ -258,11 +273,13 @@ class IntentMixStage:
             if alarm and not learning and ev >= level[pos]:
                 since = self.pending.setdefault((key, intent), bucket)
                 # Only the run's complaints no complaint-rate alarm explains count.
-                mine = run_obs - float(run_covered[pos, i])
+                cov, total = float(run_covered[pos, i]), float(run_total[pos, i])
+                mine = run_obs - cov
                 pages = (bucket - since >= self.pending_buckets
                          and mine - run_exp >= self.min_excess
                          and mine >= (1.0 - self.cover_share) * run_obs
-                         and float(bank.run_tail(mine, run_exp)) <= self.alpha)
+                         and float(bank.run_tail(mine, total - cov,
+                                                 run_exp / max(total, 1e-9))) <= self.alpha)
             dims = dict(zip(self.slices[key[0]], key[1:]))
             dims["intent"] = intent
             signal = Signal(self.metric, dims, float(step.observed[pos, i]),

@@ -28,7 +28,7 @@ def test_manifest_entries(runs):
     for inc in mixes:
         assert inc["metrics"] == ["intent_mix"]
         assert set(inc["dimensions"]) == {"category"}
-        assert inc["intent"] in ("quality", "delivery_delay")
+        assert inc["intent"] == "delivery_delay"
         assert inc["total_multiplier"] == 1.0
         assert inc["share_during"] >= 2.5 * inc["share_before"]
         assert inc["expected_slice_complaints"] >= 35
@@ -68,7 +68,7 @@ def test_only_turned_complaints_change_and_the_total_stays(runs):
                        for s, e, cat in windows)
         else:   # an agent's label: now the turned intent
             assert new["type"] == "complaint_update"
-            assert new["intent"] in ("quality", "delivery_delay")
+            assert new["intent"] == "delivery_delay"
     assert len(turned) >= 10
 
 

@@ -1,14 +1,16 @@
 """Intent-mix incidents: a slice's complaints turn to one intent, their total unchanged.
 
 Kind ``intent_mix_shift``: for three to nine daytime hours the complaints of one
-product category turn to one intent: ``quality`` (a bad batch sold by many shops at
-once) or ``delivery_delay`` (the category's goods stuck at a shared warehouse: pre-sale
-stock that did not come). Each normal complaint of the category written in the window
-keeps its intent with probability ``1 - swap`` and becomes the target intent
-otherwise, so the target's share rises from ``p`` to ``p + swap * (1 - p)`` (0.4-0.55
-more: 2.5-4x) while the category's complaint total stays what it was (1.0x).
+product category turn to ``delivery_delay`` (the category's goods stuck at a shared
+warehouse: pre-sale stock that did not come). ``quality`` (a bad batch sold by many
+shops) was tried and dropped: capped at 1.6x nationwide it reaches only 2.5x in the
+category, which at ~10 complaints an hour the detector saw in one of four weeks.
+Each normal complaint of the category written in the window keeps its intent with
+probability ``1 - swap`` and becomes the target intent otherwise, so the target's
+share rises from ``p`` to ``p + swap * (1 - p)`` (0.4-0.55 more: 2.5-4x) while the
+category's complaint total stays what it was (1.0x).
 
-Why a category, and why these intents: the complaint-rate detector watches intents per
+Why a category, and why this intent: the complaint-rate detector watches intents per
 region, carrier and shop, never per category, and the category's total does not move.
 The turned complaints spread over every shop, region and carrier of the category, and
 the shift is capped so that nationwide they lift the intent by at most 1.6x (rates
@@ -37,7 +39,7 @@ from riskwatch.simulator.world import (BASE_COMPLAINT_RATE, CARRIER_FACTOR, CATE
 __all__ = ["MIX_KIND", "MixShift", "plan_mix_shifts"]
 
 MIX_KIND = "intent_mix_shift"
-_TARGETS = ("quality", "delivery_delay")
+_TARGETS = ("delivery_delay",)
 _SHIFT = (0.40, 0.55)          # added share of the target intent
 _MAX_NATIONWIDE = 1.6          # the intent nationwide, at most this multiple
 _HOURS = (3.0, 9.0)
@@ -77,6 +79,10 @@ class MixShift:
         return {
             "id": self.id, "kind": self.kind, "dimensions": self.dimensions,
             "intent": self.intent, "metrics": ["intent_mix"],
+            # The turned complaints lift the intent's rate everywhere a little (a carrier
+            # x delivery_delay, a big shop of the category): such a complaint-rate page
+            # is a side effect of this incident, not a false one (riskwatch evaluate).
+            "tolerated_metrics": ["complaint_rate"],
             "start": rfc3339(self.start), "end": rfc3339(self.end),
             # The target intent's share multiple; the total stays 1.0x.
             "multiplier": round(shifted / p, 2), "total_multiplier": 1.0,
