@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from detectors.intent_mix import (RUN_BUCKETS, RUN_COVERED, RUN_EXP, RUN_OBS, RUN_TOTAL, SLOW,
-                                  SPIKE, IntentMixBank)
+from detectors.intent_mix import (COUNT, RUN_BUCKETS, RUN_COVERED, RUN_EXP, RUN_OBS, RUN_TOTAL,
+                                  SLOW, SPIKE, IntentMixBank)
 from riskwatch.settings import PipelineSettings
 from streams.signals import Signal
 
@@ -198,7 +198,7 @@ class IntentMixStage:
         out: dict[tuple, int] = {}
         if not alarmed or self.intent_kind is None:
             return out
-        kind, rows, state = self.intent_kind, self.rows, self.bank.state
+        kind = self.intent_kind
         index = self._intent_index
         for keys in complaints:
             paged = [k for k in keys if k in alarmed]
@@ -208,14 +208,24 @@ class IntentMixStage:
             i = index.get(intent)
             if i is None:
                 continue
-            if not any(k[0] == kind or "intent" in self.slices[k[0]]
-                       or (k in rows and state[rows[k], i, SLOW:SPIKE + 1].max() > 0.0)
+            if not any(k[0] == kind or "intent" in self.slices[k[0]] or self._runs_high(k, i)
                        for k in paged):
                 continue
             for k in keys:
                 if k[0] != kind and "intent" not in self.slices[k[0]]:
                     out[(k, intent)] = out.get((k, intent), 0) + 1
         return out
+
+    def _runs_high(self, key: Key, intent: int) -> bool:
+        """Is ``key``'s own mix running high on ``intent``? A slice too young to tell
+        (under the bank's minimum volume, or not seen yet) is taken to be."""
+        row = self.rows.get(key)
+        if row is None:
+            return True
+        bank = self.bank
+        if bank.state[row, :, COUNT].sum() < bank.min_volume:
+            return True
+        return bool(bank.state[row, intent, SLOW:SPIKE + 1].max() > 0.0)
 
     def _add(self, keys: list[Key], bucket: int) -> None:
         first = len(self.rows)
