@@ -155,17 +155,28 @@ class IntentMixBank:
         ``buckets``: buckets since the row last learned (its counts fade by as much).
         ``factor`` (rows, intents): multiplies the shares the bucket is scored against
         (each intent's on its own, at most 0.95; learning is unaffected), e.g. the
-        market's recent mix against its usual one. ``covered`` (rows, intents): complaints of the bucket explained
-        elsewhere, summed over the run in ``RUN_COVERED``.
+        market's recent mix against its usual one. ``covered`` (rows, intents):
+        complaints of the bucket explained elsewhere, summed over the run in
+        ``RUN_COVERED``.
         ``protect_at``: rows whose evidence reaches it keep the bucket out of their
         shares (for at most ``max_protect_buckets`` of a run). ``learning`` rows (and
         rows below ``min_volume``) learn everything and their CUSUMs restart.
         ``commit=False`` computes the step without changing the bank (a pure score).
         """
-        s = self.state[rows]
+        if not commit:   # a pure score: step, then put the rows back as they were
+            saved = self.state[rows].copy()
+            try:
+                return self.step(rows, y, prior=prior, buckets=buckets, protect_at=protect_at,
+                                 learning=learning, factor=factor, covered=covered)
+            finally:
+                self.state[rows] = saved
+        # Columns are read and written where needed, not whole rows: a row holds 13
+        # intents x 9 columns, and a close touches most of them only to count.
+        state, k = self.state, len(self.intents)
         if prior is not None:
-            s[:, :, PRIOR] = prior
-        p = self._shares(s[:, :, COUNT], s[:, :, PRIOR])
+            state[rows, :, PRIOR] = prior
+        counts = state[rows, :, COUNT]
+        p = self._shares(counts, state[rows, :, PRIOR])
         if factor is not None:
             # Each intent is tested on its own (binomial of its count given the total),
             # so a factor moves only its intent's share: no renormalisation.
@@ -176,13 +187,15 @@ class IntentMixBank:
         # did not see, with its statistics at zero, stays at zero (its step is a drift
         # down, clipped). Most cells of a bucket are such; skipping them is most of the
         # cost of a close.
-        flat = s.reshape(-1, _COLUMNS)
+        flat = state.reshape(-1, _COLUMNS)    # a view: (row x intent) cells
+        cell = (rows[:, None] * k + np.arange(k)).ravel()
         yf = y.ravel()
-        active = np.flatnonzero((yf > 0.0) | (flat[:, SLOW] > 0.0) | (flat[:, SPIKE] > 0.0))
-        cells = flat[active]
-        pa = p.ravel()[active]
-        na = np.broadcast_to(n, y.shape).ravel()[active]
-        was_running = (cells[:, SLOW] > 0.0) | (cells[:, SPIKE] > 0.0)
+        running = (flat[cell, SLOW] > 0.0) | (flat[cell, SPIKE] > 0.0)
+        sel = np.flatnonzero((yf > 0.0) | running)
+        cells = flat[cell[sel]]
+        pa = p.ravel()[sel]
+        na = np.broadcast_to(n, y.shape).ravel()[sel]
+        was_running = running[sel]
         # Alternatives: rho times the share, at most half way to 1 (a share near 1 has
         # nowhere to go, and ln(1 - p1) must stay finite).
         p1 = np.minimum(self.rho * pa, 0.5 * (1.0 + pa))
@@ -191,8 +204,8 @@ class IntentMixBank:
         stay, stay_s = np.log1p(-p1) - log_stay, np.log1p(-p1s) - log_stay
         log_p = np.log(pa)
         ev = cusum_step(
-            cells, (SLOW, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=yf[active],
-            mu=mu.ravel()[active],
+            cells, (SLOW, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=yf[sel],
+            mu=mu.ravel()[sel],
             weights=(np.log(p1) - log_p - stay, np.log(p1s) - log_p - stay_s),
             drifts=(-na * stay, -na * stay_s), cap=self.max_cusum * self.threshold)
         cells[:, RUN_TOTAL] = np.where(
@@ -200,30 +213,28 @@ class IntentMixBank:
         if covered is not None:
             cells[:, RUN_COVERED] = np.where(
                 ev > 0.0, np.where(was_running, cells[:, RUN_COVERED], 0.0)
-                + covered.ravel()[active], 0.0)
-        flat[active] = cells
+                + covered.ravel()[sel], 0.0)
+        flat[cell[sel]] = cells
         evidence = np.zeros(y.size)
-        evidence[active] = ev
+        evidence[sel] = ev
         evidence = evidence.reshape(y.shape)
-        row_evidence = evidence.max(axis=1)
         learn = np.ones(len(rows), dtype=bool)
         if protect_at is not None:
-            run = s[:, :, RUN_BUCKETS].max(axis=1)
-            learn = (row_evidence < protect_at) | (run > self.max_protect_buckets)
-        young = s[:, :, COUNT].sum(axis=1) < self.min_volume
+            run = state[rows, :, RUN_BUCKETS].max(axis=1)
+            learn = (evidence.max(axis=1) < protect_at) | (run > self.max_protect_buckets)
+        young = counts.sum(axis=1) < self.min_volume
         if learning is not None:
             young |= learning
         learn |= young
         fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
-        counts = np.where(learn[:, None], s[:, :, COUNT] * np.reshape(fade, (-1, 1)) + y,
-                          s[:, :, COUNT])
+        counts = np.where(learn[:, None], counts * np.reshape(fade, (-1, 1)) + y, counts)
         total = counts.sum(axis=1, keepdims=True)
-        s[:, :, COUNT] = counts * np.minimum(1.0, self.max_evidence / np.maximum(total, 1e-300))
-        s[young, :, SLOW:SPIKE + 1] = 0.0
-        s[young, :, RUN_OBS:RUN_BUCKETS + 1] = 0.0
-        s[young, :, RUN_COVERED:RUN_TOTAL + 1] = 0.0
-        if commit:
-            self.state[rows] = s
+        state[rows, :, COUNT] = counts * np.minimum(1.0, self.max_evidence / np.maximum(total, 1e-300))
+        if young.any():
+            restart = rows[young]
+            state[restart, :, SLOW:SPIKE + 1] = 0.0
+            state[restart, :, RUN_OBS:RUN_BUCKETS + 1] = 0.0
+            state[restart, :, RUN_COVERED:RUN_TOTAL + 1] = 0.0
         return MixStep(mu, np.where(young[:, None], 0.0, evidence), y)
 
     def __getstate__(self) -> dict:
@@ -233,6 +244,7 @@ class IntentMixBank:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.state = np.ascontiguousarray(self.state)   # step writes through a reshaped view
 
 
 class IntentMixDetector(base.AnomalyDetector):

@@ -25,6 +25,7 @@ raises every slice's expectation of that intent (:meth:`IntentMixStage._market_f
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 
@@ -130,17 +131,22 @@ class IntentMixStage:
         rows_of, index = self.rows, self._intent_index
         rows = np.fromiter((rows_of[k] for k in keys), dtype=np.int64, count=len(keys))
         y = np.zeros((len(keys), len(self.intents)))
-        at_row, at_intent, counts = [], [], []
-        for r, key in enumerate(keys):
-            mix = mixes.get(key)
-            if mix:
-                for intent, n in mix.items():
-                    i = index.get(intent)
-                    if i is not None:   # an intent outside the taxonomy: not scored
-                        at_row.append(r)
-                        at_intent.append(i)
-                        counts.append(n)
-        y[at_row, at_intent] = counts
+        # Every (slice, intent) count into y, with the per-item work in C (extend,
+        # map): this loop is most of a close's Python cost.
+        names: list[str] = []
+        counts: list[int] = []
+        sizes: list[int] = []
+        empty: dict = {}
+        for key in keys:
+            mix = mixes.get(key, empty)
+            names.extend(mix)
+            counts.extend(mix.values())
+            sizes.append(len(mix))
+        at_intent = np.fromiter(map(index.get, names, itertools.repeat(-1)), dtype=np.int64,
+                                count=len(names))
+        at_row = np.repeat(np.arange(len(keys)), sizes)
+        known = at_intent >= 0   # an intent outside the taxonomy is not scored
+        y[at_row[known], at_intent[known]] = np.asarray(counts, dtype=np.float64)[known]
         cov = np.zeros_like(y)
         if covered:
             position = {k: p for p, k in enumerate(keys)}
