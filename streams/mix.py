@@ -119,7 +119,8 @@ class IntentMixStage:
         recent = list(recent)
         covered = self._covered_now(recent[-1] if recent else [], alarmed)
         step, rows, level = self._score(ordered, bucket, mixes, learning, covered)
-        return self._signals(ordered, rows, step, level, bucket, learning, watched)
+        return self._signals(ordered, rows, step, level, bucket, learning, watched,
+                             recent, alarmed)
 
     # -- scoring ----------------------------------------------------------------------
     def _score(self, keys: list[Key], bucket: int, mixes, learning: bool,
@@ -222,6 +223,22 @@ class IntentMixStage:
                     out[(k, intent)] = out.get((k, intent), 0) + 1
         return out
 
+    def _recently_covered(self, key: Key, intent: str, recent: list[list[tuple]],
+                          alarmed: set[Key]) -> bool:
+        """Are most of the last half hour's complaints of ``key`` x ``intent`` in a slice
+        paged for the intent *now*? A page can come minutes after the mix run began
+        (the run counted them as uncovered when they arrived)."""
+        if not alarmed or self.intent_kind is None:
+            return False
+        mark = (self.intent_kind, intent)
+        i = self._intent_index[intent]
+        mine = [keys for b in recent for keys in b if key in keys and mark in keys]
+        inside = sum(1 for keys in mine
+                     if any(k in alarmed and (k[0] == self.intent_kind
+                                              or "intent" in self.slices[k[0]]
+                                              or self._runs_high(k, i)) for k in keys))
+        return bool(mine) and inside >= self.cover_share * len(mine)
+
     def _runs_high(self, key: Key, intent: int) -> bool:
         """Is ``key``'s own mix running high on ``intent``? A slice too young to tell
         (under the bank's minimum volume, or not seen yet) is taken to be."""
@@ -259,7 +276,8 @@ class IntentMixStage:
         self.recent[first:need] = 0.0
 
     # -- signals ----------------------------------------------------------------------
-    def _signals(self, keys, rows, step, level, bucket, learning, watched) -> list[Signal]:
+    def _signals(self, keys, rows, step, level, bucket, learning, watched, recent,
+                 alarmed) -> list[Signal]:
         bank = self.bank
         evidence = step.evidence
         lead = evidence.argmax(axis=1)
@@ -295,7 +313,8 @@ class IntentMixStage:
                          and mine - run_exp >= self.min_excess
                          and mine >= (1.0 - self.cover_share) * run_obs
                          and float(bank.run_tail(mine, total - cov,
-                                                 run_exp / max(total, 1e-9))) <= self.alpha)
+                                                 run_exp / max(total, 1e-9))) <= self.alpha
+                         and not self._recently_covered(key, intent, recent, alarmed))
             dims = dict(zip(self.slices[key[0]], key[1:]))
             dims["intent"] = intent
             signal = Signal(self.metric, dims, float(step.observed[pos, i]),
