@@ -4,7 +4,9 @@
   per-event engine (decode, dedup, enrich, aggregate, close buckets, detect, alert).
 - :mod:`streams.detection`, :mod:`streams.exposure` — bucket close: order exposure of
   every slice (numpy) and the per-slice detectors; :mod:`streams.alerting` and
-  :mod:`streams.scope` — alert lifecycle and "one incident, one page".
+  :mod:`streams.scope` — alert lifecycle and "one incident, one page"; :mod:`streams.mix`
+  — intent-mix shifts of every slice (metric ``intent_mix``), alerted by
+  :mod:`streams.signals` with the order-surge and overdue signals.
 - :mod:`streams.complaints` — masking, intent, auto-resolution of complaints.
 - :mod:`streams.replay` — runs a pipeline over a JSONL file in event time.
 - :mod:`streams.app` / :mod:`streams.agents` — the faust-streaming app that feeds the
