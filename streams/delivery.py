@@ -1,22 +1,33 @@
-"""Per-order delivery tracking and the ``overdue_delivery`` signal of each lane.
+"""Delivery tracking per cohort and the ``overdue_delivery`` signal of each lane.
 
 The pipeline tells :class:`DeliveryTracker` each order's lane (region, carrier) as it
 arrives, and each ``shipped`` / ``delivered`` status with its bucket. Statuses are
 handled when their bucket closes, in event-time order (``(ts, order_id, status)``), so
 the result does not depend on how the orders and order-status topics interleave.
 
-- ``shipped``: the parcel is tracked; it is *due* at ship time + its lane's learned
-  transit time (:class:`~detectors.overdue.TransitQuantile`; the carrier's, then the
-  market's, while the lane has too few deliveries).
-- ``delivered``: its transit time teaches its lane, carrier and the market; if it was
-  still tracked it leaves (on time, or late but already counted).
-- at its due time a parcel still tracked counts as overdue for its lane; it stays
-  tracked (its transit time is still worth learning) until ``horizon_seconds`` after
-  it shipped, then is dropped and counted in ``expired``.
+Parcels are counted per **cohort**: the parcels of one lane shipped in one bucket. A
+cohort is dated at its bucket's midpoint, so its parcels share one due time (ship time
++ the lane's learned transit time, :class:`~detectors.overdue.TransitQuantile`; the
+carrier's, then the market's, while the lane has too few deliveries); a 5-minute
+bucket is nothing against transit times of days.
 
-Memory is bounded by the parcels shipped within the horizon (a dict entry and a heap
-entry each) plus a few floats per lane. Each closed bucket yields, per lane and per
-carrier, the parcels that fell due and how many of them were overdue; one
+- ``shipped``: the cohort of (lane, bucket) counts one more parcel; the order points
+  at its cohort until delivered.
+- ``delivered``: the cohort counts one more delivery; its transit time (from the
+  cohort's date) teaches its lane, carrier and the market, unless the cohort has
+  already answered "late" for its remaining parcels (below).
+- when its due bucket closes, a cohort counts ``shipped`` parcels due and ``shipped -
+  delivered`` overdue for its lane and carrier (counted only if dated by the lane's own
+  estimate: a parcel dated by a guess would be on time or late by the guess).
+- once its age passes every estimate of its lane, a cohort's undelivered parcels each
+  answer "longer" (censored learning: without it only fast parcels would teach);
+  parcels still missing ``horizon_seconds`` after shipping count as ``expired``.
+
+Work per bucket close is per status and per cohort (no heap entry or re-check per
+parcel); memory is the cohorts within the horizon (at most lanes x buckets, a few
+numbers each) plus one dict slot per parcel in flight (a delivery carries no ship
+time, so the order must point at its cohort). Each closed bucket yields, per lane and
+per carrier, the parcels that fell due and how many of them were overdue; one
 :class:`~detectors.rate_bank.ComplaintRateBank` (the maths of
 :class:`~detectors.overdue.OverdueRateDetector`) scores them.
 
@@ -31,11 +42,12 @@ carrier, the parcels that fell due and how many of them were overdue; one
 >>> due = t.close(86400)           # both due now: o1 came on time, o2 is still on its way
 >>> due[("广东", "中通")], due[(None, "中通")]
 ([2, 1], [2, 1])
+>>> len(t.in_flight), t.cohorts
+(1, 1)
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 
 import numpy as np
@@ -49,8 +61,29 @@ __all__ = ["DeliveryTracker", "OverdueScorer"]
 Lane = tuple  # (region | None, carrier): None = the carrier nationwide
 
 
+class _Cohort:
+    """The parcels of one lane shipped in one bucket."""
+
+    __slots__ = ("lane", "shipped_at", "shipped", "delivered", "counted", "learned", "gone")
+
+    def __init__(self, lane: Lane, shipped_at: int) -> None:
+        self.lane, self.shipped_at = lane, shipped_at
+        self.shipped = self.delivered = 0
+        self.counted = False   # dated by its lane's own estimate: counts when due
+        self.learned = False   # its undelivered parcels have answered "late"
+        self.gone = False      # past the horizon: later deliveries are ignored
+
+    def __getstate__(self) -> tuple:
+        return (self.lane, self.shipped_at, self.shipped, self.delivered, self.counted,
+                self.learned, self.gone)
+
+    def __setstate__(self, state: tuple) -> None:
+        (self.lane, self.shipped_at, self.shipped, self.delivered, self.counted,
+         self.learned, self.gone) = state
+
+
 class DeliveryTracker:
-    """Shipped parcels in flight, their due times, and learned transit times."""
+    """Shipped parcels per cohort, their due times, and learned transit times."""
 
     def __init__(self, bucket_seconds: int = 300, *, quantile: float = 0.9,
                  horizon_seconds: int = 10 * 86400, lane_memory_seconds: int = 3 * 86400,
@@ -63,16 +96,25 @@ class DeliveryTracker:
         # order id -> (region, carrier), from the order events (kept ~3 days: orders
         # ship within a day and a half).
         self.lanes = GenerationalMap(lane_memory_seconds)
-        # order -> [lane, shipped ts, learned?]: each parcel teaches the transit time once
-        self.in_flight: dict[str, list] = {}
-        # (when, kind, order, lane): kind 0 = due (counted) and learning check, 3 = due
-        # (not counted) and learning check, 2 = a later learning check, 1 = expiry. The lane rides along, so a parcel delivered
-        # on time is still counted as due for its lane.
-        self._heap: list[tuple[int, int, str, Lane]] = []
+        # order -> its cohort, from shipped until delivered (undelivered ones are
+        # forgotten one to two horizons after shipping; their cohort is gone by then).
+        self.in_flight = GenerationalMap(horizon_seconds)
+        # bucket start -> cohorts due / to check for late learning / to expire then
+        self._due_at: dict[int, list[_Cohort]] = {}
+        self._check_at: dict[int, list[_Cohort]] = {}
+        self._expire_at: dict[int, list[_Cohort]] = {}
         self._statuses: dict[int, list[tuple[int, str, str]]] = {}
         self.transit: dict[Lane | None, TransitQuantile] = {}
-        self._due: dict[Lane, list[int]] = {}              # lane -> [due, overdue] this bucket
+        # lane -> (market, carrier, lane) estimates, created once per lane
+        self._chains: dict[Lane, tuple[TransitQuantile, ...]] = {}
         self.expired = 0
+        self._closing = -1 << 62   # bucket being closed
+
+    @property
+    def cohorts(self) -> int:
+        """Cohorts still waiting for a due, a late check or the horizon."""
+        return len({id(c) for table in (self._due_at, self._check_at, self._expire_at)
+                    for cohorts in table.values() for c in cohorts})
 
     def on_status(self, bstart: int, epoch: int, order_id: str, status: str) -> None:
         """One order status (not late); only ``shipped`` / ``delivered`` are kept."""
@@ -83,102 +125,115 @@ class DeliveryTracker:
             batch.append((epoch, order_id, status))
 
     def close(self, bstart: int) -> dict[Lane, list[int]]:
-        """Handle the bucket's statuses and due times; return ``{lane: [due, overdue]}``
+        """Handle the bucket's statuses and cohorts; return ``{lane: [due, overdue]}``
         for lanes (``(region, carrier)``) and carriers (``(None, carrier)``)."""
-        self._due = {}
-        for epoch, order_id, status in sorted(self._statuses.pop(bstart, ())):
-            self._pop_until(epoch)
-            if status == "shipped":
-                self._ship(order_id, epoch)
-            else:
-                self._deliver(order_id, epoch)
-        self._pop_until(bstart + self.bucket_seconds - 1)
+        bs = self.bucket_seconds
+        self._closing = bstart
+        fresh: dict[Lane, _Cohort] = {}
+        statuses = self._statuses.pop(bstart, None)
+        if statuses:
+            self._handle(statuses, bstart + bs // 2, fresh)
+        chains = self._chains
+        for lane, cohort in fresh.items():   # date the bucket's new cohorts
+            chain = chains.get(lane) or self._chain(lane)
+            cohort.counted = chain[2].n >= self.min_deliveries
+            transit = self.initial_transit
+            for tq in reversed(chain):
+                if tq.n >= self.min_deliveries:
+                    transit = tq.value
+                    break
+            self._at(self._due_at, cohort.shipped_at + int(transit)).append(cohort)
+        due: dict[Lane, list[int]] = {}
+        check = self._check_at.pop(bstart, [])
+        for cohort in self._due_at.pop(bstart, ()):
+            late = cohort.shipped - cohort.delivered
+            if cohort.counted:
+                lane = cohort.lane
+                for key in (lane, (None, lane[1])):
+                    counts = due.get(key)
+                    if counts is None:
+                        due[key] = [cohort.shipped, late]
+                    else:
+                        counts[0] += cohort.shipped
+                        counts[1] += late
+            if late:
+                check.append(cohort)
+        now = bstart + bs - 1
+        for cohort in check:
+            self._check_late(cohort, now)
+        for cohort in self._expire_at.pop(bstart, ()):
+            cohort.gone = True
+            self.expired += cohort.shipped - cohort.delivered
         self.lanes.prune(bstart)
-        return self._due
+        self.in_flight.prune(bstart)
+        return due
 
-    def _quantiles(self, lane: Lane) -> list[TransitQuantile]:
+    def _handle(self, statuses: list, shipped_at: int, fresh: dict) -> None:
+        """The bucket's statuses in event-time order (the learning order matters)."""
+        lanes_now, lanes_before = self.lanes.current, self.lanes.previous
+        flight_now, flight_before = self.in_flight.current, self.in_flight.previous
+        chains = self._chains
+        statuses.sort()
+        for epoch, order_id, status in statuses:
+            if status == "shipped":
+                lane = lanes_now.get(order_id) or lanes_before.get(order_id)
+                if lane is None or order_id in flight_now or order_id in flight_before:
+                    continue   # order unknown (older than memory, or never seen), or a re-ship
+                cohort = fresh.get(lane)
+                if cohort is None:
+                    cohort = fresh[lane] = _Cohort(lane, shipped_at)
+                cohort.shipped += 1
+                flight_now[order_id] = cohort
+                continue
+            cohort = flight_now.pop(order_id, None) or flight_before.pop(order_id, None)
+            if cohort is None or cohort.gone:
+                continue
+            cohort.delivered += 1
+            if not cohort.learned:
+                # Delivered before its cohort answered "late": its transit time is
+                # known; the lane's, carrier's and market's estimates learn from it.
+                transit = epoch - cohort.shipped_at
+                for tq in chains.get(cohort.lane) or self._chain(cohort.lane):
+                    tq.observe(transit > tq.value)
+
+    def _check_late(self, cohort: _Cohort, now: int) -> None:
+        """Undelivered parcels of a cohort older than every estimate of its lane answer
+        "longer" (once); else look again when the largest estimate is reached."""
+        remaining = cohort.shipped - cohort.delivered
+        if cohort.learned or cohort.gone or not remaining:
+            return
+        chain = self._chains.get(cohort.lane) or self._chain(cohort.lane)
+        waited = now - cohort.shipped_at
+        longest = max(tq.value for tq in chain)
+        if waited < longest:
+            # An estimate grew past this cohort's wait: it will know more later.
+            self._at(self._check_at, cohort.shipped_at + int(longest) + 1).append(cohort)
+            return
+        for tq in chain:
+            tq.observe_longer(remaining)
+        cohort.learned = True
+        self._at(self._expire_at, cohort.shipped_at + self.horizon).append(cohort)
+
+    def _at(self, table: dict[int, list[_Cohort]], epoch: int) -> list[_Cohort]:
+        # Never the closing bucket or earlier: those are done.
+        bstart = max(epoch - epoch % self.bucket_seconds, self._closing + self.bucket_seconds)
+        cohorts = table.get(bstart)
+        if cohorts is None:
+            cohorts = table[bstart] = []
+        return cohorts
+
+    def _chain(self, lane: Lane) -> tuple[TransitQuantile, ...]:
+        """The market's, carrier's and lane's estimates (created on first sight: a new
+        lane starts from its carrier's estimate, a carrier from the market's)."""
         out = []
         for key in (None, (None, lane[1]), lane):
             tq = self.transit.get(key)
             if tq is None:
-                # A new lane starts from its carrier's estimate, a carrier from the market's.
                 start = out[-1].value if out else self.initial_transit
                 tq = self.transit[key] = TransitQuantile(self.quantile, initial=start)
             out.append(tq)
-        return out
-
-    def _transit(self, lane: Lane) -> float:
-        """Transit time for a parcel shipped now: its lane's, else its carrier's, else the
-        market's estimate, once it has ``min_deliveries`` checks behind it."""
-        for key in (lane, (None, lane[1]), None):
-            tq = self.transit.get(key)
-            if tq is not None and tq.n >= self.min_deliveries:
-                return tq.value
-        return self.initial_transit
-
-    def _ship(self, order_id: str, epoch: int) -> None:
-        lane = self.lanes.get(order_id)
-        if lane is None or order_id in self.in_flight:
-            return   # order unknown (older than memory, or never seen), or a re-ship
-        self.in_flight[order_id] = [lane, epoch, False]
-        # Counted when due only if dated by its lane's own learned transit time (a
-        # parcel dated by a guess would be on time or late by the guess, not the lane).
-        own = self.transit.get(lane)
-        kind = 0 if (own.n if own is not None else 0) >= self.min_deliveries else 3
-        heapq.heappush(self._heap, (epoch + int(self._transit(lane)), kind, order_id, lane))
-
-    def _deliver(self, order_id: str, epoch: int) -> None:
-        tracked = self.in_flight.pop(order_id, None)
-        if tracked is None or tracked[2]:
-            return
-        # Delivered before any check said "late": its transit time is known; each of
-        # the lane's, carrier's and market's estimates learns whether it was above.
-        transit = epoch - tracked[1]
-        for tq in self._quantiles(tracked[0]):
-            tq.observe(transit > tq.value)
-
-    def _learn_late(self, tracked: list, now: int) -> bool:
-        """A parcel still in flight at ``now``: "late" for every estimate it has outlived;
-        True when all have learned (else check again when the largest is reached)."""
-        done = True
-        waited = now - tracked[1]
-        for tq in self._quantiles(tracked[0]):
-            if waited < tq.value:
-                done = False
-        if done:
-            for tq in self._quantiles(tracked[0]):
-                tq.observe(True)
-            tracked[2] = True
-        return done
-
-    def _pop_until(self, epoch: int) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= epoch:
-            when, kind, order_id, lane = heapq.heappop(heap)
-            tracked = self.in_flight.get(order_id)
-            if kind == 1:
-                if tracked is not None and tracked[1] + self.horizon <= when:
-                    del self.in_flight[order_id]
-                    self.expired += 1
-                continue
-            if tracked is not None and not tracked[2] and not self._learn_late(tracked, when):
-                # An estimate grew past this parcel's wait: it will know more later.
-                longest = max(tq.value for tq in self._quantiles(lane))
-                heapq.heappush(heap, (tracked[1] + int(longest) + 1, 2, order_id, lane))
-            if kind == 2:
-                continue
-            # Due now (counted): still in flight? (delivered parcels already left)
-            late = tracked is not None
-            if late:
-                heapq.heappush(heap, (tracked[1] + self.horizon, 1, order_id, lane))
-            if kind == 3:
-                continue   # dated by a guess: not counted
-            for key in (lane, (None, lane[1])):
-                counts = self._due.get(key)
-                if counts is None:
-                    counts = self._due[key] = [0, 0]
-                counts[0] += 1
-                counts[1] += late
+        chain = self._chains[lane] = tuple(out)
+        return chain
 
 
 class OverdueScorer:
