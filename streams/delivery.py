@@ -49,12 +49,14 @@ per carrier, the parcels that fell due and how many of them were overdue; one
 from __future__ import annotations
 
 import math
+from math import sqrt
 
 import numpy as np
 
 from detectors.overdue import OverdueRateDetector, TransitQuantile
-from detectors.rate_bank import RUN_BUCKETS, RUN_EXP, RUN_OBS, ComplaintRateBank
+from detectors.rate_bank import ComplaintRateBank
 from streams.ingest import GenerationalMap
+from streams.signal_rows import Signal, build_signals
 
 __all__ = ["DeliveryTracker", "OverdueScorer"]
 
@@ -189,12 +191,18 @@ class DeliveryTracker:
             if cohort is None or cohort.gone:
                 continue
             cohort.delivered += 1
-            if not cohort.learned:
-                # Delivered before its cohort answered "late": its transit time is
-                # known; the lane's, carrier's and market's estimates learn from it.
-                transit = epoch - cohort.shipped_at
-                for tq in chains.get(cohort.lane) or self._chain(cohort.lane):
-                    tq.observe(transit > tq.value)
+            if cohort.learned:
+                continue
+            # Delivered before its cohort answered "late": its transit time is known;
+            # the lane's, carrier's and market's estimates learn from it
+            # (TransitQuantile.observe, inlined: this runs per delivery).
+            transit = epoch - cohort.shipped_at
+            for tq in chains.get(cohort.lane) or self._chain(cohort.lane):
+                n = tq.n = tq.n + 1
+                value = tq.value
+                delta = max(tq.step, 0.3 / sqrt(n + 9)) * value
+                tq.value = (value + delta * tq.q if transit > value
+                            else value - delta * (1.0 - tq.q))
 
     def _check_late(self, cohort: _Cohort, now: int) -> None:
         """Undelivered parcels of a cohort older than every estimate of its lane answer
@@ -261,9 +269,7 @@ class OverdueScorer:
         return len(self.keys)
 
     def close(self, bucket: int, due: dict[Lane, list[int]], watched: set[Lane],
-              learning: bool, warmup_buckets: int):
-        from streams.signals import Signal  # noqa: PLC0415 - signals imports this module
-
+              learning: bool, warmup_buckets: int) -> list[Signal]:
         total = sum(n for k, (n, _) in due.items() if k[0] is None)
         late = sum(o for k, (_, o) in due.items() if k[0] is None)
         self.market_due = self.market_due * self._fade + total
@@ -287,35 +293,36 @@ class OverdueScorer:
         has = parents >= 0
         if has.any():
             prior[has] = bank.rate(parents[has])
-        y = np.asarray([due.get(k, (0, 0))[1] for k in keys], dtype=np.float64)
-        n = np.asarray([due.get(k, (0, 0))[0] for k in keys], dtype=np.float64)
+        counts = [due.get(k, (0, 0)) for k in keys]
+        n = np.asarray([c[0] for c in counts], dtype=np.float64)
+        y = np.asarray([c[1] for c in counts], dtype=np.float64)
         lanes = len(self.keys) - self._carriers
         level_lane = bank.threshold + max(0.0, math.log(max(lanes, 1) / 30.0))
-        level = np.asarray([level_lane if k[0] is not None else bank.threshold for k in keys])
-        young = np.asarray([learning or bucket - self.first_bucket[i] < warmup_buckets
-                            for i in r.tolist()])
+        is_lane = np.asarray([k[0] is not None for k in keys])
+        level = np.where(is_lane, level_lane, bank.threshold)
+        young = (bucket - np.asarray(self.first_bucket)[r] < warmup_buckets) | learning
         step = bank.step(r, exposure=n, prior=prior, y=y, protect_at=level, learning=young)
-        after = bank.state[r]
-        rates = bank.rate(r)
-        out = []
         # Only alarmed lanes (or ones with an open episode) need a record.
         keep = np.flatnonzero(step.evidence >= level).tolist()
         if watched:
             keep = sorted(set(keep) | {i for i, key in enumerate(keys) if key in watched})
-        for i in keep:
-            key = keys[i]
-            region, carrier = key
-            dims = {"carrier": carrier} if region is None else {"region": region, "carrier": carrier}
-            evidence = float(step.evidence[i])
-            rate = float(rates[i])
-            contributors = [{"dimension": "overdue_parcels", "value": int(y[i]), "due": int(n[i]),
-                             "share": round(float(y[i] / n[i]), 3) if n[i] else 0.0,
-                             "baseline": round(rate, 3)}]
-            out.append(Signal(self.metric, dims, float(y[i]), float(step.mu[i]), evidence,
-                              float(level[i]), evidence >= level[i] and not young[i],
-                              float(after[i, RUN_OBS]), float(after[i, RUN_EXP]),
-                              int(after[i, RUN_BUCKETS]), contributors, _Reset(bank, int(r[i]))))
-        return out
+        if not keep:
+            return []
+        rates = bank.rate(r)
+
+        def dims(i: int) -> dict:
+            region, carrier = keys[i]
+            return {"carrier": carrier} if region is None else {"region": region, "carrier": carrier}
+
+        def contributors(i: int) -> list[dict]:
+            return [{"dimension": "overdue_parcels", "value": int(y[i]), "due": int(n[i]),
+                     "share": round(float(y[i] / n[i]), 3) if n[i] else 0.0,
+                     "baseline": round(float(rates[i]), 3)}]
+
+        return build_signals(
+            self.metric, keep, rows=r, bank=bank, step=step, observed=y, level=level,
+            dims=dims, pages=lambda i, evidence, *_: evidence >= level[i] and not young[i],
+            contributors=contributors)
 
     def _market_rate(self) -> float:
         return (self.market_overdue + 1.0) / (self.market_due + 10.0)
@@ -328,13 +335,3 @@ class OverdueScorer:
             dims = dict(key[1:])
             out.add((dims.get("region"), dims["carrier"]))
         return out
-
-
-class _Reset:
-    __slots__ = ("bank", "row")
-
-    def __init__(self, bank: ComplaintRateBank, row: int) -> None:
-        self.bank, self.row = bank, row
-
-    def __call__(self) -> None:
-        self.bank.reset([self.row])

@@ -19,38 +19,18 @@ contract with their own ``metric``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
-from typing import Callable
-
 import numpy as np
 
-from detectors.order_surge import RUN_BUCKETS, RUN_EXP, RUN_OBS, OrderSurgeBank
+from detectors.order_surge import OrderSurgeBank
 from riskwatch.calendar import Calendar
 from riskwatch.settings import PipelineSettings
 from streams.alerting import AlertEpisode, fingerprint, severity
 from streams.delivery import DeliveryTracker, OverdueScorer
+from streams.signal_rows import Signal, build_signals
 
 __all__ = ["Signal", "ShopSurgeScorer", "SignalStage"]
-
-
-class Signal:
-    """One slice's evaluation by a signal detector in one bucket."""
-
-    __slots__ = ("metric", "dims", "observed", "expected", "evidence", "level", "pages",
-                 "run_observed", "run_expected", "run_buckets", "contributors", "reset")
-
-    def __init__(self, metric: str, dims: dict[str, str], observed: float, expected: float,
-                 evidence: float, level: float, pages: bool, run_observed: float,
-                 run_expected: float, run_buckets: int, contributors: list[dict],
-                 reset: Callable[[], None]) -> None:
-        self.metric, self.dims, self.observed, self.expected = metric, dims, observed, expected
-        self.evidence, self.level, self.pages = evidence, level, pages
-        self.run_observed, self.run_expected, self.run_buckets = run_observed, run_expected, run_buckets
-        self.contributors, self.reset = contributors, reset
-
-    @property
-    def key(self) -> tuple:
-        return (self.metric, *sorted(self.dims.items()))
 
 
 class ShopSurgeScorer:
@@ -83,50 +63,67 @@ class ShopSurgeScorer:
         self.established: list[bool] = []  # first seen while the pipeline was learning
         self.last_bucket = np.zeros(256, dtype=np.int64)
         self.market_seen = np.zeros(256)        # market cumulative the row has learned
+        self.row_category = np.zeros(256, dtype=np.int64)   # the row's category code
         self.market_cum = 0.0                    # all orders so far (no fading)
         self._fade = 0.5 ** (1.0 / self.bank.half_life)
         self.market_faded = 0.0
-        self.category_orders: dict[str, float] = {}   # faded orders per category
-        self.category_shops: dict[str, int] = {}
+        # Per category code: its name, faded orders and shops (numpy: every shop's
+        # prior is one gather per bucket).
+        self.categories: dict[str, int] = {}
+        self.category_orders = np.zeros(16)
+        self.category_shops = np.zeros(16, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.shops)
 
     def prior_share(self, category: str) -> float:
         """Mean share of the market per shop of ``category`` (the peers' prior)."""
-        shops = self.category_shops.get(category, 0)
+        code = self.categories.get(category)
+        shops = 0 if code is None else int(self.category_shops[code])
         if shops == 0 or self.market_faded <= 0:
             return self.bank.prior_share
-        return max(self.category_orders.get(category, 0.0) / self.market_faded / shops, 1e-7)
+        return max(float(self.category_orders[code]) / self.market_faded / shops, 1e-7)
+
+    def _prior_shares(self, rows: np.ndarray) -> np.ndarray:
+        """:meth:`prior_share` of each row's category, vectorised (same floats)."""
+        code = self.row_category[rows]
+        shops = self.category_shops[code]
+        if self.market_faded <= 0:
+            return np.full(len(rows), self.bank.prior_share)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.maximum(self.category_orders[code] / self.market_faded / shops, 1e-7)
+        return np.where(shops == 0, self.bank.prior_share, share)
 
     def close(self, bucket: int, order_combos: dict[tuple, int], watched: set[str],
               learning: bool) -> list[Signal]:
         """Score the bucket's shops (``order_combos`` keyed (region, shop, carrier,
         category)) plus ``watched`` shops; ``learning`` while the pipeline is young."""
         per_shop: dict[str, int] = {}
-        regions: dict[str, dict[str, int]] = {}
+        rows = self.rows
         market = 0
-        for (region, shop, _carrier, category), n in order_combos.items():
+        for (_region, shop, _carrier, category), n in order_combos.items():
             market += n
             per_shop[shop] = per_shop.get(shop, 0) + n
-            r = regions.setdefault(shop, {})
-            r[region] = r.get(region, 0) + n
-            if shop not in self.rows:
+            if shop not in rows:
                 self._add(shop, category, bucket, learning)
         fade = self._fade
         self.market_faded = self.market_faded * fade + market
-        for c in self.category_orders:
-            self.category_orders[c] *= fade
+        self.category_orders *= fade
+        categories, category_orders = self.categories, self.category_orders
         for (_region, _shop, _carrier, category), n in order_combos.items():
-            self.category_orders[category] = self.category_orders.get(category, 0.0) + n
+            code = categories.get(category)
+            if code is None:
+                code = self._category(category)
+                category_orders = self.category_orders
+            category_orders[code] += n
         before = self.market_cum
         self.market_cum += market
-        shops = sorted(set(per_shop) | (watched & self.rows.keys()))
+        shops = sorted(per_shop.keys() | (watched & rows.keys()))
         if not shops:
             return []
         bank = self.bank
-        r = np.asarray([self.rows[s] for s in shops], dtype=np.int64)
-        prior = np.asarray([self.prior_share(self.category[i]) for i in r.tolist()])
+        r = np.fromiter(map(rows.__getitem__, shops), dtype=np.int64, count=len(shops))
+        prior = self._prior_shares(r)
         gap = bucket - 1 - self.last_bucket[r]
         gap_market = before - self.market_seen[r]
         catch_up = (gap > 0) & (gap_market > 0)
@@ -134,46 +131,63 @@ class ShopSurgeScorer:
             c = r[catch_up]
             bank.step(c, market=gap_market[catch_up], prior=prior[catch_up], y=np.zeros(len(c)),
                       buckets=gap[catch_up].astype(np.float64))
-        y = np.asarray([per_shop.get(s, 0) for s in shops], dtype=np.float64)
+        y = np.fromiter(map(per_shop.get, shops, itertools.repeat(0)), dtype=np.float64,
+                        count=len(shops))
         # Many shops, many chances of a fluke: the level rises with the log of their number.
         level = bank.threshold + max(0.0, math.log(len(self.shops) / 30.0))
+        levels = np.full(len(r), level)
         step = bank.step(r, market=np.full(len(r), float(market)), prior=prior, y=y,
-                         protect_at=np.full(len(r), level),
-                         learning=np.full(len(r), learning))
+                         protect_at=levels, learning=np.full(len(r), learning))
         self.last_bucket[r] = bucket
         self.market_seen[r] = self.market_cum
-        after = bank.state[r]
-        share = bank.share(r)
-        market_per_day = self.market_faded * (1 - fade) * self.buckets_per_day
-        out = []
         # Only alarmed shops (or ones with an open episode) matter to the alert stage:
         # building records for every other shop would cost more than scoring them.
         keep = np.flatnonzero(step.evidence >= level).tolist()
         if watched:
             keep = sorted(set(keep) | {i for i, shop in enumerate(shops) if shop in watched})
-        for i in keep:
-            shop = shops[i]
+        if not keep:
+            return []
+        share = bank.share(r)
+        market_per_day = self.market_faded * (1 - fade) * self.buckets_per_day
+
+        def is_new(i: int) -> bool:
             row = int(r[i])
-            evidence = float(step.evidence[i])
-            run_obs, run_exp = float(after[i, RUN_OBS]), float(after[i, RUN_EXP])
-            new = (not self.established[row]
-                   and bucket - self.first_bucket[row] < self.new_shop_buckets)
+            return (not self.established[row]
+                    and bucket - self.first_bucket[row] < self.new_shop_buckets)
+
+        def pages(i: int, evidence: float, run_obs: float, run_exp: float) -> bool:
             small = share[i] * market_per_day <= self.small_orders_per_day
-            pages = (evidence >= level and not learning and (new or small)
-                     and run_obs >= self.min_ratio * max(run_exp, 1e-9))
-            mix = regions.get(shop, {})
+            return (evidence >= level and not learning and (is_new(i) or small)
+                    and run_obs >= self.min_ratio * max(run_exp, 1e-9))
+
+        def contributors(i: int) -> list[dict]:
+            shop = shops[i]
+            mix: dict[str, int] = {}
+            for (region, s, _carrier, _category), n in order_combos.items():
+                if s == shop:
+                    mix[region] = mix.get(region, 0) + n
             total = sum(mix.values()) or 1
-            contributors = [{"dimension": "region", "value": k, "orders": n,
-                             "share": round(n / total, 3)}
-                            for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
-            contributors.append({"dimension": "shop", "value": "new" if new else
-                                 ("small" if small else "established"),
-                                 "first_seen_bucket": self.first_bucket[row]})
-            out.append(Signal(self.metric, {"merchant_id": shop}, float(y[i]), float(step.mu[i]),
-                              evidence, level, pages, run_obs, run_exp,
-                              int(after[i, RUN_BUCKETS]), contributors,
-                              _resetter(bank, row)))
-        return out
+            out = [{"dimension": "region", "value": k, "orders": n, "share": round(n / total, 3)}
+                   for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+            new = is_new(i)
+            small = share[i] * market_per_day <= self.small_orders_per_day
+            out.append({"dimension": "shop", "value": "new" if new else
+                        ("small" if small else "established"),
+                        "first_seen_bucket": self.first_bucket[int(r[i])]})
+            return out
+
+        return build_signals(self.metric, keep, rows=r, bank=bank, step=step, observed=y,
+                             level=levels, dims=lambda i: {"merchant_id": shops[i]},
+                             pages=pages, contributors=contributors)
+
+    def _category(self, category: str) -> int:
+        code = self.categories[category] = len(self.categories)
+        if code >= len(self.category_orders):
+            self.category_orders = np.resize(self.category_orders, 2 * len(self.category_orders))
+            self.category_shops = np.resize(self.category_shops, 2 * len(self.category_shops))
+            self.category_orders[code:] = 0.0
+            self.category_shops[code:] = 0
+        return code
 
     def _add(self, shop: str, category: str, bucket: int, learning: bool) -> None:
         row = len(self.shops)
@@ -182,29 +196,22 @@ class ShopSurgeScorer:
         self.category.append(category)
         self.first_bucket.append(bucket)
         self.established.append(learning)
-        self.category_shops[category] = self.category_shops.get(category, 0) + 1
+        code = self.categories.get(category)
+        if code is None:
+            code = self._category(category)
+        self.category_shops[code] += 1
         self.bank.add(1, prior_share=self.prior_share(category))
         if row >= len(self.last_bucket):
             size = 2 * len(self.last_bucket)
             self.last_bucket = np.resize(self.last_bucket, size)
             self.market_seen = np.resize(self.market_seen, size)
+            self.row_category = np.resize(self.row_category, size)
         self.last_bucket[row] = bucket - 1
         self.market_seen[row] = self.market_cum
+        self.row_category[row] = code
 
     def watched(self, keys) -> set[str]:
         return {k[1][1] for k in keys if k[0] == self.metric}
-
-
-class _resetter:
-    """A picklable "start a fresh CUSUM run for this row"."""
-
-    __slots__ = ("bank", "row")
-
-    def __init__(self, bank, row: int) -> None:
-        self.bank, self.row = bank, row
-
-    def __call__(self) -> None:
-        self.bank.reset([self.row])
 
 
 class SignalStage:
