@@ -35,11 +35,11 @@ from riskwatch.settings import PipelineSettings
 from streams.ingest import GenerationalMap
 from streams.text import IntentClassifier, anger_level, mask_pii, priority, sensitive_flags, sentiment
 
-__all__ = ["AUTO_RESOLVABLE", "HANDLING_MINUTES", "ComplaintDesk"]
+__all__ = ["AUTO_RESOLVABLE", "HANDLING_MINUTES", "PICKED_UP", "ComplaintDesk"]
 
 #: Intents an order status can make moot.
 AUTO_RESOLVABLE = frozenset({"delivery_delay", "pickup_urge"})
-_PICKED_UP = frozenset({"shipped", "in_transit", "out_for_delivery", "delivered"})
+PICKED_UP = _PICKED_UP = frozenset({"shipped", "in_transit", "out_for_delivery", "delivered"})
 #: Average agent minutes per ticket, the time an auto-resolved ticket saves (industry
 #: figures for after-sales chat/phone tickets are 8-15 minutes).
 HANDLING_MINUTES = 12.0
@@ -135,6 +135,11 @@ class ComplaintDesk:
                 for u in sorted(early, key=lambda u: (u.ts, u.event_id))]
 
     def on_status(self, e: OrderStatus, epoch: int) -> list[dict]:
+        """Note the order's pickup / delivery time; return the complaints it makes moot.
+
+        The pipeline inlines the first part (it runs per status event) and calls
+        :meth:`resolve_waiting` only for orders in :attr:`open_by_order`: keep in step.
+        """
         oid, status = e.order_id, e.status
         if status in _PICKED_UP:
             picked = self.picked_up   # GenerationalMap.get inlined: this runs per status event
@@ -147,6 +152,12 @@ class ComplaintDesk:
                 first = self.delivered.get(oid)
                 if first is None or epoch < first:
                     self.delivered.current[oid] = epoch
+        if not self.open_by_order.get(oid):
+            return []
+        return self.resolve_waiting(oid)
+
+    def resolve_waiting(self, oid: str) -> list[dict]:
+        """Auto-resolve the open complaints about ``oid`` its statuses made moot."""
         waiting = self.open_by_order.get(oid)
         if not waiting:
             return []
@@ -155,15 +166,15 @@ class ComplaintDesk:
             record = self.records.get(cid)
             if record is None or record["auto_resolved"] or record["status"] == "resolved":
                 continue
-            moot_at = self._moot_time(e.order_id, record["intent"], self._epoch[cid])
+            moot_at = self._moot_time(oid, record["intent"], self._epoch[cid])
             if moot_at is not None:
                 updated.append(self._resolve(record, moot_at))
             else:
                 still_open.append(cid)
         if still_open:
-            self.open_by_order[e.order_id] = still_open
+            self.open_by_order[oid] = still_open
         else:
-            del self.open_by_order[e.order_id]
+            del self.open_by_order[oid]
         return updated
 
     @property

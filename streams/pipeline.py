@@ -43,7 +43,7 @@ from riskwatch.settings import PipelineSettings
 from streams.alerting import AlertEpisode
 from streams.open_alerts import OpenAlerts
 from streams.paging import AlertStage
-from streams.complaints import ComplaintDesk
+from streams.complaints import PICKED_UP, ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
 from streams.feedback import FeedbackBook
 from streams.ingest import Deduplicator, GenerationalMap, dead_letter, internal_error_letter
@@ -285,6 +285,11 @@ class Pipeline(AlertStage):
         keep_events = self.keep_events
         arrived_key = None
         close_each = step == 1
+        desk = self.desk
+        open_by_order = desk.open_by_order
+        picked_statuses = PICKED_UP
+        note_status = self.merchant_scores.note_status
+        delivery_statuses = self._delivery._statuses
         reload = failed = False
         reload = True
         last_bstart = None
@@ -296,6 +301,10 @@ class Pipeline(AlertStage):
                 category_of = self._order_category.current
                 merchant_of = self._order_merchant.current
                 lane_of = self._order_lane.current
+                merchant_prev = self._order_merchant.previous
+                picked_cur, picked_prev = desk.picked_up.current, desk.picked_up.previous
+                delivered_cur = desk.delivered.current
+                delivered_prev = desk.delivered.previous
                 closed_until = self.closed_until
                 close_due = self._close_due
                 last_bstart = None
@@ -361,13 +370,45 @@ class Pipeline(AlertStage):
                         combos[combo] = combos.get(combo, 0) + 1
                 elif kind is OrderStatus:
                     n_status += 1
-                    updated = self.desk.on_status(event, epoch)
-                    if updated:
-                        self.out.complaints.extend(updated)
+                    order_id, status = event.order_id, event.status
+                    # ComplaintDesk.on_status, inlined (keep in step): first pickup and
+                    # delivery times, then the complaints the status may make moot.
+                    if status in picked_statuses:
+                        first = picked_cur.get(order_id)
+                        if first is None:
+                            first = picked_prev.get(order_id)
+                        if first is None or epoch < first:
+                            picked_cur[order_id] = epoch
+                        if status == "delivered":
+                            first = delivered_cur.get(order_id)
+                            if first is None:
+                                first = delivered_prev.get(order_id)
+                            if first is None or epoch < first:
+                                delivered_cur[order_id] = epoch
+                    if open_by_order.get(order_id):
+                        updated = desk.resolve_waiting(order_id)
+                        if updated:
+                            self.out.complaints.extend(updated)
                     if not late:
-                        if event.status in _SCORED_STATUSES:
-                            self._score_status(event, epoch, bstart)
-                        self._delivery.on_status(bstart, epoch, event.order_id, event.status)
+                        if status in _SCORED_STATUSES:
+                            # _score_status, inlined
+                            merchant = merchant_of.get(order_id)
+                            if merchant is None:
+                                merchant = merchant_prev.get(order_id)
+                            if merchant is not None:
+                                days = None
+                                if status == "delivered":
+                                    picked = picked_cur.get(order_id)
+                                    if picked is None:
+                                        picked = picked_prev.get(order_id)
+                                    days = None if picked is None else (epoch - picked) / 86400
+                                note_status(bstart, merchant, status, days)
+                        if status == "shipped" or status == "delivered":
+                            # DeliveryTracker.on_status, inlined
+                            batch = delivery_statuses.get(bstart)
+                            if batch is None:
+                                batch = delivery_statuses[bstart] = []
+                            batch.append((epoch, order_id, status))
                 elif kind is Complaint:
                     n_complaints += 1
                     if late:  # its bucket is closed: classified now, not counted
