@@ -2,8 +2,9 @@
 
 The pipeline tells :class:`DeliveryTracker` each order's lane (region, carrier) as it
 arrives, and each ``shipped`` / ``delivered`` status with its bucket. Statuses are
-handled when their bucket closes, in event-time order (``(ts, order_id, status)``), so
-the result does not depend on how the orders and order-status topics interleave.
+handled when their bucket closes (new cohorts in lane order, then deliveries in
+event-time order, ``(ts, order_id)``), so the result does not depend on how the orders
+and order-status topics interleave.
 
 Parcels are counted per **cohort**: the parcels of one lane shipped in one bucket. A
 cohort is dated at its bucket's midpoint, so its parcels share one due time (ship time
@@ -48,6 +49,8 @@ per carrier, the parcels that fell due and how many of them were overdue; one
 
 from __future__ import annotations
 
+import collections
+import itertools
 import math
 from math import sqrt
 
@@ -131,20 +134,10 @@ class DeliveryTracker:
         for lanes (``(region, carrier)``) and carriers (``(None, carrier)``)."""
         bs = self.bucket_seconds
         self._closing = bstart
-        fresh: dict[Lane, _Cohort] = {}
         statuses = self._statuses.pop(bstart, None)
         if statuses:
-            self._handle(statuses, bstart + bs // 2, fresh)
-        chains = self._chains
-        for lane, cohort in fresh.items():   # date the bucket's new cohorts
-            chain = chains.get(lane) or self._chain(lane)
-            cohort.counted = chain[2].n >= self.min_deliveries
-            transit = self.initial_transit
-            for tq in reversed(chain):
-                if tq.n >= self.min_deliveries:
-                    transit = tq.value
-                    break
-            self._at(self._due_at, cohort.shipped_at + int(transit)).append(cohort)
+            self._ship(statuses, bstart + bs // 2)
+            self._deliver(statuses)
         due: dict[Lane, list[int]] = {}
         check = self._check_at.pop(bstart, [])
         for cohort in self._due_at.pop(bstart, ()):
@@ -162,7 +155,21 @@ class DeliveryTracker:
                 check.append(cohort)
         now = bstart + bs - 1
         for cohort in check:
-            self._check_late(cohort, now)
+            # Undelivered parcels of a cohort older than every estimate of its lane
+            # answer "longer" (once); else look again when the largest is reached.
+            remaining = cohort.shipped - cohort.delivered
+            if cohort.learned or cohort.gone or not remaining:
+                continue
+            market, carrier, lane = chain = self._chains[cohort.lane]
+            longest = max(market.value, carrier.value, lane.value)
+            if now - cohort.shipped_at < longest:
+                # An estimate grew past this cohort's wait: it will know more later.
+                self._at(self._check_at, cohort.shipped_at + int(longest) + 1).append(cohort)
+                continue
+            for tq in chain:
+                tq.observe_longer(remaining)
+            cohort.learned = True
+            self._at(self._expire_at, cohort.shipped_at + self.horizon).append(cohort)
         for cohort in self._expire_at.pop(bstart, ()):
             cohort.gone = True
             self.expired += cohort.shipped - cohort.delivered
@@ -170,24 +177,52 @@ class DeliveryTracker:
         self.in_flight.prune(bstart)
         return due
 
-    def _handle(self, statuses: list, shipped_at: int, fresh: dict) -> None:
-        """The bucket's statuses in event-time order (the learning order matters)."""
-        lanes_now, lanes_before = self.lanes.current, self.lanes.previous
-        flight_now, flight_before = self.in_flight.current, self.in_flight.previous
+    def _ship(self, statuses: list, shipped_at: int) -> None:
+        """The bucket's shipped parcels join their lane's new cohort, dated by the lane's
+        estimates (in lane order: the order cohorts are checked in is fixed)."""
+        orders = [o for _, o, status in statuses if status == "shipped"]
+        if not orders:
+            return
+        lanes = list(map(self.lanes.current.get, orders))     # in C
+        if None in lanes:
+            before = self.lanes.previous.get
+            lanes = [lane if lane is not None else before(o) for o, lane in zip(orders, lanes)]
+        now, before = self.in_flight.current, self.in_flight.previous
+        # Unknown orders (older than memory, or never seen) and re-ships are not tracked.
+        keep = [lane is not None and o not in now and o not in before
+                for o, lane in zip(orders, lanes)]
+        if not all(keep):
+            orders = list(itertools.compress(orders, keep))
+            lanes = list(itertools.compress(lanes, keep))
+        counts = collections.Counter(dict(zip(orders, lanes)).values())  # an order once
+        fresh = {}
+        chains, least = self._chains, self.min_deliveries
+        due_at = self._due_at
+        for lane in sorted(counts):
+            cohort = fresh[lane] = _Cohort(lane, shipped_at)
+            cohort.shipped = counts[lane]
+            chain = chains.get(lane) or self._chain(lane)
+            cohort.counted = chain[2].n >= least
+            transit = self.initial_transit
+            for tq in (chain[2], chain[1], chain[0]):
+                if tq.n >= least:
+                    transit = tq.value
+                    break
+            self._at(due_at, shipped_at + int(transit)).append(cohort)
+        now.update(zip(orders, map(fresh.__getitem__, lanes)))   # in C
+
+    def _deliver(self, statuses: list) -> None:
+        """The bucket's deliveries in event-time order (the learning order matters)."""
+        delivered = sorted((epoch, o) for epoch, o, status in statuses if status != "shipped")
+        if not delivered:
+            return
+        now, before = self.in_flight.current, self.in_flight.previous
+        orders = [o for _, o in delivered]
+        cohorts = list(map(now.pop, orders, itertools.repeat(None)))   # in C
+        if None in cohorts:
+            cohorts = [c if c is not None else before.pop(o, None) for o, c in zip(orders, cohorts)]
         chains = self._chains
-        statuses.sort()
-        for epoch, order_id, status in statuses:
-            if status == "shipped":
-                lane = lanes_now.get(order_id) or lanes_before.get(order_id)
-                if lane is None or order_id in flight_now or order_id in flight_before:
-                    continue   # order unknown (older than memory, or never seen), or a re-ship
-                cohort = fresh.get(lane)
-                if cohort is None:
-                    cohort = fresh[lane] = _Cohort(lane, shipped_at)
-                cohort.shipped += 1
-                flight_now[order_id] = cohort
-                continue
-            cohort = flight_now.pop(order_id, None) or flight_before.pop(order_id, None)
+        for (epoch, _), cohort in zip(delivered, cohorts):
             if cohort is None or cohort.gone:
                 continue
             cohort.delivered += 1
@@ -197,30 +232,12 @@ class DeliveryTracker:
             # the lane's, carrier's and market's estimates learn from it
             # (TransitQuantile.observe, inlined: this runs per delivery).
             transit = epoch - cohort.shipped_at
-            for tq in chains.get(cohort.lane) or self._chain(cohort.lane):
+            for tq in chains[cohort.lane]:
                 n = tq.n = tq.n + 1
                 value = tq.value
                 delta = max(tq.step, 0.3 / sqrt(n + 9)) * value
                 tq.value = (value + delta * tq.q if transit > value
                             else value - delta * (1.0 - tq.q))
-
-    def _check_late(self, cohort: _Cohort, now: int) -> None:
-        """Undelivered parcels of a cohort older than every estimate of its lane answer
-        "longer" (once); else look again when the largest estimate is reached."""
-        remaining = cohort.shipped - cohort.delivered
-        if cohort.learned or cohort.gone or not remaining:
-            return
-        chain = self._chains.get(cohort.lane) or self._chain(cohort.lane)
-        waited = now - cohort.shipped_at
-        longest = max(tq.value for tq in chain)
-        if waited < longest:
-            # An estimate grew past this cohort's wait: it will know more later.
-            self._at(self._check_at, cohort.shipped_at + int(longest) + 1).append(cohort)
-            return
-        for tq in chain:
-            tq.observe_longer(remaining)
-        cohort.learned = True
-        self._at(self._expire_at, cohort.shipped_at + self.horizon).append(cohort)
 
     def _at(self, table: dict[int, list[_Cohort]], epoch: int) -> list[_Cohort]:
         # Never the closing bucket or earlier: those are done.
