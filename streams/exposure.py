@@ -102,13 +102,19 @@ class ExposureBook:
         for column, values, names in zip(zip(*combos), self._values, self._names):
             codes = list(map(values.get, column))
             if None in codes:
-                for j, v in enumerate(column):
-                    if codes[j] is None:
-                        code = values.get(v)
-                        if code is None:
-                            code = values[v] = len(names)
-                            names.append(v)
-                        codes[j] = code
+                # Python work only per missing value: list.index scans in C.
+                j = codes.index(None)
+                while True:
+                    v = column[j]
+                    code = values.get(v)
+                    if code is None:
+                        code = values[v] = len(names)
+                        names.append(v)
+                    codes[j] = code
+                    try:
+                        j = codes.index(None, j + 1)
+                    except ValueError:
+                        break
             out.append(np.asarray(codes, dtype=np.int64))
         return out
 
@@ -121,8 +127,7 @@ class ExposureBook:
         found = list(map(combo_rows.get, combos))      # in C: a combo's rows, one per slice
         if None in found:
             new = [c for c, f in zip(combos, found) if f is None]
-            for combo, rows in zip(new, zip(*self._slice_rows_of(new))):
-                combo_rows[combo] = rows
+            combo_rows.update(zip(new, zip(*self._slice_rows_of(new))))   # in C
             found = list(map(combo_rows.get, combos))
         width = len(self._order_slices)
         flat = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64,
@@ -145,10 +150,14 @@ class ExposureBook:
                 if codes is None:
                     codes = self._codes(combos)
                     sizes = [len(names) + 1 for names in self._names]
-                new: dict[tuple, int] = {}
-                for j, f in enumerate(found):
-                    if f is None and values[j] not in new:
-                        new[values[j]] = j
+                new: dict[tuple, int] = {}   # new slice value -> its first combo
+                j = found.index(None)        # (list.index scans in C)
+                while True:
+                    new.setdefault(values[j], j)
+                    try:
+                        j = found.index(None, j + 1)
+                    except ValueError:
+                        break
 
                 def code_of(j, positions=positions):
                     code = 0
