@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cusum_step"]
+__all__ = ["UsedRowsPickle", "cusum_step"]
 
 
 def cusum_step(s: np.ndarray, stats: tuple[int, int], run: tuple[int, int, int], *,
@@ -62,3 +62,21 @@ def cusum_step(s: np.ndarray, stats: tuple[int, int], run: tuple[int, int, int],
     s[~running, obs_col:buckets_col + 1] = 0.0
     s[:, slow_col], s[:, spike_col] = slow, spike
     return evidence
+
+
+class UsedRowsPickle:
+    """Pickling for a bank whose ``state`` array grows by doubling: only the ``size``
+    rows in use are written (a checkpoint of a bank with spare capacity stays small),
+    and the restored array is C-contiguous (steps write through reshaped views)."""
+
+    state: np.ndarray
+    size: int
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["state"] = self.state[:self.size].copy()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.state = np.ascontiguousarray(self.state)

@@ -55,7 +55,7 @@ import numpy as np
 from river import base
 from scipy import stats
 
-from detectors.cusum import cusum_step
+from detectors.cusum import UsedRowsPickle, cusum_step
 from riskwatch.events import INTENTS
 
 __all__ = ["IntentMixBank", "IntentMixDetector", "MixStep"]
@@ -75,7 +75,7 @@ class MixStep(NamedTuple):
     observed: np.ndarray  # the bucket's count per intent
 
 
-class IntentMixBank:
+class IntentMixBank(UsedRowsPickle):
     """Rows of intent-mix detectors (one per slice), parameters as the detector's.
 
     >>> bank = IntentMixBank(intents=("a", "b"), min_volume=10)
@@ -236,15 +236,6 @@ class IntentMixBank:
             state[restart, :, RUN_OBS:RUN_BUCKETS + 1] = 0.0
             state[restart, :, RUN_COVERED:RUN_TOTAL + 1] = 0.0
         return MixStep(mu, np.where(young[:, None], 0.0, evidence), y)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["state"] = self.state[:self.size].copy()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.state = np.ascontiguousarray(self.state)   # step writes through a reshaped view
 
 
 class IntentMixDetector(base.AnomalyDetector):

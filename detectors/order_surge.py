@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 from river import base
 
-from detectors.cusum import cusum_step
+from detectors.cusum import UsedRowsPickle, cusum_step
 
 __all__ = ["OrderSurgeBank", "OrderSurgeDetector", "SurgeStep"]
 
@@ -188,7 +188,7 @@ OS, MS, CUSUM, SPIKE, RUN_OBS, RUN_EXP, RUN_BUCKETS, LAST_PRIOR = range(8)
 _COLUMNS = 8
 
 
-class OrderSurgeBank:
+class OrderSurgeBank(UsedRowsPickle):
     """Rows of :class:`OrderSurgeDetector` s (same parameters, same maths) in numpy.
 
     >>> bank = OrderSurgeBank()
@@ -281,11 +281,3 @@ class OrderSurgeBank:
             s[learning, CUSUM:SPIKE + 1] = 0.0
         self.state[rows] = s
         return SurgeStep(mu, evidence)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["state"] = self.state[:self.size].copy()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)

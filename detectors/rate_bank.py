@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from detectors.cusum import cusum_step
+from detectors.cusum import UsedRowsPickle, cusum_step
 
 __all__ = ["BankStep", "ComplaintRateBank"]
 
@@ -50,7 +50,7 @@ class BankStep(NamedTuple):
 CS, ES, SLOW, SPIKE, RUN_OBS, RUN_EXP, RUN_BUCKETS, LAST_PRIOR = range(8)
 
 
-class ComplaintRateBank:
+class ComplaintRateBank(UsedRowsPickle):
     """Rows of complaint-rate detectors; parameters as :class:`ComplaintRateDetector`."""
 
     def __init__(self, rho: float = 4.0, rho_spike: float = 20.0, threshold: float = 11.0,
@@ -138,12 +138,3 @@ class ComplaintRateBank:
             s[learning, SLOW:SPIKE + 1] = 0.0
         self.state[rows] = s
         return BankStep(mu, evidence)
-
-    # -- pickling: only the used rows --------------------------------------------------
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["state"] = self.state[:self.size].copy()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
