@@ -29,7 +29,8 @@ from sinks.wiring import add_output_arguments
 _COMMAND_MODULES: tuple[str, ...] = ("riskwatch.commands.merchants",)
 
 _COMMAND_MODULES += ("riskwatch.commands.feedback",)  # riskwatch feedback (alerting)
-_COMMAND_MODULES += ("riskwatch.commands.db", "riskwatch.commands.dashboards")  # storage, Grafana
+_COMMAND_MODULES += ("riskwatch.commands.db", "riskwatch.commands.dashboards",
+                      "riskwatch.commands.report")  # storage, Grafana, the overview page
 
 __all__ = ["main"]
 

@@ -78,6 +78,8 @@ def test_evaluate_scores_a_replay(tmp_path):
     (["replay", "EVENTS"], "the following arguments are required: --alerts-out"),
     (["worker", "--broker", "http://127.0.0.1:9"], "is not a Kafka broker address (expected kafka://HOST:PORT)"),
     (["simulate", "--days", "0.1", "--broker", "https://x"], "is not a Kafka broker address"),
+    (["report", "--chdb", "nope", "--out", "x.html"], "--chdb nope: no such directory"),
+    (["report", "--chdb", ".", "--out", "no/such/x.html"], "directory no/such does not exist"),
 ])
 def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     (tmp_path / "cal.json").write_text('[{"name": "x"}]')

@@ -1,0 +1,241 @@
+"""A dashboard rendered from chDB as one self-contained HTML page: ``riskwatch report``.
+
+Risk teams without a Grafana server (a laptop after ``make demo``, an incident review)
+still want the risk overview. This runs each panel's own SQL — the query Grafana would
+send, with the plugin's macros expanded for the data's time range (:mod:`dashboards.macros`)
+— on the embedded ClickHouse, and draws the result the way the panel's type asks:
+
+* ``stat``: its numbers, large;
+* ``timeseries``: a matplotlib SVG line chart, one line per numeric column, or per value
+  of a text column (the alert timeline's severities);
+* ``piechart``: a horizontal bar chart (easier to compare than slices);
+* ``table``: an HTML table of its first rows.
+
+No JavaScript and nothing fetched: the page opens from a file. Charts are SVG with text
+kept as text (``svg.fonttype = "none"``), so Chinese labels render with the reader's fonts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dashboards.definitions import ALL, build_dashboards
+from dashboards.macros import expand, interval_for
+from sinks.clickhouse.schema import TZ
+
+__all__ = ["Panel", "render_dashboard", "run_dashboard"]
+
+#: Rows shown per table panel (the page is a summary; Grafana pages through the rest).
+TABLE_ROWS = 20
+CHINA = dt.timezone(dt.timedelta(hours=8))
+_SCHEMA_TZ = ZoneInfo(TZ)
+_SEVERITY_COLOURS = {"blue": "#1c7ed6", "yellow": "#f59f00", "orange": "#e8590c", "red": "#c92a2a"}
+_TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?")
+
+
+@dataclass
+class Panel:
+    title: str
+    type: str                      # the Grafana panel type: stat, timeseries, table, piechart
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    description: str = ""
+
+
+def run_dashboard(path: str, database: str = "riskwatch", uid: str = "riskwatch-overview",
+                  progress: Callable[[str], None] | None = None
+                  ) -> tuple[str, str, tuple[int, int], list[Panel]]:
+    """(title, description, (from, to) unix seconds, panels with their rows) of dashboard
+    ``uid`` run on chDB at ``path`` over the data's whole time range."""
+    from riskwatch.errors import ConfigError, SinkError
+    from sinks.clickhouse import ChdbSink
+
+    boards = build_dashboards(database)
+    if uid not in boards:
+        raise ConfigError(f"no dashboard {uid!r}: choose one of {', '.join(sorted(boards))}")
+    board = boards[uid]
+    sink = ChdbSink(path, database=database)
+    try:
+        sink.setup()
+        [span] = sink.query(f"SELECT toUnixTimestamp(min(bucket_start)) AS lo, "
+                            f"toUnixTimestamp(max(bucket_end)) AS hi, count() AS n "
+                            f"FROM `{database}`.aggregates")
+        if not span["n"]:
+            raise ConfigError(f"no aggregates in {path} database {database}: run "
+                              "`make demo` (or a worker with --chdb) first")
+        lo, hi = int(span["lo"]), int(span["hi"])
+        variables = {"region": [ALL], "carrier": [ALL], "intent": [ALL], "merchant": [ALL]}
+        panels = []
+        for n, panel in enumerate(board.panels or [], 1):
+            if progress:
+                progress(f"report: panel {n}/{len(board.panels)} {panel.title}")
+            out = Panel(panel.title, panel.type_val, description=panel.description or "")
+            for target in getattr(panel, "targets", None) or []:
+                sql = expand(target.raw_sql, time_from=lo, time_to=hi,
+                             interval_s=interval_for(hi - lo, 200, 300), variables=variables)
+                try:
+                    out.rows.extend(sink.query(sql))
+                except SinkError as exc:
+                    out.error = str(exc)
+            panels.append(out)
+        return board.title, board.description or "", (lo, hi), panels
+    finally:
+        sink.close()
+
+
+# -- drawing --------------------------------------------------------------------------------
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _when(value: Any) -> dt.datetime:
+    # chDB returns times as text in the column's time zone (the schema's, Asia/Shanghai).
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=_SCHEMA_TZ)
+    return dt.datetime.fromtimestamp(float(value), dt.UTC)
+
+
+def _figure_svg(draw: Callable[[Any], None], height: float = 2.6) -> str:
+    import matplotlib
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    matplotlib.rcParams["font.family"] = ["Noto Sans CJK SC", "DejaVu Sans", "sans-serif"]
+    import logging
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.5, height), dpi=96)
+    ax = fig.add_subplot()
+    draw(ax)
+    ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    buf = io.StringIO()
+    with warnings.catch_warnings():
+        # Layout measures CJK labels with matplotlib's own font, which lacks the glyphs;
+        # the text is written as text and the browser draws it.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    start, end = svg.find("<metadata>"), svg.find("</metadata>")
+    if 0 <= start < end:
+        svg = svg[:start] + svg[end + len("</metadata>"):]
+    return svg
+
+
+def _timeseries(rows: list[dict]) -> str:
+    from matplotlib import dates as mdates
+
+    time_col = next(iter(rows[0]))
+    numeric = [c for c in rows[0] if c != time_col and _is_number(rows[0][c])]
+    labels = [c for c in rows[0] if c != time_col and c not in numeric]
+    lines: dict[str, tuple[list, list]] = {}
+    for row in rows:
+        for col in numeric:
+            # One line per value of a text column (severity), else per numeric column.
+            name = " ".join(str(row[c]) for c in labels) if labels else col
+            xs, ys = lines.setdefault(name, ([], []))
+            xs.append(_when(row[time_col]))
+            ys.append(row[col])
+
+    def draw(ax) -> None:
+        for name, (xs, ys) in lines.items():
+            if labels:
+                # Counts of events per interval, only where there were some (the alert
+                # timeline): a line between two alerts a day apart would read as "firing".
+                ax.vlines(xs, 0, ys, lw=2.5, label=name, color=_SEVERITY_COLOURS.get(name))
+            else:
+                ax.plot(xs, ys, lw=1.2, label=name, drawstyle="steps-post")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=CHINA))
+        ax.legend(fontsize=7, loc="upper left", frameon=False, ncols=4)
+        ax.set_ylim(bottom=0)
+
+    return _figure_svg(draw)
+
+
+def _bars(rows: list[dict]) -> str:
+    label_col, value_col = list(rows[0])[:2]
+    rows = rows[:15]
+
+    def draw(ax) -> None:
+        names = [str(r[label_col]) for r in rows][::-1]
+        ax.barh(names, [r[value_col] for r in rows][::-1], color="#1c7ed6")
+        ax.set_xlabel(value_col, fontsize=8)
+
+    return _figure_svg(draw, height=0.3 * len(rows) + 0.8)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and _TIME_TEXT.fullmatch(value)):
+        value = _when(value).astimezone(CHINA).strftime("%m-%d %H:%M")
+    elif isinstance(value, float):
+        value = f"{value:,.4g}"
+    elif _is_number(value):
+        value = f"{value:,}"
+    return html.escape("" if value is None else str(value))
+
+
+def _table(rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r.values()) + "</tr>"
+                   for r in rows[:TABLE_ROWS])
+    more = f'<p class="more">{len(rows) - TABLE_ROWS} more rows</p>' if len(rows) > TABLE_ROWS else ""
+    return f"<table><tr>{head}</tr>{body}</table>{more}"
+
+
+def _stat(rows: list[dict]) -> str:
+    return "".join(f'<span class="stat"><b>{_cell(v)}</b> {html.escape(k)}</span>'
+                   for k, v in rows[0].items())
+
+
+def _panel_html(panel: Panel) -> str:
+    title = f"<h2>{html.escape(panel.title)}</h2>"
+    note = f'<p class="note">{html.escape(panel.description)}</p>' if panel.description else ""
+    if panel.error:
+        body = f'<p class="error">query failed: {html.escape(panel.error)}</p>'
+    elif not panel.rows:
+        body = '<p class="empty">no data in this time range</p>'
+    elif panel.type == "stat":
+        body = f'<p class="stats">{_stat(panel.rows)}</p>'
+    elif panel.type == "timeseries":
+        body = f'<figure class="chart">{_timeseries(panel.rows)}</figure>'
+    elif panel.type == "piechart":
+        body = f'<figure class="chart">{_bars(panel.rows)}</figure>'
+    else:
+        body = _table(panel.rows)
+    return f'<section class="panel panel-{html.escape(panel.type)}">{title}{note}{body}</section>'
+
+
+def render_dashboard(title: str, description: str, span: tuple[int, int],
+                     panels: list[Panel]) -> str:
+    """The page: the dashboard's title, its time range, and each panel drawn by type."""
+    lo, hi = (_when(t).astimezone(CHINA).strftime("%Y-%m-%d %H:%M") for t in span)
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>
+body {{ font-family: "Noto Sans CJK SC", "Noto Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif;
+       margin: 1.5em auto; max-width: 1000px; color: #212529; }}
+h2 {{ font-size: 17px; margin: 1.2em 0 .3em; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+td, th {{ border-bottom: 1px solid #dee2e6; padding: 2px 8px; text-align: left; }}
+.stat {{ display: inline-block; margin-right: 2em; }} .stat b {{ font-size: 22px; }}
+.note, .more, .empty {{ color: #868e96; font-size: 13px; }} .error {{ color: #c92a2a; }}
+figure.chart {{ margin: 0; }} figure.chart svg {{ width: 100%; height: auto; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="note">{html.escape(description)} Data from {lo} to {hi} (UTC+8), rendered from the
+embedded ClickHouse by <code>riskwatch report</code> with the Grafana dashboard's own queries.</p>
+{''.join(_panel_html(p) for p in panels)}
+</body></html>
+"""

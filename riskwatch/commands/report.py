@@ -1,0 +1,55 @@
+"""``riskwatch report``: a Grafana dashboard drawn from the embedded ClickHouse as one HTML page.
+
+::
+
+    make demo
+    riskwatch report --chdb riskwatch-data/demo/chdb --out overview.html
+    riskwatch report --chdb DIR --dashboard riskwatch-pipeline --out health.html
+
+See :mod:`dashboards.render`. (``riskwatch evaluate --report`` is the *backtest* report.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from riskwatch.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dashboards.render import render_dashboard, run_dashboard
+
+    if not Path(args.chdb).is_dir():
+        raise ConfigError(f"--chdb {args.chdb}: no such directory (run `make demo` first, "
+                          "or point it at a worker's --chdb directory)")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {args.out}: directory {out.parent} does not exist")
+    title, description, span, panels = run_dashboard(
+        args.chdb, args.database, args.dashboard,
+        progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
+    out.write_text(render_dashboard(title, description, span, panels), encoding="utf-8")
+    failed = [p for p in panels if p.error]
+    empty = [p for p in panels if not p.error and not p.rows]
+    print(f"wrote {out}: {len(panels)} panels, {len(panels) - len(failed) - len(empty)} with data, "
+          f"{len(empty)} empty, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="a dashboard from embedded ClickHouse as one HTML page",
+                       description="Run a Grafana dashboard's own panel queries on the embedded "
+                                   "ClickHouse (chDB) and write a self-contained HTML page with "
+                                   "its charts and tables: the risk overview without a Grafana server.")
+    p.add_argument("--chdb", required=True, help="embedded ClickHouse directory (e.g. riskwatch-data/demo/chdb)")
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--database", default="riskwatch", help="database (default %(default)s)")
+    p.add_argument("--dashboard", default="riskwatch-overview",
+                   help="dashboard uid: riskwatch-overview (default), riskwatch-slice, "
+                        "riskwatch-merchants, riskwatch-pipeline")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_report)
