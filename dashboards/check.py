@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dashboards.definitions import ALL, build_dashboards, panel_queries
 from dashboards.macros import expand, interval_for
 
-__all__ = ["PanelResult", "check_chdb"]
+__all__ = ["PanelResult", "check_chdb", "data_span"]
 
 
 @dataclass(frozen=True)
@@ -26,19 +26,13 @@ class PanelResult:
 
 def check_chdb(path: str, database: str = "riskwatch") -> list[PanelResult]:
     """Every panel of every dashboard run on chDB at ``path``; errors are reported, not raised."""
-    from riskwatch.errors import ConfigError, SinkError
+    from riskwatch.errors import SinkError
     from sinks.clickhouse import ChdbSink
 
     sink = ChdbSink(path, database=database)
     try:
         sink.setup()
-        [span] = sink.query(f"SELECT toUnixTimestamp(min(bucket_start)) AS lo, "
-                            f"toUnixTimestamp(max(bucket_end)) AS hi, count() AS n "
-                            f"FROM `{database}`.aggregates")
-        if not span["n"]:
-            raise ConfigError(f"no aggregates in {path} database {database}: run "
-                              "`make demo` (or a worker with --chdb) first")
-        lo, hi = int(span["lo"]), int(span["hi"])
+        lo, hi = data_span(sink, path, database)
         merchants = sink.query(f"SELECT merchant_id FROM `{database}`.scores "
                                "GROUP BY merchant_id ORDER BY count() DESC LIMIT 1")
         variables = {"region": [ALL], "carrier": [ALL], "intent": [ALL], "merchant": [ALL]}
@@ -61,6 +55,20 @@ def check_chdb(path: str, database: str = "riskwatch") -> list[PanelResult]:
         return results
     finally:
         sink.close()
+
+
+def data_span(sink, path: str, database: str) -> tuple[int, int]:
+    """Unix seconds from the first aggregate bucket's start to the last one's end: the
+    time range the dashboards are run over. No aggregates is a clear error."""
+    from riskwatch.errors import ConfigError
+
+    [span] = sink.query(f"SELECT toUnixTimestamp(min(bucket_start)) AS lo, "
+                        f"toUnixTimestamp(max(bucket_end)) AS hi, count() AS n "
+                        f"FROM `{database}`.aggregates")
+    if not span["n"]:
+        raise ConfigError(f"no aggregates in {path} database {database}: run "
+                          "`make demo` (or a worker with --chdb) first")
+    return int(span["lo"]), int(span["hi"])
 
 
 def _now() -> int:

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import io
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboards.definitions import ALL, build_dashboards
+from dashboards.check import data_span
 from dashboards.macros import expand, interval_for
+from riskwatch.report import svg_text
 from sinks.clickhouse.schema import TZ
 
 __all__ = ["Panel", "render_dashboard", "run_dashboard"]
@@ -65,13 +65,7 @@ def run_dashboard(path: str, database: str = "riskwatch", uid: str = "riskwatch-
     sink = ChdbSink(path, database=database)
     try:
         sink.setup()
-        [span] = sink.query(f"SELECT toUnixTimestamp(min(bucket_start)) AS lo, "
-                            f"toUnixTimestamp(max(bucket_end)) AS hi, count() AS n "
-                            f"FROM `{database}`.aggregates")
-        if not span["n"]:
-            raise ConfigError(f"no aggregates in {path} database {database}: run "
-                              "`make demo` (or a worker with --chdb) first")
-        lo, hi = int(span["lo"]), int(span["hi"])
+        lo, hi = data_span(sink, path, database)
         variables = {"region": [ALL], "carrier": [ALL], "intent": [ALL], "merchant": [ALL]}
         panels = []
         for n, panel in enumerate(board.panels or [], 1):
@@ -119,18 +113,7 @@ def _figure_svg(draw: Callable[[Any], None], height: float = 2.6) -> str:
     draw(ax)
     ax.tick_params(labelsize=8)
     fig.tight_layout()
-    buf = io.StringIO()
-    with warnings.catch_warnings():
-        # Layout measures CJK labels with matplotlib's own font, which lacks the glyphs;
-        # the text is written as text and the browser draws it.
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
-    start, end = svg.find("<metadata>"), svg.find("</metadata>")
-    if 0 <= start < end:
-        svg = svg[:start] + svg[end + len("</metadata>"):]
-    return svg
+    return svg_text(fig)
 
 
 def _timeseries(rows: list[dict]) -> str:

@@ -232,6 +232,11 @@ def _svg_chart(series: dict, title: str, window: tuple[float, float], marks: lis
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", ncols=4, frameon=False)
     fig.tight_layout()
+    return svg_text(fig)
+
+
+def svg_text(fig) -> str:
+    """``fig`` as an ``<svg>`` element to inline in an HTML page (also ``riskwatch report``)."""
     buf = io.StringIO()
     with warnings.catch_warnings():
         # Layout measures CJK labels with matplotlib's own font, which lacks the glyphs;
