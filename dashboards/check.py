@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dashboards.definitions import ALL, build_dashboards, panel_queries
 from dashboards.macros import expand, interval_for
 
-__all__ = ["PanelResult", "check_chdb", "data_span"]
+__all__ = ["PanelResult", "check_chdb", "data_span", "existing_chdb", "panel_summary"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def check_chdb(path: str, database: str = "riskwatch") -> list[PanelResult]:
     from riskwatch.errors import SinkError
     from sinks.clickhouse import ChdbSink
 
-    sink = ChdbSink(path, database=database)
+    sink = ChdbSink(existing_chdb(path), database=database)
     try:
         sink.setup()
         lo, hi = data_span(sink, path, database)
@@ -69,6 +69,31 @@ def data_span(sink, path: str, database: str) -> tuple[int, int]:
         raise ConfigError(f"no aggregates in {path} database {database}: run "
                           "`make demo` (or a worker with --chdb) first")
     return int(span["lo"]), int(span["hi"])
+
+
+def existing_chdb(path: str) -> str:
+    """``path`` if it is a directory; else a clear error (chDB would create an empty one)."""
+    from pathlib import Path
+
+    from riskwatch.errors import ConfigError
+
+    if not Path(path).is_dir():
+        raise ConfigError(f"--chdb {path}: no such directory (run `make demo` first, "
+                          "or point it at a worker's --chdb directory)")
+    return path
+
+
+def panel_summary(results) -> tuple[str, bool]:
+    """The "N panels: with data / empty / failed" line for panels that have ``rows`` and
+    ``error``, and whether any failed (the command then exits 1).
+
+    >>> panel_summary([PanelResult("b", "p", 3, ("x",)), PanelResult("b", "q", 0, ())])
+    ('2 panels: 1 with data, 1 empty, 0 failed', False)
+    """
+    failed = sum(1 for r in results if r.error)
+    empty = sum(1 for r in results if not r.error and not r.rows)
+    return (f"{len(results)} panels: {len(results) - failed - empty} with data, "
+            f"{empty} empty, {failed} failed"), failed > 0
 
 
 def _now() -> int:

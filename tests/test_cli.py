@@ -80,6 +80,7 @@ def test_evaluate_scores_a_replay(tmp_path):
     (["simulate", "--days", "0.1", "--broker", "https://x"], "is not a Kafka broker address"),
     (["report", "--chdb", "nope", "--out", "x.html"], "--chdb nope: no such directory"),
     (["report", "--chdb", ".", "--out", "no/such/x.html"], "directory no/such does not exist"),
+    (["dashboards", "check", "--chdb", "nope"], "--chdb nope: no such directory"),
 ])
 def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     (tmp_path / "cal.json").write_text('[{"name": "x"}]')
@@ -88,3 +89,4 @@ def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     assert r.returncode == 2
     assert message in r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "nope").exists()  # a bad --chdb path is not created as a side effect

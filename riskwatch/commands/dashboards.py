@@ -45,17 +45,15 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from dashboards.check import check_chdb
+    from dashboards.check import check_chdb, panel_summary
 
     results = check_chdb(args.chdb, args.database)
     width = max(len(f"{r.dashboard} / {r.panel}") for r in results)
     for r in results:
         status = f"ERROR {r.error}" if r.error else f"{r.rows:>6} rows  {', '.join(r.columns)}"
         print(f"{r.dashboard + ' / ' + r.panel:<{width}}  {status}")
-    failed = [r for r in results if r.error]
-    empty = [r for r in results if not r.error and not r.rows]
-    print(f"{len(results)} panels: {len(results) - len(failed) - len(empty)} with data, "
-          f"{len(empty)} empty, {len(failed)} failed")
+    summary, failed = panel_summary(results)
+    print(summary)
     return 1 if failed else 0
 
 

@@ -21,11 +21,10 @@ __all__ = ["register"]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from dashboards.check import existing_chdb, panel_summary
     from dashboards.render import render_dashboard, run_dashboard
 
-    if not Path(args.chdb).is_dir():
-        raise ConfigError(f"--chdb {args.chdb}: no such directory (run `make demo` first, "
-                          "or point it at a worker's --chdb directory)")
+    existing_chdb(args.chdb)
     out = Path(args.out)
     if not out.parent.is_dir():
         raise ConfigError(f"--out {args.out}: directory {out.parent} does not exist")
@@ -33,10 +32,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.chdb, args.database, args.dashboard,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
     out.write_text(render_dashboard(title, description, span, panels), encoding="utf-8")
-    failed = [p for p in panels if p.error]
-    empty = [p for p in panels if not p.error and not p.rows]
-    print(f"wrote {out}: {len(panels)} panels, {len(panels) - len(failed) - len(empty)} with data, "
-          f"{len(empty)} empty, {len(failed)} failed")
+    summary, failed = panel_summary(panels)
+    print(f"wrote {out}: {summary}")
     return 1 if failed else 0
 
 
