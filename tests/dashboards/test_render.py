@@ -63,4 +63,22 @@ def test_the_overview_page_renders_in_headless_chromium(overview, tmp_path) -> N
     run = subprocess.run([*flags, "--window-size=1100,2600", f"--screenshot={shot}", path.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert shot.stat().st_size > 50_000   # a rendered page, not a blank one
+    pixels = _rgb(shot)
+    ink = (pixels.min(axis=2) < 200).mean()    # anything darker than a light grey
+    assert ink > 0.02, f"the screenshot is nearly blank ({ink:.1%} ink)"
+    # Charts present: the bar chart's fill and matplotlib's first line colour are drawn.
+    assert _near(pixels, (0x1c, 0x7e, 0xd6)) > 500, "no bar chart in the screenshot"
+    assert _near(pixels, (0x1f, 0x77, 0xb4)) > 200, "no line chart in the screenshot"
+
+
+def _rgb(png):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(png) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def _near(pixels, colour, tolerance: int = 16) -> int:
+    """How many pixels are within ``tolerance`` of ``colour`` in every channel."""
+    return int((abs(pixels - colour) <= tolerance).all(axis=2).sum())
