@@ -98,14 +98,33 @@ class AlertStage:
             if quiet:
                 del self.firing[key]
                 self.scorer.reset(key)
-                for parent in [p for p, c in self.explained.items() if c == key]:
-                    del self.explained[parent]
-                    self.scorer.reset(parent)
+                self._release_explained(key)
                 self.counters["alerts_resolved"] += 1
                 self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "resolved"))
             elif self._update_episode(episode, e):
                 self.counters["alerts_escalated"] += 1
                 self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "firing"))
+
+    def _release_explained(self, key: tuple) -> list[tuple[tuple, bool]]:
+        """Forget every explanation that ends in ``key`` (its page is over) and restart
+        those slices' CUSUM runs; return ``(slice, explained by key itself)`` pairs.
+
+        The whole chain, not only the slices ``key`` explains directly: 广东 x 中通 kept
+        quiet by m1188 (kept quiet by m1188 x fake_shipment, which paged) must not stay
+        explained by m1188 once that page resolved. A busy slice's evidence is rarely
+        exactly zero in a bucket it is scored in, so such a stale link used to outlive
+        the incident by days and hide the next one (seed 5: a 广东 x 中通 delay wave
+        paged 30 minutes late).
+        """
+        released, frontier = [], {key}
+        while frontier:
+            parents = [p for p, c in self.explained.items() if c in frontier]
+            for parent in parents:
+                released.append((parent, self.explained.pop(parent) == key))
+                self._explainer_excess.pop(parent, None)
+                self.scorer.reset(parent)
+            frontier = set(parents)
+        return released
 
     def _explainer(self, e: Evaluation, alarmed: dict, bucket) -> tuple | None:
         """Which slice explains ``e`` now. An explanation sticks for the rest of the run
@@ -358,10 +377,10 @@ class AlertStage:
             return rec
         episode = self.firing.pop(key)
         self.scorer.reset(key)
-        for parent in [p for p, c in self.explained.items() if c == key]:
-            del self.explained[parent]
-            self.scorer.reset(parent)
-            self.feedback.learn(fingerprint(METRIC, self._dims(parent)), rec["verdict"], from_bucket=now)
+        for parent in self._release_explained(key):
+            if parent[1]:   # the slices this page kept quiet, not their own parents
+                self.feedback.learn(fingerprint(METRIC, self._dims(parent[0])), rec["verdict"],
+                                    from_bucket=now)
         self.counters["alerts_resolved"] += 1
         self._resolved_by_feedback(episode, METRIC, self._dims(key), rec["verdict"])
         return rec
