@@ -78,6 +78,10 @@ class MixStep(NamedTuple):
 class IntentMixBank(UsedRowsPickle):
     """Rows of intent-mix detectors (one per slice), parameters as the detector's.
 
+    ``state`` is laid out column by column, ``(columns, rows, intents)``: a step reads
+    a few columns of many rows, and each row's 13 intents of one column then sit side
+    by side in memory (one or two cache lines, not 13).
+
     >>> bank = IntentMixBank(intents=("a", "b"), min_volume=10)
     >>> rows = bank.add(2)
     >>> usual = np.array([[8.0, 2.0], [8.0, 2.0]])
@@ -101,27 +105,32 @@ class IntentMixBank(UsedRowsPickle):
         self.min_volume, self.max_evidence = min_volume, max_evidence
         self.max_protect_buckets, self.max_cusum = max_protect_buckets, max_cusum
         self.size = 0
-        self.state = np.zeros((capacity, len(self.intents), _COLUMNS))
+        self.state = np.zeros((_COLUMNS, capacity, len(self.intents)))
 
     def __len__(self) -> int:
         return self.size
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["state"] = self.state[:, :self.size].copy()   # the rows in use only
+        return state
+
     def add(self, n: int, prior: np.ndarray | None = None) -> np.ndarray:
         """Append ``n`` fresh rows (prior shares: uniform unless given); return them."""
         start, end = self.size, self.size + n
-        if end > len(self.state):
-            grown = np.zeros((max(end, 2 * len(self.state)),) + self.state.shape[1:])
-            grown[:start] = self.state[:start]
+        if end > self.state.shape[1]:
+            grown = np.zeros((_COLUMNS, max(end, 2 * self.state.shape[1]), len(self.intents)))
+            grown[:, :start] = self.state[:, :start]
             self.state = grown
-        self.state[start:end] = 0.0
-        self.state[start:end, :, PRIOR] = (1.0 / len(self.intents)) if prior is None else prior
+        self.state[:, start:end] = 0.0
+        self.state[PRIOR, start:end] = (1.0 / len(self.intents)) if prior is None else prior
         self.size = end
         return np.arange(start, end)
 
     def shares(self, rows: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
         """Shrunk intent shares per row (``prior`` defaults to each row's last one)."""
-        return self._shares(self.state[rows, :, COUNT],
-                            self.state[rows, :, PRIOR] if prior is None else prior)
+        return self._shares(self.state[COUNT][rows],
+                            self.state[PRIOR][rows] if prior is None else prior)
 
     def _shares(self, counts: np.ndarray, prior: np.ndarray) -> np.ndarray:
         total = counts.sum(axis=1, keepdims=True)
@@ -129,15 +138,15 @@ class IntentMixBank(UsedRowsPickle):
 
     def volume(self, rows: np.ndarray) -> np.ndarray:
         """Learned (faded) complaints per row: what the minimum-volume guard checks."""
-        return self.state[rows, :, COUNT].sum(axis=1)
+        return self.state[COUNT][rows].sum(axis=1)
 
     def column(self, name: int, rows: np.ndarray) -> np.ndarray:
         """One cell column (``RUN_OBS``, ``RUN_EXP``, ...) as (rows, intents)."""
-        return self.state[rows, :, name]
+        return self.state[name][rows]
 
     def reset(self, rows) -> None:
         """Start fresh CUSUM runs (after an alert resolved)."""
-        self.state[rows, :, SLOW:SPIKE + 1] = 0.0
+        self.state[SLOW:SPIKE + 1, rows] = 0.0
 
     def run_tail(self, observed, total, share) -> np.ndarray:
         """Bonferroni-corrected binomial tail of a run: ``K * P(X >= observed)``,
@@ -164,19 +173,19 @@ class IntentMixBank(UsedRowsPickle):
         ``commit=False`` computes the step without changing the bank (a pure score).
         """
         if not commit:   # a pure score: step, then put the rows back as they were
-            saved = self.state[rows].copy()
+            saved = self.state[:, rows].copy()
             try:
                 return self.step(rows, y, prior=prior, buckets=buckets, protect_at=protect_at,
                                  learning=learning, factor=factor, covered=covered)
             finally:
-                self.state[rows] = saved
+                self.state[:, rows] = saved
         # Columns are read and written where needed, not whole rows: a row holds 13
         # intents x 9 columns, and a close touches most of them only to count.
         state, k = self.state, len(self.intents)
         if prior is not None:
-            state[rows, :, PRIOR] = prior
-        counts = state[rows, :, COUNT]
-        p = self._shares(counts, state[rows, :, PRIOR])
+            state[PRIOR, rows] = prior
+        counts = state[COUNT][rows]
+        p = self._shares(counts, state[PRIOR][rows])
         if factor is not None:
             # Each intent is tested on its own (binomial of its count given the total),
             # so a factor moves only its intent's share: no renormalisation.
@@ -187,12 +196,17 @@ class IntentMixBank(UsedRowsPickle):
         # did not see, with its statistics at zero, stays at zero (its step is a drift
         # down, clipped). Most cells of a bucket are such; skipping them is most of the
         # cost of a close.
-        flat = state.reshape(-1, _COLUMNS)    # a view: (row x intent) cells
-        cell = (rows[:, None] * k + np.arange(k)).ravel()
+        running = ((state[SLOW][rows] > 0.0) | (state[SPIKE][rows] > 0.0)).ravel()
         yf = y.ravel()
-        running = (flat[cell, SLOW] > 0.0) | (flat[cell, SPIKE] > 0.0)
         sel = np.flatnonzero((yf > 0.0) | running)
-        cells = flat[cell[sel]]
+        # (row x intent) cells of the selected positions, as indices into each
+        # column's flat (rows x intents) plane.
+        cell = rows[sel // k] * k + sel % k
+        planes = state.reshape(_COLUMNS, -1)   # a view
+        # Every column but COUNT, gathered once as (8, cells); cusum_step sees the
+        # block as (cells, 8) through a transposed view (its columns shifted by one).
+        block = planes[SLOW:][:, cell]
+        cells = block.T
         pa = p.ravel()[sel]
         na = np.broadcast_to(n, y.shape).ravel()[sel]
         was_running = running[sel]
@@ -204,23 +218,24 @@ class IntentMixBank(UsedRowsPickle):
         stay, stay_s = np.log1p(-p1) - log_stay, np.log1p(-p1s) - log_stay
         log_p = np.log(pa)
         ev = cusum_step(
-            cells, (SLOW, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=yf[sel],
-            mu=mu.ravel()[sel],
+            cells, (SLOW - 1, SPIKE - 1), (RUN_OBS - 1, RUN_EXP - 1, RUN_BUCKETS - 1),
+            y=yf[sel], mu=mu.ravel()[sel],
             weights=(np.log(p1) - log_p - stay, np.log(p1s) - log_p - stay_s),
             drifts=(-na * stay, -na * stay_s), cap=self.max_cusum * self.threshold)
-        cells[:, RUN_TOTAL] = np.where(
-            ev > 0.0, np.where(was_running, cells[:, RUN_TOTAL], 0.0) + na, 0.0)
+        on = ev > 0.0
+        run_total = block[RUN_TOTAL - 1]
+        run_total[:] = np.where(on, np.where(was_running, run_total, 0.0) + na, 0.0)
         if covered is not None:
-            cells[:, RUN_COVERED] = np.where(
-                ev > 0.0, np.where(was_running, cells[:, RUN_COVERED], 0.0)
-                + covered.ravel()[sel], 0.0)
-        flat[cell[sel]] = cells
+            run_covered = block[RUN_COVERED - 1]
+            run_covered[:] = np.where(
+                on, np.where(was_running, run_covered, 0.0) + covered.ravel()[sel], 0.0)
+        planes[SLOW:, cell] = block
         evidence = np.zeros(y.size)
         evidence[sel] = ev
         evidence = evidence.reshape(y.shape)
         learn = np.ones(len(rows), dtype=bool)
         if protect_at is not None:
-            run = state[rows, :, RUN_BUCKETS].max(axis=1)
+            run = state[RUN_BUCKETS][rows].max(axis=1)
             learn = (evidence.max(axis=1) < protect_at) | (run > self.max_protect_buckets)
         young = counts.sum(axis=1) < self.min_volume
         if learning is not None:
@@ -229,12 +244,11 @@ class IntentMixBank(UsedRowsPickle):
         fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
         counts = np.where(learn[:, None], counts * np.reshape(fade, (-1, 1)) + y, counts)
         total = counts.sum(axis=1, keepdims=True)
-        state[rows, :, COUNT] = counts * np.minimum(1.0, self.max_evidence / np.maximum(total, 1e-300))
+        state[COUNT, rows] = counts * np.minimum(1.0, self.max_evidence / np.maximum(total, 1e-300))
         if young.any():
             restart = rows[young]
-            state[restart, :, SLOW:SPIKE + 1] = 0.0
-            state[restart, :, RUN_OBS:RUN_BUCKETS + 1] = 0.0
-            state[restart, :, RUN_COVERED:RUN_TOTAL + 1] = 0.0
+            state[SLOW:RUN_BUCKETS + 1, restart] = 0.0
+            state[RUN_COVERED:RUN_TOTAL + 1, restart] = 0.0
         return MixStep(mu, np.where(young[:, None], 0.0, evidence), y)
 
 
@@ -305,7 +319,7 @@ class IntentMixDetector(base.AnomalyDetector):
     @property
     def evidence(self) -> float:
         """The largest CUSUM over intents (log-likelihood ratio of "the mix shifted")."""
-        return float(self._bank.state[0, :, SLOW:SPIKE + 1].max())
+        return float(self._bank.state[SLOW:SPIKE + 1, 0].max())
 
     def score_one(self, x: dict) -> float:
         """``1 - exp(-S)`` for the largest CUSUM after the bucket ``x`` (pure)."""

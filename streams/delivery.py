@@ -52,6 +52,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import operator
 from math import sqrt
 
 import numpy as np
@@ -266,7 +267,9 @@ class OverdueScorer:
 
     Lane (region x carrier) rows borrow their prior from their carrier's row; carrier
     rows from the market's overdue share. The alarm level rises with the log of the
-    number of lanes (as for complaint slices).
+    number of lanes (as for complaint slices). Per row, numpy arrays hold what a close
+    needs (parent row, lane or carrier, first bucket), so a close does no Python work
+    per lane beyond looking its row up; records are built for alarmed lanes only.
     """
 
     metric = "overdue_delivery"
@@ -277,7 +280,9 @@ class OverdueScorer:
         self.bank = ComplaintRateBank(**params)
         self.rows: dict[Lane, int] = {}
         self.keys: list[Lane] = []
-        self.first_bucket: list[int] = []
+        self.first_bucket = np.zeros(64, dtype=np.int64)
+        self.parent_row = np.full(64, -1, dtype=np.int64)   # a lane's carrier row
+        self.is_lane = np.zeros(64, dtype=bool)
         self._carriers = 0   # rows that are carriers nationwide (the rest are lanes)
         self.market_due = self.market_overdue = 0.0
         self._fade = 0.5 ** (1.0 / self.bank.half_life)
@@ -287,44 +292,44 @@ class OverdueScorer:
 
     def close(self, bucket: int, due: dict[Lane, list[int]], watched: set[Lane],
               learning: bool, warmup_buckets: int) -> list[Signal]:
-        total = sum(n for k, (n, _) in due.items() if k[0] is None)
-        late = sum(o for k, (_, o) in due.items() if k[0] is None)
-        self.market_due = self.market_due * self._fade + total
-        self.market_overdue = self.market_overdue * self._fade + late
-        keys = sorted(set(due) | (watched & self.rows.keys()), key=lambda k: (k[0] or "", k[1]))
+        keys = list(due)
+        if watched:
+            keys += sorted(watched & self.rows.keys() - due.keys(), key=_lane_order)
+        counts = np.fromiter(itertools.chain.from_iterable(
+            map(due.get, keys, itertools.repeat((0, 0)))), dtype=np.float64, count=2 * len(keys))
+        n, y = counts[0::2], counts[1::2]
+        carrier = np.fromiter(map(operator.is_, map(_region, keys), itertools.repeat(None)),
+                              dtype=bool, count=len(keys))
+        market = carrier.copy()
+        market[len(due):] = False   # watched lanes without due parcels add nothing
+        self.market_due = self.market_due * self._fade + int(n[market].sum())
+        self.market_overdue = self.market_overdue * self._fade + int(y[market].sum())
         if not keys:
             return []
-        for key in keys:
-            if key not in self.rows:
-                self.rows[key] = len(self.keys)
-                self.keys.append(key)
-                self.first_bucket.append(bucket)
-                self._carriers += key[0] is None
-                self.bank.add(1, prior_rate=self._market_rate())
+        new = [k for k in keys if k not in self.rows]
+        if new:
+            for key in sorted(new, key=_lane_order):   # carriers first, then lanes
+                self._add(key, bucket)
         bank = self.bank
-        r = np.asarray([self.rows[k] for k in keys], dtype=np.int64)
+        r = np.fromiter(map(self.rows.__getitem__, keys), dtype=np.int64, count=len(keys))
         # A lane's prior is its carrier's overdue share, a carrier's the market's.
-        parents = np.asarray([self.rows.get((None, k[1]), -1) if k[0] is not None else -1
-                              for k in keys], dtype=np.int64)
+        parents = self.parent_row[r]
         prior = np.full(len(keys), self._market_rate())
         has = parents >= 0
         if has.any():
             prior[has] = bank.rate(parents[has])
-        counts = [due.get(k, (0, 0)) for k in keys]
-        n = np.asarray([c[0] for c in counts], dtype=np.float64)
-        y = np.asarray([c[1] for c in counts], dtype=np.float64)
         lanes = len(self.keys) - self._carriers
         level_lane = bank.threshold + max(0.0, math.log(max(lanes, 1) / 30.0))
-        is_lane = np.asarray([k[0] is not None for k in keys])
-        level = np.where(is_lane, level_lane, bank.threshold)
-        young = (bucket - np.asarray(self.first_bucket)[r] < warmup_buckets) | learning
+        level = np.where(self.is_lane[r], level_lane, bank.threshold)
+        young = (bucket - self.first_bucket[r] < warmup_buckets) | learning
         step = bank.step(r, exposure=n, prior=prior, y=y, protect_at=level, learning=young)
         # Only alarmed lanes (or ones with an open episode) need a record.
-        keep = np.flatnonzero(step.evidence >= level).tolist()
+        keep = set(np.flatnonzero(step.evidence >= level).tolist())
         if watched:
-            keep = sorted(set(keep) | {i for i, key in enumerate(keys) if key in watched})
+            keep |= {i for i, key in enumerate(keys) if key in watched}
         if not keep:
             return []
+        keep = sorted(keep, key=lambda i: _lane_order(keys[i]))
         rates = bank.rate(r)
 
         def dims(i: int) -> dict:
@@ -341,6 +346,28 @@ class OverdueScorer:
             dims=dims, pages=lambda i, evidence, *_: evidence >= level[i] and not young[i],
             contributors=contributors)
 
+    def _add(self, key: Lane, bucket: int) -> None:
+        row = self.rows[key] = len(self.keys)
+        self.keys.append(key)
+        if row >= len(self.first_bucket):
+            size = 2 * len(self.first_bucket)
+            self.first_bucket = np.resize(self.first_bucket, size)
+            self.parent_row = np.resize(self.parent_row, size)
+            self.is_lane = np.resize(self.is_lane, size)
+        self.first_bucket[row] = bucket
+        lane = key[0] is not None
+        self.is_lane[row] = lane
+        if lane:
+            self.parent_row[row] = self.rows.get((None, key[1]), -1)
+        else:
+            self.parent_row[row] = -1
+            self._carriers += 1
+            # Lanes seen before their carrier (not from the tracker) adopt it now.
+            for other, at in self.rows.items():
+                if other[0] is not None and other[1] == key[1]:
+                    self.parent_row[at] = row
+        self.bank.add(1, prior_rate=self._market_rate())
+
     def _market_rate(self) -> float:
         return (self.market_overdue + 1.0) / (self.market_due + 10.0)
 
@@ -352,3 +379,10 @@ class OverdueScorer:
             dims = dict(key[1:])
             out.add((dims.get("region"), dims["carrier"]))
         return out
+
+
+def _lane_order(key: Lane) -> tuple:
+    return (key[0] or "", key[1])
+
+
+_region = operator.itemgetter(0)

@@ -76,3 +76,40 @@ def test_no_jam_no_overdue_alert_and_bounded_state():
     assert len(tracker.in_flight) < 4 * 288 * 6 * 2
     size = len(pickle.dumps(stage))
     assert size < 4_000_000
+
+
+def test_overdue_scorer_priors_and_levels_per_row_equal_their_definition():
+    """The scorer's per-row arrays (parent row, lane or carrier, first bucket) give what
+    looking each lane up gives: a lane's prior is its carrier's rate (a lane seen before
+    its carrier adopts it when it arrives), a carrier's the market's; lanes only have
+    the raised alarm level; a watched lane without due parcels adds nothing to the market."""
+    from streams.delivery import OverdueScorer
+
+    scorer = OverdueScorer()
+    rng = random.Random(3)
+    scorer.close(0, {("广东", "中通"): [5, 1]}, set(), learning=True, warmup_buckets=0)
+    assert scorer.parent_row[scorer.rows[("广东", "中通")]] == -1   # its carrier not seen yet
+    for b in range(1, 200):
+        due = {}
+        for lane in LANES:
+            n = rng.randint(0, 12)
+            late = sum(rng.random() < 0.15 for _ in range(n))
+            for key in (lane, (None, lane[1])):
+                counts = due.setdefault(key, [0, 0])
+                counts[0] += n
+                counts[1] += late
+        scorer.close(b, due, set(), learning=b < 20, warmup_buckets=0)
+    for key, row in scorer.rows.items():
+        parent = scorer.parent_row[row]
+        if key[0] is None:
+            assert parent == -1 and not scorer.is_lane[row]
+        else:
+            assert scorer.is_lane[row] and scorer.keys[parent] == (None, key[1])
+    market = (scorer.market_due, scorer.market_overdue)
+    quiet = ("四川", "邮政")
+    scorer.close(200, {}, {quiet}, learning=False, warmup_buckets=0)
+    fade = 0.5 ** (1.0 / scorer.bank.half_life)
+    assert (scorer.market_due, scorer.market_overdue) == (market[0] * fade, market[1] * fade)
+    signals = scorer.close(201, {}, {quiet}, learning=False, warmup_buckets=0)
+    assert [s.key for s in signals] == [("overdue_delivery", ("carrier", "邮政"), ("region", "四川"))]
+    assert signals[0].observed == 0.0 and signals[0].contributors[0]["due"] == 0
