@@ -53,7 +53,7 @@ CS, ES, SLOW, SPIKE, RUN_OBS, RUN_EXP, RUN_BUCKETS, LAST_PRIOR = range(8)
 class ComplaintRateBank(UsedRowsPickle):
     """Rows of complaint-rate detectors; parameters as :class:`ComplaintRateDetector`."""
 
-    def __init__(self, rho: float = 4.0, rho_spike: float = 20.0, threshold: float = 11.0,
+    def __init__(self, rho: float = 4.0, rho_spike: float = 50.0, threshold: float = 11.0,
                  half_life: float = 2016.0, prior_rate: float = 0.01,
                  prior_strength: float = 3.0, max_evidence: float = 400.0,
                  max_protect_buckets: int = 72, max_cusum: float = 3.0,

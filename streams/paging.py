@@ -47,6 +47,7 @@ class AlertStage:
                       and not (self.feedback and self.feedback.blocks(
                           fingerprint(METRIC, self._dims(e.key)), bucket=bindex,
                           evidence=e.evidence, level=e.level))]
+        candidates = self._recent_enough(candidates)
         alarmed = {e.key: e for e in evaluations if e.alarmed}
         alarmed.update({k: by_key[k] for k in self.firing if k in by_key})
         if maintenance:
@@ -104,6 +105,29 @@ class AlertStage:
             elif self._update_episode(episode, e):
                 self.counters["alerts_escalated"] += 1
                 self.out.alerts.append(self._alert_record(episode, e, bstart, bucket, "firing"))
+
+    def _recent_enough(self, candidates: list[Evaluation]) -> list[Evaluation]:
+        """Candidates whose excess is *recent*: a run longer than the recent window
+        (half an hour) must also show ``min_excess`` above expectation inside it.
+
+        An incident brings its excess now. A run that crept up over hours — a slice
+        whose rate was learned on a different day (湖南 with 10 complaints on day one; a
+        shop whose pickup_urge share the classifier kept changing while it learned) —
+        carries evidence of a baseline error spread thin, and paging it sends people to
+        a slice where nothing is happening. Short runs are all recent: unchanged.
+        """
+        window = len(self._recent_complaints)
+        long_runs = {e.key for e in candidates if e.run_buckets > window}
+        if not long_runs:
+            return candidates
+        seen = dict.fromkeys(long_runs, 0)
+        for keys_of_bucket in self._recent_complaints:
+            for keys in keys_of_bucket:
+                for key in keys:
+                    if key in seen:
+                        seen[key] += 1
+        return [e for e in candidates if e.key not in seen
+                or seen[e.key] - e.expected * window >= self.min_excess]
 
     def _release_explained(self, key: tuple) -> list[tuple[tuple, bool]]:
         """Forget every explanation that ends in ``key`` (its page is over) and restart

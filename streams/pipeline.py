@@ -128,7 +128,10 @@ class Pipeline(AlertStage):
     quiet_buckets
         A firing alert resolves after this many buckets back near normal.
     min_excess
-        Complaints above expectation an episode needs before it pages.
+        Complaints above expectation an episode needs before it pages (3.5: a slice
+        expecting almost nothing pages on its 4th complaint; was 5, the 6th, which cost
+        a shop's slow incident 10 minutes. A long run must also show it within the last
+        half hour, :meth:`~streams.paging.AlertStage._recent_enough`).
     explain_share
         Share of a slice's excess a more specific slice must carry to be paged instead.
     pending_buckets
@@ -138,7 +141,7 @@ class Pipeline(AlertStage):
 
     def __init__(self, settings: PipelineSettings | None = None, calendar: Calendar | None = None,
                  *, keep_events: bool = False, keep_aggregates: bool = False,
-                 warmup_seconds: int = 86400, quiet_buckets: int = 6, min_excess: float = 5.0,
+                 warmup_seconds: int = 86400, quiet_buckets: int = 6, min_excess: float = 3.5,
                  explain_share: float = 0.6, pending_buckets: int = 0) -> None:
         self.settings = settings = settings or PipelineSettings()
         self.calendar = calendar or Calendar()
