@@ -23,9 +23,11 @@ free loopback port and times :class:`~sinks.clickhouse.server_sink.ClickHouseSer
 ``clickhouse-client`` inserting the same rows and columns from a TabSeparated file on
 stdin, twice: records through ``add()`` (a dict per row), and the same rows as column
 blocks through ``add_columns()`` (built once, untimed, one block per source range: how
-the pipeline hands its aggregates over at bucket close).  The three alternate (rows,
-columns, client, rows, …) so that other load hits them alike, and the ratios are the
-medians of the per-run ratios.  Besides wall rates it prints CPU per row
+the pipeline hands its aggregates over at bucket close), and the column blocks once more
+with pipelined chunks (``chunk_rows=--chunk-rows``: each batch inserted as INSERTs of that
+many rows, the sink's writer thread inserting one while the caller builds the next).  They
+alternate (rows, columns, chunked, client, rows, …) so that other load hits them alike,
+and the ratios are the medians of the per-run ratios.  Besides wall rates it prints CPU per row
 of the inserting process and of the server (both share the machine's cores), where one
 run's wall time goes (``add()``, building columns, the driver's encoding and sending,
 waiting for the server), and the CPU of building and encoding per DDL profile without a
@@ -277,7 +279,7 @@ def encoding_cost(rows: Rows, batch_size: int, repeat: int) -> None:
                   f"{statistics.median(spent_encode):.2f} us (median; no server)", flush=True)
 
 
-def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
+def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) -> None:
     """ClickHouseServerSink vs clickhouse-client on the same server, same rows.
 
     The two alternate (sink, client, sink, client, …) so that load from other programs
@@ -303,8 +305,9 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
         data.write_bytes(tsv(rows))
         columns = ", ".join(SENT_COLUMNS)
 
-        def new_sink(k: int) -> ClickHouseServerSink:
-            sink = ClickHouseServerSink(server.url, database=f"srv{k}", batch_size=batch_size)
+        def new_sink(k: int, chunks: int | None = None) -> ClickHouseServerSink:
+            sink = ClickHouseServerSink(server.url, database=f"srv{k}", batch_size=batch_size,
+                                        chunk_rows=chunks)
             sink.setup()  # creating the tables is not part of the insert rate
             return sink
 
@@ -326,8 +329,8 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
 
         blocks = column_blocks(rows, batch_size)
 
-        def run_columns(k: int) -> tuple[float, float, float]:
-            sink = new_sink(200 + k)
+        def run_columns(k: int, chunks: int | None = None) -> tuple[float, float, float]:
+            sink = new_sink(200 + k, chunks)
             cpu0, srv0 = time.process_time(), _cpu_seconds(server_pid)
             started = time.perf_counter()
             feed_columns(sink, blocks)
@@ -353,10 +356,11 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
         run_sink(999)  # warm-up: imports, the server's first parts, this process's memory
         run_columns(999)
         results: dict[str, list[tuple[float, float, float]]] = {
-            "sink": [], "columns": [], "client": []}
+            "sink": [], "columns": [], "chunked": [], "client": []}
         for k in range(repeat):
             results["sink"].append(run_sink(k))
             results["columns"].append(run_columns(k))
+            results["chunked"].append(run_columns(300 + k, chunk_rows))
             if client_bin is not None:
                 results["client"].append(run_client(k))
 
@@ -370,11 +374,13 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int) -> None:
 
         line("ClickHouseServerSink, records (add)", results["sink"])
         line("ClickHouseServerSink, column blocks (add_columns)", results["columns"])
+        line(f"  the same, pipelined chunks (chunk_rows={chunk_rows:,})", results["chunked"])
         if client_bin is None:
             print("clickhouse-client not installed: no comparison (make test-deps installs it)")
         else:
             line("clickhouse-client, TabSeparated on stdin", results["client"])
-            for label, key in (("records", "sink"), ("column blocks", "columns")):
+            for label, key in (("records", "sink"), ("column blocks", "columns"),
+                               ("column blocks, pipelined chunks", "chunked")):
                 ratios = [s[0] / c[0] for s, c in zip(results[key], results["client"])]
                 print(f"server sink ({label}) / clickhouse-client = "
                       f"{statistics.median(ratios):.2f}x (per run {min(ratios):.2f}-"
@@ -409,6 +415,8 @@ def main() -> None:
     parser.add_argument("--clickhouse-server", action="store_true",
                         help="also time the server sink vs clickhouse-client (starts a server)")
     parser.add_argument("--server-batch-size", type=int, default=50_000)
+    parser.add_argument("--chunk-rows", type=int, default=10_000,
+                        help="chunk_rows of the pipelined server sink run (rows per INSERT)")
     parser.add_argument("--only-server", action="store_true", help="skip JSONL and chDB")
     args = parser.parse_args()
     rows, batch_size, repeat = aggregate_rows(args.rows), args.batch_size, args.repeat
@@ -417,7 +425,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} at start")
 
     if args.clickhouse_server or args.only_server:
-        server_vs_client(rows, args.server_batch_size, repeat)
+        server_vs_client(rows, args.server_batch_size, repeat, args.chunk_rows)
         encoding_cost(rows, args.server_batch_size, repeat)
     if args.only_server:
         return
