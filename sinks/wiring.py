@@ -48,7 +48,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clickhouse-url", default=os.environ.get("RISKWATCH_CLICKHOUSE_URL"),
                         metavar="URL", help="also store everything in a ClickHouse server: "
                         "clickhouse://user:password@host:9000/riskwatch (native protocol; "
-                        "add ?compression=lz4 for a slow link; "
+                        "add ?compression=lz4 for a slow link, ?chunk_rows=N to build "
+                        "each batch's next N rows while the last are inserted; "
                         "default $RISKWATCH_CLICKHOUSE_URL)")
     parser.add_argument("--alertmanager-url", dest="alertmanager_urls", action="append", default=[],
                         metavar="URL", help="post alerts to this Prometheus Alertmanager (API v2); "

@@ -136,6 +136,8 @@ class ServerAddress:
     secure: bool = False
     #: Block compression of the native protocol (``lz4``, ``lz4hc``, ``zstd``) or ``None``.
     compression: str | None = None
+    #: The sink's ``chunk_rows`` (pipelined chunks), or ``None``.
+    chunk_rows: int | None = None
 
     def __str__(self) -> str:  # never shows the password
         return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}"
@@ -145,12 +147,15 @@ def parse_clickhouse_url(url: str, *, database: str | None = None) -> ServerAddr
     """Read ``clickhouse://user:password@host:port/database`` (``clickhouses://`` = TLS).
 
     Port defaults to 9000 (9440 with TLS), user to ``default``, database to ``riskwatch``
-    (or ``database`` when given).  The one query parameter is ``compression`` (``lz4``,
-    ``lz4hc`` or ``zstd``; off by default: on loopback it only costs CPU, over a slow link
-    it saves bandwidth).  Raises :class:`ConfigError` for anything else.
+    (or ``database`` when given).  Query parameters: ``compression`` (``lz4``, ``lz4hc``
+    or ``zstd``; off by default: on loopback it only costs CPU, over a slow link it saves
+    bandwidth) and ``chunk_rows`` (the sink's pipelined chunks, off by default).  Raises
+    :class:`ConfigError` for anything else.
 
     >>> parse_clickhouse_url("clickhouse://h/risk?compression=lz4").compression
     'lz4'
+    >>> parse_clickhouse_url("clickhouse://h/risk?chunk_rows=25000").chunk_rows
+    25000
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -164,9 +169,13 @@ def parse_clickhouse_url(url: str, *, database: str | None = None) -> ServerAddr
         raise ConfigError(f"bad ClickHouse URL {url!r}: no host")
     query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
     compression = query.pop("compression", [None])[-1]
+    chunk_rows = query.pop("chunk_rows", [None])[-1]
     if query or parts.fragment:
-        raise ConfigError(f"bad ClickHouse URL {url!r}: the only query parameter is "
-                          "compression=lz4|lz4hc|zstd")
+        raise ConfigError(f"bad ClickHouse URL {url!r}: the query parameters are "
+                          "compression=lz4|lz4hc|zstd and chunk_rows=N")
+    if chunk_rows is not None and not (chunk_rows.isdigit() and int(chunk_rows) >= 1):
+        raise ConfigError(f"bad ClickHouse URL {url!r}: chunk_rows must be a whole number "
+                          ">= 1")
     if compression not in _COMPRESSIONS:
         raise ConfigError(f"bad ClickHouse URL {url!r}: compression must be one of "
                           f"{', '.join(sorted(c for c in _COMPRESSIONS if c))}")
@@ -177,7 +186,8 @@ def parse_clickhouse_url(url: str, *, database: str | None = None) -> ServerAddr
         host=parts.hostname, port=port or (9440 if secure else 9000),
         user=urllib.parse.unquote(parts.username) if parts.username else "default",
         password=urllib.parse.unquote(parts.password) if parts.password else "",
-        database=db, secure=secure, compression=compression)
+        database=db, secure=secure, compression=compression,
+        chunk_rows=None if chunk_rows is None else int(chunk_rows))
 
 
 def profile_for_version(version: Sequence[int]) -> str:
@@ -565,9 +575,9 @@ class ClickHouseServerSink(BatchingSink):
     batch_size
         Rows per batch (default 50,000; ClickHouse wants 10k-100k rows per INSERT).
     chunk_rows
-        ``None`` (default): one INSERT per batch.  A number: a batch of more rows is
-        inserted in chunks of this many rows, each built while the one before is being
-        written (see *Pipelined chunks* above).
+        ``None`` (default: the URL's ``?chunk_rows=``, else off): one INSERT per batch.  A
+        number: a batch of more rows is inserted in chunks of this many rows, each built
+        while the one before is being written (see *Pipelined chunks* above).
     retry, sleep
         See :class:`~sinks.base.BatchingSink`.
     migrate_schema
@@ -586,8 +596,8 @@ class ClickHouseServerSink(BatchingSink):
         super().__init__(batch_size=batch_size, retry=retry, sleep=sleep)
         if chunk_rows is not None and chunk_rows < 1:
             raise ConfigError(f"chunk_rows must be >= 1 (got {chunk_rows})")
-        self.chunk_rows = chunk_rows
         address = parse_clickhouse_url(url, database=database)
+        self.chunk_rows = chunk_rows if chunk_rows is not None else address.chunk_rows
         overrides = {k: v for k, v in (("database", database), ("user", user),
                                        ("password", password)) if v is not None}
         if "database" in overrides:

@@ -185,3 +185,19 @@ def test_a_chunk_that_cannot_be_built_fails_the_flush_and_keeps_the_batch() -> N
 def test_chunk_rows_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="chunk_rows must be >= 1"):
         ClickHouseServerSink("clickhouse://127.0.0.1/riskwatch", chunk_rows=0)
+
+
+def test_chunk_rows_from_the_url_reaches_the_worker() -> None:
+    """``--clickhouse-url ...?chunk_rows=N`` is how the CLI turns the chunks on."""
+    from riskwatch.cli import build_parser
+    from sinks.wiring import build_sinks, options_from_args
+
+    args = build_parser().parse_args(
+        ["worker", "--clickhouse-url", "clickhouse://w:pw@127.0.0.1:9000/riskwatch?chunk_rows=25000"])
+    [sink] = [s for s in build_sinks(options_from_args(args))
+              if isinstance(s, ClickHouseServerSink)]
+    assert sink.chunk_rows == 25_000
+    assert ClickHouseServerSink("clickhouse://h/db?chunk_rows=9", chunk_rows=5).chunk_rows == 5
+    for bad in ("0", "-1", "x", "1.5"):
+        with pytest.raises(ConfigError, match="chunk_rows must be a whole number"):
+            ClickHouseServerSink(f"clickhouse://h/db?chunk_rows={bad}")
