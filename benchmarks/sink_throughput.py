@@ -403,6 +403,20 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
                      "waiting for the server's answer": split.wait}
             print(f"where one run's time goes, {label}: " + "; ".join(
                 f"{part} {seconds / n * 1e6:.2f} us/row" for part, seconds in parts.items()))
+        # Why pipelined chunks (one INSERT each) cost the server more: every INSERT writes
+        # a part, a file or two per column, whatever its size.
+        sink = ClickHouseServerSink(server.url, database="part_cost")
+        sink.setup()
+        srv0 = _cpu_seconds(server_pid)
+        for k in range(50):
+            for row in rows[:10]:
+                sink.add("aggregates", row, token=f"part:{k}")
+            sink.flush()
+        print(f"server CPU per INSERT of 10 aggregate rows (one part each): "
+              f"{(_cpu_seconds(server_pid) - srv0) / 50 * 1e3:.1f} ms (mean of 50), i.e. {(_cpu_seconds(server_pid) - srv0) / 50 / chunk_rows * 1e6:.2f}"
+              f" us per row at chunk_rows={chunk_rows:,}")
+        sink.close()
+        admin.query("DROP DATABASE part_cost")
         admin.close()
 
 
