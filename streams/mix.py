@@ -131,12 +131,15 @@ class IntentMixStage:
     def _score(self, keys: list[Key], bucket: int, mixes, learning: bool,
                covered: dict[tuple, int], market: bool = True):
         bank = self.bank
-        new = _sorted([k for k in keys if k not in self.rows])
-        if new:
-            self._add(new, bucket)
         rows_of, index, k = self.rows, self._intent_index, len(self.intents)
         count = len(keys)
-        rows = np.fromiter(map(rows_of.__getitem__, keys), dtype=np.int64, count=count)
+        rows = np.fromiter(map(rows_of.get, keys, itertools.repeat(-1)), dtype=np.int64,
+                           count=count)
+        unseen = np.flatnonzero(rows < 0)
+        if len(unseen):
+            self._add(_sorted([keys[i] for i in unseen.tolist()]), bucket)
+            rows[unseen] = np.fromiter(map(rows_of.__getitem__, [keys[i] for i in unseen.tolist()]),
+                                       dtype=np.int64, count=len(unseen))
         # Rows in memory order: the bank's gathers and scatters then walk its columns
         # forwards (about a third of a close's numpy time with 100k rows in set order).
         order = np.argsort(rows)
@@ -146,11 +149,12 @@ class IntentMixStage:
         # no Python bytecode runs per slice or per intent.
         mixlist = list(map(mixes.get, keys, itertools.repeat(_EMPTY)))
         sizes = np.fromiter(map(len, mixlist), dtype=np.int64, count=count)
-        names = list(itertools.chain.from_iterable(mixlist))
+        items = int(sizes.sum())
+        # Integers first (fromiter converts ints to int64 faster than to float64).
         counts = np.fromiter(itertools.chain.from_iterable(map(dict.values, mixlist)),
-                             dtype=np.float64, count=len(names))
-        at_intent = np.fromiter(map(index.get, names, itertools.repeat(-1)), dtype=np.int64,
-                                count=len(names))
+                             dtype=np.int64, count=items)
+        at_intent = np.fromiter(map(index.get, itertools.chain.from_iterable(mixlist),
+                                    itertools.repeat(-1)), dtype=np.int64, count=items)
         cell = np.repeat(np.arange(count) * k, sizes) + at_intent
         known = at_intent >= 0   # an intent outside the taxonomy is not scored
         y = np.zeros((count, k))
