@@ -163,7 +163,7 @@ class AlertStage:
             if e.run_observed - e.run_expected <= 2.0 * self._explainer_excess.get(e.key, 0.0):
                 return sticky
             del self.explained[e.key]
-        return self.scope.explainer(e, alarmed, bucket)
+        return self.scope.explainer(e, alarmed, bucket, firing=self.firing)
 
     def _next_in_chain(self, key: tuple, links: dict[tuple, tuple | None]) -> tuple | None:
         """The slice that explains ``key``: this bucket's link if it is a candidate, else

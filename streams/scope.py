@@ -45,7 +45,8 @@ class IncidentScope:
     def _dims(self, key: tuple) -> dict[str, str]:
         return dict(zip(self.settings.slices[key[0]], key[1:]))
 
-    def explainer(self, e: Evaluation, alarmed: dict[tuple, Evaluation], bucket=None) -> tuple | None:
+    def explainer(self, e: Evaluation, alarmed: dict[tuple, Evaluation], bucket=None,
+                  firing=()) -> tuple | None:
         """The alarmed slice that explains ``e``'s excess better than ``e`` itself, if any.
 
         "One incident, one page". ``B`` explains ``e`` when it is
@@ -104,6 +105,13 @@ class IncidentScope:
                     if key in keys:
                         counts[key][0] += 1
                         counts[key][1] += in_mine
+        # Against a sibling that already pages, a long run counts only its recent
+        # excess: a category that crept up for hours and then took a paged shop's fake
+        # shipments is the shop's incident now, not a larger one of its own (backtest
+        # seed 7: 食品 paged beside m0185 x fake_shipment).
+        window = len(self.recent_complaints)
+        recent = excess if e.run_buckets <= 2 * window else \
+            min(excess, max(mine_total - e.expected * window, 0.0))
         for key in siblings:
             other = alarmed[key]
             if mine.get("intent") is not None and self._dims(key).get("intent") not in (None, mine["intent"]):
@@ -120,7 +128,8 @@ class IncidentScope:
                     return key
             if other.run_observed / max(other.run_expected, 1e-9) < ratio:
                 continue
-            if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * excess:
+            if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * (
+                    recent if key in firing else excess):
                 return key
         return self._misclassified_spill(e, mine, excess, siblings, alarmed)
 
