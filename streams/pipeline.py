@@ -8,7 +8,8 @@ events) with their position, and produces output records in event time:
    *late*: counted and stored, not aggregated;
 3. complaints: mask personal data, classify intent, score sentiment
    (:mod:`streams.complaints`), auto-resolve when the order status makes them moot;
-4. count orders and complaints per slice and event-time bucket;
+4. count orders and complaints per slice and event-time bucket (an order's repeat
+   complaints once per slice and :data:`REPEAT_WINDOW_SECONDS`);
 5. when the watermark passes a bucket's end (+ allowed lateness) the bucket closes:
    every touched slice is scored (:mod:`streams.detection`) and alerts fire, escalate
    or resolve (:mod:`streams.paging`, :mod:`streams.alerting`).
@@ -54,7 +55,11 @@ from streams.signals import SignalStage
 from streams.slicing import COMPLAINT_FIELDS, key_builder
 from streams.watermark import Watermark
 
-__all__ = ["Outputs", "Pipeline"]
+__all__ = ["REPEAT_WINDOW_SECONDS", "Outputs", "Pipeline"]
+
+#: A complaint about an order already counted in a slice less than this long ago (event
+#: time) is not counted again in that slice's complaint rate.
+REPEAT_WINDOW_SECONDS = 24 * 3600
 
 _decode_event = msgspec.json.Decoder(Event).decode
 _decode_array = msgspec.json.Decoder(list[Event]).decode
@@ -173,6 +178,9 @@ class Pipeline(AlertStage):
         self._order_category = GenerationalMap(settings.dedup_window_seconds)
         # Order -> merchant, for refunds and overdue deliveries in merchant scores.
         self._order_merchant = GenerationalMap(settings.dedup_window_seconds)
+        # Order -> {slice: epoch of its last *counted* complaint}: a customer writing
+        # again about the same order is one problem, not a spike (see _count_complaints).
+        self._counted_orders = GenerationalMap(REPEAT_WINDOW_SECONDS)
         self.merchant_scores = MerchantScores(settings.bucket_seconds, settings.utc_offset_hours)
         # Which slices a complaint counts in, as a compiled key builder (orders are
         # spread to their slices by streams.exposure).
@@ -484,10 +492,22 @@ class Pipeline(AlertStage):
             example = (epoch, cid, masked)
             keys = self._complaint_keys(region, merchant, carrier, category, intent)
             b.complaint_keys.append(keys)
+            counted = self._counted_orders.get(oid) if oid else None
+            if oid:  # re-set: the entry lives a window past its last counted complaint
+                counted = self._counted_orders[oid] = {} if counted is None else counted
             for key in keys:
                 if None in key:
                     continue  # e.g. a complaint without a carrier is in no carrier slice
-                b.complaints[key] = b.complaints.get(key, 0) + 1
+                # The rate counts an order once per slice and REPEAT_WINDOW_SECONDS: four
+                # complaints about one parcel are one unhappy customer, not a spike (the
+                # complaint itself is still recorded, classified and an example).
+                if counted is not None:
+                    last = counted.get(key)
+                    if last is None or epoch - last >= REPEAT_WINDOW_SECONDS:
+                        counted[key] = epoch
+                        b.complaints[key] = b.complaints.get(key, 0) + 1
+                else:
+                    b.complaints[key] = b.complaints.get(key, 0) + 1
                 if flagged:  # a surge of threats (12315, media, lawyers) is a signal
                     b.sensitive[key] = b.sensitive.get(key, 0) + 1
                 if self._intent_pos[key[0]] < 0:
@@ -557,6 +577,7 @@ class Pipeline(AlertStage):
         self.desk.prune(bstart)
         self._order_category.prune(bstart)
         self._order_merchant.prune(bstart)
+        self._counted_orders.prune(bstart)
 
     def _dims(self, key: tuple) -> dict[str, str]:
         return dict(zip(self.settings.slices[key[0]], key[1:]))

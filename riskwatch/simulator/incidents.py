@@ -10,6 +10,11 @@ The multiplier is drawn in [3, 8], but the extra count is floored at
 :data:`MIN_EXTRA` complaints and at 60% of the slice's *all-intent* normal count over the
 window: a small slice gets a larger multiplier rather than an invisible incident.
 
+Each extra complaint refers to a *different* recent order of the slice (drawn without
+replacement), as many customers with many parcels would write; only a slice with fewer
+recent orders than extra complaints reuses orders, and the manifest written with the
+events says how many (``reused_orders``).
+
 Kinds and what they touch:
 
 ==========================  ==================  ================================================
@@ -27,6 +32,7 @@ merchant_fake_shipment      merchant_id         fake_shipment (one mid/large sho
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import numpy as np
@@ -44,6 +50,8 @@ from riskwatch.simulator.world import (
 )
 
 __all__ = ["KINDS", "MIN_EXTRA", "Incident", "IncidentRunner", "plan_incidents"]
+
+_log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = ("carrier_region_delay", "region_lost_parcel", "carrier_damage",
                           "merchant_quality", "merchant_fake_shipment")
@@ -311,7 +319,9 @@ class IncidentRunner:
         self.incidents = incidents
         self._rng = np.random.default_rng([seed, 5])
         self._candidates = [_Candidates() for _ in incidents]
-        self._used: list[set[int]] = [set() for _ in incidents]
+        self._used = [np.zeros(0, bool) for _ in incidents]
+        #: Incident complaints that had to reuse an order, per incident (manifest).
+        self.reused = [0] * len(incidents)
 
     def delay_deliveries(self, ts_delivered: np.ndarray, region: np.ndarray,
                          carrier: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -370,17 +380,31 @@ class IncidentRunner:
             preferred = before & (delivered <= ts)
         else:
             preferred = before & (shipped <= ts)
-        used = self._used[k]
-        for mask in (preferred, before):
+        used = self._used_mask(k, len(cols[0]))
+        # Distinct orders first: an incident is many customers with many parcels, so
+        # its complaints go to orders nobody complained about in it yet (in the state
+        # the kind implies, else any recent order of the slice). Only a slice with
+        # fewer recent orders than complaints reuses one, counted in ``reused``.
+        for mask in (preferred & ~used, before & ~used, preferred, before):
             idx = np.flatnonzero(mask)
             if len(idx) == 0:
                 continue
-            # Prefer orders not complained about yet; a few repeats are fine when the
-            # slice is small (the same customer complains twice).
-            for _ in range(4):
-                j = int(idx[self._rng.integers(len(idx))])
-                if int(cols[0][j]) not in used:
-                    break
-            used.add(int(cols[0][j]))
+            j = int(idx[self._rng.integers(len(idx))])
+            if used[j]:
+                if not self.reused[k]:
+                    _log.info("incident %s: its slice has no unused recent order left at "
+                              "%s; reusing orders", inc.id, rfc3339(ts))
+                self.reused[k] += 1
+            used[j] = True
             return tuple(int(c[j]) for c in cols)
         return None
+
+    def _used_mask(self, k: int, n: int) -> np.ndarray:
+        """Which candidate orders of incident ``k`` have an incident complaint already.
+
+        Candidates are only ever appended, so a position keeps meaning the same order.
+        """
+        used = self._used[k]
+        if len(used) < n:
+            used = self._used[k] = np.concatenate([used, np.zeros(n - len(used), bool)])
+        return used

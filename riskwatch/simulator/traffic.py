@@ -88,6 +88,13 @@ _EXCEPTION = 0.012
 _EXCEPTION_RETURNED = 0.4
 _RETURN_REFUND = 0.04
 _REFUND_ONLY = 0.01
+#: Share of background complaints followed by a second one about the same order from
+#: the same customer (no answer yet, parcel still missing), 30 min + Exp(mean 5 h) later.
+REPEAT_SHARE = 0.03
+REPEAT_LAG_MIN = 1800
+REPEAT_LAG_MEAN = 5 * 3600
+#: Repeat complaints are numbered from here (``c-900000000`` on): their own id range.
+REPEAT_NUMBERS = 900_000_000
 _COUNT_KEYS = ("lines", "orders", "order_status", "complaints", "complaint_updates",
                "malformed", "duplicates", "late")
 
@@ -164,6 +171,13 @@ class _Engine:
             self.prng, TextComposer(random.Random(f"riskwatch-texts-{seed}"), config.pii_share),
             config.label_share, self.end, self.tt)
         self.runner = IncidentRunner(self.incidents, seed)
+        # Repeat complaints: some customers write twice about one order (streams of their own).
+        self.repeat_rng = np.random.default_rng([seed, 43])
+        self.repeat_factory = ComplaintFactory(
+            random.Random(f"riskwatch-repeat-complaints-{seed}"),
+            TextComposer(random.Random(f"riskwatch-repeat-texts-{seed}"), config.pii_share),
+            config.label_share, self.end, self.tt)
+        self.next_repeat = 0
         # Intent-mix shifts turn some normal complaints to another intent. Their rolls
         # and texts come from streams of their own, and the main factory still writes
         # (and drops) the original complaint: every other line stays byte-identical.
@@ -429,8 +443,24 @@ class _Engine:
         for j, t, i in zip(idx.tolist(), cts.tolist(), intent.tolist()):
             if t >= self.end:
                 continue
-            self._complaint(t, i, int(index[j]), int(merchant[j]), int(region[j]),
-                            int(carrier[j]), int(category[j]), int(cents[j]), may_turn=True)
+            fields = (int(index[j]), int(merchant[j]), int(region[j]), int(carrier[j]),
+                      int(category[j]), int(cents[j]))
+            self._complaint(t, i, *fields, may_turn=True)
+            if self.repeat_rng.random() < REPEAT_SHARE:
+                self._repeat_complaint(t, i, *fields)
+
+    def _repeat_complaint(self, first_ts: int, intent: int, order: int, merchant: int,
+                          region: int, carrier: int, category: int, cents: int) -> None:
+        """The same customer writes again about the same order, hours later.
+
+        Written with the first complaint's intent, and turned by an intent-mix shift like
+        any complaint of its time. Own random stream, factory and complaint numbers (from
+        :data:`REPEAT_NUMBERS`): every other line of a seed stays byte-identical.
+        """
+        ts = first_ts + REPEAT_LAG_MIN + int(self.repeat_rng.exponential(REPEAT_LAG_MEAN))
+        if ts < self.end:
+            self._complaint(ts, intent, order, merchant, region, carrier, category, cents,
+                            keep_order=True, may_turn=True, repeat=True)
 
     def _incident_complaints(self, t0: int, t1: int) -> None:
         w = self.world
@@ -449,14 +479,20 @@ class _Engine:
 
     def _complaint(self, ts: int, intent: int, order: int | None, merchant: int, region: int,
                    carrier: int, category: int, cents: int, keep_order: bool = False,
-                   may_turn: bool = False) -> None:
-        number = self.next_complaint
-        self.next_complaint += 1
+                   may_turn: bool = False, repeat: bool = False) -> None:
+        """File one complaint and its updates. ``repeat``: a customer's second complaint,
+        numbered and written by streams of its own (see :meth:`_repeat_complaint`)."""
+        if repeat:
+            number, factory = REPEAT_NUMBERS + self.next_repeat, self.repeat_factory
+            self.next_repeat += 1
+        else:
+            number, factory = self.next_complaint, self.factory
+            self.next_complaint += 1
         fields = dict(order=order, merchant=self.world.merchant_ids[merchant],
                       region=REGION_NAMES[region], carrier=CARRIER_NAMES[carrier],
                       category=CATEGORY_NAMES[category], amount=cents / 100,
                       keep_order=keep_order)
-        events = self.factory.build(number, ts, intent, **fields)
+        events = factory.build(number, ts, intent, **fields)
         for mix in self.mixes if may_turn else ():
             if mix.start <= ts < mix.end and mix.category == category:
                 turned = mix.turn(ts, intent, category, self.mix_rng.random())
@@ -625,7 +661,8 @@ def _expected_lines(plan: _Plan) -> float:
     return orders + statuses + complaints + updates
 
 
-def _manifest(plan: _Plan, counts: dict[str, int] | None) -> dict[str, Any]:
+def _manifest(plan: _Plan, counts: dict[str, int] | None,
+              reused: list[int] | None = None) -> dict[str, Any]:
     cfg = plan.config
     if counts is None:
         lines = _expected_lines(plan)
@@ -635,7 +672,10 @@ def _manifest(plan: _Plan, counts: dict[str, int] | None) -> dict[str, Any]:
     return {
         "version": 1,
         "config": cfg.to_json(),
-        "incidents": [inc.to_json() for inc in plan.incidents]
+        # reused_orders (only known once the events exist): incident complaints that
+        # had to repeat an order because the slice had too few recent ones.
+        "incidents": [{**inc.to_json(), **({"reused_orders": reused[i]} if reused else {})}
+                      for i, inc in enumerate(plan.incidents)]
                      + [s.to_json() for s in plan.surges]
                      + [m.to_json() for m in plan.mixes],
         "promotions": [w.to_json() for w in plan.windows if w.kind == "promotion"],
@@ -693,7 +733,7 @@ def write_files(config: SimulationConfig, events_path: str | os.PathLike[str],
         progress(engine.counts["lines"], 1.0)
     if manifest_path is not None:
         with open(manifest_path, "wb") as fh:
-            fh.write(orjson.dumps(_manifest(engine.plan, engine.counts),
+            fh.write(orjson.dumps(_manifest(engine.plan, engine.counts, engine.runner.reused),
                                   option=orjson.OPT_INDENT_2))
     if calendar_path is not None:
         with open(calendar_path, "wb") as fh:
