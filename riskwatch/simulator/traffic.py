@@ -178,6 +178,7 @@ class _Engine:
             TextComposer(random.Random(f"riskwatch-repeat-texts-{seed}"), config.pii_share),
             config.label_share, self.end, self.tt)
         self.next_repeat = 0
+        self.repeat_prng = random.Random(f"riskwatch-repeat-arrivals-{seed}")
         # Intent-mix shifts turn some normal complaints to another intent. Their rolls
         # and texts come from streams of their own, and the main factory still writes
         # (and drops) the original complaint: every other line stays byte-identical.
@@ -454,8 +455,9 @@ class _Engine:
         """The same customer writes again about the same order, hours later.
 
         Written with the first complaint's intent, and turned by an intent-mix shift like
-        any complaint of its time. Own random stream, factory and complaint numbers (from
-        :data:`REPEAT_NUMBERS`): every other line of a seed stays byte-identical.
+        any complaint of its time. Own random streams, factory and complaint numbers (from
+        :data:`REPEAT_NUMBERS`), filed apart (never duplicated, malformed or late): every
+        other line of a seed stays byte-identical.
         """
         ts = first_ts + REPEAT_LAG_MIN + int(self.repeat_rng.exponential(REPEAT_LAG_MEAN))
         if ts < self.end:
@@ -505,7 +507,19 @@ class _Engine:
             self.intent_truth.append((f"c-{number}", INTENT_NAMES[intent]))
         for ets, etype, line in events:
             self.counts["complaints" if etype == "complaint" else "complaint_updates"] += 1
-            self._file_single(ets, line)
+            if repeat:
+                self._file_apart(ets, line)
+            else:
+                self._file_single(ets, line)
+
+    def _file_apart(self, ts: int, line: bytes) -> None:
+        """File a line that must not move any other: its arrival lag comes from a stream
+        of its own, and it joins the hour after duplicates and malformed lines are drawn
+        (those draws use the order stream, once per line), like a brushing ring's orders."""
+        arrival = ts + self.repeat_prng.choices((0, 1, 2, 3), (60, 25, 10, 5))[0]
+        bucket = self._bucket((arrival - self.start) // HOUR)
+        bucket.surge_arrivals.append(arrival)
+        bucket.surge_lines.append(line)
 
     # ----------------------------------------------------------------- emitting
     def _flush(self, h: int) -> tuple[list[int], list[bytes]]:
