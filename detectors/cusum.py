@@ -51,8 +51,18 @@ def cusum_step(s: np.ndarray, stats: tuple[int, int], run: tuple[int, int, int],
     slow_col, spike_col = stats
     obs_col, exp_col, buckets_col = run
     prev_slow, prev_spike = s[:, slow_col], s[:, spike_col]
-    slow = np.clip(prev_slow + y * weights[0] - drifts[0], 0.0, cap)
-    spike = np.clip(prev_spike + y * weights[1] - drifts[1], 0.0, cap)
+    # Few ufunc calls, in place where possible: a close of a few dozen rows (overdue
+    # lanes) costs its number of numpy calls, not its arithmetic. maximum then minimum
+    # is np.clip without its Python wrappers; the same values, as a statistic is never
+    # -0.0 (a sum of non-negative terms minus a non-negative drift).
+    slow = y * weights[0]
+    slow += prev_slow
+    slow -= drifts[0]
+    np.minimum(np.maximum(slow, 0.0, out=slow), cap, out=slow)
+    spike = y * weights[1]
+    spike += prev_spike
+    spike -= drifts[1]
+    np.minimum(np.maximum(spike, 0.0, out=spike), cap, out=spike)
     evidence = np.maximum(slow, spike)
     running = evidence > 0.0
     carry = running & ((prev_slow > 0.0) | (prev_spike > 0.0))

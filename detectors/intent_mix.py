@@ -134,7 +134,9 @@ class IntentMixBank(UsedRowsPickle):
 
     def _shares(self, counts: np.ndarray, prior: np.ndarray) -> np.ndarray:
         total = counts.sum(axis=1, keepdims=True)
-        return (counts + self.prior_strength * prior) / (total + self.prior_strength)
+        shares = counts + self.prior_strength * prior
+        shares /= total + self.prior_strength
+        return shares
 
     def volume(self, rows: np.ndarray) -> np.ndarray:
         """Learned (faded) complaints per row: what the minimum-volume guard checks."""
@@ -189,7 +191,8 @@ class IntentMixBank(UsedRowsPickle):
         if factor is not None:
             # Each intent is tested on its own (binomial of its count given the total),
             # so a factor moves only its intent's share: no renormalisation.
-            p = np.minimum(p * factor, 0.95)
+            p = p * factor
+            np.minimum(p, 0.95, out=p)
         n = y.sum(axis=1, keepdims=True)
         mu = n * p
         # Only cells with a complaint or a running CUSUM can move: an intent the bucket
@@ -201,7 +204,8 @@ class IntentMixBank(UsedRowsPickle):
         sel = np.flatnonzero((yf > 0.0) | running)
         # (row x intent) cells of the selected positions, as indices into each
         # column's flat (rows x intents) plane.
-        cell = rows[sel // k] * k + sel % k
+        at_row, at_intent = np.divmod(sel, k)
+        cell = rows[at_row] * k + at_intent
         planes = state.reshape(_COLUMNS, -1)   # a view
         # Every column but COUNT, gathered once as (8, cells); cusum_step sees the
         # block as (cells, 8) through a transposed view (its columns shifted by one).
@@ -242,14 +246,17 @@ class IntentMixBank(UsedRowsPickle):
             young |= learning
         learn |= young
         fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
-        counts = np.where(learn[:, None], counts * np.reshape(fade, (-1, 1)) + y, counts)
+        # (Passes over every cell are a close's main cost: skip a where that keeps all.)
+        learned = counts * np.reshape(fade, (-1, 1))
+        learned += y
+        counts = learned if learn.all() else np.where(learn[:, None], learned, counts)
         total = counts.sum(axis=1, keepdims=True)
         state[COUNT, rows] = counts * np.minimum(1.0, self.max_evidence / np.maximum(total, 1e-300))
         if young.any():
             restart = rows[young]
             state[SLOW:RUN_BUCKETS + 1, restart] = 0.0
             state[RUN_COVERED:RUN_TOTAL + 1, restart] = 0.0
-        return MixStep(mu, np.where(young[:, None], 0.0, evidence), y)
+        return MixStep(mu, np.where(young[:, None], 0.0, evidence) if young.any() else evidence, y)
 
 
 class IntentMixDetector(base.AnomalyDetector):

@@ -63,6 +63,8 @@ class ComplaintRateBank(UsedRowsPickle):
         self.prior_strength, self.max_evidence = prior_strength, max_evidence
         self.max_protect_buckets, self.max_cusum = max_protect_buckets, max_cusum
         self._log_rho, self._log_spike = math.log(rho), math.log(rho_spike)
+        # The fade of one bucket, computed as step computes any other (same bits).
+        self._unit_fade = 0.5 ** (np.asarray(1.0, dtype=np.float64) / half_life)
         self.size = 0
         self.state = np.zeros((capacity, 8))
 
@@ -112,9 +114,15 @@ class ComplaintRateBank(UsedRowsPickle):
         ``learn_one(..., protect=True)``, unless the row is ``learning`` (a new slice
         whose baseline is still forming: it learns everything and its CUSUMs restart).
         """
+        # Small closes (a few dozen overdue lanes) cost their number of numpy calls:
+        # calls whose result is known are skipped (a factor of exactly 1.0, a fade of
+        # one bucket, masks without a True).
+        unit_factor = isinstance(hour_factor, float) and hour_factor == 1.0
         s = self.state[rows]
         prior = np.where(prior > 0, prior, s[:, LAST_PRIOR])
-        mu = self._rate(s, prior) * exposure * hour_factor
+        mu = self._rate(s, prior) * exposure
+        if not unit_factor:
+            mu *= hour_factor
         # Poisson CUSUMs and the current run (detectors.cusum, shared by the banks).
         evidence = cusum_step(s, (SLOW, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=y, mu=mu,
                               weights=(self._log_rho, self._log_spike),
@@ -122,18 +130,28 @@ class ComplaintRateBank(UsedRowsPickle):
                               cap=self.max_cusum * self.threshold, buckets=buckets)
         s[:, LAST_PRIOR] = prior
         # The baseline learns the span unless it is protected as anomalous.
-        fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
-        learn = np.ones(len(rows), dtype=bool)
+        if isinstance(buckets, float) and buckets == 1.0:
+            fade = self._unit_fade
+        else:
+            fade = 0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)
+        if learning is not None and not learning.any():
+            learning = None
+        cs = s[:, CS] * fade
+        cs += y
+        es = s[:, ES] * fade
+        es += exposure if unit_factor else exposure * hour_factor
         if protect_at is not None:
             # Protected while alarmed, for at most max_protect_buckets of a run.
             learn = (evidence < protect_at) | (s[:, RUN_BUCKETS] > self.max_protect_buckets)
             if learning is not None:
                 learn |= learning
-        cs = np.where(learn, s[:, CS] * fade + y, s[:, CS])
-        es = np.where(learn, s[:, ES] * fade + exposure * hour_factor, s[:, ES])
+            cs = np.where(learn, cs, s[:, CS])
+            es = np.where(learn, es, s[:, ES])
         # Keep the ratio, cap the evidence (see the detector's ``max_evidence``).
         scale = np.minimum(1.0, self.max_evidence / np.maximum(cs, 1e-300))
-        s[:, CS], s[:, ES] = cs * scale, es * scale
+        cs *= scale
+        es *= scale
+        s[:, CS], s[:, ES] = cs, es
         if learning is not None:
             s[learning, SLOW:SPIKE + 1] = 0.0
         self.state[rows] = s

@@ -298,26 +298,27 @@ class OverdueScorer:
         counts = np.fromiter(itertools.chain.from_iterable(
             map(due.get, keys, itertools.repeat((0, 0)))), dtype=np.float64, count=2 * len(keys))
         n, y = counts[0::2], counts[1::2]
-        carrier = np.fromiter(map(operator.is_, map(_region, keys), itertools.repeat(None)),
-                              dtype=bool, count=len(keys))
-        market = carrier.copy()
+        # A close of a few dozen lanes costs its number of numpy calls and dict
+        # lookups, not its arithmetic: each is made once.
+        market = np.fromiter(map(operator.is_, map(_region, keys), itertools.repeat(None)),
+                             dtype=bool, count=len(keys))   # carriers nationwide
         market[len(due):] = False   # watched lanes without due parcels add nothing
-        self.market_due = self.market_due * self._fade + int(n[market].sum())
-        self.market_overdue = self.market_overdue * self._fade + int(y[market].sum())
+        # Sums of counts (exact in float64 in any order).
+        self.market_due = self.market_due * self._fade + int(n @ market)
+        self.market_overdue = self.market_overdue * self._fade + int(y @ market)
         if not keys:
             return []
-        new = [k for k in keys if k not in self.rows]
-        if new:
+        bank = self.bank
+        r = np.fromiter(map(self.rows.get, keys, itertools.repeat(-1)), dtype=np.int64,
+                        count=len(keys))
+        if r.min() < 0:
+            new = [keys[i] for i in np.flatnonzero(r < 0).tolist()]
             for key in sorted(new, key=_lane_order):   # carriers first, then lanes
                 self._add(key, bucket)
-        bank = self.bank
-        r = np.fromiter(map(self.rows.__getitem__, keys), dtype=np.int64, count=len(keys))
+            r = np.fromiter(map(self.rows.__getitem__, keys), dtype=np.int64, count=len(keys))
         # A lane's prior is its carrier's overdue share, a carrier's the market's.
         parents = self.parent_row[r]
-        prior = np.full(len(keys), self._market_rate())
-        has = parents >= 0
-        if has.any():
-            prior[has] = bank.rate(parents[has])
+        prior = np.where(parents >= 0, bank.rate(np.maximum(parents, 0)), self._market_rate())
         lanes = len(self.keys) - self._carriers
         level_lane = bank.threshold + max(0.0, math.log(max(lanes, 1) / 30.0))
         level = np.where(self.is_lane[r], level_lane, bank.threshold)

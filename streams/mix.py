@@ -182,7 +182,10 @@ class IntentMixStage:
         gap = np.maximum(bucket - self.last_bucket[rows], 1).astype(np.float64)
         # Recent counts, faded by the buckets since the row was last seen.
         fade = 0.5 ** (gap / self.market_half_life)
-        self.recent[rows] = self.recent[rows] * fade[:, None] + y
+        recent = self.recent[rows]
+        recent *= fade[:, None]
+        recent += y
+        self.recent[rows] = recent
         grow = self.rows[self.global_key]
         if market:   # the global row is scored first in every close: its recent is current
             factor = self._market_factor(rows, grow)
