@@ -58,7 +58,7 @@ from streams.watermark import Watermark
 __all__ = ["REPEAT_WINDOW_SECONDS", "Outputs", "Pipeline"]
 
 #: A complaint about an order already counted in a slice less than this long ago (event
-#: time) is not counted again in that slice's complaint rate.
+#: time) is not counted again in that slice's complaint rate nor its intent mix.
 REPEAT_WINDOW_SECONDS = 24 * 3600
 
 _decode_event = msgspec.json.Decoder(Event).decode
@@ -498,21 +498,24 @@ class Pipeline(AlertStage):
             for key in keys:
                 if None in key:
                     continue  # e.g. a complaint without a carrier is in no carrier slice
-                # The rate counts an order once per slice and REPEAT_WINDOW_SECONDS: four
-                # complaints about one parcel are one unhappy customer, not a spike (the
-                # complaint itself is still recorded, classified and an example).
+                # The rate and the intent mix count an order once per slice and
+                # REPEAT_WINDOW_SECONDS: four complaints about one parcel are one unhappy
+                # customer, not a spike nor a shift (the complaint itself is still
+                # recorded, classified and an example).
                 if counted is not None:
                     last = counted.get(key)
-                    if last is None or epoch - last >= REPEAT_WINDOW_SECONDS:
+                    fresh = last is None or epoch - last >= REPEAT_WINDOW_SECONDS
+                    if fresh:
                         counted[key] = epoch
-                        b.complaints[key] = b.complaints.get(key, 0) + 1
                 else:
+                    fresh = True
+                if fresh:
                     b.complaints[key] = b.complaints.get(key, 0) + 1
+                    if self._intent_pos[key[0]] < 0:
+                        mix = b.intents.setdefault(key, {})
+                        mix[intent] = mix.get(intent, 0) + 1
                 if flagged:  # a surge of threats (12315, media, lawyers) is a signal
                     b.sensitive[key] = b.sensitive.get(key, 0) + 1
-                if self._intent_pos[key[0]] < 0:
-                    mix = b.intents.setdefault(key, {})
-                    mix[intent] = mix.get(intent, 0) + 1
                 ex = b.examples.setdefault(key, [])
                 # Keep the 3 earliest examples: deterministic whatever the arrival order.
                 if len(ex) < 3 or example < ex[-1]:

@@ -84,3 +84,15 @@ def test_counted_orders_memory_is_bounded():
     m = p._counted_orders
     kept = len(m.current) + len(m.previous)
     assert 0 < kept <= 2 * REPEAT_WINDOW_SECONDS // 3600   # older than two windows: forgotten
+
+
+def test_repeats_do_not_shift_the_intent_mix():
+    lines = [_order("O1", T0), _order("O2", T0)] + _complaints_about(
+        [("O1", 10), ("O1", 11), ("O1", 12), ("O2", 13)])
+    _, out = run(lines, keep_aggregates=True)
+    mix: dict[str, int] = {}
+    for r in out.aggregates:
+        if r["slice"] == "merchant_id=m1":
+            for intent, n in r["intents"].items():
+                mix[intent] = mix.get(intent, 0) + n
+    assert sum(mix.values()) == 2   # one per order, as the count
