@@ -295,6 +295,10 @@ class OverdueScorer:
         keys = list(due)
         if watched:
             keys += sorted(watched & self.rows.keys() - due.keys(), key=_lane_order)
+        if not keys:   # nothing due (half the closes of a small network): only the fade
+            self.market_due = self.market_due * self._fade + 0
+            self.market_overdue = self.market_overdue * self._fade + 0
+            return []
         counts = np.fromiter(itertools.chain.from_iterable(
             map(due.get, keys, itertools.repeat((0, 0)))), dtype=np.float64, count=2 * len(keys))
         n, y = counts[0::2], counts[1::2]
@@ -306,8 +310,6 @@ class OverdueScorer:
         # Sums of counts (exact in float64 in any order).
         self.market_due = self.market_due * self._fade + int(n @ market)
         self.market_overdue = self.market_overdue * self._fade + int(y @ market)
-        if not keys:
-            return []
         bank = self.bank
         r = np.fromiter(map(self.rows.get, keys, itertools.repeat(-1)), dtype=np.int64,
                         count=len(keys))
