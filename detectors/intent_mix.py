@@ -216,16 +216,30 @@ class IntentMixBank(UsedRowsPickle):
         was_running = running[sel]
         # Alternatives: rho times the share, at most half way to 1 (a share near 1 has
         # nowhere to go, and ln(1 - p1) must stay finite).
-        p1 = np.minimum(self.rho * pa, 0.5 * (1.0 + pa))
-        p1s = np.minimum(self.rho_spike * pa, 0.5 * (1.0 + pa))
-        log_stay = np.log1p(-pa)
-        stay, stay_s = np.log1p(-p1) - log_stay, np.log1p(-p1s) - log_stay
+        # (In place where the formula allows: each temporary is a pass over ~1M cells.)
+        half_way = 1.0 + pa
+        half_way *= 0.5
+        p1 = self.rho * pa
+        np.minimum(p1, half_way, out=p1)
+        p1s = self.rho_spike * pa
+        np.minimum(p1s, half_way, out=p1s)
+        log_stay = _log1p_of_negative(pa)
+        stay = _log1p_of_negative(p1)
+        stay -= log_stay
+        stay_s = _log1p_of_negative(p1s)
+        stay_s -= log_stay
         log_p = np.log(pa)
+        weight = np.log(p1)
+        weight -= log_p
+        weight -= stay
+        weight_s = np.log(p1s)
+        weight_s -= log_p
+        weight_s -= stay_s
+        minus_n = np.negative(na)
         ev = cusum_step(
             cells, (SLOW - 1, SPIKE - 1), (RUN_OBS - 1, RUN_EXP - 1, RUN_BUCKETS - 1),
-            y=yf[sel], mu=mu.ravel()[sel],
-            weights=(np.log(p1) - log_p - stay, np.log(p1s) - log_p - stay_s),
-            drifts=(-na * stay, -na * stay_s), cap=self.max_cusum * self.threshold)
+            y=yf[sel], mu=mu.ravel()[sel], weights=(weight, weight_s),
+            drifts=(minus_n * stay, minus_n * stay_s), cap=self.max_cusum * self.threshold)
         on = ev > 0.0
         run_total = block[RUN_TOTAL - 1]
         run_total[:] = np.where(on, np.where(was_running, run_total, 0.0) + na, 0.0)
@@ -257,6 +271,12 @@ class IntentMixBank(UsedRowsPickle):
             state[SLOW:RUN_BUCKETS + 1, restart] = 0.0
             state[RUN_COVERED:RUN_TOTAL + 1, restart] = 0.0
         return MixStep(mu, np.where(young[:, None], 0.0, evidence) if young.any() else evidence, y)
+
+
+def _log1p_of_negative(x: np.ndarray) -> np.ndarray:
+    """``np.log1p(-x)`` with one temporary."""
+    out = np.negative(x)
+    return np.log1p(out, out=out)
 
 
 class IntentMixDetector(base.AnomalyDetector):
