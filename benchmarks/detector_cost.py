@@ -176,7 +176,6 @@ def mix_cost(slices: int, buckets: int) -> dict:
     kind = {dims: i for i, dims in enumerate(settings.slices)}
     rng = random.Random(6)
     mixes: dict[tuple, dict[str, int]] = {}
-    total: dict[str, int] = {}
     for m in range(slices - len(REGIONS) - len(CARRIERS) - len(CATEGORIES) - 1):
         mix = {}
         for intent in rng.choices(INTENTS, k=rng.randint(3, 12)):

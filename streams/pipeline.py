@@ -294,7 +294,6 @@ class Pipeline(AlertStage):
         src_max = wm_max.get(src, -1)
         wall = self._wall
         keep_events = self.keep_events
-        arrived_key = None
         close_each = step == 1
         desk = self.desk
         open_by_order = desk.open_by_order
