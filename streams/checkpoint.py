@@ -389,7 +389,7 @@ class LiveCheckpointer:
         """
         last = runtime.positions.get((tp.topic, tp.partition))
         if last is not None:
-            await runtime.app.consumer.seek(tp, last + 1)
+            await seek_on_consumer_thread(runtime.app.consumer, tp, last + 1)
 
     def seeked(self) -> None:
         self._seeked_at = time.monotonic()
@@ -465,6 +465,26 @@ class LiveCheckpointer:
                 "skipped_messages": self.skipped}
 
 
+async def seek_on_consumer_thread(consumer: Any, tp: Any, offset: int) -> None:
+    """``consumer.seek(tp, offset)``, run on faust's consumer thread.
+
+    faust's ``Consumer.seek`` calls aiokafka's ``seek`` from the calling (agents') thread,
+    while aiokafka's fetcher runs on faust's consumer thread: the seek's ``del
+    fetcher._records[tp]`` then races the fetcher's own in ``fetched_records``, and the
+    consumer thread dies with ``KeyError(TopicPartition(...))`` (a standby taking over
+    crashed so in ``make faults``; robinhood/aiokafka#19 reports the same crash). Going
+    through the thread's ``call_thread`` queue, as faust's own ``seek_to_committed`` does,
+    makes the seek happen between two fetches. Then faust's read offset is set as its
+    ``seek`` would.
+    """
+    thread = getattr(consumer, "_thread", None)
+    if thread is None or not hasattr(thread, "call_thread") or not hasattr(consumer, "_read_offset"):
+        await consumer.seek(tp, offset)  # another transport: its own seek
+        return
+    await thread.call_thread(thread.seek, tp, offset)
+    consumer._read_offset[tp] = offset if offset else None
+
+
 def attach(app: Any, runtime: Any) -> None:
     """Make faust's post-rebalance seek land where the pipeline's state says.
 
@@ -489,7 +509,7 @@ def attach(app: Any, runtime: Any) -> None:
             if committed.get(tp) != offset:
                 logger.info("seek %s/%d to %d (checkpointed state; committed %s)",
                             tp.topic, tp.partition, offset, committed.get(tp))
-                await consumer.seek(tp, offset)
+                await seek_on_consumer_thread(consumer, tp, offset)
             committed[tp] = offset
         for tp in tps - set(wanted):
             # Starting at the committed offset: the next checkpoint must say so, or a
