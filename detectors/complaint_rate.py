@@ -37,7 +37,10 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
     - ``exposure``: order exposure of the span (orders spread over the complaint lag),
     - ``hour_factor``: seasonal multiplier of the span (default 1),
     - ``prior_rate``: peer/parent rate used for shrinkage (default ``prior_rate`` param),
-    - ``buckets``: how many buckets the span covers (default 1; >1 catches up a gap).
+    - ``buckets``: how many buckets the span covers (default 1; >1 catches up a gap),
+    - ``alarm_lift``: caution for the CUSUMs only (default 1): they test a rise over
+      ``alarm_lift`` times the expected count while the baseline learns the span as
+      usual (a promotion whose effect on the slice is not learned yet).
 
     Two CUSUMs run side by side: a sensitive one (``rho``) that accumulates sustained
     excesses in busy slices, and a steep one (``rho_spike``) for slices that normally see
@@ -147,7 +150,7 @@ class ComplaintRateDetector(base.SupervisedAnomalyDetector):
         return self._rate(prior) * x.get("exposure", 0.0) * x.get("hour_factor", 1.0)
 
     def _next_cusums(self, x: dict, y: float) -> tuple[float, float, float]:
-        mu = self.expected(x)
+        mu = self.expected(x) * x.get("alarm_lift", 1.0)
         slow = self.cusum + y * math.log(self.rho) - (self.rho - 1.0) * mu
         spike = self.cusum_spike + y * math.log(self.rho_spike) - (self.rho_spike - 1.0) * mu
         cap = self.max_cusum * self.threshold

@@ -106,13 +106,19 @@ class ComplaintRateBank(UsedRowsPickle):
 
     def step(self, rows: np.ndarray, *, exposure: np.ndarray, prior: np.ndarray, y: np.ndarray,
              hour_factor: float | np.ndarray = 1.0, buckets: float | np.ndarray = 1.0,
-             protect_at: np.ndarray | None = None, learning: np.ndarray | None = None) -> BankStep:
+             protect_at: np.ndarray | None = None, learning: np.ndarray | None = None,
+             lift: float | np.ndarray = 1.0) -> BankStep:
         """Score, then learn, one span per row: ``learn_one`` of the detector, vectorised.
 
         A row whose evidence reaches ``protect_at`` (its alarm level) keeps the span out
         of its baseline but still advances its CUSUMs, as the detector's
         ``learn_one(..., protect=True)``, unless the row is ``learning`` (a new slice
         whose baseline is still forming: it learns everything and its CUSUMs restart).
+
+        ``lift`` is caution for the CUSUMs only (the detector's ``x["alarm_lift"]``):
+        they test a rise over ``lift`` times the expected count, the run's expected
+        count includes it, the baseline learns the span as usual (a promotion whose
+        effect on a slice is not learned yet, :mod:`detectors.promotion_effects`).
         """
         # Small closes (a few dozen overdue lanes) cost their number of numpy calls:
         # calls whose result is known are skipped (a factor of exactly 1.0, a fade of
@@ -124,9 +130,10 @@ class ComplaintRateBank(UsedRowsPickle):
         if not unit_factor:
             mu *= hour_factor
         # Poisson CUSUMs and the current run (detectors.cusum, shared by the banks).
-        evidence = cusum_step(s, (SLOW, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=y, mu=mu,
+        tested = mu if isinstance(lift, float) and lift == 1.0 else mu * lift
+        evidence = cusum_step(s, (SLOW, SPIKE), (RUN_OBS, RUN_EXP, RUN_BUCKETS), y=y, mu=tested,
                               weights=(self._log_rho, self._log_spike),
-                              drifts=((self.rho - 1.0) * mu, (self.rho_spike - 1.0) * mu),
+                              drifts=((self.rho - 1.0) * tested, (self.rho_spike - 1.0) * tested),
                               cap=self.max_cusum * self.threshold, buckets=buckets)
         s[:, LAST_PRIOR] = prior
         # The baseline learns the span unless it is protected as anomalous.

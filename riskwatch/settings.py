@@ -61,6 +61,17 @@ class PipelineSettings:
         the watermark, so one idle topic cannot freeze detection.
     utc_offset_hours
         Local time for daily/weekly seasonality (China: +8).
+    promotion_learning
+        Learn each recurring promotion's per-slice effect on complaints and expect it
+        the next time (:mod:`detectors.promotion_effects`); off, promotions are
+        handled only by exposure and the market factor, with no cautious lift.
+    promotion_tail_seconds
+        A promotion's effect window is its calendar window plus this tail (complaints
+        about its orders arrive hours later); learned and applied inside it.
+    promotion_cold_lift
+        Caution during a promotion's window for a slice without a learned factor (a
+        promotion never seen, a slice with no complaints last time): it pages only on a
+        rise over this multiple of its expected complaints (times the CUSUM's own).
     pseudonym_key
         HMAC key for pseudonymised identifiers. Set it in production (env
         ``RISKWATCH_PSEUDONYM_KEY``); the default is only for demos and tests.
@@ -72,6 +83,9 @@ class PipelineSettings:
     dedup_window_seconds: int = 2 * 86400
     idle_source_seconds: float = 30.0
     utc_offset_hours: int = 8
+    promotion_learning: bool = True
+    promotion_tail_seconds: int = 86400
+    promotion_cold_lift: float = 1.5
     pseudonym_key: bytes = b"riskwatch-demo-key-change-me"
     slices: tuple[tuple[str, ...], ...] = DEFAULT_SLICES
 
@@ -87,6 +101,11 @@ class PipelineSettings:
                               f"(got {self.exposure_lag_seconds})")
         if self.dedup_window_seconds < self.allowed_lateness_seconds:
             raise ConfigError("dedup_window_seconds must cover allowed_lateness_seconds")
+        if not 0 <= self.promotion_tail_seconds <= 7 * 86400:
+            raise ConfigError("promotion_tail_seconds must be between 0 and 604800 "
+                              f"(got {self.promotion_tail_seconds})")
+        if not 1.0 <= self.promotion_cold_lift <= 10.0:
+            raise ConfigError(f"promotion_cold_lift must be between 1 and 10 (got {self.promotion_cold_lift})")
         if not -12 <= self.utc_offset_hours <= 14:
             raise ConfigError(f"utc_offset_hours out of range (got {self.utc_offset_hours})")
 
@@ -107,6 +126,11 @@ def from_env(**overrides: object) -> PipelineSettings:
         "bucket_seconds": _int_env("RISKWATCH_BUCKET_SECONDS", 300),
         "allowed_lateness_seconds": _int_env("RISKWATCH_ALLOWED_LATENESS_SECONDS", 600),
     }
+    learning = os.environ.get("RISKWATCH_PROMOTION_LEARNING")
+    if learning:
+        if learning.lower() not in ("0", "1", "true", "false", "on", "off"):
+            raise ConfigError(f"RISKWATCH_PROMOTION_LEARNING must be on or off (got {learning!r})")
+        values["promotion_learning"] = learning.lower() in ("1", "true", "on")
     key = os.environ.get("RISKWATCH_PSEUDONYM_KEY")
     if key:
         values["pseudonym_key"] = key.encode()

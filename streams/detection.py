@@ -9,7 +9,10 @@ the difference of a cumulative sum). That is what lets 100k slices share one pro
 Order exposure of a slice is an exponentially weighted sum of its past orders with
 mean lag ``exposure_lag_seconds``: a complaint about an order arrives hours after it,
 so a promotion night's orders raise the expected complaints over the following hours,
-and the complaint *rate* (per exposure) stays flat.
+and the complaint *rate* (per exposure) stays flat. What a promotion does *unevenly* —
+a budget carrier's network jams, its delay complaints per order rise more than the
+market's — is learned per promotion and slice (:mod:`detectors.promotion_effects`) and
+expected the next time; a slice without a learned effect is cautious instead.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import math
 import msgspec
 import numpy as np
 
+from detectors.promotion_effects import PromotionEffects
 from detectors.rate_bank import (LAST_PRIOR, RUN_BUCKETS, RUN_EXP, RUN_OBS, SLOW, SPIKE,
                                  ComplaintRateBank)
+from riskwatch.calendar import Calendar
 from riskwatch.events import INTENTS
 from riskwatch.settings import PipelineSettings
 from streams.exposure import ExposureBook
@@ -52,6 +57,11 @@ class Evaluation(msgspec.Struct, eq=False, gc=False):
     run_expected: float
     run_buckets: int
     age_buckets: int
+    # Inside a promotion's effect window: its name, the learned factor included in
+    # ``expected`` and the cautious lift of the CUSUMs (1.0 where a factor is learned).
+    promotion: str = ""
+    promotion_factor: float = 1.0
+    promotion_lift: float = 1.0
 
 
 class SliceScorer:
@@ -106,6 +116,10 @@ class SliceScorer:
         self.hour_expected = [0.0] * 24
         self.market_observed = self.market_expected = 0.0
         self._market_fade = 0.5 ** (settings.bucket_seconds / 900)
+        # Learned per-slice effects of recurring promotions (None: not learned, no lift).
+        self.promotions = (PromotionEffects(tail_seconds=settings.promotion_tail_seconds,
+                                            cold_lift=settings.promotion_cold_lift)
+                           if settings.promotion_learning else None)
 
     # -- exposure ---------------------------------------------------------------------
     def exposure_key(self, key: Key) -> Key:
@@ -122,7 +136,7 @@ class SliceScorer:
     # -- the bucket close -------------------------------------------------------------
     def close(self, bucket: int, hour: int, order_combos: dict[tuple, int],
               complaints: dict[Key, int], extra_keys: set[Key],
-              warmup_buckets: int = 0) -> list[Evaluation]:
+              warmup_buckets: int = 0, calendar: Calendar | None = None) -> list[Evaluation]:
         """Advance exposures with the bucket's orders (per region, merchant, carrier,
         category combo) and score every slice with complaints in
         ``bucket`` plus ``extra_keys`` (e.g. firing alerts, which must see quiet
@@ -137,13 +151,17 @@ class SliceScorer:
         at once. A slice's prior is the global rate (per intent for intent slices) or,
         for an intent slice of a region/merchant/carrier, its intent's rate before
         this bucket.
+
+        ``calendar``: its promotions' effect windows are where learned promotion effects
+        apply (and are learned); maintenance windows play no part here.
         """
+        in_promotion = self._enter_promotion(bucket, calendar)
         h = self.hour_factor(hour)
         self.book.advance(bucket, order_combos, hour_factor=h)
         keys = set(complaints) | extra_keys
         keys.discard(self.global_key)
         results: list[Evaluation] = []
-        self._phase([self.global_key], bucket, complaints, 1.0, warmup_buckets, results)
+        self._phase([self.global_key], bucket, complaints, 1.0, warmup_buckets, results, False)
         y, mu = results[0].observed, results[0].expected
         # Always learned, even when the global slice looks anomalous: it never pages,
         # and protecting it would freeze a wrong morning factor forever.
@@ -151,12 +169,13 @@ class SliceScorer:
         self.hour_observed[hour] = self.hour_observed[hour] * fade + y
         self.hour_expected[hour] = self.hour_expected[hour] * fade + mu / h
         market = self._market_factor(y, mu)
-        self._phase(list(keys), bucket, complaints, market, warmup_buckets, results)
+        self._phase(list(keys), bucket, complaints, market, warmup_buckets, results,
+                    in_promotion)
         self._normalise_hours()
         return results
 
     def _phase(self, keys: list[Key], bucket: int, complaints: dict[Key, int], market: float,
-               warmup_buckets: int, results: list[Evaluation]) -> None:
+               warmup_buckets: int, results: list[Evaluation], promotion: bool) -> None:
         """Score ``keys`` (any order) and append their evaluations in key order.
 
         Per slice, only C-level loops run (map, zip, numpy): row lookups, the counts,
@@ -217,26 +236,79 @@ class SliceScorer:
         catch_up = (gap > 0) & (gap_exposure > 0)
         if catch_up.any():
             c = r[catch_up]
-            bank.step(c, exposure=gap_exposure[catch_up], prior=prior[catch_up],
-                      y=np.zeros(len(c)), buckets=gap[catch_up].astype(np.float64))
+            quiet = bank.step(c, exposure=gap_exposure[catch_up], prior=prior[catch_up],
+                              y=np.zeros(len(c)), buckets=gap[catch_up].astype(np.float64))
+            if promotion:
+                self._observe_span(c, self.last_bucket[c] + 1, bucket - 1, quiet.mu)
         # ints: they go into the aggregate rows
         counts = list(map(complaints.get, keys, itertools.repeat(0)))
         y = np.asarray(counts, dtype=np.float64)
         # Exposure already carries the hour-of-day factor (streams.exposure); the
         # market factor scales every slice but the global one.
         age = bucket - book.first[ex_rows]
-        step = bank.step(r, exposure=exh, prior=prior, y=y, hour_factor=market,
-                         protect_at=level, learning=age < warmup_buckets)
+        factor: float | np.ndarray = market
+        lift: float | np.ndarray = 1.0
+        if promotion:
+            # The promotion's learned effect is part of the expectation (and of the
+            # exposure the baseline learns: its extra complaints do not inflate the
+            # slice's normal rate); a slice without one is cautious instead.
+            learned, lift = self.promotions.factors(r)
+            factor = market * learned
+        step = bank.step(r, exposure=exh, prior=prior, y=y, hour_factor=factor,
+                         protect_at=level, learning=age < warmup_buckets, lift=lift)
+        if promotion:
+            self.promotions.observe(r, y=y, mu=step.mu / learned)
         alarmed = step.evidence >= level
         self.last_bucket[r] = bucket
         self.cum_seen[r] = cum
         score = -np.expm1(-step.evidence)
         after = bank.state[r]
-        results.extend(map(
-            Evaluation, keys, counts, step.mu.tolist(), book.ex[ex_rows].tolist(),
-            score.tolist(), after[:, SLOW:SPIKE + 1].max(axis=1).tolist(), levels,
-            alarmed.tolist(), after[:, RUN_OBS].tolist(), after[:, RUN_EXP].tolist(),
-            after[:, RUN_BUCKETS].astype(np.int64).tolist(), age.tolist()))
+        columns = [keys, counts, step.mu.tolist(), book.ex[ex_rows].tolist(),
+                   score.tolist(), after[:, SLOW:SPIKE + 1].max(axis=1).tolist(), levels,
+                   alarmed.tolist(), after[:, RUN_OBS].tolist(), after[:, RUN_EXP].tolist(),
+                   after[:, RUN_BUCKETS].astype(np.int64).tolist(), age.tolist()]
+        if promotion:
+            columns += [itertools.repeat(self.promotions.occurrence.name), learned.tolist(),
+                        lift.tolist()]
+        results.extend(map(Evaluation, *columns))
+
+    # -- promotions -------------------------------------------------------------------
+    def _enter_promotion(self, bucket: int, calendar: Calendar | None) -> bool:
+        """Open, continue or fold a promotion's effect window at ``bucket``; True inside
+        one. Before a window is folded, the quiet exposure its slices accumulated since
+        they were last scored is counted as expected complaints (else a slice seen in
+        few buckets would look like it complained more than it did)."""
+        fx = self.promotions
+        if fx is None:
+            return False
+        entries = ([(e.name, e.kind, e.start, e.end) for e in calendar.promotions()]
+                   if calendar is not None else [])
+        if fx.occurrence is None and not entries:
+            return False
+        epoch = bucket * self.settings.bucket_seconds
+        now = fx.window_at(epoch, entries)
+        if fx.occurrence is not None and (now is None or now[:3] != fx.occurrence[:3]):
+            touched = np.flatnonzero((fx._observed + fx._expected).sum(axis=0) > 0)
+            touched = touched[touched < len(self.row_keys)]
+            if len(touched):
+                pending = self.book.cum[self.ex_row[touched]] - self.cum_seen[touched]
+                mu = self.bank.rate(touched, self._prior(touched)) * np.maximum(pending, 0.0)
+                self._observe_span(touched, self.last_bucket[touched] + 1, bucket - 1, mu)
+        return fx.begin_bucket(epoch, entries)
+
+    def _observe_span(self, rows: np.ndarray, first: np.ndarray, last: int | np.ndarray,
+                      mu: np.ndarray) -> None:
+        """Count the expected complaints ``mu`` of quiet spans (buckets ``first`` to
+        ``last``) in the open promotion window: the share of each span inside it, in the
+        phase of the middle of that share."""
+        fx, bs = self.promotions, self.settings.bucket_seconds
+        occ = fx.occurrence
+        lo = np.maximum(first, -(-occ.start // bs))
+        hi = np.minimum(last, (occ.end - 1) // bs)
+        inside = np.maximum(hi - lo + 1, 0)
+        share = inside / np.maximum(np.asarray(last) - first + 1, 1)
+        phase = np.where(inside > 0, fx.phase_of((lo + hi) // 2 * bs), -1)
+        fx.observe(rows, y=0.0, mu=mu * share, phase=phase)
 
     def _create(self, keys: list[Key], bucket: int) -> None:
         """New detector rows for ``keys`` (in key order): row numbers, exposure row,

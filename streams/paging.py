@@ -31,6 +31,19 @@ __all__ = ["METRIC", "AlertStage"]
 METRIC = "complaint_rate"
 
 
+def _promotion_note(e: Evaluation) -> str:
+    """What the expectation of an alert inside a promotion's effect window included."""
+    if not e.promotion:
+        return ""
+    if e.promotion_lift != 1.0:
+        return (f" | 促销「{e.promotion}」对该维度的影响尚未学到, 按预期的 {e.promotion_lift:g} 倍"
+                f"谨慎判断 | promotion {e.promotion}: its effect on this slice is not learned "
+                f"yet, paged only above {e.promotion_lift:g}x expected")
+    return (f" | 预期已含促销「{e.promotion}」的历史影响 x{e.promotion_factor:.2f}"
+            f" | expected includes the learned effect of promotion {e.promotion}"
+            f" (x{e.promotion_factor:.2f})")
+
+
 class AlertStage:
     """Alert lifecycle methods of :class:`~streams.pipeline.Pipeline` (see the module)."""
 
@@ -355,8 +368,15 @@ class AlertStage:
             zh, en = ("100 倍以上", "over 100x") if ratio >= 100 else (f"{ratio:.1f} 倍", f"{ratio:.1f}x")
             summary = (f"{where} 投诉率异常: 实际 {obs:.0f} 件, 预期 {exp_text} 件 ({zh}) | "
                        f"complaints {obs:.0f} vs {exp_text} expected ({en})")
+            summary += _promotion_note(e)
         else:
             summary = f"{where} 投诉率已恢复正常 | complaint rate back to normal"
+        # Inside a promotion's effect window: what the expectation included.
+        promotion = ({"promotion": {"name": e.promotion,
+                                    "learned_factor": round(e.promotion_factor, 3),
+                                    "learned": e.promotion_lift == 1.0,
+                                    "cautious_lift": round(e.promotion_lift, 3)}}
+                     if e.promotion else {})
         return {
             "alert_id": episode.alert_id,
             "fingerprint": episode.fingerprint,
@@ -374,6 +394,7 @@ class AlertStage:
             "contributors": contributors,
             "examples": [text for _, _, text in bucket.examples.get(e.key, [])],
             "context": incident_context(self._recent_complaints, e.key, self.settings.slices),
+            **promotion,
         }
 
     def apply_feedback(self, record: dict) -> dict:

@@ -558,7 +558,8 @@ class Pipeline(AlertStage):
         bindex = bstart // self.bucket_seconds
         hour = ((bstart + self.settings.utc_offset_hours * 3600) // 3600) % 24
         evaluations = self.scorer.close(bindex, hour, bucket.order_combos, bucket.complaints,
-                                        set(self.firing) | set(self.pending), self.warmup_buckets)
+                                        set(self.firing) | set(self.pending), self.warmup_buckets,
+                                        self.calendar)
         self._alerting(bstart, bucket, evaluations)
         mix = self.mix.close(bindex, bucket.intents, self._recent_complaints,
                              self.firing.keys() | self.explained.keys() | self.pending.keys(),

@@ -34,6 +34,8 @@ from riskwatch.simulator import (
     write_files,
 )
 from riskwatch.simulator.incidents import KINDS
+from riskwatch.simulator.seasonality import windows
+from riskwatch.simulator.traffic import REPEAT_NUMBERS, STRAIN_NUMBERS
 from riskwatch.simulator.texts import INTENT_PHRASES, TextComposer
 from riskwatch.simulator.world import build_world
 
@@ -263,12 +265,49 @@ def test_promotion_night_has_3_to_5x_orders_but_no_higher_complaint_rate(run):
                    and all(getattr(c, k) == v for k, v in i["dimensions"].items())
                    for i in truth)
 
-    normal = [c for c in run.complaints.values() if c.order_id and not injected(c)]
+    # ... and without the promotion strain's (test_promotion_strain_is_uneven_and_additive)
+    normal = [c for c in run.complaints.values()
+              if c.order_id and not injected(c) and not _strained(c)]
     old_enough = {o.order_id for o in run.orders.values() if epoch_of(o.ts) < p1}
     others = old_enough - in_promo
     rate_promo = sum(c.order_id in in_promo for c in normal) / len(in_promo)
     rate_other = sum(c.order_id in others for c in normal) / len(others)
     assert 0.6 < rate_promo / rate_other < 1.5
+
+
+def _strained(c: Complaint) -> bool:
+    """A complaint added by the promotion strain (numbered from STRAIN_NUMBERS)."""
+    return int(c.complaint_id.removeprefix("c-")) >= STRAIN_NUMBERS and \
+        int(c.complaint_id.removeprefix("c-")) < REPEAT_NUMBERS
+
+
+def test_promotion_strain_is_uneven_and_additive():
+    """Orders placed on a promotion night get extra logistics complaints, mostly the
+    budget carriers' (PROMOTION_STRAIN); switched off, every other line is unchanged."""
+    cfg = dataclasses.replace(CONFIG, orders_per_day=20000, incidents=0, days=3.5,
+                              surge_incidents=0, mix_incidents=0, promotion_strain=3.0,
+                              malformed_share=0.0, duplicate_share=0.0, late_share=0.0)
+    lines = [line for _, line in generate(cfg)]
+    plain = [line for _, line in generate(dataclasses.replace(cfg, promotion_strain=0.0))]
+    known = set(plain)
+    strain = [line for line in lines if line not in known]
+    assert known <= set(lines) and strain
+    promo = next(w for w in windows(cfg) if w.kind == "promotion")
+    orders = {}
+    for line in lines:
+        if line.startswith(b'{"type":"order"'):
+            o = orjson.loads(line)
+            orders[o["order_id"]] = o
+    complaints = [orjson.loads(x) for x in strain if x.startswith(b'{"type":"complaint",')]
+    assert complaints and all(
+        promo.start <= epoch_of(orders[c["order_id"]]["ts"]) < promo.end
+        for c in complaints if c["order_id"])
+    assert all(epoch_of(c["ts"]) > promo.start + 600 for c in complaints)   # the lag
+    carriers = collections.Counter(c["carrier"] for c in complaints)
+    assert carriers["极兔"] + carriers["申通"] > 0.6 * len(complaints)
+    assert carriers["顺丰"] == carriers["京东物流"] == 0
+    m = manifest(cfg)["promotion_strain"]
+    assert m["enabled"] and m["carriers"]["极兔"] == pytest.approx(1 + 3 * 0.8)
 
 
 def test_market_shape(run):

@@ -25,6 +25,8 @@ __all__ = [
     "COMPLAINT_LAG_MEAN",
     "COMPLAINT_LAG_MIN",
     "DAILY_PROFILE",
+    "PROMOTION_STRAIN",
+    "STRAINED_INTENTS",
     "WEEKLY_PROFILE",
     "TimeText",
     "Window",
@@ -53,6 +55,24 @@ COMPLAINT_LAG_MEAN = 6 * 3600
 NIGHT_PUSH = 0.7
 NIGHT_HOURS = (1, 7)
 MORNING_HOURS = (7, 10)
+
+
+#: Promotion strain: complaints per order placed in a promotion window, relative to a
+#: normal night, per carrier, for the logistics intents of :data:`STRAINED_INTENTS`
+#: (the same factor every occurrence). Why these values: on Double 11 / 618 nights the
+#: franchise-network budget carriers (极兔 J&T, 申通 STO) run out of sorting and
+#: last-mile capacity first — backlogs at transfer centres, couriers who cannot keep up
+#: with pickups — and their delay / pickup-urge / lost-parcel complaints per order rise
+#: by about 1.6-1.8x; the large franchise networks (中通, 圆通, 韵达) and EMS add
+#: seasonal capacity and rise a little (1.1x); 顺丰 and 京东物流 run their own fleets and
+#: warehouses and hold their normal rate. Other intents (quality, refund, ...) are about
+#: the goods, not the parcel, and do not change.
+PROMOTION_STRAIN: dict[str, float] = {
+    "中通": 1.1, "圆通": 1.1, "韵达": 1.1, "申通": 1.6, "极兔": 1.8,
+    "顺丰": 1.0, "邮政EMS": 1.1, "京东物流": 1.0,
+}
+#: The intents a promotion strains (logistics problems of an overloaded network).
+STRAINED_INTENTS: tuple[str, ...] = ("delivery_delay", "pickup_urge", "lost_parcel")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,6 +43,8 @@ from riskwatch.simulator.seasonality import (
     MORNING_HOURS,
     NIGHT_HOURS,
     NIGHT_PUSH,
+    PROMOTION_STRAIN,
+    STRAINED_INTENTS,
     TimeText,
     Window,
     complaint_exposure,
@@ -61,6 +63,8 @@ from riskwatch.simulator.world import (
     CATEGORY_NAMES,
     CATEGORY_SHARE,
     INTENT_CUMULATIVE,
+    INTENT_INDEX,
+    INTENT_MIX,
     REGION_DEMAND,
     REGION_NAMES,
     REGION_REMOTE,
@@ -95,6 +99,11 @@ REPEAT_LAG_MIN = 1800
 REPEAT_LAG_MEAN = 5 * 3600
 #: Repeat complaints are numbered from here (``c-900000000`` on): their own id range.
 REPEAT_NUMBERS = 900_000_000
+#: Complaints added by the promotion strain are numbered from here (``c-800000000`` on).
+STRAIN_NUMBERS = 800_000_000
+#: Strain rise per carrier (factor - 1; index order of CARRIER_NAMES), strained intents.
+_STRAIN_RISE = np.array([PROMOTION_STRAIN.get(name, 1.0) - 1.0 for name in CARRIER_NAMES])
+_STRAINED = np.array([INTENT_INDEX[i] for i in STRAINED_INTENTS])
 _COUNT_KEYS = ("lines", "orders", "order_status", "complaints", "complaint_updates",
                "malformed", "duplicates", "late")
 
@@ -179,6 +188,18 @@ class _Engine:
             config.label_share, self.end, self.tt)
         self.next_repeat = 0
         self.repeat_prng = random.Random(f"riskwatch-repeat-arrivals-{seed}")
+        # Promotion strain: extra complaints from streams of their own, filed apart, so
+        # switching it off leaves every other line byte-identical.
+        self.promotion_windows = [(w.start, w.end) for w in plan.windows
+                                  if w.kind == "promotion"] if config.promotion_strain else []
+        self.strain_rise = _STRAIN_RISE * config.promotion_strain
+        self.strain_rng = np.random.default_rng([seed, 47])
+        self.strain_factory = ComplaintFactory(
+            random.Random(f"riskwatch-strain-complaints-{seed}"),
+            TextComposer(random.Random(f"riskwatch-strain-texts-{seed}"), config.pii_share),
+            config.label_share, self.end, self.tt)
+        self.next_strain = 0
+        self.strain_prng = random.Random(f"riskwatch-strain-arrivals-{seed}")
         # Intent-mix shifts turn some normal complaints to another intent. Their rolls
         # and texts come from streams of their own, and the main factory still writes
         # (and drops) the original complaint: every other line stays byte-identical.
@@ -318,6 +339,7 @@ class _Engine:
         self.runner.observe(t0, t1, (index, ts, merchant, region, carrier, category, cents,
                                      shipped, delivered))
         self._background_complaints(ts, index, merchant, region, carrier, category, cents)
+        self._strain_complaints(ts, index, merchant, region, carrier, category, cents)
         self._incident_complaints(t0, t1)
         self._surge_orders(t0, t1)
 
@@ -450,6 +472,51 @@ class _Engine:
             if self.repeat_rng.random() < REPEAT_SHARE:
                 self._repeat_complaint(t, i, *fields)
 
+    def _strain_complaints(self, ts, index, merchant, region, carrier, category,
+                           cents) -> None:
+        """Extra logistics complaints about orders placed in a promotion window.
+
+        An order's complaint probability for a strained intent ``i`` becomes
+        ``p x mix[i] x strain[carrier]`` (seasonality.PROMOTION_STRAIN), so the extra
+        complaint has probability ``p x sum_i mix[i] x (strain - 1)`` and its intent is
+        drawn among the strained intents in proportion to the mix. Lag and night push as
+        for any complaint: the effect shows over the hours after the promotion.
+        """
+        inside = np.zeros(len(ts), dtype=bool)
+        for start, end in self.promotion_windows:
+            if len(ts) and start <= ts[-1] and ts[0] < end:
+                inside |= (ts >= start) & (ts < end)
+        if not inside.any():
+            return
+        srng, w = self.strain_rng, self.world
+        j = np.flatnonzero(inside)
+        car, cat = carrier[j], category[j]
+        p = (BASE_COMPLAINT_RATE * w.quality[merchant[j]] * CARRIER_FACTOR[car]
+             * CATEGORY_FACTOR[cat])
+        mix = INTENT_MIX[cat[:, None], car[:, None], _STRAINED[None, :]]  # (n, strained)
+        extra = p * mix.sum(axis=1) * self.strain_rise[car]
+        hit = srng.random(len(j)) < np.minimum(extra, 0.5)
+        idx, mix = j[hit], mix[hit]
+        k = len(idx)
+        if not k:
+            return
+        cum = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
+        pick = np.minimum((cum < srng.random(k)[:, None]).sum(axis=1), len(_STRAINED) - 1)
+        intent = _STRAINED[pick]
+        lag = COMPLAINT_LAG_MIN + srng.exponential(COMPLAINT_LAG_MEAN - COMPLAINT_LAG_MIN, k)
+        cts = ts[idx] + lag.astype(np.int64)
+        local = cts + CHINA_OFFSET
+        hour = (local % DAY) // HOUR
+        push = ((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1])
+                & (srng.random(k) < NIGHT_PUSH))
+        morning = local - local % DAY + MORNING_HOURS[0] * HOUR - CHINA_OFFSET
+        span = (MORNING_HOURS[1] - MORNING_HOURS[0]) * HOUR
+        cts = np.where(push, morning + srng.integers(0, span, k), cts)
+        for o, t, i in zip(idx.tolist(), cts.tolist(), intent.tolist()):
+            if t < self.end:
+                self._complaint(t, i, int(index[o]), int(merchant[o]), int(region[o]),
+                                int(carrier[o]), int(category[o]), int(cents[o]), strain=True)
+
     def _repeat_complaint(self, first_ts: int, intent: int, order: int, merchant: int,
                           region: int, carrier: int, category: int, cents: int) -> None:
         """The same customer writes again about the same order, hours later.
@@ -481,10 +548,14 @@ class _Engine:
 
     def _complaint(self, ts: int, intent: int, order: int | None, merchant: int, region: int,
                    carrier: int, category: int, cents: int, keep_order: bool = False,
-                   may_turn: bool = False, repeat: bool = False) -> None:
+                   may_turn: bool = False, repeat: bool = False, strain: bool = False) -> None:
         """File one complaint and its updates. ``repeat``: a customer's second complaint,
-        numbered and written by streams of its own (see :meth:`_repeat_complaint`)."""
-        if repeat:
+        numbered and written by streams of its own (see :meth:`_repeat_complaint`);
+        ``strain``: one added by the promotion strain (:meth:`_strain_complaints`), too."""
+        if strain:
+            number, factory = STRAIN_NUMBERS + self.next_strain, self.strain_factory
+            self.next_strain += 1
+        elif repeat:
             number, factory = REPEAT_NUMBERS + self.next_repeat, self.repeat_factory
             self.next_repeat += 1
         else:
@@ -507,16 +578,16 @@ class _Engine:
             self.intent_truth.append((f"c-{number}", INTENT_NAMES[intent]))
         for ets, etype, line in events:
             self.counts["complaints" if etype == "complaint" else "complaint_updates"] += 1
-            if repeat:
-                self._file_apart(ets, line)
+            if repeat or strain:
+                self._file_apart(ets, line, self.strain_prng if strain else self.repeat_prng)
             else:
                 self._file_single(ets, line)
 
-    def _file_apart(self, ts: int, line: bytes) -> None:
+    def _file_apart(self, ts: int, line: bytes, prng: random.Random) -> None:
         """File a line that must not move any other: its arrival lag comes from a stream
         of its own, and it joins the hour after duplicates and malformed lines are drawn
         (those draws use the order stream, once per line), like a brushing ring's orders."""
-        arrival = ts + self.repeat_prng.choices((0, 1, 2, 3), (60, 25, 10, 5))[0]
+        arrival = ts + prng.choices((0, 1, 2, 3), (60, 25, 10, 5))[0]
         bucket = self._bucket((arrival - self.start) // HOUR)
         bucket.surge_arrivals.append(arrival)
         bucket.surge_lines.append(line)
@@ -693,6 +764,12 @@ def _manifest(plan: _Plan, counts: dict[str, int] | None,
                      + [s.to_json() for s in plan.surges]
                      + [m.to_json() for m in plan.mixes],
         "promotions": [w.to_json() for w in plan.windows if w.kind == "promotion"],
+        # Not an incident: what promotions do to logistics every time (nothing to catch).
+        "promotion_strain": {
+            "enabled": bool(cfg.promotion_strain and cfg.promotions),
+            "scale": cfg.promotion_strain, "intents": list(STRAINED_INTENTS),
+            "carriers": {name: round(1.0 + cfg.promotion_strain * (f - 1.0), 3)
+                         for name, f in PROMOTION_STRAIN.items()}},
         "counts": {k: int(counts[k]) for k in ("malformed", "duplicates", "late")},
     }
 

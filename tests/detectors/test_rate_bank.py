@@ -29,17 +29,23 @@ def test_bank_rows_follow_their_detectors(params):
     for step in range(600):
         exposure = rng.gamma(2.0, 50.0, n)
         prior = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0.005, 0.05, n))
-        hour = float(rng.uniform(0.5, 2.0))
+        # Promotion windows: a per-row learned factor, a cautious lift where none is.
+        promotion = step % 50 < 10
+        hour = (float(rng.uniform(0.5, 2.0)) * np.where(rng.random(n) < 0.5, 1.7, 1.0)
+                if promotion else float(rng.uniform(0.5, 2.0)))
+        lift = np.where(rng.random(n) < 0.3, 1.5, 1.0) if promotion else 1.0
         buckets = rng.integers(1, 4, n).astype(float)
         rate = np.where(rng.random(n) < 0.05, 0.2, 0.02)        # some incidents
         y = rng.poisson(rate * exposure * hour).astype(float)
         learning = rng.random(n) < 0.1
         got = bank.step(rows, exposure=exposure, prior=prior, y=y, hour_factor=hour,
-                        buckets=buckets, protect_at=np.full(n, level), learning=learning)
+                        buckets=buckets, protect_at=np.full(n, level), learning=learning,
+                        lift=lift)
         alarms += int((got.evidence >= level).sum())
         for i, det in enumerate(dets):
-            x = {"exposure": exposure[i], "prior_rate": prior[i], "hour_factor": hour,
-                 "buckets": buckets[i]}
+            x = {"exposure": exposure[i], "prior_rate": prior[i],
+                 "hour_factor": hour[i] if promotion else hour, "buckets": buckets[i],
+                 "alarm_lift": lift[i] if promotion else 1.0}
             score = det.score_one(x, y[i])
             mu = det.expected(x)
             det.learn_one(x, y[i], protect=(-np.log1p(-score) if score < 1 else np.inf) >= level
