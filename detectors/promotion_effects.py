@@ -115,8 +115,12 @@ class PromotionEffects(base.Base):
     cold_lift
         Caution during a promotion's window for a slice without a learned factor: its
         CUSUMs test a rise over ``cold_lift`` times its expected complaints.
-    max_factor
-        Learned factors are clipped to ``[1 / max_factor, max_factor]``.
+    min_factor, max_factor
+        Learned factors are clipped to ``[min_factor, max_factor]``. ``min_factor`` 1
+        (default): a promotion only teaches a slice to expect *more*. An estimate from
+        a night or two is noisy, and a slice learned low would be more sensitive than
+        usual during the next promotion — on seed 7 a region x intent learned at 0.75
+        paged an incident on the wrong slice, leaving its sibling unexplained.
     max_identities
         Learned tables kept (promotion names plus the pooled kinds); the least recently
         seen is dropped beyond it.
@@ -124,12 +128,14 @@ class PromotionEffects(base.Base):
 
     def __init__(self, tail_seconds: int = 86400, phase_hours: tuple[float, ...] = (4.0, 8.0, 16.0),
                  prior_complaints: float = 10.0, occurrence_weight: float = 0.5,
-                 cold_lift: float = 1.5, max_factor: float = 4.0, max_identities: int = 64) -> None:
+                 cold_lift: float = 1.5, min_factor: float = 1.0, max_factor: float = 4.0,
+                 max_identities: int = 64) -> None:
         self.tail_seconds = tail_seconds
         self.phase_hours = tuple(phase_hours)
         self.prior_complaints = prior_complaints
         self.occurrence_weight = occurrence_weight
         self.cold_lift = cold_lift
+        self.min_factor = min_factor
         self.max_factor = max_factor
         self.max_identities = max_identities
         self._bounds = [int(h * 3600) for h in self.phase_hours]
@@ -259,8 +265,8 @@ class PromotionEffects(base.Base):
         rows = np.flatnonzero((obs + exp).sum(axis=0) >= 1.0)
         if len(rows):
             k = self.prior_complaints
-            bound = math.log(self.max_factor)
-            ratio = np.clip(np.log((obs[:, rows] + k) / (exp[:, rows] + k)), -bound, bound)
+            ratio = np.clip(np.log((obs[:, rows] + k) / (exp[:, rows] + k)),
+                            math.log(self.min_factor), math.log(self.max_factor))
             for identity in (occ.name, occ.kind):
                 self._update(identity, rows, ratio)
         self.occurrence = None

@@ -44,7 +44,7 @@ def test_learns_one_occurrence_and_applies_it_at_the_next():
 
 
 def test_occurrences_are_averaged_and_small_evidence_is_shrunk():
-    fx = PromotionEffects(tail_seconds=0, phase_hours=(), occurrence_weight=0.5)
+    fx = PromotionEffects(tail_seconds=0, phase_hours=(), occurrence_weight=0.5, min_factor=0.25)
     nights = [("n", "promotion", d * DAY, d * DAY + 3600) for d in range(3)]
     ratios = []
     for d, rise in enumerate([3.0, 1.0, 3.0]):
@@ -58,6 +58,15 @@ def test_occurrences_are_averaged_and_small_evidence_is_shrunk():
     assert ratios[1] < ratios[2] < ratios[0]
     # Row 1: 1.2 complaints in all (tiny slice), shrunk to almost no effect.
     assert fx.learned("n", 0, np.array([1]))[0] == pytest.approx(1.0, abs=0.01)
+
+
+def test_by_default_a_promotion_only_teaches_to_expect_more():
+    fx = PromotionEffects(tail_seconds=0, phase_hours=())
+    night = [("n", "promotion", 0, 3600)]
+    _run(fx, night, 0, 3600, y=[5.0, 40.0], mu=[20.0, 20.0])
+    fx.begin_bucket(7200, night)
+    low, high = fx.learned("n", 0, np.array([0, 1]))
+    assert low == 1.0 and high == pytest.approx((480 + 10) / (240 + 10))
 
 
 def test_a_new_name_falls_back_to_its_kind_and_memory_is_bounded():
@@ -167,3 +176,18 @@ def test_maintenance_windows_are_not_learned():
         scorer.close(b, 10, {("广东", "m1", "中通", "服饰"): 10}, {(region, "广东"): 5}, set(), 0,
                      calendar)
     assert scorer.promotions.occurrence is None and not scorer.promotions.tables
+
+
+def test_an_alert_in_a_promotion_says_what_its_expectation_included():
+    from streams.detection import Evaluation
+    from streams.paging import _promotion_note
+
+    def evaluation(**promotion):
+        return Evaluation((3, "极兔"), 30, 12.0, 100.0, 1.0, 14.0, 11.0, True, 30.0, 12.0, 3, 900,
+                          **promotion)
+
+    assert _promotion_note(evaluation()) == ""
+    learned = _promotion_note(evaluation(promotion="双11预热", promotion_factor=1.83))
+    assert "learned effect of promotion 双11预热 (x1.83)" in learned and "预期已含" in learned
+    cold = _promotion_note(evaluation(promotion="618大促", promotion_lift=1.5))
+    assert "not learned yet" in cold and "1.5x expected" in cold
