@@ -490,7 +490,9 @@ def test_texts_carry_harmless_long_numbers(run):
 def test_manifest_shape_and_incident_placement():
     cfg = SimulationConfig()
     truth = manifest(cfg)
-    assert set(truth) == {"version", "config", "incidents", "promotions", "counts"}
+    assert set(truth) == {"version", "config", "incidents", "promotions", "promotion_strain",
+                          "counts"}
+    assert truth["promotion_strain"]["enabled"] and truth["promotion_strain"]["carriers"]["极兔"] == 1.8
     assert truth["version"] == 1 and truth["config"]["start"] == "2026-11-02T00:00:00+08:00"
     orjson.dumps(truth)
     incidents = [i for i in truth["incidents"] if i["kind"] in KINDS]  # complaint incidents
