@@ -18,7 +18,9 @@ arrived while one of their slices was paged by the complaint rate *for their int
 (:meth:`IntentMixStage._covered_now`) count as covered; at most ``cover_share`` of the run may
 be covered, and the uncovered part must exceed expectation by ``min_excess`` with a
 Bonferroni tail <= ``alpha``. A region's lost-parcel wave shifts the region's mix too,
-but it is the complaint-rate page's incident: one incident, one page. Also: a shift the
+but it is the complaint-rate page's incident: one incident, one page; so is the shift of
+a slice inside a slice paged for that intent (a carrier paged for damaged parcels: its
+region x carrier slices turning to "damaged", :meth:`IntentMixStage._inside_page`). Also: a shift the
 whole market shares (the intent classifier learning from agents' labels, a news story)
 raises every slice's expectation of that intent (:meth:`IntentMixStage._market_factor`).
 """
@@ -81,6 +83,8 @@ class IntentMixStage:
         self.first_bucket: int | None = None
         self.pending: dict[tuple, int] = {}        # (slice, intent) -> first alarmed bucket
         self.episodes: dict[tuple, tuple] = {}     # signal key -> (slice, intent)
+        # complaint-rate slice with an intent -> last bucket it was alarmed (_inside_page)
+        self.intent_pages: dict[Key, int] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -105,6 +109,7 @@ class IntentMixStage:
             self.first_bucket = bucket
         learning = bucket - self.first_bucket < self.warmup_buckets
         watched = self.watched(firing)
+        self._note_pages(bucket, alarmed)
         # Open episodes and pending alarms are scored even in a bucket without
         # complaints (nothing changes then): a quiet bucket neither resolves nor resets.
         # Scored in any order (rows are independent; _score puts them in row order);
@@ -256,6 +261,40 @@ class IntentMixStage:
                                               or self._runs_high(k, i)) for k in keys))
         return bool(mine) and inside >= self.cover_share * len(mine)
 
+    def _note_pages(self, bucket: int, alarmed: set[Key]) -> None:
+        """Remember when each complaint-rate slice with an intent was last alarmed (a
+        day's worth: a mix run older than that is not helped by it)."""
+        # (setdefault: a stage restored from a checkpoint written before this existed)
+        last = self.__dict__.setdefault("intent_pages", {})
+        for paged in alarmed:
+            if "intent" in self.slices[paged[0]]:
+                last[paged] = bucket
+        if len(last) > 64:
+            for k in [k for k, b in last.items() if bucket - b > 288]:
+                del last[k]
+
+    def _inside_page(self, key: Key, intent: str, since: int) -> bool:
+        """Was ``key`` inside a slice the complaint rate paged *for this intent* since
+        ``since`` (the start of the mix run)?
+
+        A carrier paged for its damaged parcels shifts the mix of every region x
+        carrier of that carrier towards "damaged"; those shifts are that page's
+        incident, before the page, during it and after it resolved (complaints of a
+        run's first minutes arrived before the page and were not covered when they
+        came). "Inside": the paged slice has the intent dimension with this intent, and
+        its other dimensions are a subset of ``key``'s, with the same values.
+        """
+        if not self.intent_pages:
+            return False
+        mine = set(zip(self.slices[key[0]], key[1:]))
+        for paged, last in self.intent_pages.items():
+            if last < since:
+                continue
+            values = dict(zip(self.slices[paged[0]], paged[1:]))
+            if values.pop("intent") == intent and values.items() <= mine:
+                return True
+        return False
+
     def _runs_high(self, key: Key, intent: int) -> bool:
         """Is ``key``'s own mix running high on ``intent``? A slice too young to tell
         (under the bank's minimum volume, or not seen yet) is taken to be."""
@@ -333,7 +372,9 @@ class IntentMixStage:
                          and mine >= (1.0 - self.cover_share) * run_obs
                          and float(bank.run_tail(mine, total - cov,
                                                  run_exp / max(total, 1e-9))) <= self.alpha
-                         and not self._recently_covered(key, intent, recent, alarmed))
+                         and not self._recently_covered(key, intent, recent, alarmed)
+                         and not self._inside_page(
+                             key, intent, bucket - int(bank.column(RUN_BUCKETS, rows)[pos, i])))
             dims = dict(zip(self.slices[key[0]], key[1:]))
             dims["intent"] = intent
             signal = Signal(self.metric, dims, float(step.observed[pos, i]),

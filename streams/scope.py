@@ -65,6 +65,9 @@ class IncidentScope:
           anomalous (higher observed/expected) and whose own complaints mostly lie in
           ``e`` while carrying most of ``e``'s excess (one shop's fake shipments
           explain its home region's fake_shipment rise); or
+        - a *sibling* across ``e`` (no shared dimension; ``e`` without intent) already
+          paging that holds most of ``e``'s recent excess, when ``e``'s recent complaints
+          outside it are within Poisson noise of ``e``'s expectation; or
         - the same scope with another intent and twice the excess (classifier spill).
 
         The rules are asymmetric in the excess shares, so two slices never explain
@@ -126,6 +129,19 @@ class IncidentScope:
                 lifted = e.run_expected * other.run_observed / max(other.run_expected, 1e-9)
                 if e.run_observed <= lifted + 3.0 * math.sqrt(lifted) + 1.0:
                     return key
+            # A page across e already holds the rise: e is a total (no intent) and B
+            # shares none of its dimensions (a carrier's wave passing through a region),
+            # e's recent complaints outside B are within Poisson noise of e's own
+            # expectation, and B holds most of e's recent excess (backtest seed 13:
+            # 江苏 beside 申通 x damaged). A rise of e's own shows outside B within the
+            # window, and e pages then. Nested scopes are the rules above.
+            if key in firing and mine_total and excess < other_excess and \
+                    "intent" not in mine and _across(mine, self._dims(key)):
+                usual = e.expected * window
+                outside = mine_total - both
+                if outside <= usual + 3.0 * math.sqrt(usual) + 1.0 and \
+                        both >= 0.5 * (mine_total - usual):
+                    return key
             if other.run_observed / max(other.run_expected, 1e-9) < ratio:
                 continue
             if theirs and both >= 0.5 * theirs and other_excess >= self.explain_share * (
@@ -164,6 +180,12 @@ class IncidentScope:
                     and other.run_observed - other.run_expected >= 2 * excess:
                 return key
         return None
+
+
+def _across(mine: dict[str, str], theirs: dict[str, str]) -> bool:
+    """``theirs`` cuts across ``mine``: it names a scope (a dimension besides the
+    intent) and shares no dimension with ``mine`` (申通 x damaged across 江苏)."""
+    return any(k != "intent" for k in theirs) and mine.keys().isdisjoint(theirs)
 
 
 def _conflict(a: dict[str, str], b: dict[str, str]) -> bool:
