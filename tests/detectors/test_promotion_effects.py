@@ -103,7 +103,7 @@ REGIONS = ["广东", "浙江"]
 
 
 def _promotion_week(learning: bool, *, strained: str = "极兔", rise: float = 4.0,
-                    incident_night: int | None = None):
+                    incident_night: int | None = None, checkpoint: bool = True):
     """Five days of 5-minute closes; promotion nights 20:00-24:00 on days 1-3 (UTC).
 
     Orders are flat (the exposure is not the point here); during each night and its
@@ -140,8 +140,11 @@ def _promotion_week(learning: bool, *, strained: str = "极兔", rise: float = 4
             if night is not None and e.key[0] == carrier_slice and e.alarmed:
                 if e.key[1] in (strained, "韵达"):
                     alarmed[(night, e.key[1])] += 1
-        if b == 2 * 288:   # a checkpoint between the nights: learned factors survive it
+        if b == 2 * 288 and checkpoint:   # between the nights: learned factors survive it
             scorer = pickle.loads(pickle.dumps(scorer))
+        if b == 2 * 288 + 250 and learning:   # ... and inside one (an open window)
+            scorer = pickle.loads(pickle.dumps(scorer)) if checkpoint else scorer
+            assert scorer.promotions.occurrence is not None
     return scorer, alarmed
 
 
@@ -159,6 +162,14 @@ def test_a_strained_carrier_pages_unlearned_and_is_expected_once_learned():
     factor = np.exp(table.log_factor[:, np.searchsorted(table.rows, row)])
     assert factor.max() > 2.0          # the market absorbed part of the 4x
     assert "大促0" in scorer.promotions.tables
+
+
+def test_checkpoints_do_not_change_what_is_learned():
+    kept, _ = _promotion_week(learning=True, checkpoint=True)
+    straight, _ = _promotion_week(learning=True, checkpoint=False)
+    assert kept.promotions.summary() == straight.promotions.summary()
+    for name, table in straight.promotions.tables.items():
+        np.testing.assert_array_equal(kept.promotions.tables[name].log_factor, table.log_factor)
 
 
 def test_an_incident_inside_a_learned_promotion_night_still_pages():
