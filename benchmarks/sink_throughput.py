@@ -5,6 +5,11 @@ Usage::
     .venv/bin/python benchmarks/sink_throughput.py [--rows 200000] [--batch-size 10000]
                                                    [--repeat 5] [--compare-inserts]
 
+The rows are aggregate rows shaped and distributed as the pipeline's (see
+:func:`aggregate_rows`): ~10,000 slices per 5-minute bucket, most recurring bucket after
+bucket, ~12,500 distinct slices per 100k rows (a simulator week's aggregates: 3.2-3.7k, so
+the data is less repetitive than the pipeline's own; the header prints the figure).
+
 Each sink gets the same rows through the public contract (``add`` with a token per
 source range of ``batch-size`` rows, ``flush`` after each range, then ``close``), timed
 end to end: encoding, writing and, for chDB, parsing, sorting and compressing the parts.
@@ -25,7 +30,11 @@ stdin, twice: records through ``add()`` (a dict per row), and the same rows as c
 blocks through ``add_columns()`` (built once, untimed, one block per source range: how
 the pipeline hands its aggregates over at bucket close), and the column blocks once more
 with pipelined chunks (``chunk_rows=--chunk-rows``: each batch inserted as INSERTs of that
-many rows, the sink's writer thread inserting one while the caller builds the next).  They
+many rows, the sink's writer thread inserting one while the caller builds the next).
+Every server sink first writes the bucket before the timed rows, untimed, as a worker's
+long-lived sink has (its per-slice encodings, ``sinks/clickhouse/repeat_cache.py``, are
+then those a running worker has); ~1.3 % of the timed rows are of a slice new to the sink
+(printed; a simulator week: 1.0 %).  They
 alternate (rows, columns, chunked, client, rows, …) so that other load hits them alike,
 and the ratios are the medians of the per-run ratios.  Besides wall rates it prints CPU per row
 of the inserting process and of the server (both share the machine's cores), where one
@@ -38,6 +47,7 @@ chDB.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import statistics
@@ -53,31 +63,114 @@ from sinks import ChdbSink, JsonlSink
 from sinks.clickhouse.chdb_sink import _INSERT_SETTINGS
 from sinks.jsonl import encode_array
 
-REGIONS = ["广东", "浙江", "江苏", "上海", "北京", "四川", "湖北", "山东"]
-CARRIERS = ["中通", "圆通", "申通", "韵达", "顺丰", "京东"]
-INTENTS = ["delivery_delay", "lost_parcel", "damaged", "refund", "quality"]
+REGIONS = ["广东", "浙江", "江苏", "上海", "北京", "四川", "湖北", "山东", "河南", "河北",
+           "湖南", "安徽", "福建", "辽宁", "陕西", "重庆", "天津", "江西", "广西", "云南",
+           "山西", "吉林", "黑龙江", "贵州", "内蒙古", "新疆", "甘肃", "海南", "宁夏", "青海",
+           "西藏"]
+CARRIERS = ["中通", "圆通", "申通", "韵达", "顺丰", "京东", "极兔", "邮政"]
+CATEGORIES = ["服装", "数码", "家电", "美妆", "食品", "母婴", "家居", "运动", "图书", "生鲜",
+              "汽配", "宠物"]
+INTENTS = ["delivery_delay", "pickup_urge", "lost_parcel", "damaged", "wrong_delivery",
+           "fake_shipment", "quality", "weight_mismatch", "duplicate_charge", "refund",
+           "service_attitude", "customs", "other"]
+#: Slices of the benchmark's platform (the pipeline's slice kinds, default settings).
+MERCHANTS, MERCHANT_INTENTS = 8_000, 3_700
+#: Share of its slices a bucket has rows for (a slice without orders or complaints in a
+#: bucket has no row): consecutive buckets share most slices, some come and go.
+ACTIVE_SHARE = 0.8
 
 Rows = list[dict[str, Any]]
 
 
-def aggregate_rows(n: int) -> Rows:
-    """``n`` aggregate records: 1000 slices per 5-minute bucket, spread over days."""
-    rows = []
-    for i in range(n):
-        region, carrier, merchant = REGIONS[i % 8], CARRIERS[i % 6], f"m{i % 1000:04d}"
-        bucket = i // 1000
+@functools.cache
+def slice_population() -> tuple[dict[str, str], ...]:
+    """The dimensions of every slice, kinds and order as the pipeline's default settings.
+
+    ~12.5k slices: every region, carrier, category, intent, region x carrier, region x
+    intent, carrier x intent, 8,000 merchants and 3,700 merchant x intent pairs; 64 % with
+    one dimension, 36 % with two (a simulator week: 63 % / 36 %).
+    """
+    dims: list[dict[str, str]] = [{}]  # built once: a slice's values are the same objects
+    # in every bucket, as the pipeline's come from its slice keys
+    dims += [{"region": r} for r in REGIONS] + [{"carrier": c} for c in CARRIERS]
+    dims += [{"category": c} for c in CATEGORIES] + [{"intent": i} for i in INTENTS]
+    dims += [{"merchant_id": f"m{m:05d}"} for m in range(MERCHANTS)]
+    dims += [{"region": r, "carrier": c} for r in REGIONS for c in CARRIERS]
+    dims += [{"region": r, "intent": i} for r in REGIONS for i in INTENTS]
+    dims += [{"carrier": c, "intent": i} for c in CARRIERS for i in INTENTS]
+    dims += [{"merchant_id": f"m{m * 7 % MERCHANTS:05d}", "intent": INTENTS[m % 13]}
+             for m in range(MERCHANT_INTENTS)]
+    return tuple(dims)
+
+
+def aggregate_rows(n: int, seed: int = 7, *, first_bucket: int = 0,
+                   buckets: int | None = None) -> Rows:
+    """``n`` aggregate records shaped as the pipeline's (``Pipeline._aggregate_row``).
+
+    Bucket after bucket (5 minutes each), every slice of :func:`slice_population` has a
+    row with probability ``ACTIVE_SHARE``: ~10,000 rows per bucket, the same slices
+    recurring with some churn.  That gives ~12,500 distinct slices per 100k rows, ~3.5x
+    more than a simulator week's aggregates (3.2-3.7k per 100k rows: 570k rows, 313 per
+    bucket, 5,937 slices, 99 % of the rows of a slice seen before; `riskwatch replay
+    --aggregates-out`), so no cache is flattered by the data.  As in that week, ~9.5 % of
+    the rows have complaints (then 1-2 intents in ``intents``, else ``{}``) and ~90 % have
+    no ``expected`` yet.  Each row is a new dict with new maps, as the pipeline makes them.
+    Buckets are numbered from ``first_bucket`` (0 = 2026-11-02 00:00); at most ``buckets``.
+    """
+    import random
+
+    rng = random.Random(seed)
+    rows: Rows = []
+    bucket = first_bucket
+    while len(rows) < n and (buckets is None or bucket < first_bucket + buckets):
         day, minute = 2 + bucket // 288, (bucket % 288) * 5
         start = f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:00+08:00"
-        end = f"2026-11-{day:02d}T{minute // 60:02d}:{minute % 60 + 4:02d}:59+08:00"
-        rows.append({
-            "bucket_start": start, "bucket_end": end,
-            "slice": f"region={region}|carrier={carrier}|merchant_id={merchant}",
-            "dimensions": {"region": region, "carrier": carrier, "merchant_id": merchant},
-            "orders": 100 + i % 50, "complaints": i % 7, "exposure": 95.5 + i % 13,
-            "expected": 1.5, "score": (i % 100) / 100,
-            "intents": {INTENTS[i % 5]: i % 3 + 1, "other": 1},
-        })
+        minute += 5
+        end = (f"2026-11-{day + minute // 1440:02d}T{minute // 60 % 24:02d}:"
+               f"{minute % 60:02d}:00+08:00")
+        bucket += 1
+        for dims in slice_population():
+            if rng.random() >= ACTIVE_SHARE:
+                continue
+            complaints = 0 if rng.random() >= 0.095 else rng.randint(1, 3)
+            intents = {} if not complaints else {
+                rng.choice(INTENTS): complaints} if complaints < 3 else {
+                "delivery_delay": 2, rng.choice(INTENTS[1:]): 1}
+            rows.append({
+                "bucket_start": start, "bucket_end": end,  # a new slice string per row:
+                "slice": "|".join(f"{k}={v}" for k, v in dims.items()) or "all",
+                "dimensions": dict(dims), "orders": rng.randint(0, 60),
+                "complaints": complaints, "exposure": round(rng.uniform(0.01, 3.0), 4),
+                "expected": None if rng.random() < 0.9 else round(rng.uniform(0, 2), 4),
+                "score": 0.0 if not complaints else round(rng.random(), 6),
+                "intents": intents, "sensitive": 0,
+            })
+            if len(rows) == n:
+                break
     return rows
+
+
+def earlier_bucket() -> Rows:
+    """The bucket before :func:`aggregate_rows`' first (other seed): what a running worker's
+    sink wrote last, written untimed by every sink of the benchmark before its timed rows."""
+    return aggregate_rows(len(slice_population()), seed=6, first_bucket=-1, buckets=1)
+
+
+def first_sightings(rows: Rows) -> float:
+    """Share of ``rows`` whose slice is neither in :func:`earlier_bucket` nor in a row before."""
+    seen = {r["slice"] for r in earlier_bucket()}
+    new = 0
+    for r in rows:
+        new += r["slice"] not in seen
+        seen.add(r["slice"])
+    return new / len(rows)
+
+
+def distinct_slices_per_100k(rows: Rows) -> list[int]:
+    """Distinct ``slice`` values in each full 100k-row stretch (one if fewer rows)."""
+    step = min(100_000, len(rows))
+    return [len({r["slice"] for r in rows[i:i + step]})
+            for i in range(0, len(rows) - step + 1, step)]
 
 
 def measure(label: str, rows: int, repeat: int, prepare: Callable[[int], Any],
@@ -250,7 +343,9 @@ def encoding_cost(rows: Rows, batch_size: int, repeat: int) -> None:
 
     No server: the driver encodes into memory (``encode_block``), so the modern profile
     (Map, LowCardinality, DateTime64), which no server here speaks, is measured too; for
-    records (``add``) and for the same rows as column blocks (``add_columns``).
+    records (``add``) and for the same rows as column blocks (``add_columns``); the plan
+    has built the bucket before first (untimed), and the figures are medians of runs
+    over the same rows (a slice's cached encodings then come from the run before).
     """
     from sinks.clickhouse.schema import TABLES
     from sinks.clickhouse.server_sink import _InsertPlan, encode_block
@@ -259,6 +354,7 @@ def encoding_cost(rows: Rows, batch_size: int, repeat: int) -> None:
     blocks = [block for _token, block in column_blocks(rows, batch_size)]
     for profile in ("legacy", "modern"):
         plan = _InsertPlan.of(TABLES["aggregates"], "bench", profile)
+        plan.build(earlier_bucket())  # as the server runs: the bucket before, untimed
         for label, inputs, build in (
                 ("records", batches, plan.build),
                 ("column blocks", blocks, lambda b: plan.build_columns(b, len(b["slice"])))):
@@ -299,22 +395,36 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
         admin.setup()
         print(f"clickhouse-server {'.'.join(map(str, admin.server_version))} on 127.0.0.1:"
               f"{server.tcp_port} (profile {admin.profile}), {batch_size:,} rows per insert "
-              f"(one token and flush() per {batch_size:,} source rows)")
+              f"(one token and flush() per {batch_size:,} source rows); every sink first "
+              f"writes the bucket before, untimed: {first_sightings(rows):.1%} of the timed "
+              "rows are of a slice not in it (a simulator week: 1.0 %)")
         server_pid = server.proc.pid
         data = pathlib.Path(tmp) / "rows.tsv"
         data.write_bytes(tsv(rows))
         columns = ", ".join(SENT_COLUMNS)
 
-        def new_sink(k: int, chunks: int | None = None) -> ClickHouseServerSink:
+        earlier = earlier_bucket()
+
+        def new_sink(k: int, chunks: int | None = None, *, warm: bool = True
+                     ) -> ClickHouseServerSink:
             sink = ClickHouseServerSink(server.url, database=f"srv{k}", batch_size=batch_size,
                                         chunk_rows=chunks)
             sink.setup()  # creating the tables is not part of the insert rate
+            if warm:  # the bucket before, as a running worker's sink has written it
+                for row in earlier:
+                    sink.add("aggregates", row, token="earlier:0")
+                sink.flush()
             return sink
 
-        def check_and_drop(database: str) -> None:
+        regions = len({r["dimensions"].get("region", "") for r in rows})  # "" = no region
+
+        def check_and_drop(database: str, warm: bool = True) -> None:
             [row] = admin.query(f"SELECT count() AS n, uniqExact(region) AS regions "
-                                f"FROM {database}.aggregates")
-            assert row == {"n": n, "regions": len(REGIONS)}, row
+                                f"FROM {database}.aggregates WHERE bucket_start >= "
+                                f"toDateTime('2026-11-02 00:00:00')")
+            assert row == {"n": n, "regions": regions}, row
+            [row] = admin.query(f"SELECT count() AS n FROM {database}.aggregates")
+            assert row["n"] == n + warm * len(earlier), row
             admin.query(f"DROP DATABASE {database}")
 
         def run_sink(k: int) -> tuple[float, float, float]:
@@ -340,7 +450,7 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
             return n / wall, cpu / n * 1e6, srv / n * 1e6
 
         def run_client(k: int) -> tuple[float, float, float]:
-            new_sink(100 + k).close()  # the same DDL through the sink's migration
+            new_sink(100 + k, warm=False).close()  # the same DDL through the sink's migration
             cpu0, srv0 = _children_cpu(), _cpu_seconds(server_pid)
             started = time.perf_counter()
             with open(data, "rb") as stdin:
@@ -350,7 +460,7 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
                                 "FORMAT TabSeparated"], stdin=stdin, check=True)
             wall = time.perf_counter() - started
             cpu, srv = _children_cpu() - cpu0, _cpu_seconds(server_pid) - srv0
-            check_and_drop(f"srv{100 + k}")
+            check_and_drop(f"srv{100 + k}", warm=False)
             return n / wall, cpu / n * 1e6, srv / n * 1e6
 
         run_sink(999)  # warm-up: imports, the server's first parts, this process's memory
@@ -389,13 +499,13 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
         print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
         for label, run in (("records", lambda s: feed(s, rows, batch_size)),
                            ("column blocks", lambda s: feed_columns(s, blocks))):
-            sink = ClickHouseServerSink(server.url, database="split", batch_size=batch_size)
+            sink = new_sink(400)  # the bucket before written, untimed
             split = _Split(sink)
             started = time.perf_counter()
             run(sink)
             total = time.perf_counter() - started
             split.restore()
-            check_and_drop("split")
+            check_and_drop(sink.database)
             parts = {"add()/add_columns() and batching (sinks.base)":
                      total - split.build - split.execute,
                      "building columns (_InsertPlan.build)": split.build,
@@ -420,6 +530,75 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
         admin.close()
 
 
+class _EncodingClient:
+    """Stands in for the driver's client: encodes each block as the driver would
+    (``encode_block``) and sends nothing (for :func:`sink_instructions`)."""
+
+    def __init__(self, sink: Any) -> None:
+        from sinks.clickhouse.server_sink import encode_block
+
+        self.sink, self.encode = sink, encode_block
+
+    def execute(self, sql: str, data: list[list[Any]], columnar: bool, settings: dict) -> None:
+        self.encode(self.sink._plans["aggregates"].types[:len(data)], data)
+
+    def disconnect(self) -> None:
+        pass
+
+
+def _sink_stage(stage: str, rows: Rows, batch_size: int) -> None:
+    """One stage of :func:`sink_instructions`, run in a child under valgrind."""
+    from sinks.clickhouse.server_sink import ClickHouseServerSink
+
+    kind, _, cache = stage.partition(":")
+    sink = ClickHouseServerSink("clickhouse://127.0.0.1/x", profile="legacy",
+                                batch_size=batch_size, repeat_cache_keys=int(cache or 0))
+    sink._client = _EncodingClient(sink)
+    for row in earlier_bucket():
+        sink.add("aggregates", row, token="earlier:0")
+    sink.flush()
+    blocks = column_blocks(rows, batch_size)
+    if kind == "records":
+        feed(sink, rows, batch_size)
+    elif kind == "blocks":
+        feed_columns(sink, blocks)
+
+
+def sink_instructions(n: int, batch_size: int) -> None:
+    """Instructions the inserting process executes per aggregate row (legacy profile, the
+    driver's encoding included, no socket), counted by valgrind: unlike times, the count
+    does not move with the machine's load.  Each stage runs in a child process; a child
+    that only prepares the rows is subtracted."""
+    import re
+    import shutil
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sinks.clickhouse.repeat_cache import DEFAULT_LIMIT
+
+    if shutil.which("valgrind") is None:
+        print("valgrind not installed: no instruction counts (apt-get install valgrind)")
+        return
+    stages = ["none", f"records:{DEFAULT_LIMIT}", f"blocks:{DEFAULT_LIMIT}", "records:0",
+              "blocks:0"]
+
+    def count(stage: str) -> int:
+        done = subprocess.run(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+             "--cachegrind-out-file=/dev/null", sys.executable, __file__, "--rows", str(n),
+             "--server-batch-size", str(batch_size), "--sink-stage", stage],
+            capture_output=True, text=True, check=True)
+        return int(re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)[1].replace(",", ""))
+
+    with ThreadPoolExecutor(2) as pool:  # two at a time: counts do not depend on load
+        counts = dict(zip(stages, pool.map(count, stages)))
+    for stage in stages[1:]:
+        kind, _, cache = stage.partition(":")
+        print(f"  instructions per row, {kind:<7} (valgrind), slice encodings "
+              f"{'kept' if int(cache) else 'not kept'}: "
+              f"{(counts[stage] - counts['none']) / n:,.0f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -432,9 +611,21 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=10_000,
                         help="chunk_rows of the pipelined server sink run (rows per INSERT)")
     parser.add_argument("--only-server", action="store_true", help="skip JSONL and chDB")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only count the server sink's instructions per row (valgrind; "
+                             "load-independent, ~5 minutes)")
+    parser.add_argument("--sink-stage", help=argparse.SUPPRESS)  # a child of --instructions
     args = parser.parse_args()
     rows, batch_size, repeat = aggregate_rows(args.rows), args.batch_size, args.repeat
-    print(f"{args.rows:,} aggregate rows, flushed every {batch_size:,} rows, {repeat} runs "
+    if args.sink_stage:
+        _sink_stage(args.sink_stage, rows, args.server_batch_size)
+        return
+    if args.instructions:
+        print(f"{args.rows:,} aggregate rows, {args.server_batch_size:,} per insert")
+        sink_instructions(args.rows, args.server_batch_size)
+        return
+    print(f"{args.rows:,} aggregate rows ({', '.join(f'{d:,}' for d in distinct_slices_per_100k(rows))}"
+          f" distinct slices per 100k rows), flushed every {batch_size:,} rows, {repeat} runs "
           f"each (median, range); {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at start")
 

@@ -22,6 +22,13 @@
   used: ~0.3 us/row less encoding for the aggregates table, but it needs pandas, turns
   NaN into NULL in Nullable columns, and these tables are mostly strings, which the
   driver writes the same way either way.
+* **Encodings kept per slice.**  An aggregate row's ``dimensions`` map is the same every
+  bucket the slice comes back in, so its encoding is kept per slice across batches (:mod:`sinks.clickhouse.repeat_cache`, bounded by ``repeat_cache_keys``,
+  default 131,072 slices) and reused while the value is equal; an empty map (a slice's
+  ``intents`` without complaints) is one shared ``b"{}"``.  Same bytes on the wire
+  (``tests/sinks/test_sinks_repeat_cache.py``); 11 % fewer instructions per aggregate
+  row for column blocks, 6.5 % for records (valgrind, ``benchmarks/sink_throughput.py``
+  rows).
 * **Column blocks.**  ``add_columns()`` (see ``sinks.base``) hands over rows already as
   columns (lists or numpy arrays; the pipeline's aggregates at bucket close): no dict
   per row, no ``add()`` per row, no column taken out of records.  Each column then goes
@@ -91,6 +98,8 @@ import orjson
 from riskwatch.errors import ConfigError, SinkBackpressure, SinkError
 from sinks.base import BatchingSink, Record, RetryPolicy
 from sinks.clickhouse.chdb_sink import error_code
+from sinks.clickhouse.repeat_cache import DEFAULT_LIMIT as REPEAT_CACHE_KEYS
+from sinks.clickhouse.repeat_cache import RepeatCache
 from sinks.clickhouse.schema import (
     PROFILES,
     TABLES,
@@ -240,6 +249,12 @@ _INTS: frozenset[type] = frozenset({int})
 _NUMBERS: frozenset[type] = frozenset({int, float})
 _NUMBERS_OR_NONE: frozenset[type] = frozenset({int, float, type(None)})
 _has_version = operator.methodcaller("__contains__", "version")
+#: Per table, the row key whose rows recur from batch to batch, and the columns whose
+#: value is the key's own: a slice's aggregate row comes back every bucket with the same
+#: ``dimensions``, so their encodings are kept per slice across batches
+#: (``repeat_cache``).  Other tables' rows are new each time.  (The ``slice`` strings
+#: themselves are new objects in every row: hashing one costs what encoding it costs.)
+_REPEAT_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {"aggregates": ("slice", ("dimensions",))}
 
 
 def _epoch(value: Any) -> float:
@@ -302,6 +317,12 @@ def _strings(values: list[Any]) -> list[bytes]:
             return list(map(encoded.__getitem__, values))
         return list(map(str.encode, values))
     if kinds == {dict}:
+        filled = list(itertools.compress(range(len(values)), values))
+        if len(filled) < len(values):  # empty maps (a slice's intents without complaints)
+            out = [b"{}"] * len(values)  # are all the same bytes; only the others encoded
+            for i, encoded in zip(filled, _strings([values[i] for i in filled])):
+                out[i] = encoded
+            return out
         try:  # inlined _json(), and without OPT_NON_STR_KEYS (15 % slower) while keys are str
             return [b"%b" % _DUMPS(v) for v in values]
         except TypeError:  # orjson.JSONEncodeError: a non-str key
@@ -514,17 +535,32 @@ class _InsertPlan:
     version: Callable[[Any], Any]
     #: ``(name, type)`` of every column sent, ``version`` last (sent only when present).
     types: tuple[tuple[str, str], ...] = ()
+    #: The row key whose rows recur batch after batch (``_REPEAT_KEYS``), or ``None``.
+    key: str | None = None
+    #: Per column: its encodings kept across batches per row key (see ``repeat_cache``).
+    repeats: Mapping[str, RepeatCache] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, table: Table, database: str, profile_name: str) -> _InsertPlan:
+    def of(cls, table: Table, database: str, profile_name: str, *,
+           cache_keys: int = REPEAT_CACHE_KEYS) -> _InsertPlan:
         profile = PROFILES[profile_name]
         types = tuple((c.name, render_type(c.type, profile))
                       for c in table.columns if c.from_map is None)
         columns = tuple((name, operator.itemgetter(name), column_batch_converter(type_))
                         for name, type_ in types)
         names = ", ".join(f"`{name}`" for name, _ in types)
+        key, of_key = _REPEAT_KEYS.get(table.name, (None, ())) if cache_keys else (None, ())
+        repeats = {name: RepeatCache(convert, limit=cache_keys)
+                   for name, _getter, convert in columns if name in of_key}
         return cls(f"INSERT INTO `{database}`.`{table.name}` ({names}", columns,
-                   column_converter("UInt64"), (*types, ("version", "UInt64")))
+                   column_converter("UInt64"), (*types, ("version", "UInt64")), key, repeats)
+
+    def _convert(self, values: dict[str, list[Any]]) -> list[list[Any]]:
+        """Every sent column of ``values`` (plain lists, one per name) as the driver's."""
+        keys = values.get(self.key) if self.repeats else None
+        return [convert(values[name]) if keys is None or name not in self.repeats
+                else self.repeats[name](keys, values[name])
+                for name, _getter, convert in self.columns]
 
     def build_columns(self, columns: Mapping[str, Sequence[Any]], rows: int
                       ) -> tuple[str, list[list[Any]]]:
@@ -533,10 +569,11 @@ class _InsertPlan:
         Each column goes through the same converter as the records' column would, so a
         block and its records insert the same values; a missing column is all ``None``.
         """
-        data = []
-        for (name, _getter, convert), (_name, type_) in zip(self.columns, self.types):
+        plain = {}
+        for (name, _getter, _convert), (_name, type_) in zip(self.columns, self.types):
             values = columns.get(name)
-            data.append(convert([None] * rows if values is None else _plain(values, type_)))
+            plain[name] = [None] * rows if values is None else _plain(values, type_)
+        data = self._convert(plain)
         versions = columns.get("version")
         if versions is not None:
             now_ms = int(time.time() * 1000)
@@ -549,8 +586,8 @@ class _InsertPlan:
               ) -> tuple[str, list[list[Any]]]:
         """The INSERT statement and its columns; ``version`` is sent only when records
         carry one (``versioned``: whether any record of the whole batch does)."""
-        data = [convert(_column(records, name, getter))
-                for name, getter, convert in self.columns]
+        data = self._convert({name: _column(records, name, getter)
+                              for name, getter, _convert in self.columns})
         if versioned or versioned is None and any(map(_has_version, records)):
             now_ms = int(time.time() * 1000)  # the DEFAULT of records without one
             data.append([self.version(r.get("version", now_ms)) for r in records])
@@ -578,6 +615,9 @@ class ClickHouseServerSink(BatchingSink):
         ``None`` (default: the URL's ``?chunk_rows=``, else off): one INSERT per batch.  A
         number: a batch of more rows is inserted in chunks of this many rows, each built
         while the one before is being written (see *Pipelined chunks* above).
+    repeat_cache_keys
+        Slices whose encoded ``dimensions`` are kept across batches (see :mod:`sinks.clickhouse.repeat_cache`; ~0.3-0.5 KB each per column);
+        0 turns the cache off.
     retry, sleep
         See :class:`~sinks.base.BatchingSink`.
     migrate_schema
@@ -590,12 +630,16 @@ class ClickHouseServerSink(BatchingSink):
     def __init__(self, url: str, *, database: str | None = None, user: str | None = None,
                  password: str | None = None, profile: str | None = None,
                  batch_size: int = 50_000, chunk_rows: int | None = None,
+                 repeat_cache_keys: int = REPEAT_CACHE_KEYS,
                  retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  migrate_schema: bool = True) -> None:
         super().__init__(batch_size=batch_size, retry=retry, sleep=sleep)
         if chunk_rows is not None and chunk_rows < 1:
             raise ConfigError(f"chunk_rows must be >= 1 (got {chunk_rows})")
+        if repeat_cache_keys < 0:
+            raise ConfigError(f"repeat_cache_keys must be >= 0 (got {repeat_cache_keys})")
+        self.repeat_cache_keys = repeat_cache_keys
         address = parse_clickhouse_url(url, database=database)
         self.chunk_rows = chunk_rows if chunk_rows is not None else address.chunk_rows
         overrides = {k: v for k, v in (("database", database), ("user", user),
@@ -702,7 +746,8 @@ class ClickHouseServerSink(BatchingSink):
         plan = self._plans.get(kind)
         if plan is None:
             plan = self._plans[kind] = _InsertPlan.of(TABLES[kind], self.database,
-                                                      self.profile or "modern")
+                                                      self.profile or "modern",
+                                                      cache_keys=self.repeat_cache_keys)
         return plan
 
     def _insert(self, kind: str, sql: str, columns: list[list[Any]], token: str | None) -> None:

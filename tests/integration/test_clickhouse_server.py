@@ -181,6 +181,37 @@ def test_column_blocks_and_records_leave_the_same_table_contents(
         by_blocks.close()
 
 
+def test_kept_slice_encodings_leave_the_same_table_contents(
+        server: LocalClickHouseServer, replayed) -> None:
+    """The day's aggregates (slices recurring every bucket) with the per-slice encodings
+    kept across batches (default) vs none kept: same rows, same dimensions and intents."""
+    kept = sink_for(server, "kept", batch_size=2_000)
+    fresh = sink_for(server, "fresh", batch_size=2_000, repeat_cache_keys=0)
+    try:
+        aggregates = [(token, records) for kind, token, records in replayed
+                      if kind == "aggregates"]
+        for token, records in aggregates:
+            kept.add_columns("aggregates", _block(records), token=token)
+            for record in records:
+                fresh.add("aggregates", record, token=token)
+            kept.flush()
+            fresh.flush()
+        slices = [r["slice"] for _token, records in aggregates for r in records]
+        assert len(slices) > 3 * len(set(slices))  # the cache had repeats to serve
+        assert len(kept._plans["aggregates"].repeats["dimensions"]) == len(set(slices))
+        rows = _contents(kept, "kept", "aggregates")
+        assert len(rows) == len(slices) and rows == _contents(fresh, "fresh", "aggregates")
+        [check] = kept.query("SELECT countIf(slice = concat('region=', region)) AS own, "
+                             "count() AS n FROM kept.aggregates WHERE slice LIKE 'region=%' "
+                             "AND slice NOT LIKE '%|%'")
+        assert check["own"] == check["n"] > 0  # each region slice holds its own dimensions
+    finally:
+        kept.query("DROP DATABASE IF EXISTS kept")
+        kept.query("DROP DATABASE IF EXISTS fresh")
+        kept.close()
+        fresh.close()
+
+
 def test_a_redelivered_column_block_shows_once(server: LocalClickHouseServer, replayed) -> None:
     once, twice = sink_for(server, "blocks_once"), sink_for(server, "blocks_twice",
                                                              batch_size=20_000)
