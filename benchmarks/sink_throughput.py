@@ -551,8 +551,9 @@ def _sink_stage(stage: str, rows: Rows, batch_size: int) -> None:
     from sinks.clickhouse.server_sink import ClickHouseServerSink
 
     kind, _, cache = stage.partition(":")
+    options = {"repeat_cache_keys": int(cache)} if cache else {}
     sink = ClickHouseServerSink("clickhouse://127.0.0.1/x", profile="legacy",
-                                batch_size=batch_size, repeat_cache_keys=int(cache or 0))
+                                batch_size=batch_size, **options)
     sink._client = _EncodingClient(sink)
     for row in earlier_bucket():
         sink.add("aggregates", row, token="earlier:0")
@@ -567,27 +568,26 @@ def _sink_stage(stage: str, rows: Rows, batch_size: int) -> None:
 def sink_instructions(n: int, batch_size: int) -> None:
     """Instructions the inserting process executes per aggregate row (legacy profile, the
     driver's encoding included, no socket), counted by valgrind: unlike times, the count
-    does not move with the machine's load.  Each stage runs in a child process; a child
-    that only prepares the rows is subtracted."""
+    does not move with the machine's load.  Each stage runs in a child process with the
+    same hash seed (dict and set layouts, hence counts, depend on it); a child that only
+    prepares the rows is subtracted."""
     import re
     import shutil
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
-    from sinks.clickhouse.repeat_cache import DEFAULT_LIMIT
-
     if shutil.which("valgrind") is None:
         print("valgrind not installed: no instruction counts (apt-get install valgrind)")
         return
-    stages = ["none", f"records:{DEFAULT_LIMIT}", f"blocks:{DEFAULT_LIMIT}", "records:0",
-              "blocks:0"]
+    stages = ["none", "records", "blocks", "records:0", "blocks:0"]
 
     def count(stage: str) -> int:
         done = subprocess.run(
             ["valgrind", "--tool=cachegrind", "--cache-sim=no",
              "--cachegrind-out-file=/dev/null", sys.executable, __file__, "--rows", str(n),
              "--server-batch-size", str(batch_size), "--sink-stage", stage],
-            capture_output=True, text=True, check=True)
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"})
         return int(re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)[1].replace(",", ""))
 
     with ThreadPoolExecutor(2) as pool:  # two at a time: counts do not depend on load
@@ -595,7 +595,7 @@ def sink_instructions(n: int, batch_size: int) -> None:
     for stage in stages[1:]:
         kind, _, cache = stage.partition(":")
         print(f"  instructions per row, {kind:<7} (valgrind), slice encodings "
-              f"{'kept' if int(cache) else 'not kept'}: "
+              f"{'not kept' if cache == '0' else 'kept'}: "
               f"{(counts[stage] - counts['none']) / n:,.0f}", flush=True)
 
 

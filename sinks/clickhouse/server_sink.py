@@ -26,9 +26,9 @@
   bucket the slice comes back in, so its encoding is kept per slice across batches (:mod:`sinks.clickhouse.repeat_cache`, bounded by ``repeat_cache_keys``,
   default 131,072 slices) and reused while the value is equal; an empty map (a slice's
   ``intents`` without complaints) is one shared ``b"{}"``.  Same bytes on the wire
-  (``tests/sinks/test_sinks_repeat_cache.py``); 11 % fewer instructions per aggregate
-  row for column blocks, 6.5 % for records (valgrind, ``benchmarks/sink_throughput.py``
-  rows).
+  (``tests/sinks/test_sinks_repeat_cache.py``); with it, 11 % fewer instructions per
+  aggregate row for column blocks and 7 % for records than before
+  (``benchmarks/sink_throughput.py --instructions``).
 * **Column blocks.**  ``add_columns()`` (see ``sinks.base``) hands over rows already as
   columns (lists or numpy arrays; the pipeline's aggregates at bucket close): no dict
   per row, no ``add()`` per row, no column taken out of records.  Each column then goes
