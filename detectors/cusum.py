@@ -50,27 +50,29 @@ def cusum_step(s: np.ndarray, stats: tuple[int, int], run: tuple[int, int, int],
     """
     slow_col, spike_col = stats
     obs_col, exp_col, buckets_col = run
-    prev_slow, prev_spike = s[:, slow_col], s[:, spike_col]
-    # Few ufunc calls, in place where possible: a close of a few dozen rows (overdue
-    # lanes) costs its number of numpy calls, not its arithmetic. maximum then minimum
-    # is np.clip without its Python wrappers; the same values, as a statistic is never
-    # -0.0 (a sum of non-negative terms minus a non-negative drift).
-    slow = y * weights[0]
-    slow += prev_slow
-    slow -= drifts[0]
-    np.minimum(np.maximum(slow, 0.0, out=slow), cap, out=slow)
-    spike = y * weights[1]
-    spike += prev_spike
-    spike -= drifts[1]
-    np.minimum(np.maximum(spike, 0.0, out=spike), cap, out=spike)
+    slow, spike = s[:, slow_col], s[:, spike_col]   # views: stepped in place
+    # Both statistics are >= 0, so "either ran before" is "their sum is above zero".
+    stop = (slow + spike) <= 0.0
+    # Few ufunc calls, in place: a close of a few dozen rows (overdue lanes) costs its
+    # number of numpy calls, a close of a million cells (intent mix) its passes over
+    # them. S + y * weight is y * weight + S (addition commutes, to the bit); maximum
+    # then minimum is np.clip without its Python wrappers, the same values, as a
+    # statistic is never -0.0 (a sum of non-negative terms minus a non-negative drift).
+    for stat, weight, drift in ((slow, weights[0], drifts[0]), (spike, weights[1], drifts[1])):
+        stat += y * weight
+        stat -= drift
+        np.minimum(np.maximum(stat, 0.0, out=stat), cap, out=stat)
     evidence = np.maximum(slow, spike)
-    running = evidence > 0.0
-    carry = running & ((prev_slow > 0.0) | (prev_spike > 0.0))
-    s[:, obs_col] = np.where(carry, s[:, obs_col], 0.0) + y
-    s[:, exp_col] = np.where(carry, s[:, exp_col], 0.0) + mu
-    s[:, buckets_col] = np.where(carry, s[:, buckets_col], 0.0) + np.floor(buckets)
-    s[~running, obs_col:buckets_col + 1] = 0.0
-    s[:, slow_col], s[:, spike_col] = slow, spike
+    # The run: carried where a statistic ran before and still runs, started where one
+    # leaves zero, zero where none runs (each column on its own: contiguous in a
+    # column-major block).
+    idle = evidence <= 0.0
+    stop |= idle          # the cells whose run does not carry on
+    for col, add in ((obs_col, y), (exp_col, mu), (buckets_col, np.floor(buckets))):
+        column = s[:, col]
+        np.copyto(column, 0.0, where=stop)
+        column += add
+        np.copyto(column, 0.0, where=idle)
     return evidence
 
 

@@ -132,8 +132,10 @@ class IntentMixBank(UsedRowsPickle):
         return self._shares(self.state[COUNT][rows],
                             self.state[PRIOR][rows] if prior is None else prior)
 
-    def _shares(self, counts: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        total = counts.sum(axis=1, keepdims=True)
+    def _shares(self, counts: np.ndarray, prior: np.ndarray,
+                total: np.ndarray | None = None) -> np.ndarray:
+        if total is None:
+            total = counts.sum(axis=1, keepdims=True)
         shares = counts + self.prior_strength * prior
         shares /= total + self.prior_strength
         return shares
@@ -160,7 +162,7 @@ class IntentMixBank(UsedRowsPickle):
     def step(self, rows: np.ndarray, y: np.ndarray, *, prior: np.ndarray | None = None,
              buckets: float | np.ndarray = 1.0, protect_at: np.ndarray | None = None,
              learning: np.ndarray | None = None, factor: np.ndarray | None = None,
-             covered: np.ndarray | None = None, commit: bool = True) -> MixStep:
+             covered: np.ndarray | float | None = None, commit: bool = True) -> MixStep:
         """Score, then learn, one bucket per row; ``y`` is (rows, intents) counts.
 
         ``buckets``: buckets since the row last learned (its counts fade by as much).
@@ -168,7 +170,7 @@ class IntentMixBank(UsedRowsPickle):
         (each intent's on its own, at most 0.95; learning is unaffected), e.g. the
         market's recent mix against its usual one. ``covered`` (rows, intents):
         complaints of the bucket explained elsewhere, summed over the run in
-        ``RUN_COVERED``.
+        ``RUN_COVERED`` (``0.0``: none of them, the same as a matrix of zeros).
         ``protect_at``: rows whose evidence reaches it keep the bucket out of their
         shares (for at most ``max_protect_buckets`` of a run). ``learning`` rows (and
         rows below ``min_volume``) learn everything and their CUSUMs restart.
@@ -187,32 +189,41 @@ class IntentMixBank(UsedRowsPickle):
         if prior is not None:
             state[PRIOR, rows] = prior
         counts = state[COUNT][rows]
-        p = self._shares(counts, state[PRIOR][rows])
+        total = counts.sum(axis=1, keepdims=True)
+        p = self._shares(counts, state[PRIOR][rows], total)
         if factor is not None:
             # Each intent is tested on its own (binomial of its count given the total),
             # so a factor moves only its intent's share: no renormalisation.
-            p = p * factor
+            p *= factor
             np.minimum(p, 0.95, out=p)
         n = y.sum(axis=1, keepdims=True)
         mu = n * p
         # Only cells with a complaint or a running CUSUM can move: an intent the bucket
         # did not see, with its statistics at zero, stays at zero (its step is a drift
         # down, clipped). Most cells of a bucket are such; skipping them is most of the
-        # cost of a close.
-        running = ((state[SLOW][rows] > 0.0) | (state[SPIKE][rows] > 0.0)).ravel()
+        # cost of a close. Both statistics are >= 0: "either runs" is "their sum > 0".
+        stats = state[SLOW:SPIKE + 1][:, rows]
+        running = (stats[0] + stats[1]).ravel() > 0.0
         yf = y.ravel()
-        sel = np.flatnonzero((yf > 0.0) | running)
+        seen = yf > 0.0
+        # Cells with a complaint first, then the running ones without: only the first
+        # need the weight of a complaint (three of the six logarithms).
+        with_y = np.flatnonzero(seen)
+        m = len(with_y)
+        sel = np.concatenate((with_y, np.flatnonzero(running > seen)))
         # (row x intent) cells of the selected positions, as indices into each
         # column's flat (rows x intents) plane.
         at_row, at_intent = np.divmod(sel, k)
         cell = rows[at_row] * k + at_intent
         planes = state.reshape(_COLUMNS, -1)   # a view
-        # Every column but COUNT, gathered once as (8, cells); cusum_step sees the
-        # block as (cells, 8) through a transposed view (its columns shifted by one).
-        block = planes[SLOW:][:, cell]
+        # The columns a step moves, gathered once as (5, cells) and (2, cells)
+        # (COUNT and PRIOR are per row); cusum_step sees the first block as (cells, 5)
+        # through a transposed view (its columns shifted by one).
+        block = planes[SLOW:RUN_BUCKETS + 1][:, cell]
+        totals = planes[RUN_COVERED:RUN_TOTAL + 1][:, cell]
         cells = block.T
         pa = p.ravel()[sel]
-        na = np.broadcast_to(n, y.shape).ravel()[sel]
+        na = n.ravel()[at_row]
         was_running = running[sel]
         # Alternatives: rho times the share, at most half way to 1 (a share near 1 has
         # nowhere to go, and ln(1 - p1) must stay finite).
@@ -228,34 +239,54 @@ class IntentMixBank(UsedRowsPickle):
         stay -= log_stay
         stay_s = _log1p_of_negative(p1s)
         stay_s -= log_stay
-        log_p = np.log(pa)
-        weight = np.log(p1)
-        weight -= log_p
-        weight -= stay
-        weight_s = np.log(p1s)
-        weight_s -= log_p
-        weight_s -= stay_s
+        # A complaint's weight, ln(p1 / p) - (ln(1 - p1) - ln(1 - p)), where y > 0;
+        # elsewhere y * weight is 0 * weight = +0.0 (the weight is finite and >= 0),
+        # so a weight of 0.0 gives the same bits.
+        weight, weight_s = np.zeros(len(sel)), np.zeros(len(sel))
+        log_p = np.log(pa[:m])
+        np.log(p1[:m], out=weight[:m])
+        weight[:m] -= log_p
+        weight[:m] -= stay[:m]
+        np.log(p1s[:m], out=weight_s[:m])
+        weight_s[:m] -= log_p
+        weight_s[:m] -= stay_s[:m]
         minus_n = np.negative(na)
+        stay *= minus_n     # the drifts: -n ln((1 - p1) / (1 - p))
+        stay_s *= minus_n
+        ysel = yf[sel]
         ev = cusum_step(
             cells, (SLOW - 1, SPIKE - 1), (RUN_OBS - 1, RUN_EXP - 1, RUN_BUCKETS - 1),
-            y=yf[sel], mu=mu.ravel()[sel], weights=(weight, weight_s),
-            drifts=(minus_n * stay, minus_n * stay_s), cap=self.max_cusum * self.threshold)
-        on = ev > 0.0
-        run_total = block[RUN_TOTAL - 1]
-        run_total[:] = np.where(on, np.where(was_running, run_total, 0.0) + na, 0.0)
+            y=ysel, mu=na * pa, weights=(weight, weight_s), drifts=(stay, stay_s),
+            cap=self.max_cusum * self.threshold)
+        # Run totals: carried while the cell runs on, restarted when it starts, zero
+        # when it stops (as the run columns in cusum_step).
+        stop = ev <= 0.0
+        fresh = ~was_running
+        fresh |= stop
+        run_total = totals[RUN_TOTAL - RUN_COVERED]
+        np.copyto(run_total, 0.0, where=fresh)
+        run_total += na
+        np.copyto(run_total, 0.0, where=stop)
         if covered is not None:
-            run_covered = block[RUN_COVERED - 1]
-            run_covered[:] = np.where(
-                on, np.where(was_running, run_covered, 0.0) + covered.ravel()[sel], 0.0)
-        planes[SLOW:, cell] = block
+            run_covered = totals[0]
+            np.copyto(run_covered, 0.0, where=fresh)
+            if isinstance(covered, np.ndarray):
+                run_covered += covered.ravel()[sel]
+                np.copyto(run_covered, 0.0, where=stop)
+            # else: nothing covered this bucket (+ 0.0 changes no bit; stop is in fresh)
+        planes[SLOW:RUN_BUCKETS + 1, cell] = block
+        planes[RUN_COVERED:RUN_TOTAL + 1, cell] = totals
         evidence = np.zeros(y.size)
         evidence[sel] = ev
         evidence = evidence.reshape(y.shape)
         learn = np.ones(len(rows), dtype=bool)
         if protect_at is not None:
-            run = state[RUN_BUCKETS][rows].max(axis=1)
-            learn = (evidence.max(axis=1) < protect_at) | (run > self.max_protect_buckets)
-        young = counts.sum(axis=1) < self.min_volume
+            learn = evidence.max(axis=1) < protect_at
+            # Protected rows (alarmed: few) learn anyway once their run is long.
+            hot = np.flatnonzero(~learn)
+            if len(hot):
+                learn[hot] = state[RUN_BUCKETS][rows[hot]].max(axis=1) > self.max_protect_buckets
+        young = total[:, 0] < self.min_volume
         if learning is not None:
             young |= learning
         learn |= young

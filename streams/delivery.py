@@ -57,14 +57,19 @@ from math import sqrt
 
 import numpy as np
 
-from detectors.overdue import OverdueRateDetector, TransitQuantile
-from detectors.rate_bank import ComplaintRateBank
+from detectors.overdue import OverdueRateDetector, TransitQuantile, rates_of_rows, step_rows
+from detectors.rate_bank import BankStep, ComplaintRateBank
 from streams.ingest import GenerationalMap
 from streams.signal_rows import Signal, build_signals
 
 __all__ = ["DeliveryTracker", "OverdueScorer"]
 
 Lane = tuple  # (region | None, carrier): None = the carrier nationwide
+
+#: Closes with at most this many rows (lanes and carriers due, watched lanes) run in
+#: Python floats (OverdueScorer._close_small); larger ones in numpy, whose fixed cost
+#: per call is then spread over enough rows.
+SMALL_CLOSE_ROWS = 256
 
 
 class _Cohort:
@@ -299,6 +304,8 @@ class OverdueScorer:
             self.market_due = self.market_due * self._fade + 0
             self.market_overdue = self.market_overdue * self._fade + 0
             return []
+        if len(keys) <= SMALL_CLOSE_ROWS:
+            return self._close_small(bucket, due, keys, watched, learning, warmup_buckets)
         counts = np.fromiter(itertools.chain.from_iterable(
             map(due.get, keys, itertools.repeat((0, 0)))), dtype=np.float64, count=2 * len(keys))
         n, y = counts[0::2], counts[1::2]
@@ -314,24 +321,61 @@ class OverdueScorer:
         r = np.fromiter(map(self.rows.get, keys, itertools.repeat(-1)), dtype=np.int64,
                         count=len(keys))
         if r.min() < 0:
-            new = [keys[i] for i in np.flatnonzero(r < 0).tolist()]
-            for key in sorted(new, key=_lane_order):   # carriers first, then lanes
-                self._add(key, bucket)
+            self._add_new(keys, np.flatnonzero(r < 0).tolist(), bucket)
             r = np.fromiter(map(self.rows.__getitem__, keys), dtype=np.int64, count=len(keys))
         # A lane's prior is its carrier's overdue share, a carrier's the market's.
         parents = self.parent_row[r]
         prior = np.where(parents >= 0, bank.rate(np.maximum(parents, 0)), self._market_rate())
-        lanes = len(self.keys) - self._carriers
-        level_lane = bank.threshold + max(0.0, math.log(max(lanes, 1) / 30.0))
-        level = np.where(self.is_lane[r], level_lane, bank.threshold)
+        level = np.where(self.is_lane[r], self._lane_level(), bank.threshold)
         young = (bucket - self.first_bucket[r] < warmup_buckets) | learning
         step = bank.step(r, exposure=n, prior=prior, y=y, protect_at=level, learning=young)
         # Only alarmed lanes (or ones with an open episode) need a record.
         keep = set(np.flatnonzero(step.evidence >= level).tolist())
         if watched:
             keep |= {i for i, key in enumerate(keys) if key in watched}
+        return self._signals(keys, keep, r, step, n, y, level, young)
+
+    def _close_small(self, bucket: int, due: dict[Lane, list[int]], keys: list[Lane],
+                     watched: set[Lane], learning: bool, warmup_buckets: int) -> list[Signal]:
+        """:meth:`close` for a few hundred rows at most, in Python floats.
+
+        A numpy call costs a few microseconds whatever its size, and the numpy close
+        makes ~70 of them: with a few dozen lanes due (a regional network, most
+        closes) that was most of its cost. Here the rows are gathered and scattered
+        with one call each and stepped by :func:`detectors.overdue.step_rows`, which
+        is :meth:`ComplaintRateBank.step` operation for operation in IEEE doubles
+        (``tests/detectors/test_overdue_small_close.py``: the same bits as the numpy
+        path on random closes)."""
+        pairs = list(map(due.get, keys, itertools.repeat((0, 0))))
+        # Watched lanes without due parcels add nothing; carriers nationwide do.
+        carriers = list(itertools.compress(
+            pairs, map(operator.is_, map(_region, keys[:len(due)]), itertools.repeat(None))))
+        self.market_due = self.market_due * self._fade + sum(map(_first, carriers))
+        self.market_overdue = self.market_overdue * self._fade + sum(map(_second, carriers))
+        counts = np.fromiter(itertools.chain.from_iterable(pairs), dtype=np.float64,
+                             count=2 * len(keys)).reshape(-1, 2)   # [due, overdue] per row
+        bank = self.bank
+        r = list(map(self.rows.get, keys, itertools.repeat(-1)))
+        if min(r) < 0:
+            self._add_new(keys, [i for i, row in enumerate(r) if row < 0], bucket)
+            r = list(map(self.rows.__getitem__, keys))
+        at = np.array(r, dtype=np.int64)
+        prior = rates_of_rows(bank, self.parent_row[at], self._market_rate())
+        level = np.where(self.is_lane[at], self._lane_level(), bank.threshold)
+        young = (bucket - self.first_bucket[at] < warmup_buckets) | learning
+        mu, evidence, alarmed = step_rows(bank, at, counts=counts, prior=prior,
+                                          protect_at=level, learning=young)
+        keep = set(alarmed)
+        if watched:
+            keep |= {i for i, key in enumerate(keys) if key in watched}
+        return self._signals(keys, keep, at, BankStep(mu, evidence), counts[:, 0], counts[:, 1],
+                             level, young)
+
+    def _signals(self, keys, keep: set[int], r: np.ndarray, step: BankStep, n: np.ndarray,
+                 y: np.ndarray, level: np.ndarray, young: np.ndarray) -> list[Signal]:
         if not keep:
             return []
+        bank = self.bank
         keep = sorted(keep, key=lambda i: _lane_order(keys[i]))
         rates = bank.rate(r)
 
@@ -348,6 +392,15 @@ class OverdueScorer:
             self.metric, keep, rows=r, bank=bank, step=step, observed=y, level=level,
             dims=dims, pages=lambda i, evidence, *_: evidence >= level[i] and not young[i],
             contributors=contributors)
+
+    def _add_new(self, keys: list[Lane], new: list[int], bucket: int) -> None:
+        for key in sorted((keys[i] for i in new), key=_lane_order):   # carriers first
+            self._add(key, bucket)
+
+    def _lane_level(self) -> float:
+        """Alarm level of a lane: raised with the log of the number of lanes."""
+        lanes = len(self.keys) - self._carriers
+        return self.bank.threshold + max(0.0, math.log(max(lanes, 1) / 30.0))
 
     def _add(self, key: Lane, bucket: int) -> None:
         row = self.rows[key] = len(self.keys)
@@ -389,3 +442,4 @@ def _lane_order(key: Lane) -> tuple:
 
 
 _region = operator.itemgetter(0)
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)

@@ -116,25 +116,31 @@ class IntentMixStage:
         # new rows are created in sorted order (a parent before its children) and
         # signals come out sorted, so the output does not depend on key order.
         # Sorting 100k keys per close would cost a third of the close.
-        ordered = list(mixes)
+        # Keys and their mixes side by side (a second lookup per key would hash every
+        # key again).
+        ordered, values = list(mixes), list(mixes.values())
         extra = ({k for k, _ in watched} | {k for k, _ in self.pending}) - mixes.keys()
         extra.discard(self.global_key)
         ordered.extend(extra)
+        values.extend(itertools.repeat(_EMPTY, len(extra)))
         if self.global_key in mixes:
-            ordered.remove(self.global_key)
+            at = ordered.index(self.global_key)
+            del ordered[at], values[at]
         if self.global_key in mixes or self.global_key not in self.rows:
-            self._score([self.global_key], bucket, mixes, learning, {}, market=False)
+            self._score([self.global_key], bucket, [mixes.get(self.global_key, _EMPTY)],
+                        learning, {}, market=False)
         if not ordered:
             return []
         recent = list(recent)
         covered = self._covered_now(recent[-1] if recent else [], alarmed)
-        step, rows, level, ordered = self._score(ordered, bucket, mixes, learning, covered)
+        step, rows, level, ordered = self._score(ordered, bucket, values, learning, covered)
         return self._signals(ordered, rows, step, level, bucket, learning, watched,
                              recent, alarmed)
 
     # -- scoring ----------------------------------------------------------------------
-    def _score(self, keys: list[Key], bucket: int, mixes, learning: bool,
+    def _score(self, keys: list[Key], bucket: int, mixes: list[dict[str, int]], learning: bool,
                covered: dict[tuple, int], market: bool = True):
+        """Step the bank for ``keys`` (``mixes``: their complaints by intent, aligned)."""
         bank = self.bank
         rows_of, index, k = self.rows, self._intent_index, len(self.intents)
         count = len(keys)
@@ -149,10 +155,11 @@ class IntentMixStage:
         # forwards (about a third of a close's numpy time with 100k rows in set order).
         order = np.argsort(rows)
         rows = rows[order]
-        keys = list(map(keys.__getitem__, order.tolist()))
+        order = order.tolist()
+        keys = list(map(keys.__getitem__, order))
         # Every (slice, intent) count into y, each item handled in C (map, chain):
         # no Python bytecode runs per slice or per intent.
-        mixlist = list(map(mixes.get, keys, itertools.repeat(_EMPTY)))
+        mixlist = list(map(mixes.__getitem__, order))
         sizes = np.fromiter(map(len, mixlist), dtype=np.int64, count=count)
         items = int(sizes.sum())
         # Integers first (fromiter converts ints to int64 faster than to float64).
@@ -167,7 +174,7 @@ class IntentMixStage:
             y.ravel()[cell] = counts
         else:
             y.ravel()[cell[known]] = counts[known]
-        cov = np.zeros_like(y)
+        cov = np.zeros_like(y) if covered else 0.0   # 0.0: none covered (the bank's shortcut)
         if covered:
             position = {k: p for p, k in enumerate(keys)}
             for (key, intent), n in covered.items():
@@ -193,7 +200,7 @@ class IntentMixStage:
         self.recent[rows] = recent
         grow = self.rows[self.global_key]
         if market:   # the global row is scored first in every close: its recent is current
-            factor = self._market_factor(rows, grow)
+            factor = self._market_factor(recent, grow)
         else:
             factor = None
         step = bank.step(rows, y, prior=prior, buckets=gap, protect_at=level,
@@ -201,14 +208,14 @@ class IntentMixStage:
         self.last_bucket[rows] = bucket
         return step, rows, level, keys
 
-    def _market_factor(self, rows: np.ndarray, grow: int) -> np.ndarray:
+    def _market_factor(self, recent: np.ndarray, grow: int) -> np.ndarray:
         """Per row and intent: the market's recent share (without the row's own
         complaints) over its usual share, shrunk towards 1, at least 1. A shift every slice shares
         (the classifier learning from agents' labels moves complaints between
         lost_parcel and delivery_delay everywhere; a news story) is not any one slice's
         incident; what is left is specific to the slice."""
         usual = self.bank.shares(np.asarray([grow]))[0]
-        others = np.maximum(self.recent[grow] - self.recent[rows], 0.0)
+        others = np.maximum(self.recent[grow] - recent, 0.0)   # recent: the rows' own
         a = self.market_strength
         share = (others + a * usual) / (others.sum(axis=1, keepdims=True) + a)
         # Only upwards: an intent the market sees more of is expected more everywhere.
