@@ -624,8 +624,9 @@ def main() -> None:
         print(f"{args.rows:,} aggregate rows, {args.server_batch_size:,} per insert")
         sink_instructions(args.rows, args.server_batch_size)
         return
-    print(f"{args.rows:,} aggregate rows ({', '.join(f'{d:,}' for d in distinct_slices_per_100k(rows))}"
-          f" distinct slices per 100k rows), flushed every {batch_size:,} rows, {repeat} runs "
+    distinct = ", ".join(f"{d:,}" for d in distinct_slices_per_100k(rows))
+    print(f"{args.rows:,} aggregate rows ({distinct} distinct slices per 100k rows), "
+          f"flushed every {batch_size:,} rows, {repeat} runs "
           f"each (median, range); {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at start")
 

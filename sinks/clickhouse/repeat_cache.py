@@ -4,10 +4,11 @@ An aggregate row is a slice's figures for one bucket, and the same slices come b
 every bucket (a simulator week: 99 % of the rows are of a slice seen before; a platform
 with ~100k active slices sends each one every 5 minutes).  A slice's ``dimensions`` map
 never changes, yet encoding it (JSON text on servers without ``Map``, a ``{bytes: ...}``
-dict on newer ones) was the biggest per-row cost of building an aggregates insert.  :class:`RepeatCache` keeps, per row key (the ``slice``), the
-last value seen and its encoding, and hands the encoding out again while the value is
-*equal* to that one: one dict lookup and one comparison per row, all at C speed, instead
-of an encoder call and a new bytes object.
+dict on newer ones) was the biggest per-row cost of building an aggregates insert.
+:class:`RepeatCache` keeps, per row key (the ``slice``), the last value seen and its
+encoding, and hands the encoding out again while the value is *equal* to that one: one
+dict lookup and one comparison per row, all at C speed, instead of an encoder call and a
+new bytes object.
 
 What is sent for a hit is the encoding of an *equal* earlier value (``==``): for the maps
 of these tables (str keys, str or int values) that is the same value, and the same bytes
