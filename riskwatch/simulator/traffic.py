@@ -451,16 +451,7 @@ class _Engine:
         k = len(idx)
         if not k:
             return
-        lag = COMPLAINT_LAG_MIN + crng.exponential(COMPLAINT_LAG_MEAN - COMPLAINT_LAG_MIN, k)
-        cts = ts[idx] + lag.astype(np.int64)
-        # People sleep: most complaints of 01:00-07:00 are written after breakfast.
-        local = cts + CHINA_OFFSET
-        hour = (local % DAY) // HOUR
-        push = ((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1])
-                & (crng.random(k) < NIGHT_PUSH))
-        morning = local - local % DAY + MORNING_HOURS[0] * HOUR - CHINA_OFFSET
-        span = (MORNING_HOURS[1] - MORNING_HOURS[0]) * HOUR
-        cts = np.where(push, morning + crng.integers(0, span, k), cts)
+        cts = _complaint_times(crng, ts[idx])
         cum = INTENT_CUMULATIVE[category[idx], carrier[idx]]
         intent = np.minimum((cum < crng.random(k)[:, None]).sum(axis=1), cum.shape[1] - 1)
         for j, t, i in zip(idx.tolist(), cts.tolist(), intent.tolist()):
@@ -503,15 +494,7 @@ class _Engine:
         cum = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
         pick = np.minimum((cum < srng.random(k)[:, None]).sum(axis=1), len(_STRAINED) - 1)
         intent = _STRAINED[pick]
-        lag = COMPLAINT_LAG_MIN + srng.exponential(COMPLAINT_LAG_MEAN - COMPLAINT_LAG_MIN, k)
-        cts = ts[idx] + lag.astype(np.int64)
-        local = cts + CHINA_OFFSET
-        hour = (local % DAY) // HOUR
-        push = ((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1])
-                & (srng.random(k) < NIGHT_PUSH))
-        morning = local - local % DAY + MORNING_HOURS[0] * HOUR - CHINA_OFFSET
-        span = (MORNING_HOURS[1] - MORNING_HOURS[0]) * HOUR
-        cts = np.where(push, morning + srng.integers(0, span, k), cts)
+        cts = _complaint_times(srng, ts[idx])
         for o, t, i in zip(idx.tolist(), cts.tolist(), intent.tolist()):
             if t < self.end:
                 self._complaint(t, i, int(index[o]), int(merchant[o]), int(region[o]),
@@ -682,6 +665,21 @@ class _Engine:
             batch = self._flush(min(self.buckets))
             if batch[1]:
                 yield batch
+
+
+def _complaint_times(rng: np.random.Generator, order_ts: np.ndarray) -> np.ndarray:
+    """When customers write about orders placed at ``order_ts``: after the complaint lag,
+    and people sleep: most complaints of 01:00-07:00 are written after breakfast. Draws
+    from ``rng`` in a fixed order (lags, night pushes, morning times)."""
+    k = len(order_ts)
+    lag = COMPLAINT_LAG_MIN + rng.exponential(COMPLAINT_LAG_MEAN - COMPLAINT_LAG_MIN, k)
+    cts = order_ts + lag.astype(np.int64)
+    local = cts + CHINA_OFFSET
+    hour = (local % DAY) // HOUR
+    push = ((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1]) & (rng.random(k) < NIGHT_PUSH))
+    morning = local - local % DAY + MORNING_HOURS[0] * HOUR - CHINA_OFFSET
+    span = (MORNING_HOURS[1] - MORNING_HOURS[0]) * HOUR
+    return np.where(push, morning + rng.integers(0, span, k), cts)
 
 
 def _turn_events(events: list[tuple[int, str, bytes]], written: list[tuple[int, str, bytes]],
