@@ -182,10 +182,7 @@ class _Engine:
         self.runner = IncidentRunner(self.incidents, seed)
         # Repeat complaints: some customers write twice about one order (streams of their own).
         self.repeat_rng = np.random.default_rng([seed, 43])
-        self.repeat_factory = ComplaintFactory(
-            random.Random(f"riskwatch-repeat-complaints-{seed}"),
-            TextComposer(random.Random(f"riskwatch-repeat-texts-{seed}"), config.pii_share),
-            config.label_share, self.end, self.tt)
+        self.repeat_factory = self._own_factory("repeat", seed, config)
         self.next_repeat = 0
         self.repeat_prng = random.Random(f"riskwatch-repeat-arrivals-{seed}")
         # Promotion strain: extra complaints from streams of their own, filed apart, so
@@ -194,10 +191,7 @@ class _Engine:
                                   if w.kind == "promotion"] if config.promotion_strain else []
         self.strain_rise = _STRAIN_RISE * config.promotion_strain
         self.strain_rng = np.random.default_rng([seed, 47])
-        self.strain_factory = ComplaintFactory(
-            random.Random(f"riskwatch-strain-complaints-{seed}"),
-            TextComposer(random.Random(f"riskwatch-strain-texts-{seed}"), config.pii_share),
-            config.label_share, self.end, self.tt)
+        self.strain_factory = self._own_factory("strain", seed, config)
         self.next_strain = 0
         self.strain_prng = random.Random(f"riskwatch-strain-arrivals-{seed}")
         # Intent-mix shifts turn some normal complaints to another intent. Their rolls
@@ -239,6 +233,14 @@ class _Engine:
             for r in self._region_bytes for c in self._carrier_bytes for k in self._category_bytes]
 
     # ----------------------------------------------------------------- filing events
+    def _own_factory(self, name: str, seed: int, config: SimulationConfig) -> ComplaintFactory:
+        """A complaint factory whose rolls and texts come from streams of their own
+        (named ``name``): complaints it writes leave every other line byte-identical."""
+        return ComplaintFactory(
+            random.Random(f"riskwatch-{name}-complaints-{seed}"),
+            TextComposer(random.Random(f"riskwatch-{name}-texts-{seed}"), config.pii_share),
+            config.label_share, self.end, self.tt)
+
     def _bucket(self, index: int) -> _Bucket:
         bucket = self.buckets.get(index)
         if bucket is None:
