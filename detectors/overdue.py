@@ -15,20 +15,18 @@ Two pieces:
   :class:`~detectors.complaint_rate.ComplaintRateDetector` with defaults for this
   count ("complaints" are overdue parcels, "exposure" is due parcels). The pipeline runs
   the same maths for every lane in one :class:`~detectors.rate_bank.ComplaintRateBank`;
-  a close of a few dozen lanes steps its rows with :func:`step_rows` (the bank's step in
-  Python floats, the same bits without numpy's fixed cost per call).
+  a close of a few dozen lanes steps its rows with
+  :meth:`~detectors.rate_bank.ComplaintRateBank.step_few` (the bank's step in a third of
+  its numpy calls, the same bits).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from detectors.complaint_rate import ComplaintRateDetector
-from detectors.rate_bank import CS, ES, LAST_PRIOR, RUN_BUCKETS, SLOW, SPIKE
 
-__all__ = ["OverdueRateDetector", "TransitQuantile", "rates_of_rows", "step_rows"]
+__all__ = ["OverdueRateDetector", "TransitQuantile"]
 
 
 class TransitQuantile:
@@ -123,99 +121,3 @@ class OverdueRateDetector(ComplaintRateDetector):
     def _unit_test_params(cls):
         yield {}
 
-
-def rates_of_rows(bank, rows: np.ndarray, default: float) -> list[float]:
-    """``ComplaintRateBank.rate`` of each row in ``rows`` as Python floats; ``default``
-    for a row < 0 (the numpy close: ``np.where(rows >= 0, bank.rate(rows), default)``).
-    Each distinct row once: the rows are a close's parents, its few carriers.
-
-    >>> from detectors.rate_bank import ComplaintRateBank
-    >>> bank = ComplaintRateBank(prior_rate=0.1)
-    >>> _ = bank.add(1)
-    >>> rates_of_rows(bank, np.array([0, -1, 0]), 0.5) == [float(bank.rate(np.array([0]))[0]), 0.5,
-    ...                                                    float(bank.rate(np.array([0]))[0])]
-    True
-    """
-    ps = bank.prior_strength
-    rows = rows.tolist()
-    distinct = list(set(rows))
-    rate = {-1: default}
-    for row, s in zip(distinct, bank.state[[max(row, 0) for row in distinct]].tolist()):
-        if row >= 0:
-            lp = s[LAST_PRIOR]
-            # (a conditional, not max(): the builtin costs ten float operations; the
-            # same value as np.maximum for every number, NaN aside, which no row holds)
-            rate[row] = (s[CS] + ps) / (s[ES] + ps / (lp if lp > 1e-9 else 1e-9))
-    return list(map(rate.__getitem__, rows))
-
-
-def step_rows(bank, rows: np.ndarray, *, counts: np.ndarray, prior: list[float],
-              protect_at: np.ndarray, learning: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """:meth:`ComplaintRateBank.step` of a few rows (one span each, no hour factor,
-    one bucket) in a third of its numpy calls; ``counts`` is (rows, 2): exposure and
-    ``y`` per row. Returns ``(mu, evidence, alarmed)``, ``alarmed`` the positions whose
-    evidence reached ``protect_at``.
-
-    Why: on a few dozen rows a numpy call costs its fixed ~1-5 us, not its arithmetic,
-    and the bank's step makes ~50 of them. Here the two CUSUMs and the two faded sums
-    are stepped as (rows, 2) blocks (one call for both columns), and what only a few
-    rows need (a running CUSUM, a protected baseline, a learning restart) is done for
-    those rows alone, in Python. Every value is computed by the same IEEE operations
-    in the same order as the bank's step (and :func:`detectors.cusum.cusum_step`), so
-    the bank ends bit for bit where its own step leaves it
-    (``tests/detectors/test_overdue_small_close.py``). Rows must be distinct.
-
-    >>> from detectors.rate_bank import ComplaintRateBank
-    >>> a, b = ComplaintRateBank(prior_rate=0.1), ComplaintRateBank(prior_rate=0.1)
-    >>> rows = a.add(2); _ = b.add(2)
-    >>> for _ in range(50):
-    ...     _ = a.step(rows, exposure=np.array([50.0, 50.0]), prior=np.array([0.1, 0.1]),
-    ...                y=np.array([5.0, 30.0]), protect_at=np.array([11.0, 11.0]))
-    ...     _ = step_rows(b, rows, counts=np.array([[50.0, 5.0], [50.0, 30.0]]),
-    ...                   prior=[0.1, 0.1], protect_at=np.array([11.0, 11.0]))
-    >>> a.state.tobytes() == b.state.tobytes()
-    True
-    """
-    s = bank.state[rows]
-    if not min(prior) > 0:   # the bank's step: a prior <= 0 keeps the row's last one
-        prior = [p if p > 0 else last for p, last in zip(prior, s[:, LAST_PRIOR].tolist())]
-    n, y = counts[:, 0], counts[:, 1]
-    ps = bank.prior_strength
-    # (a conditional, not max(): the same value as np.maximum for every number but NaN)
-    floor = np.array([p if p > 1e-9 else 1e-9 for p in prior])
-    # mu = rate * exposure, the rate as ComplaintRateBank._rate
-    floor = np.divide(ps, floor, out=floor)
-    floor += s[:, ES]
-    mu = s[:, CS] + ps
-    mu /= floor
-    mu *= n
-    # Both CUSUMs at once: (y * weight + S) - drift, clipped to [0, cap].
-    stats = y[:, None] * np.array([bank._log_rho, bank._log_spike])
-    stats += s[:, SLOW:SPIKE + 1]
-    stats -= mu[:, None] * np.array([bank.rho - 1.0, bank.rho_spike - 1.0])
-    np.minimum(np.maximum(stats, 0.0, out=stats), bank.max_cusum * bank.threshold, out=stats)
-    evidence = np.maximum(stats[:, 0], stats[:, 1])
-    # The current run: zero where no CUSUM runs (most rows), else carried or started.
-    run = np.zeros((len(rows), 3))
-    running = evidence.nonzero()[0]   # evidence > 0 (it is never negative)
-    if len(running):
-        before = s[running].tolist()
-        run[running] = [
-            (o + yi, e + m, b + 1.0) if (sl > 0.0 or sp > 0.0) else (0.0 + yi, 0.0 + m, 0.0 + 1.0)
-            for (_, _, sl, sp, o, e, b, _), yi, m in zip(before, y[running].tolist(),
-                                                          mu[running].tolist())]
-    # Faded sums [cs, es] learn [y, exposure]; capped at max_evidence (same ratio).
-    sums = s[:, CS:ES + 1] * bank._unit_fade
-    sums += counts[:, ::-1]
-    alarmed = (evidence >= protect_at).nonzero()[0].tolist()
-    for i in alarmed:   # protected while alarmed, for at most max_protect_buckets
-        if not (run[i, 2] > bank.max_protect_buckets or (learning is not None and learning[i])):
-            sums[i] = s[i, CS:ES + 1]
-    scale = np.maximum(sums[:, 0], 1e-300)
-    scale = np.divide(bank.max_evidence, scale, out=scale)
-    sums *= np.minimum(scale, 1.0, out=scale)[:, None]
-    if learning is not None and learning.any():   # a learning row's CUSUMs restart
-        stats[learning] = 0.0
-    bank.state[rows] = np.concatenate((sums, stats, run, np.array(prior)[:, None]), axis=1)
-    return mu, evidence, alarmed

@@ -57,7 +57,7 @@ from math import sqrt
 
 import numpy as np
 
-from detectors.overdue import OverdueRateDetector, TransitQuantile, rates_of_rows, step_rows
+from detectors.overdue import OverdueRateDetector, TransitQuantile
 from detectors.rate_bank import BankStep, ComplaintRateBank
 from streams.ingest import GenerationalMap
 from streams.signal_rows import Signal, build_signals
@@ -342,7 +342,7 @@ class OverdueScorer:
         A numpy call costs a few microseconds whatever its size, and the numpy close
         makes ~70 of them: with a few dozen lanes due (a regional network, most
         closes) that was most of its cost. Here the rows are gathered and scattered
-        with one call each and stepped by :func:`detectors.overdue.step_rows`, which
+        with one call each and stepped by :meth:`ComplaintRateBank.step_few`, which
         is :meth:`ComplaintRateBank.step` operation for operation in IEEE doubles
         (``tests/detectors/test_overdue_small_close.py``: the same bits as the numpy
         path on random closes)."""
@@ -360,11 +360,11 @@ class OverdueScorer:
             self._add_new(keys, [i for i, row in enumerate(r) if row < 0], bucket)
             r = list(map(self.rows.__getitem__, keys))
         at = np.array(r, dtype=np.int64)
-        prior = rates_of_rows(bank, self.parent_row[at], self._market_rate())
+        prior = bank.rates_of_rows(self.parent_row[at], self._market_rate())
         level = np.where(self.is_lane[at], self._lane_level(), bank.threshold)
         young = (bucket - self.first_bucket[at] < warmup_buckets) | learning
-        mu, evidence, alarmed = step_rows(bank, at, counts=counts, prior=prior,
-                                          protect_at=level, learning=young)
+        mu, evidence, alarmed = bank.step_few(at, counts=counts, prior=prior,
+                                              protect_at=level, learning=young)
         keep = set(alarmed)
         if watched:
             keep |= {i for i, key in enumerate(keys) if key in watched}
