@@ -204,6 +204,10 @@ class PromotionEffects(base.Base):
         return out
 
     # -- learning ---------------------------------------------------------------------
+    def touched_rows(self) -> np.ndarray:
+        """Rows with observed or expected complaints in the open occurrence so far."""
+        return np.flatnonzero((self._observed + self._expected).sum(axis=0) > 0)
+
     def observe(self, rows: np.ndarray, *, y: np.ndarray, mu: np.ndarray,
                 phase: np.ndarray | int | None = None) -> None:
         """Add observed ``y`` and expected ``mu`` complaints of ``rows`` to the open

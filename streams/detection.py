@@ -288,7 +288,7 @@ class SliceScorer:
         epoch = bucket * self.settings.bucket_seconds
         now = fx.window_at(epoch, entries)
         if fx.occurrence is not None and (now is None or now[:3] != fx.occurrence[:3]):
-            touched = np.flatnonzero((fx._observed + fx._expected).sum(axis=0) > 0)
+            touched = fx.touched_rows()
             touched = touched[touched < len(self.row_keys)]
             if len(touched):
                 pending = self.book.cum[self.ex_row[touched]] - self.cum_seen[touched]
