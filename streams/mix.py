@@ -271,8 +271,7 @@ class IntentMixStage:
     def _note_pages(self, bucket: int, alarmed: set[Key]) -> None:
         """Remember when each complaint-rate slice with an intent was last alarmed (a
         day's worth: a mix run older than that is not helped by it)."""
-        # (setdefault: a stage restored from a checkpoint written before this existed)
-        last = self.__dict__.setdefault("intent_pages", {})
+        last = self.intent_pages
         for paged in alarmed:
             if "intent" in self.slices[paged[0]]:
                 last[paged] = bucket
