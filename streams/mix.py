@@ -85,6 +85,7 @@ class IntentMixStage:
         self.episodes: dict[tuple, tuple] = {}     # signal key -> (slice, intent)
         # complaint-rate slice with an intent -> last bucket it was alarmed (_inside_page)
         self.intent_pages: dict[Key, int] = {}
+        self._day_buckets = 86400 // settings.bucket_seconds
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -276,7 +277,7 @@ class IntentMixStage:
             if "intent" in self.slices[paged[0]]:
                 last[paged] = bucket
         if len(last) > 64:
-            for k in [k for k, b in last.items() if bucket - b > 288]:
+            for k in [k for k, b in last.items() if bucket - b > self._day_buckets]:
                 del last[k]
 
     def _inside_page(self, key: Key, intent: str, since: int) -> bool:
@@ -360,6 +361,7 @@ class IntentMixStage:
         run = bank.column(RUN_OBS, rows), bank.column(RUN_EXP, rows)
         run_covered = bank.column(RUN_COVERED, rows)
         run_total = bank.column(RUN_TOTAL, rows)
+        run_buckets = bank.column(RUN_BUCKETS, rows)
         shares = bank.shares(rows)
         out = []
         by_slice = sorted(wanted.items(), key=lambda w: (_sort_key(keys[w[0][0]]), w[0][1]))
@@ -380,12 +382,12 @@ class IntentMixStage:
                                                  run_exp / max(total, 1e-9))) <= self.alpha
                          and not self._recently_covered(key, intent, recent, alarmed)
                          and not self._inside_page(
-                             key, intent, bucket - int(bank.column(RUN_BUCKETS, rows)[pos, i])))
+                             key, intent, bucket - int(run_buckets[pos, i])))
             dims = dict(zip(self.slices[key[0]], key[1:]))
             dims["intent"] = intent
             signal = Signal(self.metric, dims, float(step.observed[pos, i]),
                             float(step.mu[pos, i]), ev, float(level[pos]), pages, run_obs,
-                            run_exp, int(bank.column(RUN_BUCKETS, rows)[pos, i]),
+                            run_exp, int(run_buckets[pos, i]),
                             self._contributors(shares[pos], run, pos),
                             _Resetter(bank, int(rows[pos])))
             if pages or alarm is False:
