@@ -208,10 +208,12 @@ def profile_for_version(version: Sequence[int]) -> str:
 def connect(address: ServerAddress, *, connect_timeout: float = 5.0,
             send_receive_timeout: float = 60.0) -> Any:
     """A connected ``clickhouse_driver.Client``; ``SinkError`` if the server is unreachable."""
-    from clickhouse_driver import Client, errors
+    from clickhouse_driver import errors
+
+    from sinks.clickhouse.native_block import FastInsertClient
 
     try:
-        client = Client(host=address.host, port=address.port, user=address.user,
+        client = FastInsertClient(host=address.host, port=address.port, user=address.user,
                         password=address.password, secure=address.secure,
                         connect_timeout=connect_timeout,
                         send_receive_timeout=send_receive_timeout,
@@ -489,36 +491,19 @@ def _column(records: list[Record], name: str,
 
 
 def encode_block(columns_with_types: Sequence[tuple[str, str]], data: list[list[Any]], *,
-                 strings_as_bytes: bool = True) -> bytes:
-    """The bytes clickhouse-driver puts on the wire for one columnar block, without a server.
+                 strings_as_bytes: bool = True, fast: bool = True) -> bytes:
+    """The bytes the sink puts on the wire for one columnar block, without a server.
 
     For tests (is what the sink sends what the driver would send for the same values as
-    text?) and ``benchmarks/sink_throughput.py`` (the driver's encoding cost of the modern
-    profile, which no server here speaks).  The block is encoded as for a server of the
-    driver's own protocol revision in Asia/Shanghai.
+    text?) and ``benchmarks/sink_throughput.py`` (the encoding cost of the modern
+    profile, which no server here speaks).  ``fast``: as the sink's client writes it
+    (:mod:`sinks.clickhouse.native_block`), else by the driver's own block stream (the
+    same bytes).  Encoded as for a server of the driver's own protocol revision in
+    Asia/Shanghai.
     """
-    from clickhouse_driver import Client, defines
-    from clickhouse_driver.block import ColumnOrientedBlock
-    from clickhouse_driver.bufferedwriter import BufferedSocketWriter
-    from clickhouse_driver.connection import ServerInfo
-    from clickhouse_driver.context import Context
-    from clickhouse_driver.streams.native import BlockOutputStream
+    from sinks.clickhouse.native_block import encode
 
-    sent: list[bytes] = []
-
-    class Socket:
-        def sendall(self, chunk: Any) -> None:
-            sent.append(bytes(chunk))
-
-    context = Context()
-    context.server_info = ServerInfo("ClickHouse", 24, 8, 4, defines.CLIENT_REVISION, TZ,
-                                     "encode_block", defines.CLIENT_REVISION)
-    context.settings = {}
-    context.client_settings = Client("localhost").client_settings | {
-        "strings_as_bytes": strings_as_bytes}
-    out = BufferedSocketWriter(Socket(), 1 << 16)
-    BlockOutputStream(out, context).write(ColumnOrientedBlock(list(columns_with_types), data))
-    return b"".join(sent)
+    return encode(columns_with_types, data, fast=fast, strings_as_bytes=strings_as_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
