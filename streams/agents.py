@@ -26,6 +26,7 @@ import asyncio
 import collections
 import concurrent.futures
 import datetime as dt
+import functools
 import logging
 import re
 import time
@@ -38,6 +39,7 @@ import orjson
 
 from riskwatch.errors import SinkBackpressure, SinkError
 from riskwatch.settings import PipelineSettings
+from sinks.base import add_records
 from streams.app import TopicNames
 
 if TYPE_CHECKING:
@@ -121,12 +123,16 @@ class SinkFeeder:
         return future
 
     def _call(self, sink: Any, method: str, *args: Any) -> None:
+        # ``add_records`` is sinks.base's helper (a column block for a columnar sink, add()
+        # per record for the others), not a method every sink has.
+        call = (functools.partial(add_records, sink) if method == "add_records"
+                else getattr(sink, method))
         # A sink retries transient failures inside flush() and keeps what it could not
         # write for the next flush; we only honour an explicit SinkBackpressure, and log
         # anything else (never raise into faust: an agent that raises stops consuming).
         for attempt in range(self.max_retries + 1):
             try:
-                getattr(sink, method)(*args)
+                call(*args)
                 return
             except SinkBackpressure as exc:
                 if attempt == self.max_retries:
@@ -147,9 +153,13 @@ class SinkFeeder:
             self._submit(lambda: [self._call(s, "prime", open_alerts) for s in primed])
 
     def _add_all(self, items: list[tuple[str, dict]]) -> None:
+        by_kind: dict[str, list[dict]] = {}
+        for kind, record in items:
+            by_kind.setdefault(kind, []).append(record)
         for sink in self.sinks:
-            for kind, record in items:
-                self._call(sink, "add", kind, record)
+            for kind, records in by_kind.items():
+                # one call per kind: a columnar sink (ClickHouse server) gets a column block
+                self._call(sink, "add_records", kind, records)
         self.records += len(items)
 
     def _flush_all(self) -> None:

@@ -16,16 +16,11 @@ import pytest
 
 from riskwatch.errors import SinkError
 from sinks import JsonlSink
-from sinks.base import ListSink, RetryPolicy, block_rows, records_of_block
+from sinks.base import (ListSink, RetryPolicy, add_records, block_of_records, block_rows,
+                        records_of_block)
 from sinks.clickhouse.schema import TABLES
 from sinks.clickhouse.server_sink import ClickHouseServerSink, _InsertPlan, encode_block
 from tests.sinks.conftest import sample_records
-
-
-def as_block(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The records as one column block (a key missing from a record is None there)."""
-    names = list(dict.fromkeys(name for r in records for name in r))
-    return {name: [r.get(name) for r in records] for name in names}
 
 
 def rows(n: int, start: int = 0) -> list[dict[str, Any]]:
@@ -59,7 +54,7 @@ def test_a_block_makes_the_batches_and_tokens_of_its_records(cls: type[ListSink]
         token = f"scores:0:{start}-{start + n - 1}"
         for record in rows(n, start):
             by_rows.add("scores", record, token=token)
-        by_block.add_columns("scores", as_block(rows(n, start)), token=token)
+        by_block.add_columns("scores", block_of_records(rows(n, start)), token=token)
         # add() writes a full batch at once; so does add_columns(), keeping the rest.
         assert by_block.batches == by_rows.batches
         assert by_block.pending() == by_rows.pending()
@@ -76,7 +71,7 @@ def test_a_block_makes_the_batches_and_tokens_of_its_records(cls: type[ListSink]
 def test_small_blocks_of_one_token_are_written_together() -> None:
     sink = ColumnarListSink(batch_size=5)
     for start in (0, 2, 4):
-        sink.add_columns("scores", as_block(rows(2, start)), token="t")
+        sink.add_columns("scores", block_of_records(rows(2, start)), token="t")
     assert [len(r) for _, r, _ in sink.batches] == [5]  # the first full batch spans blocks
     assert sink.pending() == {"scores": 1}
     sink.flush()
@@ -152,7 +147,7 @@ def test_a_failed_block_write_keeps_exactly_the_unwritten_rows() -> None:
 
     sink = Failing(batch_size=3, retry=RetryPolicy(max_attempts=1))
     with pytest.raises(SinkError, match="bad batch"):  # batch 1 written, batch 2 fails
-        sink.add_columns("scores", as_block(rows(8)), token="t")
+        sink.add_columns("scores", block_of_records(rows(8)), token="t")
     assert [len(r) for _, r, _ in sink.batches] == [3]
     assert sink.pending() == {"scores": 5}
     sink.flush()  # nothing dropped, nothing written twice; the tokens go on in order
@@ -162,7 +157,7 @@ def test_a_failed_block_write_keeps_exactly_the_unwritten_rows() -> None:
 
 def test_drain_returns_buffered_blocks_as_records() -> None:
     sink = ColumnarListSink(batch_size=100)
-    sink.add_columns("scores", as_block(rows(2)), token="t")
+    sink.add_columns("scores", block_of_records(rows(2)), token="t")
     assert sink.drain() == [("scores", "t", rows(2))]
     assert sink.pending() == {}
 
@@ -189,7 +184,7 @@ def test_the_server_sink_inserts_a_block_as_its_records(profile: str) -> None:
         records = records * 3
         plan = _InsertPlan.of(TABLES[kind], "riskwatch", profile)
         sql, data = plan.build(records)
-        block = as_block(records)
+        block = block_of_records(records)
         before = {name: list(values) for name, values in block.items()}
         block_sql, block_data = plan.build_columns(block, len(records))
         assert block_sql == sql, kind
@@ -204,7 +199,7 @@ def test_the_server_sink_takes_numpy_columns() -> None:
     plan = _InsertPlan.of(TABLES["aggregates"], "riskwatch", "legacy")
     _sql, data = plan.build(records)
     epoch = 1793577600  # 2026-11-02T08:00:00+08:00
-    block = {**as_block(records),
+    block = {**block_of_records(records),
              "bucket_start": np.array([epoch, epoch], dtype=np.int64),
              "bucket_end": np.array(["2026-11-02T00:05:00"] * 2, dtype="datetime64[s]"),
              "orders": np.array([1200, 4], dtype=np.uint32),
@@ -219,13 +214,13 @@ def test_the_server_sink_is_columnar() -> None:
 
 def test_a_full_record_batch_does_not_cut_the_blocks_of_its_key_and_vice_versa() -> None:
     sink = ColumnarListSink(batch_size=3)
-    sink.add_columns("scores", as_block(rows(2)), token="t")
+    sink.add_columns("scores", block_of_records(rows(2)), token="t")
     for record in rows(3, 10):
         sink.add("scores", record, token="t")  # a full record batch: written alone
     assert [(len(r), t) for _, r, t in sink.batches] == [(3, "t")]
     assert sink.arrived == ["records"] and sink.pending() == {"scores": 2}
     sink.add("scores", {"merchant_id": "r", "score": 0.0}, token="t")
-    sink.add_columns("scores", as_block(rows(2, 20)), token="t")  # a full block batch
+    sink.add_columns("scores", block_of_records(rows(2, 20)), token="t")  # a full block batch
     assert sink.arrived == ["records", "columns"] and sink.pending() == {"scores": 2}
     sink.flush()
     assert [t for _, _, t in sink.batches] == ["t", "t#1", "t#2", "t#3"]
@@ -239,7 +234,7 @@ def test_chdb_stores_a_block_as_its_records(chdb_sink) -> None:
         for kind, records in sample_records().items():
             for record in records:
                 by_rows.add(kind, record, token=f"{kind}:0:0-9")
-            by_block.add_columns(kind, as_block(records), token=f"{kind}:0:0-9")
+            by_block.add_columns(kind, block_of_records(records), token=f"{kind}:0:0-9")
         by_rows.flush()
         by_block.flush()
         for kind in sample_records():
@@ -259,7 +254,7 @@ def test_a_redelivered_block_carries_the_same_deduplication_tokens() -> None:
 
     client = _RecordingClient()
     sink = _ready_sink(True, client, batch_size=3)
-    block = as_block(sample_records()["aggregates"] * 2)  # 4 rows: batches of 3 and 1
+    block = block_of_records(sample_records()["aggregates"] * 2)  # 4 rows: batches of 3 and 1
     for _delivery in range(2):
         sink.add_columns("aggregates", block, token="aggregates:0:0-99")
         sink.flush()
@@ -286,7 +281,7 @@ def test_a_retried_block_insert_sends_the_blocks_values_again() -> None:
 
     client = Overwriting([errors.NetworkError("Connection reset by peer")])
     sink = _ready_sink(True, client)
-    block = as_block(sample_records()["aggregates"])
+    block = block_of_records(sample_records()["aggregates"])
     sink.add_columns("aggregates", block, token="t")
     sink.flush()
     assert len(client.received) == 2 and len(client.calls) == 1  # failed once, then landed
@@ -295,3 +290,36 @@ def test_a_retried_block_insert_sends_the_blocks_values_again() -> None:
         "expected")
     assert [attempt[expected] for attempt in client.received] == [[9.5, None]] * 2
     assert block["expected"] == [9.5, None]
+
+
+def test_add_records_gives_a_columnar_sink_one_block_and_the_others_records() -> None:
+    records = [*rows(5), {"merchant_id": "m9"}]  # a record without a key: None in its column
+    columnar, plain = ColumnarListSink(), ListSink()
+    for sink in (columnar, plain):
+        add_records(sink, "scores", records, token="scores:0:0-5")
+        sink.flush()
+    assert columnar.arrived == ["columns"]
+    assert columnar.records("scores") == [*rows(5), {"merchant_id": "m9", "score": None}]
+    assert plain.records("scores") == records
+
+
+def test_the_workers_sink_feeder_hands_columnar_sinks_blocks_per_kind() -> None:
+    """What a live worker's publish() hands its sinks (streams.agents.SinkFeeder)."""
+    import asyncio
+
+    from streams.agents import SinkFeeder
+
+    columnar, plain = ColumnarListSink(), ListSink()
+    alerts = [{"alert_id": f"a{i}"} for i in range(3)]
+    items = [("scores", r) for r in rows(4)] + [("alerts", a) for a in alerts]
+    items.insert(2, ("alerts", {"alert_id": "a-early"}))  # kinds interleaved
+
+    async def run() -> None:
+        feeder = SinkFeeder([columnar, plain])
+        await feeder.add(items)
+        await feeder.close()
+    asyncio.run(run())
+    for sink in (columnar, plain):
+        assert sink.records("scores") == rows(4)
+        assert sink.records("alerts") == [{"alert_id": "a-early"}, *alerts]
+    assert set(columnar.arrived) == {"columns"}  # one block per kind, no add() per record
