@@ -220,6 +220,19 @@ def feed(sink: Any, rows: Rows, batch_size: int) -> None:
             sink.flush()  # once per source range, as the stream does before acking
 
 
+def feed_records(sink: Any, rows: Rows, batch_size: int) -> None:
+    """As :func:`feed`, but each source range's records handed over at once with
+    ``sinks.base.add_records``, as the worker's sink feeder does (a columnar sink gets
+    them transposed into one column block)."""
+    from sinks.base import add_records
+
+    with sink:
+        for start in range(0, len(rows), batch_size):
+            add_records(sink, "aggregates", rows[start:start + batch_size],
+                        token=f"aggregates:0:{start}-{start + batch_size - 1}")
+            sink.flush()
+
+
 def chdb_alternatives(session: Any, rows: Rows, batch_size: int) -> dict[str, Callable]:
     """Other insert paths, each ``f(table)`` writing ``rows`` in batches into ``table``."""
     import orjson
@@ -427,11 +440,11 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
             assert row["n"] == n + warm * len(earlier), row
             admin.query(f"DROP DATABASE {database}")
 
-        def run_sink(k: int) -> tuple[float, float, float]:
+        def run_sink(k: int, how: Callable[..., None] = feed) -> tuple[float, float, float]:
             sink = new_sink(k)
             cpu0, srv0 = time.process_time(), _cpu_seconds(server_pid)
             started = time.perf_counter()
-            feed(sink, rows, batch_size)
+            how(sink, rows, batch_size)
             wall = time.perf_counter() - started
             cpu, srv = time.process_time() - cpu0, _cpu_seconds(server_pid) - srv0
             check_and_drop(sink.database)
@@ -466,9 +479,10 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
         run_sink(999)  # warm-up: imports, the server's first parts, this process's memory
         run_columns(999)
         results: dict[str, list[tuple[float, float, float]]] = {
-            "sink": [], "columns": [], "chunked": [], "client": []}
+            "sink": [], "batched": [], "columns": [], "chunked": [], "client": []}
         for k in range(repeat):
             results["sink"].append(run_sink(k))
+            results["batched"].append(run_sink(500 + k, feed_records))
             results["columns"].append(run_columns(k))
             results["chunked"].append(run_columns(300 + k, chunk_rows))
             if client_bin is not None:
@@ -483,13 +497,15 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
                   f" (CPU per row: inserter {cpu:.2f} us + server {srv:.2f} us)", flush=True)
 
         line("ClickHouseServerSink, records (add)", results["sink"])
+        line("  records per kind (add_records: the worker's path)", results["batched"])
         line("ClickHouseServerSink, column blocks (add_columns)", results["columns"])
         line(f"  the same, pipelined chunks (chunk_rows={chunk_rows:,})", results["chunked"])
         if client_bin is None:
             print("clickhouse-client not installed: no comparison (make test-deps installs it)")
         else:
             line("clickhouse-client, TabSeparated on stdin", results["client"])
-            for label, key in (("records", "sink"), ("column blocks", "columns"),
+            for label, key in (("records", "sink"), ("add_records", "batched"),
+                               ("column blocks", "columns"),
                                ("column blocks, pipelined chunks", "chunked")):
                 ratios = [s[0] / c[0] for s, c in zip(results[key], results["client"])]
                 print(f"server sink ({label}) / clickhouse-client = "
@@ -498,6 +514,7 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
 
         print(f"(load average {os.getloadavg()[0]:.2f} at the end)")
         for label, run in (("records", lambda s: feed(s, rows, batch_size)),
+                           ("add_records", lambda s: feed_records(s, rows, batch_size)),
                            ("column blocks", lambda s: feed_columns(s, blocks))):
             sink = new_sink(400)  # the bucket before written, untimed
             split = _Split(sink)
@@ -506,7 +523,7 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
             total = time.perf_counter() - started
             split.restore()
             check_and_drop(sink.database)
-            parts = {"add()/add_columns() and batching (sinks.base)":
+            parts = {"handing over (add, add_records, add_columns) and batching (sinks.base)":
                      total - split.build - split.execute,
                      "building columns (_InsertPlan.build)": split.build,
                      "driver: encoding and sending blocks": split.execute - split.wait,

@@ -210,15 +210,18 @@ def block_of_records(records: Sequence[Record]) -> dict[str, list[Any]]:
 
     >>> block_of_records([{"merchant_id": "m1", "score": 87.5}, {"merchant_id": "m2"}])
     {'merchant_id': ['m1', 'm2'], 'score': [87.5, None]}
+    >>> block_of_records([{"a": 1, "b": 2}, {"a": 3, "c": 4}])
+    {'a': [1, 3], 'b': [2, None], 'c': [None, 4]}
     """
-    names = dict.fromkeys(itertools.chain.from_iterable(records))
-    block = {}
-    for name in names:
-        try:  # every record has the key (the pipeline's records do): one C-level pass
-            block[name] = list(map(operator.itemgetter(name), records))
+    if records and len(set(map(len, records))) == 1:
+        # The pipeline's records of one kind share their keys: then the first record's
+        # keys are everyone's, unless one lacks a key (a KeyError, below).
+        try:
+            return {name: list(map(operator.itemgetter(name), records)) for name in records[0]}
         except KeyError:
-            block[name] = [r.get(name) for r in records]
-    return block
+            pass
+    names = dict.fromkeys(itertools.chain.from_iterable(records))
+    return {name: [r.get(name) for r in records] for name in names}
 
 
 def add_records(sink: Sink, kind: str, records: Sequence[Record], *,
@@ -226,6 +229,8 @@ def add_records(sink: Sink, kind: str, records: Sequence[Record], *,
     """Hand ``records`` of one kind to ``sink``: as one column block when the sink is
     columnar (:attr:`BatchingSink.columnar`; no ``add()`` per record, no dict taken apart
     per row in the sink), else through ``add()`` per record.  The same contents either way.
+    ``records`` with a ``columns`` block (``streams.aggregate_rows.AggregateRows``) go to
+    a columnar sink as that block, not transposed again.
 
     >>> rows = ListSink()
     >>> add_records(rows, "scores", [{"merchant_id": "m1"}, {"merchant_id": "m2"}])
@@ -233,7 +238,10 @@ def add_records(sink: Sink, kind: str, records: Sequence[Record], *,
     {'scores': 2}
     """
     if getattr(sink, "columnar", False) and len(records) > 1:
-        sink.add_columns(kind, block_of_records(records), token=token)
+        columns = getattr(records, "columns", None)  # records kept as columns (the
+        # pipeline's aggregates, streams.aggregate_rows): handed over as they are
+        sink.add_columns(kind, block_of_records(records) if columns is None else columns,
+                         token=token)
         return
     for record in records:
         sink.add(kind, record, token=token)

@@ -41,6 +41,7 @@ import msgspec
 from riskwatch.events import (_MINUTE_CACHE, _SECONDS, BadEvent, Complaint, ComplaintUpdate,
                               Event, Order, OrderStatus, decode_events, epoch_of)
 from riskwatch.settings import PipelineSettings
+from streams.aggregate_rows import AggregateRows
 from streams.alerting import AlertEpisode
 from streams.open_alerts import OpenAlerts
 from streams.paging import AlertStage
@@ -87,7 +88,7 @@ class Outputs:
     alerts: list[dict] = dataclasses.field(default_factory=list)
     complaints: list[dict] = dataclasses.field(default_factory=list)
     dead_letters: list[dict] = dataclasses.field(default_factory=list)
-    aggregates: list[dict] = dataclasses.field(default_factory=list)
+    aggregates: AggregateRows = dataclasses.field(default_factory=AggregateRows)
     events: list[dict] = dataclasses.field(default_factory=list)
     scores: list[dict] = dataclasses.field(default_factory=list)
 
@@ -586,31 +587,31 @@ class Pipeline(AlertStage):
         return dict(zip(self.settings.slices[key[0]], key[1:]))
 
     def _aggregate_rows(self, bstart: int, bucket: _Bucket, evaluations: list[Evaluation]) -> None:
+        rows = self.out.aggregates
+        if type(rows) is list:  # a checkpoint of a version that kept rows as dicts
+            rows = self.out.aggregates = AggregateRows(rows)
+        start, end = self._iso(bstart), self._iso(bstart + self.bucket_seconds)
+        orders, exposure_key = bucket.orders, self.scorer.exposure_key
         seen = set()
         for e in evaluations:
             seen.add(e.key)
-            self.out.aggregates.append(self._aggregate_row(
-                bstart, e.key, bucket, int(e.observed), e.exposure, e.expected, e.score))
-        for key in bucket.orders:
+            self._aggregate_row(rows, start, end, e.key, bucket,
+                                orders.get(exposure_key(e.key), 0), int(e.observed),
+                                e.exposure, e.expected, e.score)
+        for key in orders:
             if key not in seen:
-                self.out.aggregates.append(self._aggregate_row(
-                    bstart, key, bucket, 0, self.scorer.book.exposure(key), None, 0.0))
+                self._aggregate_row(rows, start, end, key, bucket,
+                                    orders.get(exposure_key(key), 0), 0,
+                                    self.scorer.book.exposure(key), None, 0.0)
 
-    def _aggregate_row(self, bstart, key, bucket, complaints, exposure, expected, score) -> dict:
+    def _aggregate_row(self, rows: AggregateRows, start: str, end: str, key: tuple,
+                       bucket: _Bucket, orders: int, complaints: int, exposure: float,
+                       expected: float | None, score: float) -> None:
         dims = self._dims(key)
-        return {
-            "bucket_start": self._iso(bstart),
-            "bucket_end": self._iso(bstart + self.bucket_seconds),
-            "slice": "|".join(f"{k}={v}" for k, v in dims.items()) or "all",
-            "dimensions": dims,
-            "orders": bucket.orders.get(self.scorer.exposure_key(key), 0),
-            "complaints": complaints,
-            "exposure": round(exposure, 4),
-            "expected": round(expected, 4) if expected is not None else None,
-            "score": round(score, 6),
-            "intents": dict(bucket.intents.get(key, {})),
-            "sensitive": bucket.sensitive.get(key, 0),
-        }
+        rows.add(start, end, "|".join(f"{k}={v}" for k, v in dims.items()) or "all", dims,
+                 orders, complaints, round(exposure, 4),
+                 round(expected, 4) if expected is not None else None, round(score, 6),
+                 dict(bucket.intents.get(key, {})), bucket.sensitive.get(key, 0))
 
     # -- merchant scores --------------------------------------------------------------
     def _score_status(self, event: OrderStatus, epoch: int, bstart: int) -> None:
