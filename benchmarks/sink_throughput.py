@@ -26,9 +26,11 @@ is how ChdbSink's insert path was chosen.
 free loopback port and times :class:`~sinks.clickhouse.server_sink.ClickHouseServerSink`
 (clickhouse-driver, columnar inserts of ``--server-batch-size`` rows) against
 ``clickhouse-client`` inserting the same rows and columns from a TabSeparated file on
-stdin, twice: records through ``add()`` (a dict per row), and the same rows as column
-blocks through ``add_columns()`` (built once, untimed, one block per source range: how
-the pipeline hands its aggregates over at bucket close), and the column blocks once more
+stdin: records through ``add()`` (a dict per row); the same dicts a source range at a
+time through ``sinks.base.add_records`` (transposed into a column block); the same rows
+as the pipeline keeps its aggregates, columns (``streams.aggregate_rows``, built untimed,
+one block per source range), through ``add_columns()``, which is how the worker's sink
+feeder and replay hand them to a columnar sink (``add_records``); and those blocks once more
 with pipelined chunks (``chunk_rows=--chunk-rows``: each batch inserted as INSERTs of that
 many rows, the sink's writer thread inserting one while the caller builds the next).
 Every server sink first writes the bucket before the timed rows, untimed, as a worker's
@@ -62,6 +64,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from sinks import ChdbSink, JsonlSink
 from sinks.clickhouse.chdb_sink import _INSERT_SETTINGS
 from sinks.jsonl import encode_array
+from streams.aggregate_rows import slice_name
 
 REGIONS = ["广东", "浙江", "江苏", "上海", "北京", "四川", "湖北", "山东", "河南", "河北",
            "湖南", "安徽", "福建", "辽宁", "陕西", "重庆", "天津", "江西", "广西", "云南",
@@ -129,7 +132,9 @@ def aggregate_rows(n: int, seed: int = 7, *, first_bucket: int = 0,
         end = (f"2026-11-{day + minute // 1440:02d}T{minute // 60 % 24:02d}:"
                f"{minute % 60:02d}:00+08:00")
         bucket += 1
-        for dims in slice_population():
+        for dims in slice_population():  # each slice's name is one string, as the
+            # pipeline's (streams.aggregate_rows.slice_name); its dimensions a new dict
+            name = slice_name(tuple(dims), tuple(dims.values()))
             if rng.random() >= ACTIVE_SHARE:
                 continue
             complaints = 0 if rng.random() >= 0.095 else rng.randint(1, 3)
@@ -137,8 +142,7 @@ def aggregate_rows(n: int, seed: int = 7, *, first_bucket: int = 0,
                 rng.choice(INTENTS): complaints} if complaints < 3 else {
                 "delivery_delay": 2, rng.choice(INTENTS[1:]): 1}
             rows.append({
-                "bucket_start": start, "bucket_end": end,  # a new slice string per row:
-                "slice": "|".join(f"{k}={v}" for k, v in dims.items()) or "all",
+                "bucket_start": start, "bucket_end": end, "slice": name,
                 "dimensions": dict(dims), "orders": rng.randint(0, 60),
                 "complaints": complaints, "exposure": round(rng.uniform(0.01, 3.0), 4),
                 "expected": None if rng.random() < 0.9 else round(rng.uniform(0, 2), 4),
@@ -195,16 +199,18 @@ def measure(label: str, rows: int, repeat: int, prepare: Callable[[int], Any],
 
 
 def column_blocks(rows: Rows, batch_size: int) -> list[tuple[str, dict[str, list[Any]]]]:
-    """``(token, block)`` per source range of ``batch_size`` rows: the rows as columns."""
-    blocks = []
-    for start in range(0, len(rows), batch_size):
-        part = rows[start:start + batch_size]
-        blocks.append((f"aggregates:0:{start}-{start + batch_size - 1}",
-                       {name: [r[name] for r in part] for name in part[0]}))
-    return blocks
+    """``(token, block)`` per source range of ``batch_size`` rows: the rows as the
+    pipeline keeps its aggregates (``streams.aggregate_rows.AggregateRows``), columns."""
+    from streams.aggregate_rows import AggregateRows
+
+    return [(f"aggregates:0:{start}-{start + batch_size - 1}",
+             AggregateRows(rows[start:start + batch_size]).columns)
+            for start in range(0, len(rows), batch_size)]
 
 
 def feed_columns(sink: Any, blocks: list[tuple[str, dict[str, list[Any]]]]) -> None:
+    """The blocks through ``add_columns``: what ``sinks.base.add_records`` does with the
+    pipeline's aggregates for a columnar sink (the worker's sink feeder, replay)."""
     with sink:
         for token, block in blocks:
             sink.add_columns("aggregates", block, token=token)
@@ -497,8 +503,8 @@ def server_vs_client(rows: Rows, batch_size: int, repeat: int, chunk_rows: int) 
                   f" (CPU per row: inserter {cpu:.2f} us + server {srv:.2f} us)", flush=True)
 
         line("ClickHouseServerSink, records (add)", results["sink"])
-        line("  records per kind (add_records: the worker's path)", results["batched"])
-        line("ClickHouseServerSink, column blocks (add_columns)", results["columns"])
+        line("  records per kind (add_records of dicts)", results["batched"])
+        line("ClickHouseServerSink, column blocks (the pipeline's)", results["columns"])
         line(f"  the same, pipelined chunks (chunk_rows={chunk_rows:,})", results["chunked"])
         if client_bin is None:
             print("clickhouse-client not installed: no comparison (make test-deps installs it)")

@@ -23,15 +23,30 @@ ValueError: an aggregate row has exactly the keys bucket_start, bucket_end, slic
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["AggregateRows", "COLUMNS"]
+__all__ = ["AggregateRows", "COLUMNS", "slice_name"]
 
 #: The keys of an aggregate row, in the order its dicts (and JSON lines) have them.
 COLUMNS = ("bucket_start", "bucket_end", "slice", "dimensions", "orders", "complaints",
            "exposure", "expected", "score", "intents", "sensitive")
 _KEYS = frozenset(COLUMNS)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def slice_name(kinds: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    """The ``slice`` of an aggregate row: ``kind=value`` pairs joined by ``|``; ``"all"``.
+
+    One string object per slice, however many rows it has (memoised; ~100 B each, 2^18
+    at most): a sink hashing or encoding it per row (the ClickHouse server sink's
+    per-batch string and slice caches) then finds its hash already computed.
+
+    >>> slice_name(("region", "carrier"), ("广东", "中通")), slice_name((), ())
+    ('region=广东|carrier=中通', 'all')
+    """
+    return "|".join(f"{k}={v}" for k, v in zip(kinds, values)) or "all"
 
 
 class AggregateRows(Sequence):

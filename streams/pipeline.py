@@ -41,7 +41,7 @@ import msgspec
 from riskwatch.events import (_MINUTE_CACHE, _SECONDS, BadEvent, Complaint, ComplaintUpdate,
                               Event, Order, OrderStatus, decode_events, epoch_of)
 from riskwatch.settings import PipelineSettings
-from streams.aggregate_rows import AggregateRows
+from streams.aggregate_rows import AggregateRows, slice_name
 from streams.alerting import AlertEpisode
 from streams.open_alerts import OpenAlerts
 from streams.paging import AlertStage
@@ -607,8 +607,8 @@ class Pipeline(AlertStage):
     def _aggregate_row(self, rows: AggregateRows, start: str, end: str, key: tuple,
                        bucket: _Bucket, orders: int, complaints: int, exposure: float,
                        expected: float | None, score: float) -> None:
-        dims = self._dims(key)
-        rows.add(start, end, "|".join(f"{k}={v}" for k, v in dims.items()) or "all", dims,
+        kinds = self.settings.slices[key[0]]
+        rows.add(start, end, slice_name(kinds, key[1:]), dict(zip(kinds, key[1:])),
                  orders, complaints, round(exposure, 4),
                  round(expected, 4) if expected is not None else None, round(score, 6),
                  dict(bucket.intents.get(key, {})), bucket.sensitive.get(key, 0))
