@@ -31,11 +31,18 @@
   aggregate row for column blocks and 7 % for records than before
   (``benchmarks/sink_throughput.py --instructions``).
 * **Column blocks.**  ``add_columns()`` (see ``sinks.base``) hands over rows already as
-  columns (lists or numpy arrays; the pipeline's aggregates at bucket close): no dict
-  per row, no ``add()`` per row, no column taken out of records.  Each column then goes
+  columns (lists or numpy arrays): no dict per row, no ``add()`` per row, no column
+  taken out of records.  The pipeline keeps its aggregates as columns
+  (``streams.aggregate_rows``), and the worker's sink feeder and replay hand them over
+  this way (``sinks.base.add_records``).  Each column then goes
   through the same converter as a records' column, so a block and its records insert
   the same values (``tests/sinks/test_sinks_columns.py`` compares the wire bytes);
   ~1.3 us of CPU per aggregate row less than records (``benchmarks/sink_throughput.py``).
+* **The driver's per-value loops skipped.**  The client is
+  :class:`~sinks.clickhouse.native_block.FastInsertClient`: ``DateTime`` and ``Nullable``
+  columns, which the driver converts in two Python loops per value, are packed in one
+  call each, the driver's bytes (``tests/sinks/test_native_block.py``); ~0.4 us per
+  aggregate row less.
 * **Pipelined chunks** (``chunk_rows``, off by default).  A batch of more rows is
   inserted as chunks of ``chunk_rows`` rows, one INSERT each: one writer thread inserts
   chunk k (the driver's encoding, then the wait while the server writes the part) while
@@ -255,8 +262,9 @@ _has_version = operator.methodcaller("__contains__", "version")
 #: Per table, the row key whose rows recur from batch to batch, and the columns whose
 #: value is the key's own: a slice's aggregate row comes back every bucket with the same
 #: ``dimensions``, so their encodings are kept per slice across batches
-#: (``repeat_cache``).  Other tables' rows are new each time.  (The ``slice`` strings
-#: themselves are new objects in every row: hashing one costs what encoding it costs.)
+#: (``repeat_cache``).  Other tables' rows are new each time.  (The ``slice`` column
+#: itself needs no cache: the pipeline's slice names are one string object per slice,
+#: hashed once, and ``_strings`` encodes each distinct one once per batch.)
 _REPEAT_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {"aggregates": ("slice", ("dimensions",))}
 
 
