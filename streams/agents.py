@@ -31,7 +31,7 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -86,10 +86,12 @@ class SinkFeeder:
         except Exception as exc:
             raise SinkError(f"cannot set up sink: {exc!r}") from exc
 
-    async def add(self, items: list[tuple[str, dict]]) -> None:
-        if self._executor is None or not items:
+    async def add(self, batches: list[tuple[str, Sequence[dict]]]) -> None:
+        """Queue ``(kind, records)`` pairs for every sink (records of one kind together:
+        a columnar sink gets them as one column block, see ``sinks.base.add_records``)."""
+        if self._executor is None or not batches:
             return
-        self._submit(self._add_all, items)
+        self._submit(self._add_all, batches)
         while self._pending and self._pending[0].done():
             self._pending.popleft()
         while len(self._pending) > self.max_pending:  # backpressure
@@ -152,15 +154,11 @@ class SinkFeeder:
         if primed and open_alerts:
             self._submit(lambda: [self._call(s, "prime", open_alerts) for s in primed])
 
-    def _add_all(self, items: list[tuple[str, dict]]) -> None:
-        by_kind: dict[str, list[dict]] = {}
-        for kind, record in items:
-            by_kind.setdefault(kind, []).append(record)
+    def _add_all(self, batches: list[tuple[str, Sequence[dict]]]) -> None:
         for sink in self.sinks:
-            for kind, records in by_kind.items():
-                # one call per kind: a columnar sink (ClickHouse server) gets a column block
+            for kind, records in batches:
                 self._call(sink, "add_records", kind, records)
-        self.records += len(items)
+        self.records += sum(len(records) for _kind, records in batches)
 
     def _flush_all(self) -> None:
         for sink in self.sinks:
@@ -401,7 +399,7 @@ async def publish(runtime: LiveRuntime) -> int:
                     await topic.send(key=_key(kind, record),
                                      value=orjson.dumps(record, default=str))
                     runtime.sent[kind] += 1
-            await runtime.sinks.add([(kind, rec) for kind, recs in out.items() for rec in recs])
+            await runtime.sinks.add([(kind, recs) for kind, recs in out.items() if recs])
         except Exception:  # noqa: BLE001 - an agent that raises stops consuming (faust #175)
             runtime.publish_errors += 1
             logger.exception("publishing %d records failed", len(out))

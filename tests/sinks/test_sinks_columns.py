@@ -304,22 +304,30 @@ def test_add_records_gives_a_columnar_sink_one_block_and_the_others_records() ->
 
 
 def test_the_workers_sink_feeder_hands_columnar_sinks_blocks_per_kind() -> None:
-    """What a live worker's publish() hands its sinks (streams.agents.SinkFeeder)."""
+    """What a live worker's publish() hands its sinks (streams.agents.SinkFeeder): each
+    kind's records together; the pipeline's aggregates as their own columns."""
     import asyncio
 
+    from streams.aggregate_rows import COLUMNS, AggregateRows
     from streams.agents import SinkFeeder
 
     columnar, plain = ColumnarListSink(), ListSink()
     alerts = [{"alert_id": f"a{i}"} for i in range(3)]
-    items = [("scores", r) for r in rows(4)] + [("alerts", a) for a in alerts]
-    items.insert(2, ("alerts", {"alert_id": "a-early"}))  # kinds interleaved
+    aggregates = AggregateRows(dict(zip(COLUMNS, [f"t{i}", f"t{i + 1}", f"s{i}", {}, i, 0,
+                                                  1.0, None, 0.0, {}, 0])) for i in range(4))
+    handed: list[object] = []
+    columnar.add_columns = lambda kind, block, token=None: (  # type: ignore[method-assign]
+        handed.append(block), ColumnarListSink.add_columns(columnar, kind, block, token=token))
 
     async def run() -> None:
         feeder = SinkFeeder([columnar, plain])
-        await feeder.add(items)
+        await feeder.add([("scores", rows(4)), ("alerts", alerts), ("aggregates", aggregates)])
         await feeder.close()
+        assert feeder.records == 11
     asyncio.run(run())
     for sink in (columnar, plain):
         assert sink.records("scores") == rows(4)
-        assert sink.records("alerts") == [{"alert_id": "a-early"}, *alerts]
+        assert sink.records("alerts") == alerts
+        assert sink.records("aggregates") == list(aggregates)
     assert set(columnar.arrived) == {"columns"}  # one block per kind, no add() per record
+    assert any(block is aggregates.columns for block in handed)  # not transposed again
