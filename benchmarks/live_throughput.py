@@ -27,8 +27,10 @@ Other sections (``--only`` picks some): ``memory`` (a Pipeline fed synthetic com
 10k and 100k merchant x intent slices, tracemalloc and RSS), ``latency`` (event produced ->
 alert record on the ``alerts`` topic, with the live traffic and incidents of
 ``benchmarks/alert_latency.py``), ``scaling`` (1, 2 and 4 worker processes in one group on
-4-partition topics, batched messages). ``--profile`` runs (d) once more, sampled by py-spy
-(``pip install 'py-spy==0.4.3'``, extra ``bench``), and prints where its CPU time goes.
+4-partition topics, batched messages). ``--profile`` runs (b) and (d) once more, sampled by
+py-spy (``pip install 'py-spy==0.4.3'``, extra ``bench``), and prints their CPU microseconds
+per message area by area, side by side: what (d) spends beyond faust's floor.
+``--modes single`` and ``--consumers bd`` narrow the throughput section.
 
 Besides events per wall second, each consumer's events per CPU-second of its own process
 is printed: on a shared machine that figure moves much less with the load.
@@ -351,8 +353,11 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
 
 
 def run_role(role: str, work: Path, bootstrap: str, topics: list[str], expect: int,
-             max_seconds: float, *, batched: bool = False, label: str) -> dict:
-    """Run one consumer in its own process until it reports; returns its timing."""
+             max_seconds: float, *, batched: bool = False, label: str, on_started=None) -> dict:
+    """Run one consumer in its own process until it reports; returns its timing.
+
+    ``on_started(proc)`` runs right after the process started (``--profile`` attaches py-spy).
+    """
     tag = f"{role}-{'b' if batched else 's'}-{os.urandom(2).hex()}"
     result = work / f"{tag}.json"
     cmd = [PY, str(Path(__file__).resolve()), "--role", role, "--bootstrap", bootstrap,
@@ -364,6 +369,8 @@ def run_role(role: str, work: Path, bootstrap: str, topics: list[str], expect: i
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + max_seconds + 120
     try:
+        if on_started is not None:
+            on_started(proc)
         while not result.exists():
             if proc.poll() is not None:
                 raise SystemExit(f"{label} exited with {proc.returncode}:\n"
@@ -474,6 +481,8 @@ def section_throughput(args, work: Path, broker, lines: dict, results: dict) -> 
     from streams.app import TopicNames
 
     for mode, batch in (("single", 1), ("batched", args.batch)):
+        if mode not in args.modes:
+            continue
         prefix = f"lt-{mode}-"
         topics = TopicNames.with_prefix(prefix)
         asyncio.run(create_topics(broker.bootstrap, topics.all, 1))
@@ -488,18 +497,21 @@ def section_throughput(args, work: Path, broker, lines: dict, results: dict) -> 
         for key, role, label in (("a", "bare", "(a) bare aiokafka, decode only"),
                                  ("b", "floor", "(b) faust agent, decode + count"),
                                  ("c", "count", "(c) faust group_by + table per event")):
+            if key not in args.consumers:
+                continue
             row[key] = run_role(role, work, broker.bootstrap, inputs, expect, args.max_seconds,
                                 batched=batch > 1, label=label)
             _print_row(label, row[key], expect)
-        proc, port = start_worker(work, broker.url, prefix, f"rw-{mode}-{os.urandom(2).hex()}")
-        try:
-            row["d"] = time_workers([(proc, port)], len(msgs), expect, args.max_seconds,
-                                    "(d) riskwatch worker")
-        finally:
-            stop_process(proc, 40)
-        _print_row("(d) riskwatch live worker", row["d"], expect)
+        if "d" in args.consumers:
+            proc, port = start_worker(work, broker.url, prefix, f"rw-{mode}-{os.urandom(2).hex()}")
+            try:
+                row["d"] = time_workers([(proc, port)], len(msgs), expect, args.max_seconds,
+                                        "(d) riskwatch worker")
+            finally:
+                stop_process(proc, 40)
+            _print_row("(d) riskwatch live worker", row["d"], expect)
         if args.profile:
-            profile_worker(args, work, broker, prefix, len(msgs), expect, mode)
+            profile_side_by_side(args, work, broker, prefix, inputs, len(msgs), expect, mode)
 
 
 def _print_row(label: str, r: dict, expect: int) -> None:
@@ -508,58 +520,93 @@ def _print_row(label: str, r: dict, expect: int) -> None:
         f"{r['seconds']:5.1f}s, {r['events_per_cpu_s']:>9,.0f} events per CPU-s{partial} [{load()}]")
 
 
-def profile_worker(args, work: Path, broker, prefix: str, total_messages: int, expect: int,
-                   mode: str) -> None:
-    """Sample the worker with py-spy while it reads the topics; print where the time goes.
+class Sampler:
+    """py-spy attached to one process (``record --nonblocking``: the process is not
+    paused, so sampling costs it nothing); :meth:`stop` makes py-spy write its stacks."""
 
-    py-spy samples the running process from outside (no tracing overhead, idle time in
-    the event loop's ``epoll`` left out), so the shares are of the CPU time the worker
-    spends, not of the wall time.
+    def __init__(self, spy: str, raw: Path) -> None:
+        self.spy, self.raw = spy, raw
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, pid: int) -> None:
+        self.proc = subprocess.Popen(
+            [self.spy, "record", "--pid", str(pid), "--rate", str(SAMPLE_RATE), "--format", "raw",
+             "--output", str(self.raw), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> str | None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)   # py-spy writes its output on SIGINT
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.raw.read_text() if self.raw.exists() else None
+
+
+SAMPLE_RATE = 250   # samples per second of CPU time: one sample = 4 ms
+
+
+def profile_side_by_side(args, work: Path, broker, prefix: str, inputs: list[str],
+                         total_messages: int, expect: int, mode: str) -> None:
+    """Sample (b) faust's floor and (d) the worker with py-spy on the same topics.
+
+    Both read every message of the same input topics, so their samples divided by their
+    messages are CPU microseconds per message, area by area: (b)'s faust + aiokafka cost
+    is the floor that (d) pays too, and what (d) spends beyond it is the gap to close.
+    Samples of imports (before the first message) are left out of both.
     """
     spy = shutil.which("py-spy", path=str(Path(PY).parent) + os.pathsep + os.environ.get("PATH", ""))
     if spy is None:
         log("  --profile needs py-spy: .venv/bin/pip install 'py-spy==0.4.3' (pyproject extra 'bench')")
         return
-    raw = work / f"worker-{mode}.folded"
+    floor_sampler = Sampler(spy, work / f"floor-{mode}.folded")
+    rb = run_role("floor", work, broker.bootstrap, inputs, expect, args.max_seconds,
+                  batched=mode == "batched", label="profiled (b)",
+                  on_started=lambda proc: floor_sampler.start(proc.pid))
+    floor_text = floor_sampler.stop()
+    worker_sampler = Sampler(spy, work / f"worker-{mode}.folded")
     proc, port = start_worker(work, broker.url, prefix, f"rw-prof-{os.urandom(2).hex()}")
-    sampler: list[subprocess.Popen] = []
-
-    def start_sampling() -> None:
-        sampler.append(subprocess.Popen(
-            [spy, "record", "--pid", str(proc.pid), "--rate", "250", "--format", "raw",
-             "--output", str(raw), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
     try:
-        r = time_workers([(proc, port)], total_messages, expect, args.max_seconds,
-                         "profiled worker", on_ready=start_sampling)
+        rd = time_workers([(proc, port)], total_messages, expect, args.max_seconds,
+                          "profiled worker", on_ready=lambda: worker_sampler.start(proc.pid))
     finally:
-        for sp in sampler:
-            sp.send_signal(signal.SIGINT)   # py-spy writes its output on SIGINT
-            try:
-                sp.wait(30)
-            except subprocess.TimeoutExpired:
-                sp.kill()
+        worker_text = worker_sampler.stop()
         stop_process(proc, 40)
-    if not raw.exists():
+    if floor_text is None or worker_text is None:
         log("  (py-spy wrote nothing: ptrace not permitted here?)")
         return
-    report = summarise_folded(raw.read_text())
-    log(f"\n  where the worker's CPU goes ({mode}; py-spy, {report['samples']:,} samples while it "
-        f"processed at {r['events_per_s']:,.0f} events/s)")
-    log("  by area (inclusive, share of samples):")
-    for name, share in report["areas"]:
+    floor, worker = summarise_folded(floor_text), summarise_folded(worker_text)
+
+    def per_message(samples: float, messages: int) -> float:
+        return samples / SAMPLE_RATE / max(messages, 1) * 1e6   # CPU µs per message
+
+    log(f"\n  CPU per message, py-spy at {SAMPLE_RATE} Hz ({mode}; (b) {floor['samples']:,} samples over "
+        f"{rb['messages']:,} messages at {rb['messages_per_s']:,.0f}/s, (d) {worker['samples']:,} over "
+        f"{rd['messages']:,} at {rd['messages_per_s']:,.0f}/s; {load()}):")
+    log(f"    {'area':62s} {'(b) µs':>8s} {'(d) µs':>8s}")
+    areas_b, areas_d = dict(floor["area_samples"]), dict(worker["area_samples"])
+    for name in dict.fromkeys([n for n, _ in worker["area_samples"]] + [n for n, _ in floor["area_samples"]]):
+        log(f"    {name:62s} {per_message(areas_b.get(name, 0), rb['messages']):8.1f} "
+            f"{per_message(areas_d.get(name, 0), rd['messages']):8.1f}")
+    log(f"    {'all':62s} {per_message(floor['samples'], rb['messages']):8.1f} "
+        f"{per_message(worker['samples'], rd['messages']):8.1f}")
+    log("  faust/aiokafka/asyncio functions, own time per message, largest (d) - (b) first:")
+    own_b, own_d = dict(floor["own_samples"]), dict(worker["own_samples"])
+    library = ("(faust/", "(aiokafka/", "(mode/", "(asyncio/", "(selectors.py", "(aiohttp/")
+    diffs = sorted(((per_message(own_d.get(f, 0), rd["messages"]) - per_message(own_b.get(f, 0), rb["messages"]), f)
+                    for f in set(own_b) | set(own_d) if any(lib in f for lib in library)), reverse=True)
+    for diff, name in diffs[:12]:
+        log(f"    {diff:+7.1f} µs  {name}")
+    log("  riskwatch functions in (d), inclusive share of its samples:")
+    for name, share in worker["inclusive"][:10]:
         log(f"    {share:6.1%}  {name}")
-    log("  riskwatch functions, inclusive:")
-    for name, share in report["inclusive"][:14]:
-        log(f"    {share:6.1%}  {name}")
-    log("  top functions by own time:")
-    for name, share in report["own"][:12]:
-        log(f"    {share:6.1%}  {name}")
-    keep = ROOT / "benchmarks" / "results" / f"live_worker_{mode}.folded.txt"
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(raw, keep)
-    log(f"  stacks kept in {keep.relative_to(ROOT)} (flamegraph.pl or speedscope read them)")
+    for who, text in (("floor", floor_text), ("worker", worker_text)):
+        keep = ROOT / "benchmarks" / "results" / f"live_{who}_{mode}.folded.txt"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_text(text)
+    log(f"  stacks kept in benchmarks/results/live_{{floor,worker}}_{mode}.folded.txt "
+        f"(flamegraph.pl or speedscope read them)")
 
 
 # Areas of the worker's time: the first pipeline area (in this order) with a frame anywhere
@@ -572,11 +619,13 @@ AREAS = [
      ("_maybe_close (streams/pipeline.py", "Pipeline.flush (streams/pipeline.py", "Pipeline.tick (")),
     ("riskwatch pipeline: per event (decode, validate, dedup, count)",
      ("(streams/pipeline.py", "(riskwatch/events.py", "(streams/ingest.py", "(streams/watermark.py")),
-    ("riskwatch agent glue: publish outputs, stats, lag", ("(streams/agents.py",)),
+    ("agent body: (d) riskwatch glue (publish, stats, lag), (b) decode + count",
+     ("(streams/agents.py", "(benchmarks/live_throughput.py", "(live_throughput.py")),
     ("faust + aiokafka: fetch, deliver, commit, produce", ("(faust/", "(aiokafka/", "(mode/")),
     ("asyncio event loop itself", ("(asyncio/", "(selectors.py")),
 ]
 _OUR_CODE = ("(streams/", "(riskwatch/", "(detectors/", "(sinks/")
+_IMPORTING = ("_find_and_load (", "_call_with_frames_removed (")
 
 
 def summarise_folded(text: str) -> dict:
@@ -595,8 +644,10 @@ def summarise_folded(text: str) -> dict:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        total += n
         frames = stack.split(";")
+        if any(f.startswith(_IMPORTING) for f in frames):
+            continue   # start-up imports, not per-message work
+        total += n
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for fn in {f.split(":")[0] + ")" for f in frames if any(c in f for c in _OUR_CODE)}:
             inclusive[fn] = inclusive.get(fn, 0) + n    # per function, once per stack
@@ -610,11 +661,13 @@ def summarise_folded(text: str) -> dict:
                          if any(needle in frame for needle in needles)), None) or next(
                 (AREAS[5][0] for frame in frames if any(n in frame for n in AREAS[5][1])), area)
         areas[area] = areas.get(area, 0) + n
-    total = max(total, 1)
+    samples, total = total, max(total, 1)
 
     def ranked(d: dict[str, int]) -> list[tuple[str, float]]:
         return sorted(((k, v / total) for k, v in d.items()), key=lambda kv: -kv[1])
-    return {"samples": total, "own": ranked(own), "inclusive": ranked(inclusive), "areas": ranked(areas)}
+    return {"samples": samples, "own": ranked(own), "inclusive": ranked(inclusive), "areas": ranked(areas),
+            "area_samples": sorted(areas.items(), key=lambda kv: -kv[1]),
+            "own_samples": sorted(own.items(), key=lambda kv: -kv[1])}
 
 
 def section_memory(args, work: Path, results: dict) -> None:
@@ -768,12 +821,15 @@ def section_scaling(args, work: Path, broker, lines: list[bytes], results: dict)
 def verdicts(results: dict) -> None:
     log("\n== targets (issue 7)")
     s, b = results.get("single"), results.get("batched")
-    if s:
-        d, fb, fc = s["d"]["events_per_s"], s["b"]["events_per_s"], s["c"]["events_per_s"]
-        log(f"  one event per message: riskwatch / faust floor = {d / fb:.2f}x (target >= 0.8x: "
-            f"{'met' if d >= 0.8 * fb else 'MISSED'}); riskwatch / naive faust counting = {d / fc:.1f}x "
-            f"(target >= 5x: {'met' if d >= 5 * fc else 'MISSED'})")
-    if b:
+    if s and "d" in s:
+        d = s["d"]
+        for key, target, what in (("b", 0.8, "faust floor"), ("c", 5.0, "naive faust counting")):
+            if key in s:
+                wall = d["events_per_s"] / s[key]["events_per_s"]
+                cpu = d["events_per_cpu_s"] / s[key]["events_per_cpu_s"]
+                log(f"  one event per message: riskwatch / {what} = {wall:.2f}x wall, {cpu:.2f}x per "
+                    f"CPU-s (target >= {target:g}x: {'met' if wall >= target else 'MISSED'})")
+    if b and "d" in b and "a" in b:
         d, a = b["d"]["events_per_s"], b["a"]["events_per_s"]
         log(f"  batched: riskwatch {d:,.0f} events/s per worker process (target >= 100,000: "
             f"{'met' if d >= 100_000 else 'MISSED'}); / bare aiokafka = {d / a:.3f}x (target >= 0.2x: "
@@ -792,6 +848,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small run (a few minutes)")
     ap.add_argument("--only", action="append", choices=["throughput", "memory", "latency", "scaling"],
                     help="run only these sections (repeatable; default all)")
+    ap.add_argument("--modes", default="single,batched",
+                    help="throughput section: comma-separated message modes, single and/or batched "
+                         "(default %(default)s; --modes single is the one-event-per-message target alone)")
+    ap.add_argument("--consumers", default="abcd",
+                    help="throughput section: which of the consumers a-d to run (default %(default)s)")
     ap.add_argument("--single-events", type=int, help="events for one-per-message runs")
     ap.add_argument("--batched-events", type=int, help="events for batched runs")
     ap.add_argument("--batch", type=int, default=50, help="events per message when batched")
@@ -802,7 +863,8 @@ def main() -> int:
     ap.add_argument("--spacing", type=float, default=45.0, help="seconds between incidents")
     ap.add_argument("--bucket-seconds", type=int, default=60, help="bucket size for the latency run")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--profile", action="store_true", help="also run the worker under cProfile; print the top costs")
+    ap.add_argument("--profile", action="store_true", help="throughput section: also sample (b) and (d) with py-spy; print CPU per message "
+                         "by area side by side")
     # internal: one consumer in its own process
     ap.add_argument("--role", choices=["bare", "floor", "count", "memory"], help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
@@ -823,6 +885,9 @@ def main() -> int:
         role_memory(args)
         return 0
     q = args.quick
+    args.modes = set(args.modes.split(","))
+    if not args.modes <= {"single", "batched"} or not set(args.consumers) <= set("abcd"):
+        ap.error("--modes takes single and/or batched; --consumers letters among abcd")
     args.single_events = args.single_events or (10_000 if q else 60_000)
     args.batched_events = args.batched_events or (50_000 if q else 300_000)
     args.max_seconds = args.max_seconds or (20.0 if q else 60.0)
