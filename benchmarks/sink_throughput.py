@@ -27,10 +27,10 @@ free loopback port and times :class:`~sinks.clickhouse.server_sink.ClickHouseSer
 (clickhouse-driver, columnar inserts of ``--server-batch-size`` rows) against
 ``clickhouse-client`` inserting the same rows and columns from a TabSeparated file on
 stdin: records through ``add()`` (a dict per row); the same dicts a source range at a
-time through ``sinks.base.add_records`` (transposed into a column block); the same rows
+time through ``Sink.add_records`` (transposed into a column block); the same rows
 as the pipeline keeps its aggregates, columns (``streams.aggregate_rows``, built untimed,
 one block per source range), through ``add_columns()``, which is how the worker's sink
-feeder and replay hand them to a columnar sink (``add_records``); and those blocks once more
+feeder and replay hand them to a columnar sink (``Sink.add_records``); and those blocks once more
 with pipelined chunks (``chunk_rows=--chunk-rows``: each batch inserted as INSERTs of that
 many rows, the sink's writer thread inserting one while the caller builds the next).
 Every server sink first writes the bucket before the timed rows, untimed, as a worker's
@@ -209,7 +209,7 @@ def column_blocks(rows: Rows, batch_size: int) -> list[tuple[str, dict[str, list
 
 
 def feed_columns(sink: Any, blocks: list[tuple[str, dict[str, list[Any]]]]) -> None:
-    """The blocks through ``add_columns``: what ``sinks.base.add_records`` does with the
+    """The blocks through ``add_columns``: what ``Sink.add_records`` does with the
     pipeline's aggregates for a columnar sink (the worker's sink feeder, replay)."""
     with sink:
         for token, block in blocks:
@@ -228,13 +228,10 @@ def feed(sink: Any, rows: Rows, batch_size: int) -> None:
 
 def feed_records(sink: Any, rows: Rows, batch_size: int) -> None:
     """As :func:`feed`, but each source range's records handed over at once with
-    ``sinks.base.add_records``, as the worker's sink feeder does (a columnar sink gets
-    them transposed into one column block)."""
-    from sinks.base import add_records
-
+    ``add_records`` (a columnar sink gets them transposed into one column block)."""
     with sink:
         for start in range(0, len(rows), batch_size):
-            add_records(sink, "aggregates", rows[start:start + batch_size],
+            sink.add_records("aggregates", rows[start:start + batch_size],
                         token=f"aggregates:0:{start}-{start + batch_size - 1}")
             sink.flush()
 

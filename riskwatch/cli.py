@@ -117,7 +117,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from streams.feedback import load_feedback
         for record in load_feedback(args.feedback):
             pipeline.apply_feedback(record)
-    from sinks.base import add_records
     from sinks.wiring import build_sinks, options_from_args
     extra_sinks = build_sinks(options_from_args(args))  # --alertmanager-url, --webhook-url ...
     for extra in extra_sinks:
@@ -131,7 +130,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 for record in records:
                     sink.add(kind, record)
             for extra in extra_sinks:  # a ClickHouse server sink takes them as columns
-                add_records(extra, kind, records)
+                extra.add_records(kind, records)
         for extra in extra_sinks:
             extra.flush()
 

@@ -90,7 +90,7 @@ from typing import Any, ClassVar
 from riskwatch.errors import ConfigError, SinkBackpressure, SinkError
 
 __all__ = ["BatchingSink", "ColumnBlock", "KINDS", "ListSink", "Record", "RetryPolicy", "Sink",
-           "add_records", "block_of_records", "block_rows", "check_block", "records_of_block"]
+           "block_of_records", "block_rows", "check_block", "records_of_block"]
 
 logger = logging.getLogger(__name__)
 
@@ -224,29 +224,6 @@ def block_of_records(records: Sequence[Record]) -> dict[str, list[Any]]:
     return {name: [r.get(name) for r in records] for name in names}
 
 
-def add_records(sink: Sink, kind: str, records: Sequence[Record], *,
-                token: str | None = None) -> None:
-    """Hand ``records`` of one kind to ``sink``: as one column block when the sink is
-    columnar (:attr:`BatchingSink.columnar`; no ``add()`` per record, no dict taken apart
-    per row in the sink), else through ``add()`` per record.  The same contents either way.
-    ``records`` with a ``columns`` block (``streams.aggregate_rows.AggregateRows``) go to
-    a columnar sink as that block, not transposed again.
-
-    >>> rows = ListSink()
-    >>> add_records(rows, "scores", [{"merchant_id": "m1"}, {"merchant_id": "m2"}])
-    >>> rows.pending()
-    {'scores': 2}
-    """
-    if getattr(sink, "columnar", False) and len(records) > 1:
-        columns = getattr(records, "columns", None)  # records kept as columns (the
-        # pipeline's aggregates, streams.aggregate_rows): handed over as they are
-        sink.add_columns(kind, block_of_records(records) if columns is None else columns,
-                         token=token)
-        return
-    for record in records:
-        sink.add(kind, record, token=token)
-
-
 def block_rows(blocks: Sequence[tuple[ColumnBlock, int]], start: int, stop: int
                ) -> dict[str, Sequence[Any]]:
     """Rows ``start:stop`` of the blocks taken end to end, as one block.
@@ -313,6 +290,21 @@ class Sink(abc.ABC):
         """
         check_block(kind, columns)
         for record in records_of_block(columns):
+            self.add(kind, record, token=token)
+
+    def add_records(self, kind: str, records: Sequence[Record], *,
+                    token: str | None = None) -> None:
+        """Buffer ``records`` of one kind: ``add()`` of each, which is what this default
+        does; a columnar sink takes them as one column block (no ``add()`` per record, no
+        dict taken apart per row), the records' own ``columns`` block when they carry one
+        (``streams.aggregate_rows.AggregateRows``).  The same contents either way.
+
+        >>> rows = ListSink()
+        >>> rows.add_records("scores", [{"merchant_id": "m1"}, {"merchant_id": "m2"}])
+        >>> rows.pending()
+        {'scores': 2}
+        """
+        for record in records:
             self.add(kind, record, token=token)
 
     @abc.abstractmethod
@@ -418,6 +410,15 @@ class BatchingSink(Sink):
         batch.append(record)
         if len(batch) >= self.batch_size:
             self._flush_keys([(kind, token)], include_blocks=False)
+
+    def add_records(self, kind: str, records: Sequence[Record], *,
+                    token: str | None = None) -> None:
+        if not self.columnar or len(records) < 2:
+            super().add_records(kind, records, token=token)
+            return
+        columns = getattr(records, "columns", None)  # the pipeline's aggregates: kept
+        self.add_columns(kind, block_of_records(records) if columns is None else columns,
+                         token=token)               # as columns, handed over as they are
 
     def add_columns(self, kind: str, columns: ColumnBlock, *, token: str | None = None) -> None:
         if not self.columnar:

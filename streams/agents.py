@@ -26,7 +26,6 @@ import asyncio
 import collections
 import concurrent.futures
 import datetime as dt
-import functools
 import logging
 import re
 import time
@@ -39,7 +38,6 @@ import orjson
 
 from riskwatch.errors import SinkBackpressure, SinkError
 from riskwatch.settings import PipelineSettings
-from sinks.base import add_records
 from streams.app import TopicNames
 
 if TYPE_CHECKING:
@@ -93,7 +91,7 @@ class SinkFeeder:
 
     async def add(self, batches: list[tuple[str, Sequence[dict]]]) -> None:
         """Queue ``(kind, records)`` pairs for every sink (records of one kind together:
-        a columnar sink gets them as one column block, see ``sinks.base.add_records``)."""
+        a columnar sink gets them as one column block, see ``Sink.add_records``)."""
         if self._executor is None or not batches:
             return
         self._submit(self._add_all, batches)
@@ -130,16 +128,12 @@ class SinkFeeder:
         return future
 
     def _call(self, sink: Any, method: str, *args: Any) -> None:
-        # ``add_records`` is sinks.base's helper (a column block for a columnar sink, add()
-        # per record for the others), not a method every sink has.
-        call = (functools.partial(add_records, sink) if method == "add_records"
-                else getattr(sink, method))
         # A sink retries transient failures inside flush() and keeps what it could not
         # write for the next flush; we only honour an explicit SinkBackpressure, and log
         # anything else (never raise into faust: an agent that raises stops consuming).
         for attempt in range(self.max_retries + 1):
             try:
-                call(*args)
+                getattr(sink, method)(*args)
                 return
             except SinkBackpressure as exc:
                 if attempt == self.max_retries:

@@ -3,7 +3,7 @@
 A bucket close emits one aggregate row per active slice: ~300 per bucket on a simulator
 week, ~10,000 on a large platform.  They are kept as one list per column (a column block,
 ``sinks.base``), so that a columnar sink (the ClickHouse server sink) inserts them
-without a dict per row (``sinks.base.add_records``); everything else sees a sequence of
+without a dict per row (``Sink.add_records``); everything else sees a sequence of
 dicts, the same dicts, keys in the same order, as the pipeline emitted before: iterating,
 indexing, ``len`` and ``==`` against a list of dicts work as for a list.
 

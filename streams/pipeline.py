@@ -591,27 +591,24 @@ class Pipeline(AlertStage):
         if type(rows) is list:  # a checkpoint of a version that kept rows as dicts
             rows = self.out.aggregates = AggregateRows(rows)
         start, end = self._iso(bstart), self._iso(bstart + self.bucket_seconds)
-        orders, exposure_key = bucket.orders, self.scorer.exposure_key
         seen = set()
         for e in evaluations:
             seen.add(e.key)
-            self._aggregate_row(rows, start, end, e.key, bucket,
-                                orders.get(exposure_key(e.key), 0), int(e.observed),
+            self._aggregate_row(rows, start, end, e.key, bucket, int(e.observed),
                                 e.exposure, e.expected, e.score)
-        for key in orders:
+        for key in bucket.orders:
             if key not in seen:
-                self._aggregate_row(rows, start, end, key, bucket,
-                                    orders.get(exposure_key(key), 0), 0,
+                self._aggregate_row(rows, start, end, key, bucket, 0,
                                     self.scorer.book.exposure(key), None, 0.0)
 
     def _aggregate_row(self, rows: AggregateRows, start: str, end: str, key: tuple,
-                       bucket: _Bucket, orders: int, complaints: int, exposure: float,
+                       bucket: _Bucket, complaints: int, exposure: float,
                        expected: float | None, score: float) -> None:
-        kinds = self.settings.slices[key[0]]
-        rows.add(start, end, slice_name(kinds, key[1:]), dict(zip(kinds, key[1:])),
-                 orders, complaints, round(exposure, 4),
-                 round(expected, 4) if expected is not None else None, round(score, 6),
-                 dict(bucket.intents.get(key, {})), bucket.sensitive.get(key, 0))
+        rows.add(start, end, slice_name(self.settings.slices[key[0]], key[1:]), self._dims(key),
+                 bucket.orders.get(self.scorer.exposure_key(key), 0), complaints,
+                 round(exposure, 4), round(expected, 4) if expected is not None else None,
+                 round(score, 6), dict(bucket.intents.get(key, {})),
+                 bucket.sensitive.get(key, 0))
 
     # -- merchant scores --------------------------------------------------------------
     def _score_status(self, event: OrderStatus, epoch: int, bstart: int) -> None:

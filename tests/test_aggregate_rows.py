@@ -11,7 +11,6 @@ import pickle
 
 import pytest
 
-from sinks.base import add_records
 from streams.aggregate_rows import COLUMNS, AggregateRows
 from streams.pipeline import Pipeline
 from tests.sinks.test_sinks_columns import ColumnarListSink
@@ -56,7 +55,7 @@ def test_the_pipelines_aggregates_go_to_a_columnar_sink_as_their_columns() -> No
     out = pipeline.drain()
     assert isinstance(out.aggregates, AggregateRows) and len(out.aggregates) > 100
     columnar = ColumnarListSink()
-    add_records(columnar, "aggregates", out.aggregates)
+    columnar.add_records("aggregates", out.aggregates)
     columnar.flush()
     assert columnar.arrived == ["columns"]
     assert columnar.records("aggregates") == list(out.aggregates)

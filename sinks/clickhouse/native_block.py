@@ -66,10 +66,9 @@ def writer_for(type_: str) -> ColumnWriter | None:
     """
     nullable = type_.startswith("Nullable(")
     inner = type_[len("Nullable("):-1] if nullable else type_
-    plain = _FORMATS.get("DateTime" if inner.startswith("DateTime(") else inner)
-    if plain is None or not (nullable or inner.startswith("DateTime")):
+    code = _FORMATS.get("DateTime" if inner.startswith("DateTime(") else inner)
+    if code is None or not (nullable or inner.startswith("DateTime")):
         return None
-    code = plain
 
     def write(items: list[Any], buf: Any) -> bool:
         nulls = b""

@@ -34,7 +34,7 @@
   columns (lists or numpy arrays): no dict per row, no ``add()`` per row, no column
   taken out of records.  The pipeline keeps its aggregates as columns
   (``streams.aggregate_rows``), and the worker's sink feeder and replay hand them over
-  this way (``sinks.base.add_records``).  Each column then goes
+  this way (``Sink.add_records``).  Each column then goes
   through the same converter as a records' column, so a block and its records insert
   the same values (``tests/sinks/test_sinks_columns.py`` compares the wire bytes);
   ~1.3 us of CPU per aggregate row less than records (``benchmarks/sink_throughput.py``).

@@ -16,8 +16,7 @@ import pytest
 
 from riskwatch.errors import SinkError
 from sinks import JsonlSink
-from sinks.base import (ListSink, RetryPolicy, add_records, block_of_records, block_rows,
-                        records_of_block)
+from sinks.base import ListSink, RetryPolicy, block_of_records, block_rows, records_of_block
 from sinks.clickhouse.schema import TABLES
 from sinks.clickhouse.server_sink import ClickHouseServerSink, _InsertPlan, encode_block
 from tests.sinks.conftest import sample_records
@@ -296,7 +295,7 @@ def test_add_records_gives_a_columnar_sink_one_block_and_the_others_records() ->
     records = [*rows(5), {"merchant_id": "m9"}]  # a record without a key: None in its column
     columnar, plain = ColumnarListSink(), ListSink()
     for sink in (columnar, plain):
-        add_records(sink, "scores", records, token="scores:0:0-5")
+        sink.add_records("scores", records, token="scores:0:0-5")
         sink.flush()
     assert columnar.arrived == ["columns"]
     assert columnar.records("scores") == [*rows(5), {"merchant_id": "m9", "score": None}]
