@@ -67,6 +67,10 @@ class Evaluation(msgspec.Struct, eq=False, gc=False):
 class SliceScorer:
     """Owns exposure state and one :class:`ComplaintRateDetector` per complaint slice."""
 
+    # A phase of at most this many slices runs in plain Python (:meth:`_phase_few`):
+    # below it numpy's fixed cost per call outweighs its speed per row.
+    small_phase = 64
+
     def __init__(self, settings: PipelineSettings, **detector_params: float) -> None:
         self.settings = settings
         self.slices = settings.slices
@@ -104,6 +108,11 @@ class SliceScorer:
         # is not a string (then each close sorts its keys, as text where needed).
         self.sorted_keys: list[Key] | None = []
         self.rank = np.zeros(1024, dtype=np.int64)
+        # Keys created since the ranks were last brought up to date: merged into the
+        # order only when a large close needs the ranks (small closes sort their few
+        # keys), so a close that creates a slice does not pay a pass over all ranks.
+        self._unranked: list[Key] = []
+        self._fade_of: dict[int, float] = {}   # span length -> fade (_fades)
         self._per_kind = [0] * len(self.slices)   # detectors per slice kind
         # An intent slice of a region/merchant/carrier borrows its prior from the
         # intent's own slice; the intent slice from the market's rate per intent.
@@ -183,6 +192,10 @@ class SliceScorer:
         """
         if not keys:
             return
+        if (len(keys) <= self.small_phase and not promotion
+                and isinstance(self.bank.threshold, float)):
+            self._phase_few(keys, bucket, complaints, market, warmup_buckets, results)
+            return
         bank, book = self.bank, self.book
         rows_of = self.rows
         first_new = len(self.row_keys)
@@ -193,12 +206,14 @@ class SliceScorer:
         new_keys = [keys[i] for i in unseen.tolist()]
         if self.sorted_keys is not None and not all(map(_plain, new_keys)):
             self.sorted_keys = None
+            self._unranked = []
         if self.sorted_keys is not None:
             # New rows in key order, then every row in key order by its rank.
             if new_keys:
                 self._create(sorted(new_keys), bucket)
                 rows[unseen] = np.fromiter(map(rows_of.__getitem__, new_keys),
                                            dtype=np.int64, count=len(new_keys))
+            self._rank_unranked()
             order = np.argsort(self.rank[rows])
             rows = rows[order]
             keys = list(map(keys.__getitem__, order.tolist()))
@@ -272,6 +287,96 @@ class SliceScorer:
                         lift.tolist()]
         results.extend(map(Evaluation, *columns))
 
+    def _phase_few(self, keys: list[Key], bucket: int, complaints: dict[Key, int],
+                   market: float, warmup_buckets: int, results: list[Evaluation]) -> None:
+        """:meth:`_phase` of a few slices, outside promotion windows, in plain Python.
+
+        Why: a quiet bucket scores a few dozen slices (the simulator week: ~25 and the
+        global one), and :meth:`_phase` costs its ~100 numpy calls of a few
+        microseconds whatever the number of rows. Here the rows' state is read out
+        with one gather per array, stepped by :meth:`ComplaintRateBank.step_rows` and
+        written back with one scatter per array. The values are :meth:`_phase`'s to the
+        bit: the same IEEE operations in the same order, and the two transcendental
+        functions (the fade of a quiet span, the score's ``expm1``) still in numpy
+        (``tests/detectors/test_slice_order.py`` compares both paths on random closes).
+        """
+        bank, book = self.bank, self.book
+        rows_of = self.rows
+        first_new = len(self.row_keys)
+        kind_counts = self._per_kind.copy()   # before new slices
+        keys = _sorted(keys)   # plain keys: their rank order (see _phase)
+        new_keys = [k for k in keys if k not in rows_of]
+        if new_keys:
+            if self.sorted_keys is not None and not all(map(_plain, new_keys)):
+                self.sorted_keys = None
+                self._unranked = []
+            self._create(new_keys, bucket)
+        rows = list(map(rows_of.__getitem__, keys))
+        # The Bonferroni level of _phase: a kind's count includes its new slices up to
+        # the slice itself (keys are grouped by kind, in key order).
+        threshold = bank.threshold
+        levels = []
+        kind, new_in_kind = -1, 0
+        for key, row in zip(keys, rows):
+            if key[0] != kind:
+                kind, new_in_kind = key[0], 0
+            if row >= first_new:
+                new_in_kind += 1
+            n = kind_counts[kind] + new_in_kind
+            levels.append(threshold + math.log(n / 30.0) if n > 30 else threshold)
+        r = np.asarray(rows, dtype=np.int64)
+        ex_rows = self.ex_row[r]
+        exh, cum = book.exh[ex_rows].tolist(), book.cum[ex_rows].tolist()
+        prior = self._prior_few(rows, [key[0] for key in keys])   # rates before this bucket
+        states = bank.state[r].tolist()
+        # Buckets a slice had no complaint in: learned in one span (as _phase).
+        gaps = [bucket - 1 - last for last in self.last_bucket[r].tolist()]
+        gap_exposure = [(c - h) - seen for c, h, seen in zip(cum, exh, self.cum_seen[r].tolist())]
+        quiet = [i for i, (gap, exposure) in enumerate(zip(gaps, gap_exposure))
+                 if gap > 0 and exposure > 0]
+        if quiet:
+            spans = [gaps[i] for i in quiet]
+            fades = self._fades(spans)
+            bank.step_rows([states[i] for i in quiet], exposure=[gap_exposure[i] for i in quiet],
+                           prior=[prior[i] for i in quiet], y=[0.0] * len(quiet),
+                           fades=fades, buckets=[float(gap) for gap in spans])
+        counts = list(map(complaints.get, keys, itertools.repeat(0)))
+        age = [bucket - first for first in book.first[ex_rows].tolist()]
+        mu, evidence = bank.step_rows(
+            states, exposure=exh, prior=prior, y=[float(c) for c in counts],
+            hour_factor=market, protect_at=levels,
+            learning=[a < warmup_buckets for a in age])
+        bank.state[r] = states
+        self.last_bucket[r] = bucket
+        self.cum_seen[r] = cum
+        # score = -expm1(-evidence) in numpy, as _phase; 0.0 where the evidence is (most
+        # rows: numpy's expm1 of -0.0 is -0.0 too)
+        score = [0.0] * len(evidence)
+        running = [i for i, e in enumerate(evidence) if e > 0.0]
+        if running:
+            values = -np.expm1(-np.asarray([evidence[i] for i in running]))
+            for i, value in zip(running, values.tolist()):
+                score[i] = value
+        results.extend(map(
+            Evaluation, keys, counts, mu, book.ex[ex_rows].tolist(), score,
+            [slow if slow >= spike else spike for _, _, slow, spike, *_ in states], levels,
+            [e >= level for e, level in zip(evidence, levels)],
+            [s[RUN_OBS] for s in states], [s[RUN_EXP] for s in states],
+            [int(s[RUN_BUCKETS]) for s in states], age))
+
+    def _fades(self, spans: list[int]) -> list[float]:
+        """The baseline's fade over quiet spans of ``spans`` buckets, as
+        :meth:`ComplaintRateBank.step` computes it in numpy, remembered per length (the
+        same few lengths recur every close; the same input gives the same bits)."""
+        known = self._fade_of
+        missing = [span for span in set(spans) if span not in known]
+        if missing:
+            fades = 0.5 ** (np.asarray(missing, dtype=np.float64) / self.bank.half_life)
+            if len(known) > 4096:   # a bound for long gaps seen once
+                known.clear()
+            known.update(zip(missing, fades.tolist()))
+        return list(map(known.__getitem__, spans))
+
     # -- promotions -------------------------------------------------------------------
     def _enter_promotion(self, bucket: int, calendar: Calendar | None) -> bool:
         """Open, continue or fold a promotion's effect window at ``bucket``; True inside
@@ -335,29 +440,41 @@ class SliceScorer:
             else:
                 intent = key[self.intent_pos[key[0]]]
                 parents.append(self.rows.get((parent_kind, intent), -1))
-        r = np.asarray(rows, dtype=np.int64)
-        self.ex_row[r] = ex_rows
-        self.parent_row[r] = parents
-        self.row_kind[r] = [k[0] for k in keys]
-        for key in keys:
-            self._per_kind[key[0]] += 1
-        self.last_bucket[r] = bucket - 1
-        self.cum_seen[r] = book.cum[ex_rows] - book.exh[ex_rows]
+        new = slice(first, need)   # the new rows are the last ones
+        self.ex_row[new] = ex_rows
+        self.parent_row[new] = parents
+        kinds = [k[0] for k in keys]
+        self.row_kind[new] = kinds
+        for kind in kinds:
+            self._per_kind[kind] += 1
+        self.last_bucket[new] = bucket - 1
+        self.cum_seen[new] = book.cum[ex_rows] - book.exh[ex_rows]
         if self.sorted_keys is not None:
-            self._insert_ranks(keys, r)
+            self._unranked.extend(keys)
         self.bank.add(len(rows))
         # Twice: a new intent slice's own prior first, then its new children's from it.
-        self.bank.state[r, LAST_PRIOR] = self._prior(r)
-        self.bank.state[r, LAST_PRIOR] = self._prior(r)
+        if len(rows) <= self.small_phase:
+            self.bank.state[new, LAST_PRIOR] = self._prior_few(rows, kinds)
+            self.bank.state[new, LAST_PRIOR] = self._prior_few(rows, kinds)
+        else:
+            r = np.arange(first, need)
+            self.bank.state[r, LAST_PRIOR] = self._prior(r)
+            self.bank.state[r, LAST_PRIOR] = self._prior(r)
 
-    def _insert_ranks(self, keys: list[Key], rows: np.ndarray) -> None:
-        """Merge sorted new ``keys`` into the key order; shift the ranks behind them."""
+    def _rank_unranked(self) -> None:
+        """Merge the keys created since the last merge into the key order (their rows
+        are the last ones); shift the ranks behind them."""
+        if not self._unranked:
+            return
+        keys = sorted(self._unranked)
+        self._unranked = []
+        rows = np.fromiter(map(self.rows.__getitem__, keys), dtype=np.int64, count=len(keys))
         old = self.sorted_keys
         at = [bisect.bisect_left(old, k) for k in keys]   # old keys before each new key
         places = np.asarray(at, dtype=np.int64)
         known = len(old)
         if known:
-            older = self.rank[:rows[0]]
+            older = self.rank[:len(self.row_keys) - len(keys)]
             older += np.searchsorted(places, older, side="right")
         self.rank[rows] = places + np.arange(len(keys))
         merged: list[Key] = []
@@ -383,17 +500,33 @@ class SliceScorer:
             prior[rows == grow] = 0.01  # the market's own prior: never its own rate
         return prior
 
+    def _prior_few(self, rows: list[int], kinds: list[int]) -> list[float]:
+        """:meth:`_prior` of a few ``rows`` (of slice kinds ``kinds``) in plain Python:
+        the same operations on the same values (a few numpy calls fewer)."""
+        grow = self.rows.get(self.global_key)
+        parents = self.parent_row[rows].tolist()
+        *parent_rates, base = self.bank.rates_of_rows(
+            np.asarray(parents + [-1 if grow is None else grow], dtype=np.int64), 0.01)
+        per_intent, intent_base = self._per_intent_prior.tolist(), base / len(INTENTS)
+        return [0.01 if row == grow else rate if parent >= 0
+                else intent_base if per_intent[kind] else base
+                for row, kind, parent, rate in zip(rows, kinds, parents, parent_rates)]
+
     def __getstate__(self) -> dict:
         # The key order is derived from ``row_keys``: rebuilt on load, not checkpointed
         # (and a checkpoint taken before it existed loads as well).
         state = dict(self.__dict__)
         state.pop("sorted_keys", None)
         state.pop("rank", None)
+        state.pop("_unranked", None)
+        state.pop("_fade_of", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.rank = np.zeros(len(self.last_bucket), dtype=np.int64)
+        self._unranked = []
+        self._fade_of = {}
         keys = self.row_keys
         self.sorted_keys = sorted(keys) if all(map(_plain, keys)) else None
         if self.sorted_keys:

@@ -72,3 +72,47 @@ def test_bank_pickles_only_its_rows_and_keeps_working():
     np.testing.assert_array_equal(clone.evidence(rows), bank.evidence(rows))
     more = clone.add(2000)            # grows past the pickled size
     assert len(clone) == 2003 and more[0] == 3
+
+
+@pytest.mark.parametrize("params", list(ComplaintRateDetector._unit_test_params()))
+def test_step_rows_in_python_is_the_numpy_step_to_the_bit(params):
+    """``step_rows`` (the small close's step, plain Python) leaves every row bit for bit
+    where :meth:`step` leaves it: quiet spans of several buckets with their fade, hour
+    factors, priors <= 0 (the row keeps its last), protected alarms (also past
+    ``max_protect_buckets``), learning rows, rows hitting the evidence cap."""
+    rng = np.random.default_rng(5)
+    n = 30
+    a, b = ComplaintRateBank(**params), ComplaintRateBank(**params)
+    rows = a.add(n)
+    b.add(n)
+    alarms = learned = 0
+    for step in range(800):
+        exposure = rng.gamma(2.0, 50.0, n)
+        prior = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0.005, 0.05, n))
+        rate = np.where(rng.random(n) < 0.1, 0.3, 0.02)        # incidents
+        protect = np.full(n, a.threshold + rng.uniform(0.0, 3.0))
+        if step % 3 == 0:   # a quiet catch-up span (no hour factor, whole buckets, y = 0)
+            spans = rng.integers(1, 500, n).astype(float)
+            got = a.step(rows, exposure=exposure, prior=prior, y=np.zeros(n), buckets=spans)
+            states = b.state[rows].tolist()
+            fades = (0.5 ** (np.asarray(spans, dtype=np.float64) / b.half_life)).tolist()
+            mu, evidence = b.step_rows(states, exposure=exposure.tolist(), prior=prior.tolist(),
+                                       y=[0.0] * n, fades=fades, buckets=spans.tolist())
+        else:
+            hour = 1.0 if step % 5 == 0 else float(rng.uniform(0.3, 6.0))
+            y = rng.poisson(rate * exposure * hour).astype(float)
+            learning = rng.random(n) < 0.1
+            got = a.step(rows, exposure=exposure, prior=prior, y=y, hour_factor=hour,
+                         protect_at=protect, learning=learning)
+            states = b.state[rows].tolist()
+            mu, evidence = b.step_rows(states, exposure=exposure.tolist(), prior=prior.tolist(),
+                                       y=y.tolist(), hour_factor=hour, protect_at=protect.tolist(),
+                                       learning=learning.tolist())
+            alarms += int((got.evidence >= protect).sum())
+            learned += int(learning.sum())
+        b.state[rows] = states
+        assert np.asarray(mu).tobytes() == got.mu.tobytes()
+        assert np.asarray(evidence).tobytes() == got.evidence.tobytes()
+        assert a.state.tobytes() == b.state.tobytes(), step
+    assert alarms > 100 and learned > 100
+    assert (a.state[:n, 6] > a.max_protect_buckets).any()   # long runs were seen too

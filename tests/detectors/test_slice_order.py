@@ -80,3 +80,56 @@ def test_a_key_with_a_non_string_value_falls_back_to_sorting_as_text():
     out = scorer.close(1, 10, {("广东", "m1", "中通", "服饰"): 10}, odd, set())
     assert scorer.sorted_keys is None
     assert [e.key for e in out[1:]] == [(region, 10), (region, 7), (region, "广东")]
+
+
+def _fields(evaluations) -> list[tuple]:
+    """Every field of every evaluation, floats by their repr (0.0 and -0.0 differ)."""
+    return [tuple(repr(getattr(e, f)) for f in e.__struct_fields__) for e in evaluations]
+
+
+def test_small_closes_in_python_are_the_numpy_close_to_the_bit():
+    """A close of a few slices runs in plain Python (``SliceScorer._phase_few``); fed
+    the same buckets, it must leave every evaluation field and every bit of state where
+    the numpy close leaves them: new slices (their ranks merged late, by a large close
+    or a checkpoint), quiet gaps, incidents that alarm and are protected, warm-up,
+    alerts' extra keys, resets, and large closes in between."""
+    settings = PipelineSettings()
+    build = key_builder(settings.slices, COMPLAINT_FIELDS)
+    rng = random.Random(23)
+    numpy_only, mixed = SliceScorer(settings), SliceScorer(settings)
+    numpy_only.small_phase = 0
+    alarmed = small = 0
+    restored = False
+    for bucket in range(400):
+        big = bucket % 37 == 36
+        orders, complaints = _bucket(rng, build, merchants=40 + bucket // 4)
+        if big:   # a large close (numpy in both): many shops at once
+            for _ in range(4):
+                more_orders, more = _bucket(rng, build, merchants=400)
+                orders.update(more_orders)
+                for k, v in more.items():
+                    complaints[k] = complaints.get(k, 0) + v
+        if 100 <= bucket < 130:   # an incident: one shop's complaints jump
+            for key in build("广东", "m0001", "中通", "服饰", "lost_parcel"):
+                complaints[key] = complaints.get(key, 0) + 6
+        extra = set(rng.sample(sorted(numpy_only.rows), 5)) if numpy_only.rows else set()
+        args = (bucket, bucket // 12 % 24, orders, complaints, extra, 30)
+        want, got = numpy_only.close(*args), mixed.close(*args)
+        assert _fields(got) == _fields(want), bucket
+        small += len(got) <= mixed.small_phase + 1
+        alarmed += sum(e.alarmed for e in got)
+        for name in ("last_bucket", "cum_seen", "ex_row", "parent_row", "row_kind"):
+            assert getattr(mixed, name).tobytes() == getattr(numpy_only, name).tobytes(), name
+        used = len(numpy_only.bank)   # (a restored bank has no spare capacity)
+        assert mixed.bank.state[:used].tobytes() == numpy_only.bank.state[:used].tobytes()
+        if bucket % 50 == 7:
+            key = rng.choice(sorted(numpy_only.rows))
+            numpy_only.reset(key)
+            mixed.reset(key)
+        if bucket > 200 and not restored and mixed._unranked:
+            # a checkpoint with keys not merged into the order yet
+            mixed, restored = pickle.loads(pickle.dumps(mixed)), True
+    mixed._rank_unranked()
+    assert mixed.sorted_keys == numpy_only.sorted_keys
+    assert mixed.rank.tobytes() == numpy_only.rank.tobytes()
+    assert restored and small > 100 and alarmed > 10
