@@ -26,7 +26,7 @@ import math
 
 from detectors.complaint_rate import ComplaintRateDetector
 
-__all__ = ["OverdueRateDetector", "TransitQuantile"]
+__all__ = ["OverdueRateDetector", "TransitQuantile", "steady_after"]
 
 
 class TransitQuantile:
@@ -86,6 +86,24 @@ class TransitQuantile:
 
     def __setstate__(self, state: tuple) -> None:
         self.q, self.step, self.value, self.n = state
+
+
+def steady_after(step: float) -> int:
+    """The answers ``n`` from which :class:`TransitQuantile`'s young step
+    ``0.3 / sqrt(n + 9)`` is at most ``step``, so ``max(step, 0.3 / sqrt(n + 9))`` is
+    ``step`` (for every larger ``n`` too: ``sqrt`` and ``/`` are correctly rounded,
+    hence monotonic). Lets a hot loop skip the square root once an estimate is settled.
+
+    >>> n = steady_after(0.005)
+    >>> n, 0.3 / math.sqrt(n + 9) <= 0.005 < 0.3 / math.sqrt(n + 8)
+    (3591, True)
+    """
+    n = max(int((0.3 / step) ** 2) - 9 - 100, 0)
+    while 0.3 / math.sqrt(n + 9) > step:
+        n += 1
+    while n > 0 and 0.3 / math.sqrt(n + 8) <= step:
+        n -= 1
+    return n
 
 
 class OverdueRateDetector(ComplaintRateDetector):

@@ -57,7 +57,7 @@ from math import sqrt
 
 import numpy as np
 
-from detectors.overdue import OverdueRateDetector, TransitQuantile
+from detectors.overdue import OverdueRateDetector, TransitQuantile, steady_after
 from detectors.rate_bank import BankStep, ComplaintRateBank
 from streams.ingest import GenerationalMap
 from streams.signal_rows import Signal, build_signals
@@ -71,18 +71,29 @@ Lane = tuple  # (region | None, carrier): None = the carrier nationwide
 #: per call is then spread over enough rows.
 SMALL_CLOSE_ROWS = 256
 
+_epoch_of, _order_of, _status_of = (operator.itemgetter(i) for i in range(3))
+#: TransitQuantile's step, and the answers after which its young step is smaller
+_STEADY_STEP = TransitQuantile().step
+_STEADY_AFTER = steady_after(_STEADY_STEP)
+
 
 class _Cohort:
     """The parcels of one lane shipped in one bucket."""
 
-    __slots__ = ("lane", "shipped_at", "shipped", "delivered", "counted", "learned", "gone")
+    __slots__ = ("lane", "shipped_at", "shipped", "delivered", "counted", "learned", "gone",
+                 "chain")
 
-    def __init__(self, lane: Lane, shipped_at: int) -> None:
+    def __init__(self, lane: Lane, shipped_at: int, shipped: int = 0, counted: bool = False,
+                 chain: tuple | None = None) -> None:
         self.lane, self.shipped_at = lane, shipped_at
-        self.shipped = self.delivered = 0
-        self.counted = False   # dated by its lane's own estimate: counts when due
-        self.learned = False   # its undelivered parcels have answered "late"
-        self.gone = False      # past the horizon: later deliveries are ignored
+        self.shipped, self.delivered = shipped, 0
+        self.counted = counted  # dated by its lane's own estimate: counts when due
+        self.learned = False    # its undelivered parcels have answered "late"
+        self.gone = False       # past the horizon: later deliveries are ignored
+        # Its lane's (market, carrier, lane) estimates: looking them up by lane hashes
+        # the lane tuple again per delivery. Not pickled (the tracker's _chains has
+        # them): a restored cohort looks its chain up once.
+        self.chain = chain
 
     def __getstate__(self) -> tuple:
         return (self.lane, self.shipped_at, self.shipped, self.delivered, self.counted,
@@ -91,6 +102,7 @@ class _Cohort:
     def __setstate__(self, state: tuple) -> None:
         (self.lane, self.shipped_at, self.shipped, self.delivered, self.counted,
          self.learned, self.gone) = state
+        self.chain = None
 
 
 class DeliveryTracker:
@@ -121,6 +133,20 @@ class DeliveryTracker:
         self.expired = 0
         self._closing = -1 << 62   # bucket being closed
 
+    #: lane -> its position among all lanes in sorted order (not pickled: rebuilt)
+    _lane_rank: dict[Lane, int] | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_lane_rank", None)
+        return state
+
+    def _rerank(self, lanes) -> dict[Lane, int]:
+        """Ranks of the known lanes and ``lanes`` (sorted once per bucket with new lanes)."""
+        known = set(lanes).union(self._lane_rank or ())
+        rank = self._lane_rank = {lane: i for i, lane in enumerate(sorted(known))}
+        return rank
+
     @property
     def cohorts(self) -> int:
         """Cohorts still waiting for a due, a late check or the horizon."""
@@ -150,32 +176,52 @@ class DeliveryTracker:
             late = cohort.shipped - cohort.delivered
             if cohort.counted:
                 lane = cohort.lane
-                for key in (lane, (None, lane[1])):
-                    counts = due.get(key)
-                    if counts is None:
-                        due[key] = [cohort.shipped, late]
-                    else:
-                        counts[0] += cohort.shipped
-                        counts[1] += late
+                counts = due.get(lane)
+                if counts is None:
+                    due[lane] = [cohort.shipped, late]
+                else:
+                    counts[0] += cohort.shipped
+                    counts[1] += late
+                carrier = (None, lane[1])
+                counts = due.get(carrier)
+                if counts is None:
+                    due[carrier] = [cohort.shipped, late]
+                else:
+                    counts[0] += cohort.shipped
+                    counts[1] += late
             if late:
                 check.append(cohort)
         now = bstart + bs - 1
+        # (DeliveryTracker._at, inlined below: this runs per cohort)
+        soonest = bstart + bs   # never the closing bucket or earlier: those are done
+        check_at, expire_at, chains = self._check_at, self._expire_at, self._chains
         for cohort in check:
             # Undelivered parcels of a cohort older than every estimate of its lane
             # answer "longer" (once); else look again when the largest is reached.
             remaining = cohort.shipped - cohort.delivered
             if cohort.learned or cohort.gone or not remaining:
                 continue
-            market, carrier, lane = chain = self._chains[cohort.lane]
+            chain = cohort.chain
+            if chain is None:
+                chain = cohort.chain = chains[cohort.lane]
+            market, carrier, lane = chain
             longest = max(market.value, carrier.value, lane.value)
             if now - cohort.shipped_at < longest:
                 # An estimate grew past this cohort's wait: it will know more later.
-                self._at(self._check_at, cohort.shipped_at + int(longest) + 1).append(cohort)
-                continue
-            for tq in chain:
-                tq.observe_longer(remaining)
-            cohort.learned = True
-            self._at(self._expire_at, cohort.shipped_at + self.horizon).append(cohort)
+                table, epoch = check_at, cohort.shipped_at + int(longest) + 1
+            else:
+                for tq in chain:
+                    tq.observe_longer(remaining)
+                cohort.learned = True
+                table, epoch = expire_at, cohort.shipped_at + self.horizon
+            at = epoch - epoch % bs
+            if at < soonest:
+                at = soonest
+            cohorts = table.get(at)
+            if cohorts is None:
+                table[at] = [cohort]
+            else:
+                cohorts.append(cohort)
         for cohort in self._expire_at.pop(bstart, ()):
             cohort.gone = True
             self.expired += cohort.shipped - cohort.delivered
@@ -186,7 +232,11 @@ class DeliveryTracker:
     def _ship(self, statuses: list, shipped_at: int) -> None:
         """The bucket's shipped parcels join their lane's new cohort, dated by the lane's
         estimates (in lane order: the order cohorts are checked in is fixed)."""
-        orders = [o for _, o, status in statuses if status == "shipped"]
+        # Statuses are (epoch, order, status); picked and looked up in C (map, compress):
+        # a simulated lane ships ~2 parcels a bucket, so this is per-parcel work.
+        orders = list(itertools.compress(
+            map(_order_of, statuses),
+            map(operator.eq, map(_status_of, statuses), itertools.repeat("shipped"))))
         if not orders:
             return
         lanes = list(map(self.lanes.current.get, orders))     # in C
@@ -194,41 +244,67 @@ class DeliveryTracker:
             before = self.lanes.previous.get
             lanes = [lane if lane is not None else before(o) for o, lane in zip(orders, lanes)]
         now, before = self.in_flight.current, self.in_flight.previous
-        # Unknown orders (older than memory, or never seen) and re-ships are not tracked.
-        keep = [lane is not None and o not in now and o not in before
-                for o, lane in zip(orders, lanes)]
-        if not all(keep):
+        # Unknown orders (older than memory, or never seen) and re-ships are not tracked;
+        # both are rare, so the bucket is checked in C first (isdisjoint: one dict lookup
+        # per order) and order by order only when it has one.
+        if (None in lanes or not now.keys().isdisjoint(orders)
+                or not before.keys().isdisjoint(orders)):
+            keep = [lane is not None and o not in now and o not in before
+                    for o, lane in zip(orders, lanes)]
             orders = list(itertools.compress(orders, keep))
             lanes = list(itertools.compress(lanes, keep))
         counts = collections.Counter(dict(zip(orders, lanes)).values())  # an order once
         fresh = {}
-        chains, least = self._chains, self.min_deliveries
-        due_at = self._due_at
-        for lane in sorted(counts):
-            cohort = fresh[lane] = _Cohort(lane, shipped_at)
-            cohort.shipped = counts[lane]
+        chains, least, initial = self._chains, self.min_deliveries, self.initial_transit
+        due_at, bs = self._due_at, self.bucket_seconds
+        soonest = self._closing + bs   # DeliveryTracker._at, inlined (per cohort)
+        # Lanes in sorted order, by rank: comparing tuples of Chinese names costs ~1/4
+        # of this method with a hundred lanes a bucket; ints sort in a fraction of it.
+        rank = self._lane_rank
+        if rank is None or None in map(rank.get, counts):
+            rank = self._rerank(counts)
+        for lane in sorted(counts, key=rank.__getitem__):
+            shipped = counts[lane]
             chain = chains.get(lane) or self._chain(lane)
-            cohort.counted = chain[2].n >= least
-            transit = self.initial_transit
-            for tq in (chain[2], chain[1], chain[0]):
-                if tq.n >= least:
-                    transit = tq.value
-                    break
-            self._at(due_at, shipped_at + int(transit)).append(cohort)
+            market, carrier, own = chain
+            # Dated by the first estimate with enough deliveries: the lane's, the
+            # carrier's, the market's, else the initial guess.
+            counted = own.n >= least
+            if counted:
+                transit = own.value
+            elif carrier.n >= least:
+                transit = carrier.value
+            elif market.n >= least:
+                transit = market.value
+            else:
+                transit = initial
+            cohort = fresh[lane] = _Cohort(lane, shipped_at, shipped, counted, chain)
+            epoch = shipped_at + int(transit)
+            at = epoch - epoch % bs
+            if at < soonest:
+                at = soonest
+            cohorts = due_at.get(at)
+            if cohorts is None:
+                due_at[at] = [cohort]
+            else:
+                cohorts.append(cohort)
         now.update(zip(orders, map(fresh.__getitem__, lanes)))   # in C
 
     def _deliver(self, statuses: list) -> None:
         """The bucket's deliveries in event-time order (the learning order matters)."""
-        delivered = sorted((epoch, o) for epoch, o, status in statuses if status != "shipped")
+        # (epoch, order, "delivered") sorts as (epoch, order): the status is the same.
+        delivered = sorted(itertools.compress(
+            statuses, map(operator.ne, map(_status_of, statuses), itertools.repeat("shipped"))))
         if not delivered:
             return
         now, before = self.in_flight.current, self.in_flight.previous
-        orders = [o for _, o in delivered]
+        orders = list(map(_order_of, delivered))
         cohorts = list(map(now.pop, orders, itertools.repeat(None)))   # in C
         if None in cohorts:
             cohorts = [c if c is not None else before.pop(o, None) for o, c in zip(orders, cohorts)]
         chains = self._chains
-        for (epoch, _), cohort in zip(delivered, cohorts):
+        steady_step, steady = _STEADY_STEP, _STEADY_AFTER
+        for epoch, cohort in zip(map(_epoch_of, delivered), cohorts):
             if cohort is None or cohort.gone:
                 continue
             cohort.delivered += 1
@@ -238,10 +314,18 @@ class DeliveryTracker:
             # the lane's, carrier's and market's estimates learn from it
             # (TransitQuantile.observe, inlined: this runs per delivery).
             transit = epoch - cohort.shipped_at
-            for tq in chains[cohort.lane]:
+            chain = cohort.chain
+            if chain is None:
+                chain = cohort.chain = chains[cohort.lane]
+            for tq in chain:
                 n = tq.n = tq.n + 1
                 value = tq.value
-                delta = max(tq.step, 0.3 / sqrt(n + 9)) * value
+                step = tq.step
+                # An estimate past its young steps moves by ``step`` (what max() returns
+                # then: detectors.overdue.steady_after); the market's and a carrier's
+                # are there after their first few thousand deliveries.
+                delta = (step if n >= steady and step == steady_step
+                         else max(step, 0.3 / sqrt(n + 9))) * value
                 tq.value = (value + delta * tq.q if transit > value
                             else value - delta * (1.0 - tq.q))
 
