@@ -41,6 +41,9 @@ from streams.signals import Signal
 
 __all__ = ["IntentMixStage"]
 
+#: Closes of at most this many slices skip np.unique (fixed cost beats its savings).
+SMALL_CLOSE_ROWS = 256
+
 Key = tuple
 
 
@@ -138,6 +141,24 @@ class IntentMixStage:
         return self._signals(ordered, rows, step, level, bucket, learning, watched,
                              recent, alarmed)
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_levels", None)   # a cache (below), not state
+        return state
+
+    def _level_of_kind(self) -> np.ndarray:
+        """Alarm level per slice kind: Bonferroni over intents and over the slices of
+        the kind (as the rate stage). Kept until a kind gains slices (five numpy calls
+        a close otherwise)."""
+        cached = self.__dict__.get("_levels")
+        if cached is not None and cached[0] == self.per_kind:
+            return cached[1]
+        per_kind = np.maximum(np.asarray(self.per_kind, dtype=np.float64), 1.0)
+        level_of_kind = (self.bank.threshold + math.log(len(self.intents))
+                         + np.maximum(0.0, np.log(per_kind / 30.0)))
+        self._levels = (list(self.per_kind), level_of_kind)
+        return level_of_kind
+
     # -- scoring ----------------------------------------------------------------------
     def _score(self, keys: list[Key], bucket: int, mixes: list[dict[str, int]], learning: bool,
                covered: dict[tuple, int], market: bool = True):
@@ -182,16 +203,19 @@ class IntentMixStage:
                 p, i = position.get(key), index.get(intent)
                 if p is not None and i is not None:
                     cov[p, i] = min(n, y[p, i])
-        # Parents are few (the market, the carriers): their shares once each.
-        parents, which = np.unique(self.parent_row[rows], return_inverse=True)
+        parents = self.parent_row[rows]
+        if count > SMALL_CLOSE_ROWS:
+            # Parents are few (the market, the carriers): their shares once each.
+            parents, which = np.unique(parents, return_inverse=True)
+        else:
+            # A few dozen rows (a week of a regional shop: most closes): np.unique's
+            # calls cost more than the rows' own shares (the same floats per row).
+            which = None
         prior = bank.shares(np.maximum(parents, 0))
         prior[parents < 0] = 1.0 / len(self.intents)
-        prior = prior[which]
-        # Bonferroni over intents, and over the slices of a kind (as the rate stage).
-        per_kind = np.maximum(np.asarray(self.per_kind, dtype=np.float64), 1.0)
-        level_of_kind = (bank.threshold + math.log(len(self.intents))
-                         + np.maximum(0.0, np.log(per_kind / 30.0)))
-        level = level_of_kind[np.fromiter(map(_kind, keys), dtype=np.int64, count=count)]
+        if which is not None:
+            prior = prior[which]
+        level = self._level_of_kind()[np.fromiter(map(_kind, keys), dtype=np.int64, count=count)]
         gap = np.maximum(bucket - self.last_bucket[rows], 1).astype(np.float64)
         # Recent counts, faded by the buckets since the row was last seen.
         fade = 0.5 ** (gap / self.market_half_life)
@@ -358,22 +382,27 @@ class IntentMixStage:
             del self.pending[held]
         if not wanted:
             return []
-        run = bank.column(RUN_OBS, rows), bank.column(RUN_EXP, rows)
-        run_covered = bank.column(RUN_COVERED, rows)
-        run_total = bank.column(RUN_TOTAL, rows)
-        run_buckets = bank.column(RUN_BUCKETS, rows)
-        shares = bank.shares(rows)
+        # The wanted rows' columns only, as Python floats (a close scores every slice
+        # with complaints, and few of them are wanted): at[pos] is pos's place in them.
+        at = {pos: j for j, pos in enumerate(sorted({pos for pos, _ in wanted}))}
+        picked = rows[list(at)]
+        run = bank.column(RUN_OBS, picked).tolist(), bank.column(RUN_EXP, picked).tolist()
+        run_covered = bank.column(RUN_COVERED, picked).tolist()
+        run_total = bank.column(RUN_TOTAL, picked).tolist()
+        run_buckets = bank.column(RUN_BUCKETS, picked).tolist()
+        shares = bank.shares(picked).tolist()
         out = []
         by_slice = sorted(wanted.items(), key=lambda w: (_sort_key(keys[w[0][0]]), w[0][1]))
         for (pos, i), alarm in by_slice:
+            j = at[pos]
             key, intent = keys[pos], self.intents[i]
-            run_obs, run_exp = float(run[0][pos, i]), float(run[1][pos, i])
+            run_obs, run_exp = run[0][j][i], run[1][j][i]
             ev = float(evidence[pos, i])
             pages = False
             if alarm and not learning and ev >= level[pos]:
                 since = self.pending.setdefault((key, intent), bucket)
                 # Only the run's complaints no complaint-rate alarm explains count.
-                cov, total = float(run_covered[pos, i]), float(run_total[pos, i])
+                cov, total = run_covered[j][i], run_total[j][i]
                 mine = run_obs - cov
                 pages = (bucket - since >= self.pending_buckets
                          and mine - run_exp >= self.min_excess
@@ -382,25 +411,26 @@ class IntentMixStage:
                                                  run_exp / max(total, 1e-9))) <= self.alpha
                          and not self._recently_covered(key, intent, recent, alarmed)
                          and not self._inside_page(
-                             key, intent, bucket - int(run_buckets[pos, i])))
+                             key, intent, bucket - int(run_buckets[j][i])))
             dims = dict(zip(self.slices[key[0]], key[1:]))
             dims["intent"] = intent
             signal = Signal(self.metric, dims, float(step.observed[pos, i]),
                             float(step.mu[pos, i]), ev, float(level[pos]), pages, run_obs,
-                            run_exp, int(run_buckets[pos, i]),
-                            self._contributors(shares[pos], run, pos),
+                            run_exp, int(run_buckets[j][i]),
+                            self._contributors(shares[j], run, j),
                             _Resetter(bank, int(rows[pos])))
             if pages or alarm is False:
                 self.episodes.setdefault(signal.key, (key, intent))
             out.append(signal)
         return out
 
-    def _contributors(self, usual: np.ndarray, run, pos: int) -> list[dict]:
-        obs, exp = run[0][pos], run[1][pos]
-        order = np.argsort(-(obs - exp), kind="stable")[:3]
-        return [{"dimension": "intent", "value": self.intents[i], "observed": float(obs[i]),
-                 "expected": round(float(exp[i]), 2), "usual_share": round(float(usual[i]), 3)}
-                for i in order.tolist() if obs[i] > 0]
+    def _contributors(self, usual: list[float], run, j: int) -> list[dict]:
+        obs, exp = run[0][j], run[1][j]
+        # The three largest excesses, ties in intent order (a stable sort, as argsort's).
+        order = sorted(range(len(obs)), key=lambda i: -(obs[i] - exp[i]))[:3]
+        return [{"dimension": "intent", "value": self.intents[i], "observed": obs[i],
+                 "expected": round(exp[i], 2), "usual_share": round(usual[i], 3)}
+                for i in order if obs[i] > 0]
 
 
 _EMPTY: dict = {}
