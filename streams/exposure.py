@@ -9,11 +9,11 @@ slices.
 
 Orders arrive per *combo* (region, merchant, carrier, category) and are spread to the
 order slices (global, region, merchant, carrier, category, region x carrier, ...) in
-numpy: each dimension value is interned to an integer, a slice's key is a mixed-radix
-code of its dimensions' integers, and orders per slice are one ``bincount`` over the
-combos of the bucket. A combo's rows (one per order slice) are remembered, so a bucket
-costs one C-level ``map`` over its combos; only combos never seen before take a Python
-path.
+numpy: each dimension value is interned to an integer code (in order of first sight), and
+each order slice keeps a table from its dimensions' codes to its row (a dense numpy array
+indexed by the codes, -1 where the slice has no row yet). A bucket costs one C-level
+``map`` per dimension (value -> code) and one gather per slice; orders per slice row are
+one ``bincount``. Only values never seen before take a Python path.
 
 >>> book = ExposureBook(slices=((), ("region",)), decay=0.5)
 >>> book.advance(0, {("广东", "m1", "中通", "服饰"): 4, ("浙江", "m2", "中通", "服饰"): 2}, hour_factor=1.0)
@@ -28,15 +28,13 @@ path.
 from __future__ import annotations
 
 import itertools
-import operator
+import math
 
 import numpy as np
 
 __all__ = ["COMBO_FIELDS", "ExposureBook"]
 
 Key = tuple
-
-_COMBO_CACHE_SIZE = 300_000   # combos whose rows are remembered (~150 bytes each)
 
 #: Dimensions of an order combo, in the order combos are given.
 COMBO_FIELDS = ("region", "merchant_id", "carrier", "category")
@@ -54,16 +52,15 @@ class ExposureBook:
         self.alpha = 1.0 - decay
         self.ids: dict[Key, int] = {}
         self.keys: list[Key] = []
-        # (slice index, positions of its dimensions in a combo) for the order slices
-        # (slice index, positions of its dimensions in a combo, combo -> slice values,
-        # slice values -> row) for the order slices
-        self._order_slices = []
+        # (slice index, positions of its dimensions in a combo, its table) per order
+        # slice: see _SliceTable
+        self._order_slices: list[tuple[int, tuple[int, ...], _SliceTable]] = []
         for i, dims in enumerate(slices):
             if set(dims) <= set(COMBO_FIELDS):
-                positions = [COMBO_FIELDS.index(d) for d in dims]
-                values_of = operator.itemgetter(*positions) if positions else None
-                self._order_slices.append((i, positions, values_of, {}))
-        self._combo_rows: dict[tuple, tuple[int, ...]] = {}   # combo -> row per order slice
+                positions = tuple(COMBO_FIELDS.index(d) for d in dims)
+                self._order_slices.append((i, positions, _SliceTable(len(positions))))
+        # only the dimensions some order slice uses need codes
+        self._used = sorted({p for _, positions, _ in self._order_slices for p in positions})
         self._values: list[dict[str, int]] = [{} for _ in COMBO_FIELDS]   # value -> code
         self._names: list[list[str]] = [[] for _ in COMBO_FIELDS]          # code -> value
         self.ex = np.zeros(1024)     # exposure in the last advanced bucket
@@ -92,14 +89,17 @@ class ExposureBook:
             new[:len(old)] = old
             setattr(self, name, new)
 
-    def _codes(self, combos: list[tuple]) -> list[np.ndarray]:
-        """Integer code of each combo's value, per dimension (interning new values).
+    def _codes(self, combos) -> list[np.ndarray | None]:
+        """Integer code of each combo's value, per used dimension (interning new values
+        in order of first sight; ``None`` for dimensions no order slice uses).
 
         ``zip(*combos)`` and ``map(dict.get, ...)`` run in C; only new values take the
         Python path.
         """
-        out = []
-        for column, values, names in zip(zip(*combos), self._values, self._names):
+        out: list[np.ndarray | None] = [None] * len(COMBO_FIELDS)
+        columns = list(zip(*combos))
+        for p in self._used:
+            column, values, names = columns[p], self._values[p], self._names[p]
             codes = list(map(values.get, column))
             if None in codes:
                 # Python work only per missing value: list.index scans in C.
@@ -115,66 +115,45 @@ class ExposureBook:
                         j = codes.index(None, j + 1)
                     except ValueError:
                         break
-            out.append(np.asarray(codes, dtype=np.int64))
+            out[p] = np.fromiter(codes, dtype=np.int64, count=len(codes))
         return out
 
     def _orders_per_row(self, combo_counts: dict[tuple, int]) -> np.ndarray:
-        combos = list(combo_counts)
-        counts = np.fromiter(combo_counts.values(), dtype=np.float64, count=len(combos))
-        combo_rows = self._combo_rows
-        if len(combo_rows) > _COMBO_CACHE_SIZE:
-            combo_rows.clear()   # O(1) amortised; the slices keep their rows anyway
-        found = list(map(combo_rows.get, combos))      # in C: a combo's rows, one per slice
-        if None in found:
-            new = [c for c, f in zip(combos, found) if f is None]
-            combo_rows.update(zip(new, zip(*self._slice_rows_of(new))))   # in C
-            found = list(map(combo_rows.get, combos))
-        width = len(self._order_slices)
-        flat = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64,
-                           count=len(combos) * width)
-        return np.bincount(flat, weights=np.repeat(counts, width), minlength=len(self.keys))
+        n = len(combo_counts)
+        counts = np.fromiter(combo_counts.values(), dtype=np.float64, count=n)
+        codes = self._codes(combo_counts)
+        rows = np.empty((len(self._order_slices), n), dtype=np.int64)
+        for k, (index, positions, table) in enumerate(self._order_slices):
+            slice_codes = [codes[p] for p in positions]
+            found = table.rows(slice_codes, [len(self._names[p]) for p in positions], n)
+            missing = np.flatnonzero(found < 0)
+            if len(missing):
+                self._new_rows(index, positions, table, [c[missing] for c in slice_codes])
+                found = table.rows(slice_codes, None, n)
+            rows[k] = found
+        # Each row belongs to one slice, so its orders add up in combo order as before
+        # (and they are whole numbers: exact in any order).
+        return np.bincount(rows.ravel(), weights=np.tile(counts, len(self._order_slices)),
+                           minlength=len(self.keys))
 
-    def _slice_rows_of(self, combos: list[tuple]) -> list[list[int]]:
-        """Per order slice, the row of each combo's slice (created on first sight)."""
-        n = len(combos)
-        row_parts = []
-        codes = None
-        for index, positions, values_of, rows in self._order_slices:
-            # slice values of every combo, then their rows: both loops run in C
-            values = list(map(values_of, combos)) if positions else [()] * n
-            found = list(map(rows.get, values))
-            if None in found:
-                # New slices get rows in the order of their mixed-radix codes (values
-                # interned in order of first sight), as they always have: the row order
-                # is the order slices are scored and reported in.
-                if codes is None:
-                    codes = self._codes(combos)
-                    sizes = [len(names) + 1 for names in self._names]
-                new: dict[tuple, int] = {}   # new slice value -> its first combo
-                j = found.index(None)        # (list.index scans in C)
-                while True:
-                    new.setdefault(values[j], j)
-                    try:
-                        j = found.index(None, j + 1)
-                    except ValueError:
-                        break
-
-                def code_of(j, positions=positions):
-                    code = 0
-                    for p in positions:
-                        code = code * sizes[p] + int(codes[p][j])
-                    return code
-                for value, j in sorted(new.items(), key=lambda item: code_of(item[1])):
-                    rows[value] = self.key_id((index, *[combos[j][p] for p in positions]))
-                found = list(map(rows.get, values))
-            row_parts.append(found)
-        return row_parts
+    def _new_rows(self, index: int, positions: tuple[int, ...], table: _SliceTable,
+                  codes: list[np.ndarray]) -> None:
+        """Rows for the slices of ``codes`` (columns of codes of combos whose slice has
+        no row yet). New slices get rows in the lexicographic order of their codes
+        (values are interned in order of first sight), as they always have: the row
+        order is the order slices are scored and reported in."""
+        names = [self._names[p] for p in positions]
+        new = set(zip(*(c.tolist() for c in codes))) if codes else {()}
+        for code in sorted(new):
+            row = self.key_id((index, *[n[c] for n, c in zip(names, code)]))
+            table.set(code, row)
 
     def advance(self, bucket: int, combo_counts: dict[tuple, int], *, hour_factor: float) -> None:
         """Close ``bucket``: decay every slice, add this bucket's orders, weight by hour."""
         if self.bucket is None:
             self.bucket = bucket
             self.first[:] = bucket
+        # before self.bucket moves on: a new slice's first bucket is the previous one
         orders = self._orders_per_row(combo_counts) if combo_counts else None  # may grow arrays
         n = len(self.keys)
         steps = bucket - self.bucket
@@ -201,3 +180,62 @@ class ExposureBook:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+_MAX_DENSE_CELLS = 1 << 22   # cells of a dense table (int64: 32 MB); larger ones become dicts
+
+
+class _SliceTable:
+    """An order slice's row per code tuple of its dimensions.
+
+    Dense: an int64 array with one axis per dimension, grown by doubling (-1 = no row
+    yet), read with one fancy-indexing gather per bucket. A slice of several large
+    dimensions (say merchant x region x carrier) would need a huge array: past
+    ``_MAX_DENSE_CELLS`` cells the table becomes a dict keyed by code tuples (slower,
+    same rows).
+
+    >>> t = _SliceTable(2)
+    >>> t.set((1, 0), 7)
+    >>> t.rows([np.array([1, 0]), np.array([0, 0])], [2, 1], 2).tolist()
+    [7, -1]
+    """
+
+    def __init__(self, ndim: int) -> None:
+        self.ndim = ndim
+        self.dense: np.ndarray | None = np.full((4,) * ndim, -1, dtype=np.int64)
+        self.sparse: dict[tuple, int] = {}
+
+    def _fit(self, sizes: list[int]) -> None:
+        shape = list(self.dense.shape)
+        if all(s <= c for s, c in zip(sizes, shape)):
+            return
+        for axis, size in enumerate(sizes):
+            while shape[axis] < size:
+                shape[axis] *= 2
+        if math.prod(shape) > _MAX_DENSE_CELLS:
+            for code in zip(*np.nonzero(self.dense >= 0)):
+                code = tuple(int(c) for c in code)
+                self.sparse[code] = int(self.dense[code])
+            self.dense = None
+            return
+        grown = np.full(shape, -1, dtype=np.int64)
+        grown[tuple(slice(0, c) for c in self.dense.shape)] = self.dense
+        self.dense = grown
+
+    def rows(self, codes: list[np.ndarray], sizes: list[int] | None, n: int) -> np.ndarray:
+        """Row per combo (-1: none yet); ``sizes``: values per dimension (to fit)."""
+        if self.dense is not None and sizes is not None:
+            self._fit(sizes)
+        if self.dense is not None:
+            if not self.ndim:
+                return np.full(n, self.dense[()])
+            return self.dense[tuple(codes)]
+        keys = zip(*(c.tolist() for c in codes)) if self.ndim else itertools.repeat((), n)
+        return np.fromiter(map(self.sparse.get, keys, itertools.repeat(-1)), dtype=np.int64,
+                           count=n)
+
+    def set(self, code: tuple, row: int) -> None:
+        if self.dense is not None:
+            self.dense[code] = row
+        else:
+            self.sparse[code] = row
