@@ -19,8 +19,9 @@ contract with their own ``metric``.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
+import operator
+
 import numpy as np
 
 from detectors.order_surge import OrderSurgeBank
@@ -31,6 +32,8 @@ from streams.delivery import DeliveryTracker, OverdueScorer
 from streams.signal_rows import Signal, build_signals
 
 __all__ = ["Signal", "ShopSurgeScorer", "SignalStage"]
+
+_SHOP, _CATEGORY = operator.itemgetter(1), operator.itemgetter(3)   # of an order combo
 
 
 class ShopSurgeScorer:
@@ -98,29 +101,43 @@ class ShopSurgeScorer:
               learning: bool) -> list[Signal]:
         """Score the bucket's shops (``order_combos`` keyed (region, shop, carrier,
         category)) plus ``watched`` shops; ``learning`` while the pipeline is young."""
-        per_shop: dict[str, int] = {}
         rows = self.rows
-        market = 0
-        for (_region, shop, _carrier, category), n in order_combos.items():
-            market += n
-            per_shop[shop] = per_shop.get(shop, 0) + n
-            if shop not in rows:
-                self._add(shop, category, bucket, learning)
+        # The bucket's combos as columns (C-level maps); only new shops take a Python
+        # path. Orders per shop are one bincount (whole numbers: exact in any order).
+        combos = list(order_combos)
+        n = len(combos)
+        counts = np.fromiter(order_combos.values(), dtype=np.float64, count=n)
+        market = sum(order_combos.values())
+        shop_column = list(map(_SHOP, combos))
+        shop_rows = list(map(rows.get, shop_column))
+        if None in shop_rows:
+            self._add_new_shops(combos, shop_rows, bucket, learning)
+        shop_rows = np.fromiter(shop_rows, dtype=np.int64, count=n)
         fade = self._fade
         self.market_faded = self.market_faded * fade + market
         self.category_orders *= fade
-        categories, category_orders = self.categories, self.category_orders
-        for (_region, _shop, _carrier, category), n in order_combos.items():
-            code = categories.get(category)
-            if code is None:
-                code = self._category(category)
-                category_orders = self.category_orders
-            category_orders[code] += n
+        categories = self.categories
+        codes = list(map(categories.get, map(_CATEGORY, combos)))
+        if None in codes:
+            for j, combo in enumerate(combos):
+                if codes[j] is None:
+                    code = categories.get(combo[3])
+                    codes[j] = self._category(combo[3]) if code is None else code
+        # one add per combo, in combo order (np.add.at is unbuffered): the same floats
+        # as adding them one by one
+        np.add.at(self.category_orders, np.fromiter(codes, dtype=np.int64, count=n), counts)
         before = self.market_cum
         self.market_cum += market
-        shops = sorted(per_shop.keys() | (watched & rows.keys()))
+        present = np.zeros(len(self.shops), dtype=bool)
+        present[shop_rows] = True
+        shop_names = self.shops
+        active = [shop_names[i] for i in np.flatnonzero(present).tolist()]
+        if watched:
+            active = set(active) | (watched & rows.keys())
+        shops = sorted(active)
         if not shops:
             return []
+        orders_per_row = np.bincount(shop_rows, weights=counts, minlength=len(shop_names))
         bank = self.bank
         r = np.fromiter(map(rows.__getitem__, shops), dtype=np.int64, count=len(shops))
         prior = self._prior_shares(r)
@@ -131,8 +148,7 @@ class ShopSurgeScorer:
             c = r[catch_up]
             bank.step(c, market=gap_market[catch_up], prior=prior[catch_up], y=np.zeros(len(c)),
                       buckets=gap[catch_up].astype(np.float64))
-        y = np.fromiter(map(per_shop.get, shops, itertools.repeat(0)), dtype=np.float64,
-                        count=len(shops))
+        y = orders_per_row[r]
         # Many shops, many chances of a fluke: the level rises with the log of their number.
         level = bank.threshold + max(0.0, math.log(len(self.shops) / 30.0))
         levels = np.full(len(r), level)
@@ -189,26 +205,46 @@ class ShopSurgeScorer:
             self.category_shops[code:] = 0
         return code
 
-    def _add(self, shop: str, category: str, bucket: int, learning: bool) -> None:
-        row = len(self.shops)
-        self.rows[shop] = row
-        self.shops.append(shop)
-        self.category.append(category)
-        self.first_bucket.append(bucket)
-        self.established.append(learning)
-        code = self.categories.get(category)
-        if code is None:
-            code = self._category(category)
-        self.category_shops[code] += 1
-        self.bank.add(1, prior_share=self.prior_share(category))
-        if row >= len(self.last_bucket):
-            size = 2 * len(self.last_bucket)
+    def _add_new_shops(self, combos: list[tuple], shop_rows: list, bucket: int,
+                       learning: bool) -> None:
+        """Rows for the shops first seen in this bucket (in order of first sight, each
+        in the category of its first combo); fills their rows into ``shop_rows``."""
+        rows = self.rows
+        start = len(self.shops)
+        priors = []
+        j = shop_rows.index(None)   # (list.index scans in C)
+        while True:
+            shop = combos[j][1]
+            row = rows.get(shop)
+            if row is None:
+                category = combos[j][3]
+                row = rows[shop] = len(self.shops)
+                self.shops.append(shop)
+                self.category.append(category)
+                self.first_bucket.append(bucket)
+                self.established.append(learning)
+                code = self.categories.get(category)
+                if code is None:
+                    code = self._category(category)
+                self.category_shops[code] += 1
+                priors.append((self.prior_share(category), code))
+            shop_rows[j] = row
+            try:
+                j = shop_rows.index(None, j + 1)
+            except ValueError:
+                break
+        end = len(self.shops)
+        self.bank.add(end - start, prior_share=np.array([p for p, _ in priors]))
+        if end > len(self.last_bucket):
+            size = len(self.last_bucket)
+            while size < end:
+                size *= 2
             self.last_bucket = np.resize(self.last_bucket, size)
             self.market_seen = np.resize(self.market_seen, size)
             self.row_category = np.resize(self.row_category, size)
-        self.last_bucket[row] = bucket - 1
-        self.market_seen[row] = self.market_cum
-        self.row_category[row] = code
+        self.last_bucket[start:end] = bucket - 1
+        self.market_seen[start:end] = self.market_cum
+        self.row_category[start:end] = [c for _, c in priors]
 
     def watched(self, keys) -> set[str]:
         return {k[1][1] for k in keys if k[0] == self.metric}
