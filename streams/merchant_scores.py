@@ -86,6 +86,9 @@ COMPONENT_POINTS: dict[str, float] = {
     "overdue": 10.0, "resolution": 10.0, "csat": 5.0,
 }
 _TIERS = ((85.0, "excellent"), (70.0, "good"), (55.0, "watch"))
+_TIER_NAMES = ("at_risk", "watch", "good", "excellent")   # by np.digitize(score, [55, 70, 85])
+_INTENT_KEYS = [f"intent_{name}_vs_peers" for name in INTENTS]
+_MERCHANT = operator.itemgetter(1)   # of an order combo
 
 
 def tier_of(score: float) -> str:
@@ -150,10 +153,10 @@ class MerchantScores:
         self.heartbeat_buckets = max(1, heartbeat_seconds // bucket_seconds)
         self.score_every = score_every
         self._acc: dict[str, list[float]] = {}   # inputs since the last scoring close
-        self._acc_orders: dict[str, float] = {}
+        self._acc_orders = np.zeros(1024)         # row -> orders since the last scoring close
         self.rows: dict[str, int] = {}           # merchant -> row
         self.merchants: list[str] = []
-        self.category_of: list[int] = []          # row -> category index
+        self.category_of = np.zeros(1024, dtype=np.int64)   # row -> category index
         self.categories: dict[str | None, int] = {}
         self.counts = np.zeros((1024, _NFIELDS))
         self.meta = np.zeros((1024, 6))
@@ -181,17 +184,38 @@ class MerchantScores:
         """Orders of a bucket, as the pipeline counts them: ``{(region, merchant, carrier,
         category): n}``. A merchant's peer group is the category of its first bucket with
         orders (the category with most orders in it; ties by name)."""
-        orders = self._acc_orders   # orders need no bucket of their own: they are counted
-        rows = self.rows            # at their bucket's close, which is now
-        new: dict[str, dict] = {}
-        for (_, merchant, _, category), n in order_combos.items():
-            orders[merchant] = orders.get(merchant, 0) + n
-            if merchant not in rows:
+        # Orders need no bucket of their own: they are counted at their bucket's close,
+        # which is now. The combos are read as a column of merchants (C-level maps);
+        # orders per row are one bincount (whole numbers: exact in any order).
+        if not order_combos:
+            return
+        combos = list(order_combos)
+        n = len(combos)
+        rows = self.rows
+        found = list(map(rows.get, map(_MERCHANT, combos)))
+        if None in found:
+            counts = list(order_combos.values())
+            new: dict[str, dict] = {}
+            missing = []
+            j = found.index(None)   # (list.index scans in C)
+            while True:
+                _, merchant, _, category = combos[j]
                 cats = new.setdefault(merchant, {})
-                cats[category] = cats.get(category, 0) + n
-        for merchant in sorted(new):   # rows in a fixed order, whatever the dict order
-            cats = new[merchant]
-            self._row(merchant, min(cats, key=lambda c: (-cats[c], str(c))))
+                cats[category] = cats.get(category, 0) + counts[j]
+                missing.append(j)
+                try:
+                    j = found.index(None, j + 1)
+                except ValueError:
+                    break
+            for merchant in sorted(new):   # rows in a fixed order, whatever the dict order
+                cats = new[merchant]
+                self._row(merchant, min(cats, key=lambda c: (-cats[c], str(c))))
+            for j in missing:
+                found[j] = rows[combos[j][1]]
+        r = np.fromiter(found, dtype=np.int64, count=n)
+        orders = np.bincount(r, weights=np.fromiter(order_combos.values(), dtype=np.float64,
+                                                    count=n), minlength=len(self.merchants))
+        self._acc_orders[:len(orders)] += orders
 
     def note_complaint(self, bucket_start: int, record: Mapping) -> None:
         """A classified complaint record (at its bucket's close)."""
@@ -216,12 +240,23 @@ class MerchantScores:
                     days_since_pickup: float | None = None, overdue_days: float = 2.0) -> None:
         """An order status of a known merchant: refunded/returned count as refunds; a
         delivery is overdue when it came more than ``overdue_days`` after pickup."""
-        if status in ("refunded", "returned"):
-            self._add(bucket_start, merchant, _REF)
-        elif status == "delivered":
-            self._add(bucket_start, merchant, _DLV)
-            if days_since_pickup is not None and days_since_pickup > overdue_days:
-                self._add(bucket_start, merchant, _OVD)
+        # called per status event: _add inlined
+        if status == "delivered":
+            field = _DLV
+            overdue = days_since_pickup is not None and days_since_pickup > overdue_days
+        elif status in ("refunded", "returned"):
+            field, overdue = _REF, False
+        else:
+            return
+        per = self._pending.get(bucket_start)
+        if per is None:
+            per = self._pending[bucket_start] = {}
+        row = per.get(merchant)
+        if row is None:
+            row = per[merchant] = [0.0] * _NFIELDS
+        row[field] += 1.0
+        if overdue:
+            row[_OVD] += 1.0
 
     def note_update(self, bucket_start: int, complaint_id: str, status: str | None,
                     csat: float | None) -> None:
@@ -259,47 +294,69 @@ class MerchantScores:
             else:   # element-wise in C; adding the zeros changes nothing (counts are >= 0)
                 acc[:] = map(operator.add, acc, row)
         out: list[dict] = []
-        if (bindex + 1) % self.score_every == 0 and (self._acc or self._acc_orders):
-            acc, orders = self._acc, self._acc_orders
-            self._acc, self._acc_orders = {}, {}
-            names = sorted(acc.keys() | orders.keys())
+        ordered = self._acc_orders[:len(self.merchants)] > 0
+        if (bindex + 1) % self.score_every == 0 and (self._acc or ordered.any()):
+            acc = self._acc
+            self._acc = {}
             known = self.rows
-            rows = np.array([known[m] if m in known else self._row(m, None) for m in names])
+            for m in sorted(acc.keys() - known.keys()):   # complaints of unknown shops
+                self._row(m, None)
+            # the scored rows in merchant-name order, without sorting thousands of names
+            scored = np.zeros(len(self.merchants), dtype=bool)
+            scored[:len(ordered)] = ordered
+            scored[[known[m] for m in acc]] = True
+            by_name = self._rows_by_name()
+            rows = by_name[scored[by_name]]
+            names = list(map(self.merchants.__getitem__, rows.tolist()))
             add = np.zeros((len(names), _NFIELDS))
-            add[:, _ORD] = [orders.get(m, 0.0) for m in names]
-            for i, m in enumerate(names):
-                row = acc.get(m)
-                if row is not None:   # complaints, statuses, updates: far fewer than orders
-                    add[i] += row
+            add[:, _ORD] = self._acc_orders[rows]
+            self._acc_orders[rows] = 0.0
+            if acc:   # complaints, statuses, updates: far fewer than orders
+                position = dict(zip(names, range(len(names))))
+                # 0.0 + x is x: the same floats as adding each list to its row
+                add[[position[m] for m in acc]] += np.array(list(acc.values()))
             # lazy decay of the touched rows to this bucket
             age = bindex - self.meta[rows, _LAST]
             self.counts[rows] *= (self.decay ** age)[:, None]
             self.meta[rows, _LAST] = bindex
             self.counts[rows] += add
-            np.add.at(self.peers, np.array([self.category_of[r] for r in rows]), add)
+            np.add.at(self.peers, self.category_of[rows], add)
             scores, components = self._score(rows)
             out = self._records(names, rows, scores, components, bindex, bucket_end)
         self._roll_day(bucket_end)
         return out
 
+    def _rows_by_name(self) -> np.ndarray:
+        """All rows in the order of their merchants' names (sorted only when merchants
+        were added since the last call: timsort merges the sorted run with the new)."""
+        order = self.__dict__.get("_by_name")
+        n = len(self.merchants)
+        if order is None or len(order) < n:
+            done = [] if order is None else order.tolist()
+            order = self._by_name = np.array(
+                sorted(done + list(range(len(done), n)), key=self.merchants.__getitem__),
+                dtype=np.int64)
+        return order
+
     def _row(self, merchant: str, category: str | None) -> int:
         row = len(self.merchants)
         if row == len(self.counts):
-            self.counts = np.concatenate([self.counts, np.zeros_like(self.counts)])
-            self.meta = np.concatenate([self.meta, np.zeros_like(self.meta)])
+            for name in ("counts", "meta", "_acc_orders", "category_of"):
+                old = getattr(self, name)
+                setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
         cat = self.categories.get(category)
         if cat is None:
             cat = self.categories[category] = len(self.categories)
             self.peers = np.vstack([self.peers, np.zeros(_NFIELDS)])
         self.rows[merchant] = row
         self.merchants.append(merchant)
-        self.category_of.append(cat)
+        self.category_of[row] = cat
         self.meta[row, _EMITTED] = np.nan
         return row
 
     def _score(self, rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         c = self.counts[rows]
-        p = self.peers[np.array([self.category_of[r] for r in rows])]
+        p = self.peers[self.category_of[rows]]
         # Peer groups with no orders yet (complaints of unknown shops): all merchants.
         total = self.peers.sum(axis=0)
         empty = p[:, _ORD] <= 0
@@ -358,6 +415,9 @@ class MerchantScores:
         columns = [np.round(components[n][idx], 3).tolist() for n in names_out]
         ratio = components["_intent_ratio"][idx]
         top2 = np.argsort(-ratio, axis=1, kind="stable")[:, :2]
+        top2_ratio = np.take_along_axis(ratio, top2, axis=1).tolist()
+        top2 = top2.tolist()
+        tiers = tiers[idx].tolist()
         orders = np.round(components["_orders"][idx], 1).tolist()
         counts = np.round(components["_complaints"][idx], 2).tolist()
         change = np.round(scores[idx] - meta[emit_rows, _PREV_DAY], 2).tolist()
@@ -365,13 +425,13 @@ class MerchantScores:
         for k, (i, score, values) in enumerate(zip(idx.tolist(), scores[idx].tolist(),
                                                     zip(*columns))):
             comps = dict(zip(names_out, values))
-            for j in top2[k].tolist():
-                if ratio[k, j] > 1.2:
-                    comps[f"intent_{INTENTS[j]}_vs_peers"] = round(float(ratio[k, j]), 3)
+            for j, r in zip(top2[k], top2_ratio[k]):
+                if r > 1.2:
+                    comps[_INTENT_KEYS[j]] = round(r, 3)
             comps["orders"] = orders[k]
             comps["complaint_count"] = counts[k]
             out.append({"merchant_id": names[i], "ts": ts, "score": score,
-                        "tier": tier_of(score), "components": comps, "change_1d": change[k]})
+                        "tier": _TIER_NAMES[tiers[k]], "components": comps, "change_1d": change[k]})
         self.records_emitted += len(out)
         return out
 
