@@ -57,6 +57,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from streams.ingest import GenerationalMap
+from streams.name_order import NameOrder
 from streams.text.intent import INTENTS
 
 __all__ = ["COMPONENT_POINTS", "INTENT_WEIGHTS", "MerchantScores", "tier_of"]
@@ -305,7 +306,9 @@ class MerchantScores:
             scored = np.zeros(len(self.merchants), dtype=bool)
             scored[:len(ordered)] = ordered
             scored[[known[m] for m in acc]] = True
-            by_name = self._rows_by_name()
+            if "_name_order" not in self.__dict__:   # (absent in older pickles)
+                self._name_order = NameOrder()
+            by_name = self._name_order.rows(self.merchants)
             rows = by_name[scored[by_name]]
             names = list(map(self.merchants.__getitem__, rows.tolist()))
             add = np.zeros((len(names), _NFIELDS))
@@ -325,18 +328,6 @@ class MerchantScores:
             out = self._records(names, rows, scores, components, bindex, bucket_end)
         self._roll_day(bucket_end)
         return out
-
-    def _rows_by_name(self) -> np.ndarray:
-        """All rows in the order of their merchants' names (sorted only when merchants
-        were added since the last call: timsort merges the sorted run with the new)."""
-        order = self.__dict__.get("_by_name")
-        n = len(self.merchants)
-        if order is None or len(order) < n:
-            done = [] if order is None else order.tolist()
-            order = self._by_name = np.array(
-                sorted(done + list(range(len(done), n)), key=self.merchants.__getitem__),
-                dtype=np.int64)
-        return order
 
     def _row(self, merchant: str, category: str | None) -> int:
         row = len(self.merchants)

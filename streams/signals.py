@@ -29,6 +29,7 @@ from riskwatch.calendar import Calendar
 from riskwatch.settings import PipelineSettings
 from streams.alerting import AlertEpisode, fingerprint, severity
 from streams.delivery import DeliveryTracker, OverdueScorer
+from streams.name_order import NameOrder
 from streams.signal_rows import Signal, build_signals
 
 __all__ = ["Signal", "ShopSurgeScorer", "SignalStage"]
@@ -130,16 +131,20 @@ class ShopSurgeScorer:
         self.market_cum += market
         present = np.zeros(len(self.shops), dtype=bool)
         present[shop_rows] = True
-        shop_names = self.shops
-        active = [shop_names[i] for i in np.flatnonzero(present).tolist()]
         if watched:
-            active = set(active) | (watched & rows.keys())
-        shops = sorted(active)
-        if not shops:
+            present[[rows[shop] for shop in watched if shop in rows]] = True
+        # The present rows in shop-name order: a mask over the kept name order, not a
+        # sort of the bucket's shop names (names are unique: the same order as sorted()).
+        if "_name_order" not in self.__dict__:   # (absent in older pickles)
+            self._name_order = NameOrder()
+        by_name = self._name_order.rows(self.shops)
+        r = by_name[present[by_name]]
+        if not len(r):
             return []
+        shop_names = self.shops
+        shops = list(map(shop_names.__getitem__, r.tolist()))
         orders_per_row = np.bincount(shop_rows, weights=counts, minlength=len(shop_names))
         bank = self.bank
-        r = np.fromiter(map(rows.__getitem__, shops), dtype=np.int64, count=len(shops))
         prior = self._prior_shares(r)
         gap = bucket - 1 - self.last_bucket[r]
         gap_market = before - self.market_seen[r]
