@@ -33,7 +33,7 @@ import datetime as dt
 from riskwatch.events import Complaint, ComplaintUpdate, OrderStatus
 from riskwatch.settings import PipelineSettings
 from streams.ingest import GenerationalMap
-from streams.text import IntentClassifier, anger_level, mask_pii, priority, sensitive_flags, sentiment
+from streams.text import IntentClassifier, anger_and_sentiment, mask_pii, priority, sensitive_flags
 
 __all__ = ["AUTO_RESOLVABLE", "HANDLING_MINUTES", "PICKED_UP", "ComplaintDesk"]
 
@@ -85,14 +85,14 @@ class ComplaintDesk:
         flags = sensitive_flags(e.text)
         if e.channel == "12315":  # filed through the consumer-protection hotline itself
             flags = flags | {"regulator"}
-        anger = anger_level(e.text)
+        anger, polarity = anger_and_sentiment(e.text)   # one lexicon scan for both
         record = {
             "complaint_id": e.complaint_id,
             "ts": dt.datetime.fromtimestamp(epoch, self.tz).isoformat(),
             "intent": intent,
             "intent_confidence": round(confidence, 4),
             "intent_source": "model",
-            "sentiment": round(sentiment(e.text), 4),
+            "sentiment": round(polarity, 4),
             "masked_text": masked,
             "auto_resolved": False,
             "auto_resolved_at": None,

@@ -43,7 +43,14 @@ from streams.text.pii import (
     mask_pii,
     pseudonymise,
 )
-from streams.text.sentiment import HIGH_TIERS, anger_level, priority, sensitive_flags, sentiment
+from streams.text.sentiment import (
+    HIGH_TIERS,
+    anger_and_sentiment,
+    anger_level,
+    priority,
+    sensitive_flags,
+    sentiment,
+)
 
 __all__ = [
     "CharNaiveBayes",
@@ -52,6 +59,7 @@ __all__ = [
     "IntentClassifier",
     "PiiSpan",
     "SCANNED_KINDS",
+    "anger_and_sentiment",
     "anger_level",
     "char_tokenizer",
     "contains_unmasked_pii",

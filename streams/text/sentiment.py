@@ -28,7 +28,7 @@ from streams.text.lexicon import (
     phrase_pattern,
 )
 
-__all__ = ["HIGH_TIERS", "anger_level", "priority", "sensitive_flags", "sentiment"]
+__all__ = ["HIGH_TIERS", "anger_and_sentiment", "anger_level", "priority", "sensitive_flags", "sentiment"]
 
 # One pattern over every sentiment phrase, so that at each position the longest phrase
 # wins: "不满意" is unhappy, not "满意" (satisfied) after a stray "不".
@@ -91,6 +91,19 @@ def anger_level(text: str) -> float:
     True
     """
     return 1.0 - math.exp(-_raw(text)[0] / _ANGER_SCALE)
+
+
+def anger_and_sentiment(text: str) -> tuple[float, float]:
+    """:func:`anger_level` and :func:`sentiment` of ``text`` from one scan of its lexicon
+    (the complaint desk needs both; each alone scans the text once).
+
+    Examples
+    --------
+    >>> anger_and_sentiment("太过分了！！") == (anger_level("太过分了！！"), sentiment("太过分了！！"))
+    True
+    """
+    anger, sad, pos = _raw(text)
+    return 1.0 - math.exp(-anger / _ANGER_SCALE), math.tanh((pos - anger - sad) / _SENTIMENT_SCALE)
 
 
 def sentiment(text: str) -> float:
