@@ -478,16 +478,17 @@ def _merge(kept: list[PiiSpan], new: list[PiiSpan], absorb: bool = False) -> lis
     return kept
 
 
+_NOT_DIGIT_OR_X = re.compile(r"[^0-9Xx]")
+
+
 def _replacement(kind: str, value: str) -> str:
     if kind in ("mobile", "id", "card", "landline"):
-        d = re.sub(r"[^0-9Xx]", "", value.translate(_FOLD).translate(_CN_DIGITS))
+        plain = value.translate(_FOLD).translate(_CN_DIGITS)
+        d = _NOT_DIGIT_OR_X.sub("", plain)
         if kind == "mobile":
             # keep a country prefix ("+86 "): dropping it could glue the masked number
-            # to digits before it
-            plain = value.translate(_FOLD).translate(_CN_DIGITS)
-            cut = len(plain)
-            for _ in range(11):
-                cut = max(i for i in range(cut) if plain[i].isdigit())
+            # to digits before it; the number proper starts at its 11th digit from the end
+            cut = [i for i, c in enumerate(plain) if c.isdigit()][-11]
             return f"{value[:cut]}{d[-11:-8]}****{d[-4:]}"
         if kind == "id":
             return d[:3] + "*" * (len(d) - 7) + d[-4:]

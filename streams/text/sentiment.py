@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import math
+import os
 import re
 
 from streams.text.lexicon import (
@@ -53,9 +54,15 @@ _EMOJI = {  # (anger, sad, positive)
     "😊": (0, 0, 1.0), "👍": (0, 0, 1.0), "❤": (0, 0, 1.0), "😄": (0, 0, 1.0),
     "🙏": (0, 0, 0.5), "🌹": (0, 0, 1.0),
 }
-_EMOJI_RE = re.compile("|".join(map(re.escape, _EMOJI)))
+# Every emoji above is one code point: a character class finds the same matches as an
+# alternation and scans much faster (the regex engine skips ahead on a class).
+_EMOJI_RE = re.compile("[" + "".join(map(re.escape, _EMOJI)) + "]")
 _BANGS = re.compile(r"[!！]{2,}")
 _QUESTIONS = re.compile(r"[?？]{2,}")
+# A run of two or more contains one of these pairs: a substring test rules out most texts
+# before the (slower) scans for runs.
+_BANG_PAIRS = ("!!", "!！", "！!", "！！")
+_QUESTION_PAIRS = ("??", "?？", "？?", "？？")
 _ANGER_SCALE = 3.0      # raw anger 3 (one strong word) -> 0.63, 6 -> 0.86
 _SENTIMENT_SCALE = 3.0
 
@@ -69,10 +76,12 @@ def _raw(text: str) -> tuple[float, float, float]:
             s, p = s + p, 0.0          # "不太满意": a negated compliment is a complaint
         anger, sad, pos = anger + a, sad + s, pos + p
     # Repeated punctuation is shouting: each extra "！" adds 0.5, each extra "？" 0.3.
-    for m in _BANGS.finditer(text):
-        anger += 0.5 * (min(len(m.group()), 7) - 1)
-    for m in _QUESTIONS.finditer(text):
-        anger += 0.3 * (min(len(m.group()), 7) - 1)
+    if any(pair in text for pair in _BANG_PAIRS):
+        for m in _BANGS.finditer(text):
+            anger += 0.5 * (min(len(m.group()), 7) - 1)
+    if any(pair in text for pair in _QUESTION_PAIRS):
+        for m in _QUESTIONS.finditer(text):
+            anger += 0.3 * (min(len(m.group()), 7) - 1)
     if _EMOJI_RE.search(text):
         for m in _EMOJI_RE.finditer(text):
             a, s, p = _EMOJI[m.group()]
@@ -132,6 +141,8 @@ _HOTLINES = re.compile(r"(?<![0-9])(?:" + "|".join(
     w for words in SENSITIVE_WORDS.values() for w in words if w.isdigit()) + r")(?![0-9])")
 _HOTLINE_FLAG = {w: flag for flag, words in SENSITIVE_WORDS.items() for w in words
                  if w.isdigit()}
+# what every hotline number starts with ("123"): a substring test before the slow scan
+_HOTLINE_PREFIX = os.path.commonprefix(list(_HOTLINE_FLAG))
 # Figures of speech and names that contain an escalation word.
 _NOT_ESCALATION = re.compile(
     r"气(?:到|得)?(?:要)?爆炸|要爆炸了|爆炸性|信息爆炸|工商银行|工商局?注册")
@@ -157,7 +168,8 @@ def sensitive_flags(text: str) -> frozenset[str]:
     if _NOT_ESCALATION.search(t):
         t = _NOT_ESCALATION.sub("", t)
     flags = {_FLAG_OF[m.group()] for m in _FLAGS.finditer(t)}
-    flags.update(_HOTLINE_FLAG[m.group()] for m in _HOTLINES.finditer(t))
+    if _HOTLINE_PREFIX in t:
+        flags.update(_HOTLINE_FLAG[m.group()] for m in _HOTLINES.finditer(t))
     return frozenset(flags)
 
 
