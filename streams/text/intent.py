@@ -188,10 +188,11 @@ class CharNaiveBayes(base.Classifier):
         self._matrix = np.zeros((0, 0))         # log(count + alpha) - log(alpha)
         self._dirty: set | None = None          # (n-gram, class) cells; None: everything
         self._consts: tuple | None = None        # (log prior, log(alpha) - log(total + alpha V))
+        self._base_of_size: dict = {}           # text size -> log prior + size * per-gram term
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        for key in ("_rows", "_classes", "_matrix", "_dirty", "_consts"):
+        for key in ("_rows", "_classes", "_matrix", "_dirty", "_consts", "_base_of_size"):
             state.pop(key, None)
         return state
 
@@ -246,6 +247,12 @@ class CharNaiveBayes(base.Classifier):
     def predict_proba_one(self, x: str) -> dict[str, float]:
         if not self.class_counts:
             return {}
+        proba = self._proba_list(x)   # first: it may rebuild self._classes
+        return dict(zip(self._classes, proba))
+
+    def _proba_list(self, x: str) -> list[float]:
+        """The class probabilities of ``x`` in the order of ``self._classes`` (which
+        ``predict_proba_one`` zips into a dict). Needs ``class_counts``."""
         if self._dirty is None or self._dirty:
             self._refresh()
         if self._consts is None:
@@ -255,24 +262,33 @@ class CharNaiveBayes(base.Classifier):
                 np.log(np.array([self.class_counts[c] for c in self._classes]) / n),
                 math.log(self.alpha) - np.log(
                     np.array([self.class_totals.get(c, 0) for c in self._classes]) + den))
-        log_prior, per_gram = self._consts
+            self._base_of_size = {}
         grams = _ngrams(x)
+        # log P(c) + sum_f x_f log((count_cf + alpha) / (total_c + alpha V)), where the
+        # count_cf = 0 terms are folded into size * log(alpha). That first part depends
+        # on the text only through its size: kept per size until the next learn.
+        size = sum(grams.values())
+        base_jll = self._base_of_size.get(size)
+        if base_jll is None:
+            log_prior, per_gram = self._consts
+            base_jll = self._base_of_size[size] = log_prior + size * per_gram
         idx = list(map(self._rows.get, grams))   # in C; None for unseen n-grams
         counts = list(grams.values())
         if None in idx:
-            counts = [k for r, k in zip(idx, counts) if r is not None]
-            idx = [r for r in idx if r is not None]
-        # log P(c) + sum_f x_f log((count_cf + alpha) / (total_c + alpha V)), where the
-        # count_cf = 0 terms are folded into size * log(alpha)
-        jll = log_prior + sum(grams.values()) * per_gram
+            # unseen n-grams are rare (~1 in 70 here): drop them one by one, in C
+            while None in idx:
+                at = idx.index(None)
+                del idx[at], counts[at]
         if idx:
-            jll += np.array(counts, dtype=float) @ self._matrix.take(idx, axis=0)   # = [idx], faster
+            jll = base_jll + np.array(counts, dtype=float) @ self._matrix.take(idx, axis=0)   # take = [idx], faster
+        else:
+            jll = base_jll.copy()
         # the ufuncs behind jll.max(), exps.sum() and the operators, called directly and
         # in place: the same floats without the Python-level wrappers and temporaries
         # (these 13-element arrays cost their per-call overhead, not their arithmetic)
         np.subtract(jll, _max(jll), out=jll)
         exps = np.exp(jll, out=jll)
-        return dict(zip(self._classes, np.divide(exps, _sum(exps), out=exps).tolist()))
+        return np.divide(exps, _sum(exps), out=exps).tolist()
 
     def predict_one(self, x: str) -> str | None:
         proba = self.predict_proba_one(x)
