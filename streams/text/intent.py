@@ -55,6 +55,7 @@ import os
 import re
 from collections import _count_elements  # C helper behind Counter (CPython)
 from collections.abc import Mapping
+from itertools import repeat
 
 import numpy as np
 from river import base
@@ -103,6 +104,10 @@ def char_tokenizer(text: str) -> list[str]:
         # when every non-ASCII character is one whose token is itself, lower-casing the
         # whole text and writing each digit run as "#" before the scan gives the same
         # tokens. The "#" test keeps a "#" of the text itself from becoming a token.
+        if _ASCII_LETTER.search(text) is None:
+            # no Latin words either (most texts): every character left once punctuation,
+            # "_" and the digits the scan drops are gone is a token; list() beats findall
+            return list(_NOT_A_TOKEN.sub("", _DIGIT_RUN.sub("#", text)))
         return _FAST_TOKEN.findall(_DIGIT_RUN.sub("#", text.lower()))
     return ["#" if tok[0].isdigit() else tok.lower() for tok in _TOKEN.findall(text)]
 
@@ -116,6 +121,8 @@ _TOKEN_IS_CHAR = ("\x00-\x7f\u00a0\u00a5\u00b7\u2000-\u206f\u3000-\u303f\u4e00-\
 _NEEDS_CARE = re.compile(f"[^{_TOKEN_IS_CHAR}]")
 _FAST_TOKEN = re.compile(r"[a-z]+|#|[^\W\d_A-Za-z]")
 _DIGIT_RUN = re.compile("[0-9]+")
+_ASCII_LETTER = re.compile("[A-Za-z]")
+_NOT_A_TOKEN = re.compile(r"[^\w#]|[\d_]")   # what _FAST_TOKEN skips, once letters are ruled out
 
 
 def _ngrams(text: str) -> dict:
@@ -206,13 +213,20 @@ class CharNaiveBayes(base.Classifier):
             self._dirty = None          # a new class: a new column
         self.class_counts[y] = self.class_counts.get(y, 0) + w
         self._consts = None
-        dirty = self._dirty
-        for gram, n in _ngrams(x).items():
-            per_class = self.feature_counts.setdefault(gram, {})
+        grams = _ngrams(x)
+        if not grams:
+            return
+        features = self.feature_counts
+        total = self.class_totals.get(y, 0)
+        for gram, n in grams.items():
+            per_class = features.get(gram)
+            if per_class is None:
+                features[gram] = per_class = {}
             per_class[y] = per_class.get(y, 0) + n * w
-            self.class_totals[y] = self.class_totals.get(y, 0) + n * w
-            if dirty is not None:
-                dirty.add((gram, y))
+            total = total + n * w   # added in the same order as one dict update per n-gram
+        self.class_totals[y] = total
+        if self._dirty is not None:
+            self._dirty.update(zip(grams, repeat(y)))
 
     def _refresh(self) -> None:
         log_alpha = math.log(self.alpha)
@@ -226,20 +240,19 @@ class CharNaiveBayes(base.Classifier):
             # Only the cells learned since the last refresh changed; the others would be
             # recomputed to the very same floats.
             cells = self._dirty
-            for gram, _ in cells:
-                if gram not in self._rows:
-                    self._rows[gram] = len(self._rows)
+            rows = self._rows
+            for gram in {gram for gram, _ in cells}.difference(rows):   # new n-grams, in C
+                rows[gram] = len(rows)
             if len(self._rows) > len(self._matrix):
                 grown = np.zeros((2 * len(self._rows), len(self._classes)))
                 grown[:len(self._matrix)] = self._matrix
                 self._matrix = grown
         column = {c: j for j, c in enumerate(self._classes)}
         rows, features, alpha, log = self._rows, self.feature_counts, self.alpha, math.log
-        at_row, at_col, values = [], [], []   # one vectorised store, not one per cell
-        for gram, c in cells:
-            at_row.append(rows[gram])
-            at_col.append(column[c])
-            values.append(log(features[gram][c] + alpha) - log_alpha)
+        # one vectorised store, not one per cell (comprehensions: no append calls)
+        at_row = [rows[gram] for gram, _ in cells]
+        at_col = [column[c] for _, c in cells]
+        values = [log(features[gram][c] + alpha) - log_alpha for gram, c in cells]
         if values:
             self._matrix[at_row, at_col] = values
         self._dirty = set()
@@ -295,6 +308,7 @@ class CharNaiveBayes(base.Classifier):
         return max(proba, key=proba.__getitem__) if proba else None
 
 
+_ZEROS = (0.0,) * len(INTENTS)   # learned.get's default for each intent, for map()
 _max, _sum = np.maximum.reduce, np.add.reduce   # what ndarray.max() / .sum() reduce with
 
 _PATTERN_REACH = 10   # the longest pattern match before its unit: "等了将近一个多星期"
@@ -566,15 +580,19 @@ class IntentClassifier(base.Base):
         total = zeros * math.exp(-self.sharpness * top) + sum(
             math.exp(self.sharpness * (s - top)) for s in scores if s)
         confidence = 1.0 / total
-        if self.learned_weight == 0.0 or confidence >= self.learned_below:
+        w = self.learned_weight
+        if w == 0.0 or confidence >= self.learned_below:
             if confidence < self.min_confidence:
                 return "other", math.exp(self.sharpness * (scores[_OTHER] - top)) / total
             return INTENTS[scores.index(top)], confidence
-        # the blend of _proba, from the rule scores already computed
-        w = self.learned_weight
+        # the blend of _proba, from the rule scores already computed (_softmax inlined:
+        # the same operations on the same floats)
         learned = self._model.predict_proba_one(text)
-        proba = [(1.0 - w) * p + w * learned.get(intent, 0.0)
-                 for p, intent in zip(self._softmax(scores), INTENTS)]
+        sharpness = self.sharpness
+        exps = [math.exp(sharpness * (s - top)) for s in scores]
+        softmax_total = sum(exps)
+        proba = [(1.0 - w) * (e / softmax_total) + w * p_learned
+                 for e, p_learned in zip(exps, map(learned.get, INTENTS, _ZEROS))]
         best = max(proba)
         if best < self.min_confidence:
             return "other", proba[_OTHER]

@@ -29,6 +29,8 @@ def test_every_character_the_fast_tokenizer_lets_through_is_its_own_token() -> N
         assert _FAST_TOKEN.findall(ch) == _plain_tokens(ch), hex(ord(ch))
         text = f"Ab{ch}12{ch}x"
         assert char_tokenizer(text) == _plain_tokens(text), hex(ord(ch))
+        text = f"{ch}12{ch}"     # no Latin letters: the list() path
+        assert char_tokenizer(text) == _plain_tokens(text), hex(ord(ch))
 
 
 def test_tokenizer_equals_the_plain_form_on_random_mixed_texts() -> None:
@@ -37,6 +39,10 @@ def test_tokenizer_equals_the_plain_form_on_random_mixed_texts() -> None:
                 "\u3000\u00a0\u212a")
     for _ in range(5_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert char_tokenizer(text) == _plain_tokens(text), text
+    no_letters = "快递没到退款破损质量１２３０123456789#-_ ，。！？!?…·¥²①😡❤\u3000\u00a0"
+    for _ in range(5_000):
+        text = "".join(rng.choice(no_letters) for _ in range(rng.randint(0, 30)))
         assert char_tokenizer(text) == _plain_tokens(text), text
 
 
