@@ -192,8 +192,6 @@ class DeliveryTracker:
             if late:
                 check.append(cohort)
         now = bstart + bs - 1
-        # (DeliveryTracker._at, inlined below: this runs per cohort)
-        soonest = bstart + bs   # never the closing bucket or earlier: those are done
         check_at, expire_at, chains = self._check_at, self._expire_at, self._chains
         for cohort in check:
             # Undelivered parcels of a cohort older than every estimate of its lane
@@ -214,14 +212,7 @@ class DeliveryTracker:
                     tq.observe_longer(remaining)
                 cohort.learned = True
                 table, epoch = expire_at, cohort.shipped_at + self.horizon
-            at = epoch - epoch % bs
-            if at < soonest:
-                at = soonest
-            cohorts = table.get(at)
-            if cohorts is None:
-                table[at] = [cohort]
-            else:
-                cohorts.append(cohort)
+            self._at(table, epoch).append(cohort)
         for cohort in self._expire_at.pop(bstart, ()):
             cohort.gone = True
             self.expired += cohort.shipped - cohort.delivered
@@ -256,8 +247,7 @@ class DeliveryTracker:
         counts = collections.Counter(dict(zip(orders, lanes)).values())  # an order once
         fresh = {}
         chains, least, initial = self._chains, self.min_deliveries, self.initial_transit
-        due_at, bs = self._due_at, self.bucket_seconds
-        soonest = self._closing + bs   # DeliveryTracker._at, inlined (per cohort)
+        due_at = self._due_at
         # Lanes in sorted order, by rank: comparing tuples of Chinese names costs ~1/4
         # of this method with a hundred lanes a bucket; ints sort in a fraction of it.
         rank = self._lane_rank
@@ -279,15 +269,7 @@ class DeliveryTracker:
             else:
                 transit = initial
             cohort = fresh[lane] = _Cohort(lane, shipped_at, shipped, counted, chain)
-            epoch = shipped_at + int(transit)
-            at = epoch - epoch % bs
-            if at < soonest:
-                at = soonest
-            cohorts = due_at.get(at)
-            if cohorts is None:
-                due_at[at] = [cohort]
-            else:
-                cohorts.append(cohort)
+            self._at(due_at, shipped_at + int(transit)).append(cohort)
         now.update(zip(orders, map(fresh.__getitem__, lanes)))   # in C
 
     def _deliver(self, statuses: list) -> None:
