@@ -176,19 +176,13 @@ class DeliveryTracker:
             late = cohort.shipped - cohort.delivered
             if cohort.counted:
                 lane = cohort.lane
-                counts = due.get(lane)
-                if counts is None:
-                    due[lane] = [cohort.shipped, late]
-                else:
-                    counts[0] += cohort.shipped
-                    counts[1] += late
-                carrier = (None, lane[1])
-                counts = due.get(carrier)
-                if counts is None:
-                    due[carrier] = [cohort.shipped, late]
-                else:
-                    counts[0] += cohort.shipped
-                    counts[1] += late
+                for key in (lane, (None, lane[1])):   # the lane, its carrier nationwide
+                    counts = due.get(key)
+                    if counts is None:
+                        due[key] = [cohort.shipped, late]
+                    else:
+                        counts[0] += cohort.shipped
+                        counts[1] += late
             if late:
                 check.append(cohort)
         now = bstart + bs - 1
