@@ -32,6 +32,8 @@ import math
 
 import numpy as np
 
+from streams.name_order import positions_of_none
+
 __all__ = ["COMBO_FIELDS", "ExposureBook"]
 
 Key = tuple
@@ -102,19 +104,13 @@ class ExposureBook:
             column, values, names = columns[p], self._values[p], self._names[p]
             codes = list(map(values.get, column))
             if None in codes:
-                # Python work only per missing value: list.index scans in C.
-                j = codes.index(None)
-                while True:
+                for j in positions_of_none(codes):   # Python work only per missing value
                     v = column[j]
                     code = values.get(v)
                     if code is None:
                         code = values[v] = len(names)
                         names.append(v)
                     codes[j] = code
-                    try:
-                        j = codes.index(None, j + 1)
-                    except ValueError:
-                        break
             out[p] = np.fromiter(codes, dtype=np.int64, count=len(codes))
         return out
 

@@ -57,7 +57,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from streams.ingest import GenerationalMap
-from streams.name_order import NameOrder
+from streams.name_order import NameOrder, positions_of_none
 from streams.text.intent import INTENTS
 
 __all__ = ["COMPONENT_POINTS", "INTENT_WEIGHTS", "MerchantScores", "tier_of"]
@@ -157,6 +157,7 @@ class MerchantScores:
         self._acc_orders = np.zeros(1024)         # row -> orders since the last scoring close
         self.rows: dict[str, int] = {}           # merchant -> row
         self.merchants: list[str] = []
+        self._name_order = NameOrder()            # rows by merchant name, kept across closes
         self.category_of = np.zeros(1024, dtype=np.int64)   # row -> category index
         self.categories: dict[str | None, int] = {}
         self.counts = np.zeros((1024, _NFIELDS))
@@ -197,17 +198,11 @@ class MerchantScores:
         if None in found:
             counts = list(order_combos.values())
             new: dict[str, dict] = {}
-            missing = []
-            j = found.index(None)   # (list.index scans in C)
-            while True:
+            missing = list(positions_of_none(found))
+            for j in missing:
                 _, merchant, _, category = combos[j]
                 cats = new.setdefault(merchant, {})
                 cats[category] = cats.get(category, 0) + counts[j]
-                missing.append(j)
-                try:
-                    j = found.index(None, j + 1)
-                except ValueError:
-                    break
             for merchant in sorted(new):   # rows in a fixed order, whatever the dict order
                 cats = new[merchant]
                 self._row(merchant, min(cats, key=lambda c: (-cats[c], str(c))))
@@ -241,23 +236,12 @@ class MerchantScores:
                     days_since_pickup: float | None = None, overdue_days: float = 2.0) -> None:
         """An order status of a known merchant: refunded/returned count as refunds; a
         delivery is overdue when it came more than ``overdue_days`` after pickup."""
-        # called per status event: _add inlined
-        if status == "delivered":
-            field = _DLV
-            overdue = days_since_pickup is not None and days_since_pickup > overdue_days
-        elif status in ("refunded", "returned"):
-            field, overdue = _REF, False
-        else:
-            return
-        per = self._pending.get(bucket_start)
-        if per is None:
-            per = self._pending[bucket_start] = {}
-        row = per.get(merchant)
-        if row is None:
-            row = per[merchant] = [0.0] * _NFIELDS
-        row[field] += 1.0
-        if overdue:
-            row[_OVD] += 1.0
+        if status in ("refunded", "returned"):
+            self._add(bucket_start, merchant, _REF)
+        elif status == "delivered":
+            self._add(bucket_start, merchant, _DLV)
+            if days_since_pickup is not None and days_since_pickup > overdue_days:
+                self._add(bucket_start, merchant, _OVD)
 
     def note_update(self, bucket_start: int, complaint_id: str, status: str | None,
                     csat: float | None) -> None:
@@ -295,8 +279,9 @@ class MerchantScores:
             else:   # element-wise in C; adding the zeros changes nothing (counts are >= 0)
                 acc[:] = map(operator.add, acc, row)
         out: list[dict] = []
-        ordered = self._acc_orders[:len(self.merchants)] > 0
-        if (bindex + 1) % self.score_every == 0 and (self._acc or ordered.any()):
+        scoring = (bindex + 1) % self.score_every == 0
+        ordered = self._acc_orders[:len(self.merchants)] > 0 if scoring else None
+        if scoring and (self._acc or ordered.any()):
             acc = self._acc
             self._acc = {}
             known = self.rows
@@ -306,8 +291,6 @@ class MerchantScores:
             scored = np.zeros(len(self.merchants), dtype=bool)
             scored[:len(ordered)] = ordered
             scored[[known[m] for m in acc]] = True
-            if "_name_order" not in self.__dict__:   # (absent in older pickles)
-                self._name_order = NameOrder()
             by_name = self._name_order.rows(self.merchants)
             rows = by_name[scored[by_name]]
             names = list(map(self.merchants.__getitem__, rows.tolist()))

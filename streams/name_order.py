@@ -4,10 +4,33 @@ the shop-surge scorer list their rows by name at every close).
 Sorting thousands of names per close, or again whenever a few names were added, costs
 milliseconds; the new names are sorted alone and inserted where ``np.searchsorted`` on
 an object array (Python's own string comparison, so the order of ``sorted()``) puts
-them."""
+them. :func:`positions_of_none` finds the names of a bucket that have no row yet."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+
+
+def positions_of_none(found: list) -> Iterator[int]:
+    """Positions of ``None`` in ``found``, in order: the names a lookup such as
+    ``list(map(rows.get, names))`` did not find. ``list.index`` scans in C, so a bucket
+    with a few new names costs a few scans, not a Python loop over all of them. The
+    caller may fill in a yielded position before asking for the next one.
+
+    >>> found = [3, None, 5, None]
+    >>> for j in positions_of_none(found):
+    ...     found[j] = -j
+    >>> found
+    [3, -1, 5, -3]
+    """
+    j = -1
+    while True:
+        try:
+            j = found.index(None, j + 1)
+        except ValueError:
+            return
+        yield j
 
 
 class NameOrder:

@@ -29,7 +29,7 @@ from riskwatch.calendar import Calendar
 from riskwatch.settings import PipelineSettings
 from streams.alerting import AlertEpisode, fingerprint, severity
 from streams.delivery import DeliveryTracker, OverdueScorer
-from streams.name_order import NameOrder
+from streams.name_order import NameOrder, positions_of_none
 from streams.signal_rows import Signal, build_signals
 
 __all__ = ["Signal", "ShopSurgeScorer", "SignalStage"]
@@ -62,6 +62,7 @@ class ShopSurgeScorer:
         self.min_ratio = min_ratio
         self.rows: dict[str, int] = {}
         self.shops: list[str] = []
+        self._name_order = NameOrder()     # rows by shop name, kept across closes
         self.category: list[str] = []
         self.first_bucket: list[int] = []
         self.established: list[bool] = []  # first seen while the pipeline was learning
@@ -135,8 +136,6 @@ class ShopSurgeScorer:
             present[[rows[shop] for shop in watched if shop in rows]] = True
         # The present rows in shop-name order: a mask over the kept name order, not a
         # sort of the bucket's shop names (names are unique: the same order as sorted()).
-        if "_name_order" not in self.__dict__:   # (absent in older pickles)
-            self._name_order = NameOrder()
         by_name = self._name_order.rows(self.shops)
         r = by_name[present[by_name]]
         if not len(r):
@@ -217,8 +216,7 @@ class ShopSurgeScorer:
         rows = self.rows
         start = len(self.shops)
         priors = []
-        j = shop_rows.index(None)   # (list.index scans in C)
-        while True:
+        for j in positions_of_none(shop_rows):
             shop = combos[j][1]
             row = rows.get(shop)
             if row is None:
@@ -234,10 +232,6 @@ class ShopSurgeScorer:
                 self.category_shops[code] += 1
                 priors.append((self.prior_share(category), code))
             shop_rows[j] = row
-            try:
-                j = shop_rows.index(None, j + 1)
-            except ValueError:
-                break
         end = len(self.shops)
         self.bank.add(end - start, prior_share=np.array([p for p, _ in priors]))
         if end > len(self.last_bucket):

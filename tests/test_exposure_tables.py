@@ -2,8 +2,6 @@
 switches to (``_MAX_DENSE_CELLS``) gives the same rows and exposures as the dense array."""
 import random
 
-import numpy as np
-
 import streams.exposure as exposure
 from streams.exposure import ExposureBook
 
