@@ -115,7 +115,8 @@ def char_tokenizer(text: str) -> list[str]:
 # Characters whose token is the character itself (no case, not digit-like: no "Ａ", "Σ",
 # "²", "①"), plus ASCII (handled by the fast path's lower() and digit rewrite): CJK
 # punctuation and ideographs, full-width punctuation and lower-case letters, general
-# punctuation, emoji. tests/text/test_intent.py checks every code point of these ranges.
+# punctuation, emoji. tests/text/test_text_fast_paths.py checks every code point of
+# these ranges.
 _TOKEN_IS_CHAR = ("\x00-\x7f\u00a0\u00a5\u00b7\u2000-\u206f\u3000-\u303f\u4e00-\u9fff"
                   "\uff01-\uff20\uff3b-\uffef\U0001f300-\U0001faff")
 _NEEDS_CARE = re.compile(f"[^{_TOKEN_IS_CHAR}]")
@@ -129,10 +130,10 @@ def _ngrams(text: str) -> dict:
     """Character unigram and bigram counts, keyed exactly as river's ``BagOfWords(
     tokenizer=char_tokenizer, ngram_range=(1, 2))`` keys them (bigrams are tuples).
 
-    Counted in C (``Counter``'s counting loop), in first-seen order, unigrams before bigrams: the order
-    fixes the order of the terms the model sums, hence its exact floats. The texts of
-    the last few predictions are remembered: the pipeline learns from the very texts it
-    classified a bucket earlier.
+    Counted in C (``Counter``'s counting loop), in first-seen order, unigrams before
+    bigrams: the order fixes the order of the terms the model sums, hence its exact
+    floats. The texts of the last few predictions are remembered: the pipeline learns
+    from the very texts it classified a bucket earlier.
 
     >>> _ngrams("快递3天")
     {'快': 1, '递': 1, '#': 1, '天': 1, ('快', '递'): 1, ('递', '#'): 1, ('#', '天'): 1}
