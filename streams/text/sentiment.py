@@ -29,7 +29,8 @@ from streams.text.lexicon import (
     phrase_pattern,
 )
 
-__all__ = ["HIGH_TIERS", "anger_and_sentiment", "anger_level", "priority", "sensitive_flags", "sentiment"]
+__all__ = ["HIGH_TIERS", "anger_and_sentiment", "anger_level", "priority", "sensitive_flags",
+           "sentiment"]
 
 # One pattern over every sentiment phrase, so that at each position the longest phrase
 # wins: "不满意" is unhappy, not "满意" (satisfied) after a stray "不".
@@ -99,16 +100,17 @@ def anger_level(text: str) -> float:
     >>> 0.3 < anger_level("太过分了！！") < 0.8
     True
     """
-    return 1.0 - math.exp(-_raw(text)[0] / _ANGER_SCALE)
+    return anger_and_sentiment(text)[0]
 
 
 def anger_and_sentiment(text: str) -> tuple[float, float]:
     """:func:`anger_level` and :func:`sentiment` of ``text`` from one scan of its lexicon
-    (the complaint desk needs both; each alone scans the text once).
+    (the complaint desk needs both; the two are this pair's halves).
 
     Examples
     --------
-    >>> anger_and_sentiment("太过分了！！") == (anger_level("太过分了！！"), sentiment("太过分了！！"))
+    >>> anger, polarity = anger_and_sentiment("太过分了！！")
+    >>> 0.3 < anger < 0.8 and polarity < 0
     True
     """
     anger, sad, pos = _raw(text)
@@ -128,8 +130,7 @@ def sentiment(text: str) -> float:
     >>> sentiment("请问几点关门")
     0.0
     """
-    anger, sad, pos = _raw(text)
-    return math.tanh((pos - anger - sad) / _SENTIMENT_SCALE)
+    return anger_and_sentiment(text)[1]
 
 
 # Escalation cues. Hotline numbers must stand alone: "12345" inside an order number is not

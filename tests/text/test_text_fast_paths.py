@@ -6,11 +6,13 @@ byte-identical, so each shortcut is checked against the straightforward form it 
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 
 from streams.text import anger_and_sentiment, anger_level, sentiment
 from streams.text.intent import _FAST_TOKEN, _NEEDS_CARE, _TOKEN, char_tokenizer
+from streams.text.sentiment import _raw
 
 
 def _plain_tokens(text: str) -> list[str]:
@@ -46,10 +48,15 @@ def test_tokenizer_equals_the_plain_form_on_random_mixed_texts() -> None:
         assert char_tokenizer(text) == _plain_tokens(text), text
 
 
-def test_anger_and_sentiment_equal_the_two_separate_functions() -> None:
+def test_anger_and_sentiment_are_the_two_formulas_of_one_lexicon_scan() -> None:
+    # anger_level and sentiment are this pair's halves; each half must still be its own
+    # formula over the scan's (anger, sad, positive) sums, as before the pair existed.
     rng = random.Random(5)
     words = ["垃圾", "气死了", "谢谢", "不太满意", "失望", "！！！", "？？", "😡", "👍", "快递", "很好",
              "不满意", "太过分了", "what???"]
     for _ in range(2_000):
         text = "".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
-        assert anger_and_sentiment(text) == (anger_level(text), sentiment(text)), text
+        anger, sad, pos = _raw(text)
+        plain = (1.0 - math.exp(-anger / 3.0), math.tanh((pos - anger - sad) / 3.0))
+        assert anger_and_sentiment(text) == plain, text
+        assert (anger_level(text), sentiment(text)) == plain, text
