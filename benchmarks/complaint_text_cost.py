@@ -106,6 +106,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    if args.days <= 0:
+        ap.error("--days must be positive")
+    if args.events is not None and not args.events.is_file():
+        ap.error(f"--events: no such file: {args.events}")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if args.events is not None:
