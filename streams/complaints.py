@@ -65,6 +65,10 @@ class ComplaintDesk:
         self.labels_learned = 0
         self.labels_dropped = 0
         self.tz = dt.timezone(dt.timedelta(hours=settings.utc_offset_hours))
+        # local_time's cache: the day (local seconds at its midnight) and its "YYYY-MM-DDT"
+        self._offset = settings.utc_offset_hours * 3600
+        self._offset_text = dt.datetime.fromtimestamp(0, self.tz).isoformat()[19:]   # "+08:00"
+        self._day: tuple[int | None, str] = (None, "")
         self.records: dict[str, dict] = {}                # complaint_id -> latest record
         self._epoch: dict[str, int] = {}                  # complaint_id -> complaint time
         # order_id -> first picked-up / delivery time, kept one to two dedup windows
@@ -88,7 +92,7 @@ class ComplaintDesk:
         anger, polarity = anger_and_sentiment(e.text)   # one lexicon scan for both
         record = {
             "complaint_id": e.complaint_id,
-            "ts": dt.datetime.fromtimestamp(epoch, self.tz).isoformat(),
+            "ts": self.local_time(epoch),
             "intent": intent,
             "intent_confidence": round(confidence, 4),
             "intent_source": "model",
@@ -122,6 +126,26 @@ class ComplaintDesk:
             else:
                 self.open_by_order.setdefault(e.order_id, []).append(e.complaint_id)
         return record
+
+    def local_time(self, epoch: int) -> str:
+        """``datetime.fromtimestamp(epoch, self.tz).isoformat()``, e.g.
+        ``2026-11-02T13:45:07+08:00``, formatted from a cached date (a third of the cost;
+        it ran per complaint). Whole seconds only: other numbers take the datetime path.
+
+        >>> desk = ComplaintDesk(PipelineSettings())
+        >>> desk.local_time(1793000123), desk.local_time(1793000123.5)
+        ('2026-10-26T15:35:23+08:00', '2026-10-26T15:35:23.500000+08:00')
+        """
+        if type(epoch) is not int:
+            return dt.datetime.fromtimestamp(epoch, self.tz).isoformat()
+        second = (epoch + self._offset) % 86400   # of the local day
+        midnight = epoch - second
+        day, date = self._day
+        if midnight != day:
+            date = dt.datetime.fromtimestamp(midnight, self.tz).isoformat()[:11]
+            self._day = (midnight, date)
+        return (f"{date}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+                f"{self._offset_text}")
 
     def take_early_updates(self, complaint_id: str) -> list[dict]:
         """Apply agent updates that were read before their complaint; returns the
@@ -234,7 +258,7 @@ class ComplaintDesk:
         # A new dict: the earlier version may already sit in an output batch.
         record = {**record, "auto_resolved": True, "status": "auto_resolved",
                   "time_saved_minutes": HANDLING_MINUTES, "version": record["version"] + 1,
-                  "auto_resolved_at": dt.datetime.fromtimestamp(at, self.tz).isoformat()}
+                  "auto_resolved_at": self.local_time(at)}
         self.records[record["complaint_id"]] = record
         self.auto_resolved += 1
         day = self.daily.get(record["ts"][:10])

@@ -55,7 +55,7 @@ import os
 import re
 from collections import _count_elements  # C helper behind Counter (CPython)
 from collections.abc import Mapping
-from itertools import repeat
+from itertools import compress, repeat
 
 import numpy as np
 from river import base
@@ -304,12 +304,23 @@ class CharNaiveBayes(base.Classifier):
         exps = np.exp(jll, out=jll)
         return np.divide(exps, _sum(exps), out=exps).tolist()
 
+    def _proba_in(self, x: str, order: list[str]) -> list[float]:
+        """``predict_proba_one(x)`` as a list in the order of ``order`` (0.0 for a class
+        not learned yet), without building the dict when ``order`` is the model's own."""
+        if not self.class_counts:
+            return [0.0] * len(order)
+        proba = self._proba_list(x)   # first: it may rebuild self._classes
+        if self._classes == order:
+            return proba
+        by_class = dict(zip(self._classes, proba))
+        return [by_class.get(c, 0.0) for c in order]
+
     def predict_one(self, x: str) -> str | None:
         proba = self.predict_proba_one(x)
         return max(proba, key=proba.__getitem__) if proba else None
 
 
-_ZEROS = (0.0,) * len(INTENTS)   # learned.get's default for each intent, for map()
+_INTENT_LIST = list(INTENTS)   # the order predict_one wants the learned probabilities in
 _max, _sum = np.maximum.reduce, np.add.reduce   # what ndarray.max() / .sum() reduce with
 
 _PATTERN_REACH = 10   # the longest pattern match before its unit: "等了将近一个多星期"
@@ -576,28 +587,37 @@ class IntentClassifier(base.Base):
         """Return ``(intent, confidence)``; ``other`` when nothing is confident enough."""
         scores = self._rule_scores(text, declared_type)
         top = max(scores)
-        # Fast path: most intents score 0, and exp(0 - top) needs computing only once.
-        zeros = scores.count(0.0)
-        total = zeros * math.exp(-self.sharpness * top) + sum(
-            math.exp(self.sharpness * (s - top)) for s in scores if s)
-        confidence = 1.0 / total
-        w = self.learned_weight
-        if w == 0.0 or confidence >= self.learned_below:
-            if confidence < self.min_confidence:
-                return "other", math.exp(self.sharpness * (scores[_OTHER] - top)) / total
-            return INTENTS[scores.index(top)], confidence
-        # the blend of _proba, from the rule scores already computed (_softmax inlined:
-        # the same operations on the same floats)
-        learned = self._model.predict_proba_one(text)
         sharpness = self.sharpness
+        w = self.learned_weight
+        if w == 0.0:
+            # Fast path: most intents score 0, and exp(0 - top) needs computing only once.
+            total = scores.count(0.0) * math.exp(-sharpness * top) + sum(
+                math.exp(sharpness * (s - top)) for s in scores if s)
+            return self._rules_answer(scores, top, total)
+        # The softmax terms serve both the rules' confidence (the fast path's total: the
+        # exps of the non-zero scores, in order) and the blend of _proba, whose operations
+        # on the same floats are inlined here.
         exps = [math.exp(sharpness * (s - top)) for s in scores]
+        total = scores.count(0.0) * math.exp(-sharpness * top) + sum(compress(exps, scores))
+        if 1.0 / total >= self.learned_below:
+            return self._rules_answer(scores, top, total)
+        learned = self._model._proba_in(text, _INTENT_LIST)
         softmax_total = sum(exps)
-        proba = [(1.0 - w) * (e / softmax_total) + w * p_learned
-                 for e, p_learned in zip(exps, map(learned.get, INTENTS, _ZEROS))]
+        keep = 1.0 - w
+        proba = [keep * (e / softmax_total) + w * p_learned
+                 for e, p_learned in zip(exps, learned)]
         best = max(proba)
         if best < self.min_confidence:
             return "other", proba[_OTHER]
         return INTENTS[proba.index(best)], best
+
+    def _rules_answer(self, scores: list[float], top: float, total: float) -> tuple[str, float]:
+        """predict_one's answer from the rules alone; ``total`` is the softmax denominator
+        divided by ``exp(sharpness * top)``."""
+        confidence = 1.0 / total
+        if confidence < self.min_confidence:
+            return "other", math.exp(self.sharpness * (scores[_OTHER] - top)) / total
+        return INTENTS[scores.index(top)], confidence
 
     def learn_one(self, text: str, intent: str, w: float = 1.0) -> None:
         """Learn from one labelled text (an agent's correction). Pass masked text.

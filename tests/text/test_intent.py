@@ -179,6 +179,9 @@ def test_learned_below_skips_the_model_when_rules_are_sure():
         def predict_proba_one(self, text):
             raise AssertionError("learned model consulted")
 
+        def _proba_in(self, text, order):   # what predict_one asks for
+            raise AssertionError("learned model consulted")
+
     clf = IntentClassifier(min_labels=1, learned_below=0.6)
     clf.learn_one("件在仓库躺平了", "delivery_delay")
     clf._model = Exploding()

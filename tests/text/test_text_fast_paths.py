@@ -60,3 +60,82 @@ def test_anger_and_sentiment_are_the_two_formulas_of_one_lexicon_scan() -> None:
         plain = (1.0 - math.exp(-anger / 3.0), math.tanh((pos - anger - sad) / 3.0))
         assert anger_and_sentiment(text) == plain, text
         assert (anger_level(text), sentiment(text)) == plain, text
+
+
+def _plain_predict_one(clf, text: str, declared: str | None) -> tuple[str, float]:
+    """IntentClassifier.predict_one as it was before the fused blend (round 5): the rules'
+    confidence from its own exps, then the blend of ``_proba`` (softmax and the model's
+    probability dict)."""
+    from streams.text.intent import _OTHER, INTENTS
+
+    scores = clf._rule_scores(text, declared)
+    top = max(scores)
+    total = scores.count(0.0) * math.exp(-clf.sharpness * top) + sum(
+        math.exp(clf.sharpness * (s - top)) for s in scores if s)
+    confidence = 1.0 / total
+    w = clf.learned_weight
+    if w == 0.0 or confidence >= clf.learned_below:
+        if confidence < clf.min_confidence:
+            return "other", math.exp(clf.sharpness * (scores[_OTHER] - top)) / total
+        return INTENTS[scores.index(top)], confidence
+    proba = clf._proba(text, declared)
+    best = max(proba)
+    if best < clf.min_confidence:
+        return "other", proba[_OTHER]
+    return INTENTS[proba.index(best)], best
+
+
+def _random_complaints(rng: random.Random, n: int) -> list[str]:
+    from streams.text.seed import SEED_INTENTS
+
+    pieces = [t for texts in SEED_INTENTS.values() for t in texts]
+    noise = "快递没到退款破损质量了的是我三天两次，。！？abc123 😡"
+    out = []
+    for _ in range(n):
+        parts = [rng.choice(pieces)[rng.randint(0, 6):] for _ in range(rng.randint(0, 3))]
+        parts.append("".join(rng.choice(noise) for _ in range(rng.randint(0, 12))))
+        rng.shuffle(parts)
+        out.append("".join(parts))
+    return out
+
+
+def test_predict_one_equals_the_plain_blend_bit_for_bit() -> None:
+    from streams.text import INTENTS, IntentClassifier
+
+    rng = random.Random(11)
+    texts = _random_complaints(rng, 600)
+    declared = [None, "refund", "damaged", "nonsense"]
+    classifiers = [
+        IntentClassifier(seeded=True),                            # the complaint desk's
+        IntentClassifier(seeded=True, learned_below=0.6, sharpness=2.0),
+        IntentClassifier(),                                       # rules only: weight 0
+        IntentClassifier(min_labels=2, blend_half_life=5),        # a model of 3 classes
+    ]
+    for clf in classifiers[3:]:
+        for text, intent in [("躺平了", "delivery_delay"), ("发票", "other"), ("扣两次", "refund")]:
+            clf.learn_one(text, intent)
+    for clf in classifiers:
+        for i, text in enumerate(texts):
+            d = declared[i % len(declared)]
+            assert clf.predict_one(text, d) == _plain_predict_one(clf, text, d), text
+            if i % 50 == 0:   # the model changes between predictions, as in the pipeline
+                clf.learn_one(text, INTENTS[i % len(INTENTS)])
+
+
+def test_complaint_local_time_is_the_datetime_isoformat() -> None:
+    import datetime as dt
+
+    from riskwatch.settings import PipelineSettings
+    from streams.complaints import ComplaintDesk
+
+    rng = random.Random(13)
+    for hours in (8, 0, -5, 14, -12):
+        desk = ComplaintDesk(PipelineSettings(utc_offset_hours=hours))
+        tz = dt.timezone(dt.timedelta(hours=hours))
+        epochs = [rng.randrange(0, 4_000_000_000) for _ in range(2_000)]
+        # runs across local midnights, and back (the cached day must follow)
+        start = 1_793_000_000 - 1_793_000_000 % 86400 - hours * 3600 - 3
+        epochs += [start + k for k in range(7)] + [start - 86400 + 1, start + 86400]
+        epochs += [1_793_000_123.5, 1_793_000_123.0]   # not int: the datetime path
+        for epoch in epochs:
+            assert desk.local_time(epoch) == dt.datetime.fromtimestamp(epoch, tz).isoformat()
