@@ -55,7 +55,7 @@ import os
 import re
 from collections import _count_elements  # C helper behind Counter (CPython)
 from collections.abc import Mapping
-from itertools import compress, repeat
+from itertools import compress
 
 import numpy as np
 from river import base
@@ -194,7 +194,7 @@ class CharNaiveBayes(base.Classifier):
         self._rows: dict = {}                   # n-gram -> matrix row
         self._classes: list[str] = []
         self._matrix = np.zeros((0, 0))         # log(count + alpha) - log(alpha)
-        self._dirty: set | None = None          # (n-gram, class) cells; None: everything
+        self._dirty: dict | None = None         # class -> {n-gram: its class counts}; None: all
         self._consts: tuple | None = None        # (log prior, log(alpha) - log(total + alpha V))
         self._base_of_size: dict = {}           # text size -> log prior + size * per-gram term
 
@@ -219,15 +219,17 @@ class CharNaiveBayes(base.Classifier):
             return
         features = self.feature_counts
         total = self.class_totals.get(y, 0)
+        # the cells to refresh, with the count dict each is read from (a throwaway while a
+        # full rebuild is due): no (n-gram, class) pairs to build and hash
+        dirty = {} if self._dirty is None else self._dirty.setdefault(y, {})
         for gram, n in grams.items():
             per_class = features.get(gram)
             if per_class is None:
                 features[gram] = per_class = {}
             per_class[y] = per_class.get(y, 0) + n * w
             total = total + n * w   # added in the same order as one dict update per n-gram
+            dirty[gram] = per_class
         self.class_totals[y] = total
-        if self._dirty is not None:
-            self._dirty.update(zip(grams, repeat(y)))
 
     def _refresh(self) -> None:
         log_alpha = math.log(self.alpha)
@@ -235,28 +237,29 @@ class CharNaiveBayes(base.Classifier):
             self._classes = list(self.class_counts)
             self._rows = {gram: i for i, gram in enumerate(self.feature_counts)}
             self._matrix = np.zeros((max(len(self._rows), 1), len(self._classes)))
-            cells = [(gram, c) for gram, per_class in self.feature_counts.items()
-                     for c in per_class]
+            changed: dict = {}
+            for gram, per_class in self.feature_counts.items():
+                for c in per_class:
+                    changed.setdefault(c, {})[gram] = per_class
         else:
             # Only the cells learned since the last refresh changed; the others would be
             # recomputed to the very same floats.
-            cells = self._dirty
+            changed = self._dirty
             rows = self._rows
-            for gram in {gram for gram, _ in cells}.difference(rows):   # new n-grams, in C
+            for gram in set().union(*changed.values()).difference(rows):   # new n-grams, in C
                 rows[gram] = len(rows)
             if len(self._rows) > len(self._matrix):
                 grown = np.zeros((2 * len(self._rows), len(self._classes)))
                 grown[:len(self._matrix)] = self._matrix
                 self._matrix = grown
         column = {c: j for j, c in enumerate(self._classes)}
-        rows, features, alpha, log = self._rows, self.feature_counts, self.alpha, math.log
-        # one vectorised store, not one per cell (comprehensions: no append calls)
-        at_row = [rows[gram] for gram, _ in cells]
-        at_col = [column[c] for _, c in cells]
-        values = [log(features[gram][c] + alpha) - log_alpha for gram, c in cells]
-        if values:
-            self._matrix[at_row, at_col] = values
-        self._dirty = set()
+        rows, matrix, alpha, log = self._rows, self._matrix, self.alpha, math.log
+        for c, cells in changed.items():
+            # one vectorised store per class, not one per cell (comprehension: no appends)
+            if cells:
+                matrix[list(map(rows.__getitem__, cells)), column[c]] = [
+                    log(per_class[c] + alpha) - log_alpha for per_class in cells.values()]
+        self._dirty = {}
 
     def predict_proba_one(self, x: str) -> dict[str, float]:
         if not self.class_counts:
