@@ -162,3 +162,36 @@ def test_incremental_refresh_equals_a_full_rebuild() -> None:
             continue
         rebuilt = pickle.loads(pickle.dumps(model))
         assert model.predict_proba_one(text) == rebuilt.predict_proba_one(text), text
+
+
+def _plain_proba(model, text: str) -> list[float]:
+    """CharNaiveBayes's probabilities by the formula as first written (round 4): the
+    array operators, a fancy-index gather and numpy's own divide."""
+    import numpy as np
+
+    from streams.text.intent import _ngrams
+
+    model._proba_list(text)   # refreshes the matrix and constants
+    grams = _ngrams(text)
+    log_prior, per_gram = model._consts
+    jll = log_prior + sum(grams.values()) * per_gram
+    seen = [g for g in grams if g in model._rows]
+    if seen:
+        jll = jll + np.array([grams[g] for g in seen], dtype=float) @ model._matrix[
+            [model._rows[g] for g in seen]]
+    exps = np.exp(jll - jll.max())
+    return (exps / exps.sum()).tolist()
+
+
+def test_model_probabilities_equal_the_plain_formula_bit_for_bit() -> None:
+    # _proba_list divides by the sum in Python (one numpy call less): IEEE division is
+    # exact-rounded in both, so the floats must not move
+    from streams.text import INTENTS, IntentClassifier
+
+    rng = random.Random(19)
+    clf = IntentClassifier(seeded=True)
+    model = clf._model
+    for i, text in enumerate(_random_complaints(rng, 1_500)):
+        assert model._proba_list(text) == _plain_proba(model, text), text
+        if i % 7 == 0:
+            model.learn_one(text, INTENTS[i % len(INTENTS)])
