@@ -168,8 +168,11 @@ class DeliveryTracker:
         self._closing = bstart
         statuses = self._statuses.pop(bstart, None)
         if statuses:
-            self._ship(statuses, bstart + bs // 2)
-            self._deliver(statuses)
+            # One pass over the statuses splits them (ship first, then deliveries).
+            shipped = list(map(operator.eq, map(_status_of, statuses), itertools.repeat("shipped")))
+            self._ship(list(itertools.compress(map(_order_of, statuses), shipped)),
+                       bstart + bs // 2)
+            self._deliver(list(itertools.compress(statuses, map(operator.not_, shipped))))
         due: dict[Lane, list[int]] = {}
         check = self._check_at.pop(bstart, [])
         for cohort in self._due_at.pop(bstart, ()):
@@ -221,14 +224,11 @@ class DeliveryTracker:
         self.in_flight.prune(bstart)
         return due
 
-    def _ship(self, statuses: list, shipped_at: int) -> None:
-        """The bucket's shipped parcels join their lane's new cohort, dated by the lane's
-        estimates (in lane order: the order cohorts are checked in is fixed)."""
-        # Statuses are (epoch, order, status); picked and looked up in C (map, compress):
-        # a simulated lane ships ~2 parcels a bucket, so this is per-parcel work.
-        orders = list(itertools.compress(
-            map(_order_of, statuses),
-            map(operator.eq, map(_status_of, statuses), itertools.repeat("shipped"))))
+    def _ship(self, orders: list[str], shipped_at: int) -> None:
+        """The bucket's shipped parcels (their orders) join their lane's new cohort, dated
+        by the lane's estimates (in lane order: the order cohorts are checked in is fixed)."""
+        # Orders are looked up in C (map, compress): a simulated lane ships ~2 parcels a
+        # bucket, so this is per-parcel work.
         if not orders:
             return
         lanes = list(map(self.lanes.current.get, orders))     # in C
@@ -291,13 +291,13 @@ class DeliveryTracker:
             queued.append((shipped_at + int(transit), cohort))
         self._queue(self._due_at, queued)
 
-    def _deliver(self, statuses: list) -> None:
-        """The bucket's deliveries in event-time order (the learning order matters)."""
-        # (epoch, order, "delivered") sorts as (epoch, order): the status is the same.
-        delivered = sorted(itertools.compress(
-            statuses, map(operator.ne, map(_status_of, statuses), itertools.repeat("shipped"))))
+    def _deliver(self, delivered: list) -> None:
+        """The bucket's deliveries (its ``delivered`` statuses) in event-time order (the
+        learning order matters)."""
         if not delivered:
             return
+        # (epoch, order, "delivered") sorts as (epoch, order): the status is the same.
+        delivered.sort()
         now, before = self.in_flight.current, self.in_flight.previous
         orders = list(map(_order_of, delivered))
         cohorts = list(map(now.pop, orders, itertools.repeat(None)))   # in C
