@@ -345,7 +345,8 @@ class IntentMixBank(UsedRowsPickle):
         mus, ns, shares = [], [], []
         seen, quiet = [], []
         for r, (c_row, p_row, y_row, total) in enumerate(zip(counts, prior, y, totals)):
-            p = [(c + ps * q) / (total + ps) for c, q in zip(c_row, p_row)]
+            total += ps   # (the same float for every intent: added once)
+            p = [(c + ps * q) / total for c, q in zip(c_row, p_row)]
             if factor is not None:
                 p = [v if v < 0.95 else 0.95 for v in map(operator.mul, p, factor[r])]
             n = sum(y_row)   # whole numbers: any order gives the same float

@@ -287,8 +287,8 @@ class IntentMixStage:
             for mine in recent:   # as _market_factor
                 others = [d if d > 0.0 else 0.0 for d in map(operator.sub, market_recent, mine)]
                 total = row_sum(others) + a
-                factor.append([q if q > 1.0 else 1.0 for q in
-                               ((o + a * u) / total / f for o, u, f in zip(others, usual, floor))])
+                shares = [(o + a * u) / total / f for o, u, f in zip(others, usual, floor)]
+                factor.append([q if q > 1.0 else 1.0 for q in shares])
         mu, evidence = bank.step_few(row_list, y, prior=prior, buckets=gap, protect_at=level,
                                      learning=learning, factor=factor, covered=cov)
         self.last_bucket[rows] = bucket
@@ -458,7 +458,7 @@ class IntentMixStage:
         run = columns[RUN_OBS], columns[RUN_EXP]
         run_covered, run_total = columns[RUN_COVERED], columns[RUN_TOTAL]
         run_buckets = columns[RUN_BUCKETS]
-        shares = bank.shares_of(picked)
+        shares = bank.shares(np.asarray(picked)).tolist()   # (numpy's: cheaper from two rows)
         out = []
         by_slice = sorted(wanted.items(), key=lambda w: (_sort_key(keys[w[0][0]]), w[0][1]))
         for (pos, i), alarm in by_slice:
