@@ -26,9 +26,15 @@ test: setup test-deps
 
 # Fault injection against the replay oracle (tests/faults: kill -9, standby takeover,
 # broker outage, ClickHouse down 60 s, alert receivers answering 500, malformed flood);
-# ~14 min on 2 busy cores, so separate from `test`. CI runs both.
+# ~14 min on 2 busy cores, so separate from `test`. CI runs both. `FAULT_RUNS=3` runs the
+# suite three times in a row (the closing verification), stopping at the first failure.
+FAULT_RUNS ?= 1
 faults: setup test-deps
-	$(BIN)/pytest -m faults tests/faults -s $(PYTEST_ARGS)
+	@case "$(FAULT_RUNS)" in ''|0|*[!0-9]*) echo "faults: FAULT_RUNS must be a positive whole number, got '$(FAULT_RUNS)'" >&2; exit 2;; esac; \
+	for run in $$(seq 1 $(FAULT_RUNS)); do \
+	  echo "faults: run $$run of $(FAULT_RUNS)"; \
+	  $(BIN)/pytest -m faults tests/faults -s $(PYTEST_ARGS) || exit 1; \
+	done
 
 # Debian packages the integration tests run for real; installed only when missing
 # (idempotent, quiet). Add a package as `binary:package`.

@@ -49,6 +49,7 @@ Examples
 from __future__ import annotations
 
 import math
+import operator
 from typing import NamedTuple
 
 import numpy as np
@@ -58,7 +59,7 @@ from scipy import stats
 from detectors.cusum import UsedRowsPickle, cusum_step
 from riskwatch.events import INTENTS
 
-__all__ = ["IntentMixBank", "IntentMixDetector", "MixStep"]
+__all__ = ["IntentMixBank", "IntentMixDetector", "MixStep", "row_sum"]
 
 # Columns per (row, intent) cell. RUN_COVERED: complaints of the run that the caller
 # said were already explained elsewhere (the pipeline: in a complaint-rate alarm).
@@ -303,11 +304,175 @@ class IntentMixBank(UsedRowsPickle):
             state[RUN_COVERED:RUN_TOTAL + 1, restart] = 0.0
         return MixStep(mu, np.where(young[:, None], 0.0, evidence) if young.any() else evidence, y)
 
+    def shares_of(self, rows: list[int]) -> list[list[float]]:
+        """:meth:`shares` of ``rows`` (each row's last prior) as lists, in plain Python
+        (the same floats: see :func:`row_sum`)."""
+        ps = self.prior_strength
+        both = self.state[COUNT:PRIOR + 1:PRIOR - COUNT][:, rows].tolist()   # COUNT, PRIOR
+        return [[(c + ps * p) / (total + ps) for c, p in zip(counts, prior)]
+                for counts, prior, total in zip(both[0], both[1], map(row_sum, both[0]))]
+
+    def step_few(self, rows: list[int], y: list[list[float]], *, prior: list[list[float]],
+                 buckets: np.ndarray, protect_at: list[float], learning: bool,
+                 factor: list[list[float]] | None, covered: dict[tuple[int, int], float]
+                 ) -> tuple[list[list[float]], list[list[float]]]:
+        """:meth:`step` of a few distinct rows in plain Python; returns ``(mu, evidence)``
+        as lists (rows x intents).
+
+        ``y``, ``prior``, ``factor``: lists of the arrays :meth:`step` takes; ``buckets``:
+        an array; ``covered``: (position, intent) -> complaints explained elsewhere (the
+        cells of :meth:`step`'s matrix that are not zero; empty: none); ``learning``: all
+        rows or none.
+
+        Why: a quiet week's close scores a few dozen slices (half of them the global
+        slice alone), and :meth:`step` costs its ~60 numpy calls of a few microseconds
+        whatever the number of rows. Here the rows' columns are read and written once,
+        the + - * / are Python floats (exactly rounded, as numpy's), the logarithms
+        and fades stay in numpy (one call for all cells), sums over intents are
+        :func:`row_sum` (numpy's order): every value is the same IEEE operation in the
+        same order as :meth:`step` and :func:`detectors.cusum.cusum_step`, so the bank
+        ends bit for bit where its step leaves it (keep them in step;
+        ``tests/detectors/test_intent_mix_few.py``). Conditionals stand for
+        np.maximum / np.minimum (the same value for every number but NaN, which no
+        cell holds).
+        """
+        k, ps = len(self.intents), self.prior_strength
+        state = self.state
+        counts, slow, spike = state[COUNT:SPIKE + 1, rows].tolist()   # [position][intent]
+        # Shares, the bucket's expectation; the cells that can move (a complaint or a
+        # running CUSUM): those with a complaint first (they need the weights' logs).
+        totals = list(map(row_sum, counts))
+        mus, ns, shares = [], [], []
+        seen, quiet = [], []
+        for r, (c_row, p_row, y_row, total) in enumerate(zip(counts, prior, y, totals)):
+            total += ps   # (the same float for every intent: added once)
+            p = [(c + ps * q) / total for c, q in zip(c_row, p_row)]
+            if factor is not None:
+                p = [v if v < 0.95 else 0.95 for v in map(operator.mul, p, factor[r])]
+            n = sum(y_row)   # whole numbers: any order gives the same float
+            ns.append(n)
+            shares.append(p)
+            mus.append([n * v for v in p])
+            for i, (yi, a, b) in enumerate(zip(y_row, slow[r], spike[r])):
+                if yi > 0.0:
+                    seen.append((r, i))
+                elif a + b > 0.0:
+                    quiet.append((r, i))
+        cells = seen + quiet
+        m, n_cells = len(seen), len(cells)
+        pa = [shares[r][i] for r, i in cells]
+        p1, p1s = [], []
+        for v in pa:
+            half_way = (1.0 + v) * 0.5
+            a, b = self.rho * v, self.rho_spike * v
+            p1.append(a if a <= half_way else half_way)
+            p1s.append(b if b <= half_way else half_way)
+        logs1p = np.log1p(np.array([-v for v in pa + p1 + p1s])).tolist()
+        logs = np.log(np.array(pa[:m] + p1[:m] + p1s[:m])).tolist()
+        # The moving cells' columns, by their index in each column's (rows x intents) plane.
+        planes = state.reshape(_COLUMNS, -1)   # a view
+        flat = [rows[r] * k + i for r, i in cells]
+        obs, exp, run_b, _, run_cov, run_total = planes[RUN_OBS:, flat].tolist()
+        evidence = [[0.0] * k for _ in rows]
+        cap = self.max_cusum * self.threshold
+        s0s, s1s = [], []
+        for j, (r, i) in enumerate(cells):
+            v, na, yi = pa[j], ns[r], y[r][i]
+            log_stay = logs1p[j]
+            stay = logs1p[n_cells + j] - log_stay
+            stay_s = logs1p[2 * n_cells + j] - log_stay
+            if j < m:
+                weight = logs[m + j] - logs[j] - stay
+                weight_s = logs[2 * m + j] - logs[j] - stay_s
+            else:
+                weight = weight_s = 0.0
+            minus_n = -na
+            # cusum_step: (S + y * weight) - drift, clipped to [0, cap] (max, then min)
+            s0, s1 = slow[r][i], spike[r][i]
+            was_running = s0 + s1 > 0.0
+            s0 = s0 + yi * weight - stay * minus_n
+            s1 = s1 + yi * weight_s - stay_s * minus_n
+            s0 = (s0 if s0 < cap else cap) if s0 > 0.0 else 0.0
+            s1 = (s1 if s1 < cap else cap) if s1 > 0.0 else 0.0
+            s0s.append(s0)
+            s1s.append(s1)
+            ev = evidence[r][i] = s0 if s0 >= s1 else s1
+            # The run (as cusum_step) and its totals (as step): zero where nothing runs,
+            # carried where a statistic ran before, started where one leaves zero.
+            c = covered.get((r, i))
+            if ev <= 0.0:
+                obs[j] = exp[j] = run_b[j] = run_total[j] = run_cov[j] = 0.0
+            elif was_running:
+                obs[j] += yi
+                exp[j] += na * v
+                run_b[j] += 1.0
+                run_total[j] += na
+                if c is not None:
+                    run_cov[j] += c
+            else:
+                obs[j], exp[j], run_b[j] = 0.0 + yi, 0.0 + na * v, 0.0 + 1.0
+                run_total[j] = 0.0 + na
+                run_cov[j] = 0.0 if c is None else 0.0 + c
+        # One write for the moving cells (PRIOR among the columns: the new prior).
+        planes[SLOW:, flat] = np.array(s0s + s1s + obs + exp + run_b
+                                       + [prior[r][i] for r, i in cells]
+                                       + run_cov + run_total).reshape(_COLUMNS - 1, n_cells)
+        # Learning: faded counts take the bucket unless the row is protected (alarmed,
+        # for at most max_protect_buckets of a run); young rows learn and restart.
+        fades = (0.5 ** (np.asarray(buckets, dtype=np.float64) / self.half_life)).tolist()
+        max_evidence, young = self.max_evidence, []
+        for r, (c_row, y_row, total, fade) in enumerate(zip(counts, y, totals, fades)):
+            if total < self.min_volume or learning:
+                young.append(r)
+                c_row = [c * fade + yi for c, yi in zip(c_row, y_row)]
+            elif (max(evidence[r]) < protect_at[r]
+                  or state[RUN_BUCKETS, rows[r]].max() > self.max_protect_buckets):
+                c_row = [c * fade + yi for c, yi in zip(c_row, y_row)]
+            # (else protected: the counts stay as they were, capped again as step does)
+            scale = max_evidence / max(row_sum(c_row), 1e-300)
+            counts[r] = [c * scale for c in c_row] if scale < 1.0 else c_row
+        if young:
+            state[SLOW:, [rows[r] for r in young]] = 0.0   # (PRIOR too: written below)
+            for r in young:
+                evidence[r] = [0.0] * k
+        state[COUNT:PRIOR + 1:PRIOR - COUNT, rows] = np.array([counts, prior])
+        return mus, evidence
+
 
 def _log1p_of_negative(x: np.ndarray) -> np.ndarray:
     """``np.log1p(-x)`` with one temporary."""
     out = np.negative(x)
     return np.log1p(out, out=out)
+
+
+def row_sum(values: list[float]) -> float:
+    """Sum of a row of floats in numpy's order: ``np.sum`` of a contiguous row adds
+    pairwise, in eight interleaved partial sums from eight values on (its
+    ``pairwise_sum``, blocks of up to 128). Floating-point addition is not associative,
+    so a plain ``sum`` can differ from it in the last bit.
+
+    >>> rows = np.random.default_rng(0).random((50, 13)) * 1000
+    >>> [row_sum(row) for row in rows.tolist()] == rows.sum(axis=1).tolist()
+    True
+    """
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for v in values:
+            total += v
+        return total
+    if n > 128:   # numpy halves longer rows (at a multiple of eight)
+        half = n // 2
+        half -= half % 8
+        return row_sum(values[:half]) + row_sum(values[half:])
+    r = values[:8]
+    end = n - n % 8
+    for start in range(8, end, 8):
+        r = list(map(operator.add, r, values[start:start + 8]))
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for v in values[end:]:
+        total += v
+    return total
 
 
 class IntentMixDetector(base.AnomalyDetector):

@@ -81,6 +81,29 @@ class TransitQuantile:
             value += max(step, 0.3 / math.sqrt(n + 9)) * value * q
         self.value, self.n = value, n
 
+    def observe_transits(self, transits, steady: int | None = None) -> None:
+        """``observe(t > value)`` for each transit time ``t`` in turn, the same floats
+        with the state in locals (the market's estimate learns from every delivery).
+        ``steady``: :func:`steady_after` of ``step``, if the caller has it.
+
+        >>> a, b = TransitQuantile(initial=10.0), TransitQuantile(initial=10.0)
+        >>> a.observe_transits([12.0, 3.0, 11.0])
+        >>> for t in (12.0, 3.0, 11.0):
+        ...     b.observe(t > b.value)
+        >>> (a.value, a.n) == (b.value, b.n)
+        True
+        """
+        step, q, value, n = self.step, self.q, self.value, self.n
+        if steady is None:
+            steady = steady_after(step)
+        down = 1.0 - q
+        for transit in transits:
+            n += 1
+            # past ``steady`` answers max(step, young step) is ``step`` (steady_after)
+            delta = (step if n >= steady else max(step, 0.3 / math.sqrt(n + 9))) * value
+            value = value + delta * q if transit > value else value - delta * down
+        self.value, self.n = value, n
+
     def __getstate__(self) -> tuple:
         return (self.q, self.step, self.value, self.n)
 

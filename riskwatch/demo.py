@@ -19,11 +19,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from riskwatch.broker import EmbeddedBroker, create_topics
 from riskwatch.errors import BrokerError, RiskwatchError
+
+if TYPE_CHECKING:   # for annotations only: the sinks load when the demo builds them
+    from sinks.wiring import OutputOptions
 
 __all__ = ["run_demo"]
 
@@ -167,7 +171,7 @@ async def _run(bootstrap: str, port: int, config, speed: float, view: _View, dur
 
 
 def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/demo"),
-             days: float = 2.5, orders_per_day: int = 20_000, outputs: "OutputOptions | None" = None) -> int:
+             days: float = 2.5, orders_per_day: int = 20_000, outputs: OutputOptions | None = None) -> int:
     """Run the demo; returns the exit status. See the module docstring."""
     from riskwatch.simulator import SimulationConfig, calendar, manifest
 
@@ -222,7 +226,7 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     return 0
 
 
-def _output_flags(outputs: "OutputOptions | None") -> list[str]:
+def _output_flags(outputs: OutputOptions | None) -> list[str]:
     """The user's extra output flags (--alertmanager-url ...) for the worker; the demo
     keeps its own chDB path."""
     if outputs is None:

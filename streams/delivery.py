@@ -168,8 +168,11 @@ class DeliveryTracker:
         self._closing = bstart
         statuses = self._statuses.pop(bstart, None)
         if statuses:
-            self._ship(statuses, bstart + bs // 2)
-            self._deliver(statuses)
+            # One pass over the statuses splits them (ship first, then deliveries).
+            shipped = list(map(operator.eq, map(_status_of, statuses), itertools.repeat("shipped")))
+            self._ship(list(itertools.compress(map(_order_of, statuses), shipped)),
+                       bstart + bs // 2)
+            self._deliver(list(itertools.compress(statuses, map(operator.not_, shipped))))
         due: dict[Lane, list[int]] = {}
         check = self._check_at.pop(bstart, [])
         for cohort in self._due_at.pop(bstart, ()):
@@ -186,7 +189,8 @@ class DeliveryTracker:
             if late:
                 check.append(cohort)
         now = bstart + bs - 1
-        check_at, expire_at, chains = self._check_at, self._expire_at, self._chains
+        chains, horizon = self._chains, self.horizon
+        recheck, learned = [], []   # (epoch, cohort) to queue, in turn
         for cohort in check:
             # Undelivered parcels of a cohort older than every estimate of its lane
             # answer "longer" (once); else look again when the largest is reached.
@@ -197,16 +201,22 @@ class DeliveryTracker:
             if chain is None:
                 chain = cohort.chain = chains[cohort.lane]
             market, carrier, lane = chain
-            longest = max(market.value, carrier.value, lane.value)
+            # max(market.value, carrier.value, lane.value) without the call
+            longest = market.value
+            if carrier.value > longest:
+                longest = carrier.value
+            if lane.value > longest:
+                longest = lane.value
             if now - cohort.shipped_at < longest:
                 # An estimate grew past this cohort's wait: it will know more later.
-                table, epoch = check_at, cohort.shipped_at + int(longest) + 1
+                recheck.append((cohort.shipped_at + int(longest) + 1, cohort))
             else:
                 for tq in chain:
                     tq.observe_longer(remaining)
                 cohort.learned = True
-                table, epoch = expire_at, cohort.shipped_at + self.horizon
-            self._at(table, epoch).append(cohort)
+                learned.append((cohort.shipped_at + horizon, cohort))
+        self._queue(self._check_at, recheck)
+        self._queue(self._expire_at, learned)
         for cohort in self._expire_at.pop(bstart, ()):
             cohort.gone = True
             self.expired += cohort.shipped - cohort.delivered
@@ -214,41 +224,55 @@ class DeliveryTracker:
         self.in_flight.prune(bstart)
         return due
 
-    def _ship(self, statuses: list, shipped_at: int) -> None:
-        """The bucket's shipped parcels join their lane's new cohort, dated by the lane's
-        estimates (in lane order: the order cohorts are checked in is fixed)."""
-        # Statuses are (epoch, order, status); picked and looked up in C (map, compress):
-        # a simulated lane ships ~2 parcels a bucket, so this is per-parcel work.
-        orders = list(itertools.compress(
-            map(_order_of, statuses),
-            map(operator.eq, map(_status_of, statuses), itertools.repeat("shipped"))))
+    def _ship(self, orders: list[str], shipped_at: int) -> None:
+        """The bucket's shipped parcels (their orders) join their lane's new cohort, dated
+        by the lane's estimates (in lane order: the order cohorts are checked in is fixed)."""
+        # Orders are looked up in C (map, compress): a simulated lane ships ~2 parcels a
+        # bucket, so this is per-parcel work.
         if not orders:
             return
         lanes = list(map(self.lanes.current.get, orders))     # in C
         if None in lanes:
-            before = self.lanes.previous.get
-            lanes = [lane if lane is not None else before(o) for o, lane in zip(orders, lanes)]
+            # Orders placed before the lane map's last turn (up to ~40 % of a bucket's):
+            # those found now, then the others looked up in the older generation, all
+            # in C. The parcels' order within the bucket does not matter (cohorts are
+            # counted per lane and made in lane order).
+            found = list(map(operator.is_not, lanes, itertools.repeat(None)))
+            older = list(itertools.compress(orders, map(operator.not_, found)))
+            orders = list(itertools.compress(orders, found)) + older
+            lanes = (list(itertools.compress(lanes, found))
+                     + list(map(self.lanes.previous.get, older)))
         now, before = self.in_flight.current, self.in_flight.previous
-        # Unknown orders (older than memory, or never seen) and re-ships are not tracked;
-        # both are rare, so the bucket is checked in C first (isdisjoint: one dict lookup
-        # per order) and order by order only when it has one.
-        if (None in lanes or not now.keys().isdisjoint(orders)
-                or not before.keys().isdisjoint(orders)):
-            keep = [lane is not None and o not in now and o not in before
-                    for o, lane in zip(orders, lanes)]
+        # Unknown orders (older than memory, or never seen) are not tracked; rare, so the
+        # bucket is filtered order by order only when it has one.
+        if None in lanes or (before and not before.keys().isdisjoint(orders)):
+            keep = [lane is not None and o not in before for o, lane in zip(orders, lanes)]
             orders = list(itertools.compress(orders, keep))
             lanes = list(itertools.compress(lanes, keep))
-        counts = collections.Counter(dict(zip(orders, lanes)).values())  # an order once
-        fresh = {}
-        chains, least, initial = self._chains, self.min_deliveries, self.initial_transit
-        due_at = self._due_at
+        # Each order points at its lane's new cohort (filled in below, in lane order).
+        # setdefault adds the order once and leaves an order re-shipped while in flight
+        # with its cohort: when the map grew by one per order (the common case), all
+        # were new and distinct, with no lookup besides the insert.
+        fresh = {lane: _Cohort(lane, shipped_at) for lane in dict.fromkeys(lanes)}
+        size = len(now)
+        known = list(map(now.setdefault, orders, map(fresh.__getitem__, lanes)))   # in C
+        if len(now) - size == len(orders):
+            counts = collections.Counter(lanes)
+        else:   # re-ships (not tracked again) or an order shipped twice (counted once)
+            kept = [fresh[lane] is cohort for lane, cohort in zip(lanes, known)]
+            counts = collections.Counter(dict(zip(itertools.compress(orders, kept),
+                                                  itertools.compress(lanes, kept))).values())
         # Lanes in sorted order, by rank: comparing tuples of Chinese names costs ~1/4
         # of this method with a hundred lanes a bucket; ints sort in a fraction of it.
+        # (rank, lane, parcels) triples: ranks are distinct, so only ints are compared.
         rank = self._lane_rank
-        if rank is None or None in map(rank.get, counts):
+        ranks = None if rank is None else list(map(rank.get, counts))
+        if ranks is None or None in ranks:   # a lane not ranked yet
             rank = self._rerank(counts)
-        for lane in sorted(counts, key=rank.__getitem__):
-            shipped = counts[lane]
+            ranks = list(map(rank.__getitem__, counts))
+        chains, least, initial = self._chains, self.min_deliveries, self.initial_transit
+        queued = []   # (due epoch, cohort) in lane order
+        for _, lane, shipped in sorted(zip(ranks, counts, counts.values())):
             chain = chains.get(lane) or self._chain(lane)
             market, carrier, own = chain
             # Dated by the first estimate with enough deliveries: the lane's, the
@@ -262,17 +286,18 @@ class DeliveryTracker:
                 transit = market.value
             else:
                 transit = initial
-            cohort = fresh[lane] = _Cohort(lane, shipped_at, shipped, counted, chain)
-            self._at(due_at, shipped_at + int(transit)).append(cohort)
-        now.update(zip(orders, map(fresh.__getitem__, lanes)))   # in C
+            cohort = fresh[lane]
+            cohort.shipped, cohort.counted, cohort.chain = shipped, counted, chain
+            queued.append((shipped_at + int(transit), cohort))
+        self._queue(self._due_at, queued)
 
-    def _deliver(self, statuses: list) -> None:
-        """The bucket's deliveries in event-time order (the learning order matters)."""
-        # (epoch, order, "delivered") sorts as (epoch, order): the status is the same.
-        delivered = sorted(itertools.compress(
-            statuses, map(operator.ne, map(_status_of, statuses), itertools.repeat("shipped"))))
+    def _deliver(self, delivered: list) -> None:
+        """The bucket's deliveries (its ``delivered`` statuses) in event-time order (the
+        learning order matters)."""
         if not delivered:
             return
+        # (epoch, order, "delivered") sorts as (epoch, order): the status is the same.
+        delivered.sort()
         now, before = self.in_flight.current, self.in_flight.previous
         orders = list(map(_order_of, delivered))
         cohorts = list(map(now.pop, orders, itertools.repeat(None)))   # in C
@@ -280,6 +305,10 @@ class DeliveryTracker:
             cohorts = [c if c is not None else before.pop(o, None) for o, c in zip(orders, cohorts)]
         chains = self._chains
         steady_step, steady = _STEADY_STEP, _STEADY_AFTER
+        # The market's estimate is in every lane's chain; each estimate's answers
+        # depend on its own earlier ones only, so it learns after the loop, from the
+        # transit times in the same order (TransitQuantile.observe_transits).
+        transits = []
         for epoch, cohort in zip(map(_epoch_of, delivered), cohorts):
             if cohort is None or cohort.gone:
                 continue
@@ -290,28 +319,40 @@ class DeliveryTracker:
             # the lane's, carrier's and market's estimates learn from it
             # (TransitQuantile.observe, inlined: this runs per delivery).
             transit = epoch - cohort.shipped_at
+            transits.append(transit)
             chain = cohort.chain
             if chain is None:
                 chain = cohort.chain = chains[cohort.lane]
-            for tq in chain:
+            for tq in chain[1:]:   # the carrier's and the lane's
                 n = tq.n = tq.n + 1
                 value = tq.value
                 step = tq.step
                 # An estimate past its young steps moves by ``step`` (what max() returns
-                # then: detectors.overdue.steady_after); the market's and a carrier's
-                # are there after their first few thousand deliveries.
+                # then: detectors.overdue.steady_after); a carrier's is there after its
+                # first few thousand deliveries.
                 delta = (step if n >= steady and step == steady_step
                          else max(step, 0.3 / sqrt(n + 9))) * value
                 tq.value = (value + delta * tq.q if transit > value
                             else value - delta * (1.0 - tq.q))
+        if transits:
+            market = self.transit[None]
+            market.observe_transits(transits, steady if market.step == steady_step else None)
 
-    def _at(self, table: dict[int, list[_Cohort]], epoch: int) -> list[_Cohort]:
-        # Never the closing bucket or earlier: those are done.
-        bstart = max(epoch - epoch % self.bucket_seconds, self._closing + self.bucket_seconds)
-        cohorts = table.get(bstart)
-        if cohorts is None:
-            cohorts = table[bstart] = []
-        return cohorts
+    def _queue(self, table: dict[int, list[_Cohort]], queued: list[tuple[int, _Cohort]]) -> None:
+        """Append each ``(epoch, cohort)`` in turn to the cohorts of its epoch's bucket,
+        never the closing bucket or earlier (those are done). One call per table and
+        close, not per cohort: this is per-cohort work."""
+        bs = self.bucket_seconds
+        floor = self._closing + bs
+        for epoch, cohort in queued:
+            at = epoch - epoch % bs
+            if at < floor:
+                at = floor
+            cohorts = table.get(at)
+            if cohorts is None:
+                table[at] = [cohort]
+            else:
+                cohorts.append(cohort)
 
     def _chain(self, lane: Lane) -> tuple[TransitQuantile, ...]:
         """The market's, carrier's and lane's estimates (created on first sight: a new

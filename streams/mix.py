@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from detectors.intent_mix import (COUNT, RUN_BUCKETS, RUN_COVERED, RUN_EXP, RUN_OBS, RUN_TOTAL,
-                                  SLOW, SPIKE, IntentMixBank)
+                                  SLOW, SPIKE, IntentMixBank, MixStep, row_sum)
 from riskwatch.settings import PipelineSettings
 from streams.signals import Signal
 
@@ -43,6 +43,10 @@ __all__ = ["IntentMixStage"]
 
 #: Closes of at most this many slices skip np.unique (fixed cost beats its savings).
 SMALL_CLOSE_ROWS = 256
+#: Closes of at most this many slices are scored in plain Python (``_score_few``): the
+#: global slice's own close (half of a quiet week's steps) in half the time; from about
+#: six slices numpy's fixed cost per call is the cheaper (measured on the benchmark week).
+FEW_ROWS = 4
 
 Key = tuple
 
@@ -182,6 +186,8 @@ class IntentMixStage:
         # Every (slice, intent) count into y, each item handled in C (map, chain):
         # no Python bytecode runs per slice or per intent.
         mixlist = list(map(mixes.__getitem__, order))
+        if count <= FEW_ROWS:
+            return self._score_few(keys, rows, bucket, mixlist, learning, covered, market)
         sizes = np.fromiter(map(len, mixlist), dtype=np.int64, count=count)
         items = int(sizes.sum())
         # Integers first (fromiter converts ints to int64 faster than to float64).
@@ -232,6 +238,61 @@ class IntentMixStage:
                          learning=np.full(len(rows), learning), factor=factor, covered=cov)
         self.last_bucket[rows] = bucket
         return step, rows, level, keys
+
+    def _score_few(self, keys: list[Key], rows: np.ndarray, bucket: int,
+                   mixes: list[dict[str, int]], learning: bool, covered: dict[tuple, int],
+                   market: bool):
+        """:meth:`_score` of a few rows (``keys`` in row order, ``rows`` theirs) in plain
+        Python around :meth:`IntentMixBank.step_few`: the same floats (+ - * / and
+        conditionals for np.maximum; fades in numpy; sums over intents as numpy adds
+        them, :func:`~detectors.intent_mix.row_sum`), a third of the numpy calls."""
+        bank, k, index = self.bank, len(self.intents), self._intent_index
+        y = []
+        for mix in mixes:
+            row = [0.0] * k
+            for intent, n in mix.items():
+                i = index.get(intent)
+                if i is not None:   # an intent outside the taxonomy is not scored
+                    row[i] = float(n)
+            y.append(row)
+        cov = {}
+        if covered:
+            position = {key: p for p, key in enumerate(keys)}
+            for (key, intent), n in covered.items():
+                p, i = position.get(key), index.get(intent)
+                if p is not None and i is not None:
+                    cov[(p, i)] = float(min(n, y[p][i]))
+        row_list = rows.tolist()
+        parents = self.parent_row[rows].tolist()
+        uniform = [1.0 / k] * k
+        distinct = sorted({p for p in parents if p >= 0})   # the market, a carrier or two
+        of_parent = dict(zip(distinct, bank.shares_of(distinct))) if distinct else {}
+        prior = [of_parent[p] if p >= 0 else uniform for p in parents]
+        level = self._level_of_kind().tolist()
+        level = [level[key[0]] for key in keys]
+        gap = np.maximum(bucket - self.last_bucket[rows], 1).astype(np.float64)
+        # Recent counts, faded by the buckets since the row was last seen.
+        fade = (0.5 ** (gap / self.market_half_life)).tolist()
+        recent = [[v * f + c for v, c in zip(old, mine)]
+                  for old, f, mine in zip(self.recent[rows].tolist(), fade, y)]
+        self.recent[rows] = recent
+        factor = None
+        if market:   # the global row is scored first in every close: its recent is current
+            grow = self.rows[self.global_key]
+            usual = bank.shares_of([grow])[0]
+            floor = [u if u > 1e-9 else 1e-9 for u in usual]
+            market_recent = self.recent[grow].tolist()
+            a = self.market_strength
+            factor = []
+            for mine in recent:   # as _market_factor
+                others = [d if d > 0.0 else 0.0 for d in map(operator.sub, market_recent, mine)]
+                total = row_sum(others) + a
+                shares = [(o + a * u) / total / f for o, u, f in zip(others, usual, floor)]
+                factor.append([q if q > 1.0 else 1.0 for q in shares])
+        mu, evidence = bank.step_few(row_list, y, prior=prior, buckets=gap, protect_at=level,
+                                     learning=learning, factor=factor, covered=cov)
+        self.last_bucket[rows] = bucket
+        return MixStep(mu, evidence, y), rows, level, keys
 
     def _market_factor(self, recent: np.ndarray, grow: int) -> np.ndarray:
         """Per row and intent: the market's recent share (without the row's own
@@ -366,12 +427,18 @@ class IntentMixStage:
     def _signals(self, keys, rows, step, level, bucket, learning, watched, recent,
                  alarmed) -> list[Signal]:
         bank = self.bank
-        evidence = step.evidence
-        lead = evidence.argmax(axis=1)
-        top = evidence[np.arange(len(keys)), lead]
+        evidence = step.evidence   # an array, or lists from a few rows (_score_few)
         wanted: dict[tuple[int, int], bool] = {}   # (position, intent) -> may page
-        for pos in np.flatnonzero(top >= level).tolist():
-            wanted[(pos, int(lead[pos]))] = True
+        if isinstance(evidence, np.ndarray):
+            lead = evidence.argmax(axis=1)
+            top = evidence[np.arange(len(keys)), lead]
+            for pos in np.flatnonzero(top >= level).tolist():
+                wanted[(pos, int(lead[pos]))] = True
+        else:
+            for pos, (row, at_level) in enumerate(zip(evidence, level)):
+                top = max(row)
+                if top >= at_level:
+                    wanted[(pos, row.index(top))] = True   # the first largest, as argmax
         if watched:
             positions = {k: p for p, k in enumerate(keys)}
             for key, intent in watched:
@@ -385,19 +452,20 @@ class IntentMixStage:
         # The wanted rows' columns only, as Python floats (a close scores every slice
         # with complaints, and few of them are wanted): at[pos] is pos's place in them.
         at = {pos: j for j, pos in enumerate(sorted({pos for pos, _ in wanted}))}
-        picked = rows[list(at)]
-        run = bank.column(RUN_OBS, picked).tolist(), bank.column(RUN_EXP, picked).tolist()
-        run_covered = bank.column(RUN_COVERED, picked).tolist()
-        run_total = bank.column(RUN_TOTAL, picked).tolist()
-        run_buckets = bank.column(RUN_BUCKETS, picked).tolist()
-        shares = bank.shares(picked).tolist()
+        picked = rows[list(at)].tolist()
+        # All columns of the picked rows in one read (five reads of one column cost more).
+        columns = bank.state[:, picked].tolist()
+        run = columns[RUN_OBS], columns[RUN_EXP]
+        run_covered, run_total = columns[RUN_COVERED], columns[RUN_TOTAL]
+        run_buckets = columns[RUN_BUCKETS]
+        shares = bank.shares(np.asarray(picked)).tolist()   # (numpy's: cheaper from two rows)
         out = []
         by_slice = sorted(wanted.items(), key=lambda w: (_sort_key(keys[w[0][0]]), w[0][1]))
         for (pos, i), alarm in by_slice:
             j = at[pos]
             key, intent = keys[pos], self.intents[i]
             run_obs, run_exp = run[0][j][i], run[1][j][i]
-            ev = float(evidence[pos, i])
+            ev = float(evidence[pos][i])
             pages = False
             if alarm and not learning and ev >= level[pos]:
                 since = self.pending.setdefault((key, intent), bucket)
@@ -414,8 +482,8 @@ class IntentMixStage:
                              key, intent, bucket - int(run_buckets[j][i])))
             dims = dict(zip(self.slices[key[0]], key[1:]))
             dims["intent"] = intent
-            signal = Signal(self.metric, dims, float(step.observed[pos, i]),
-                            float(step.mu[pos, i]), ev, float(level[pos]), pages, run_obs,
+            signal = Signal(self.metric, dims, float(step.observed[pos][i]),
+                            float(step.mu[pos][i]), ev, float(level[pos]), pages, run_obs,
                             run_exp, int(run_buckets[j][i]),
                             self._contributors(shares[j], run, j),
                             _Resetter(bank, int(rows[pos])))
@@ -427,7 +495,8 @@ class IntentMixStage:
     def _contributors(self, usual: list[float], run, j: int) -> list[dict]:
         obs, exp = run[0][j], run[1][j]
         # The three largest excesses, ties in intent order (a stable sort, as argsort's).
-        order = sorted(range(len(obs)), key=lambda i: -(obs[i] - exp[i]))[:3]
+        excess = [-(o - e) for o, e in zip(obs, exp)]
+        order = sorted(range(len(obs)), key=excess.__getitem__)[:3]
         return [{"dimension": "intent", "value": self.intents[i], "observed": obs[i],
                  "expected": round(exp[i], 2), "usual_share": round(usual[i], 3)}
                 for i in order if obs[i] > 0]

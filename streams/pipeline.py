@@ -203,6 +203,8 @@ class Pipeline(AlertStage):
         self._delivery = self.signals.delivery            # shipped -> delivered per order
         self.mix = IntentMixStage(settings, warmup_buckets=self.warmup_buckets)  # streams.mix
         self._order_lane = self._delivery.lanes           # order -> (region, carrier)
+        # category, merchant and lane values of the order maps, one object each
+        self._shared_values: dict = {}
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.open_alerts = OpenAlerts()  # firing alerts as emitted (see streams.open_alerts)
         self.counters = dict.fromkeys(
@@ -210,6 +212,13 @@ class Pipeline(AlertStage):
              "bad", "duplicates", "late", "internal_errors", "buckets_closed",
              "alerts_fired", "alerts_escalated", "alerts_resolved", "alerts_explained",
              "alerts_uncovered"), 0)
+
+    def __setstate__(self, state: dict) -> None:
+        # A checkpoint written before the shared order-map values existed (same
+        # STATE_VERSION: nothing else changed) starts a fresh table; after that the
+        # pickle keeps the sharing (it stores each shared object once).
+        state.setdefault("_shared_values", {})
+        self.__dict__.update(state)
 
     # -- input ------------------------------------------------------------------------
     def assign_sources(self, sources: list[tuple[str, int | None]]) -> None:
@@ -301,6 +310,7 @@ class Pipeline(AlertStage):
         picked_statuses = PICKED_UP
         note_status = self.merchant_scores.note_status
         delivery_statuses = self._delivery._statuses
+        shared = self._shared_values.setdefault
         reload = failed = False
         reload = True
         last_bstart = None
@@ -368,15 +378,21 @@ class Pipeline(AlertStage):
                 kind = type(event)
                 if kind is Order:
                     n_orders += 1
-                    order_id, category = event.order_id, event.category
+                    order_id = event.order_id
+                    # The order maps hold each order for days: one shared object per
+                    # category, merchant and lane instead of the decoder's fresh copies
+                    # (less memory per order, and later lookups hit a few hot objects).
+                    category = shared(event.category, event.category)
+                    merchant = shared(event.merchant_id, event.merchant_id)
+                    lane = (event.region, event.carrier)
                     category_of[order_id] = category
-                    merchant_of[order_id] = event.merchant_id
-                    lane_of[order_id] = (event.region, event.carrier)
+                    merchant_of[order_id] = merchant
+                    lane_of[order_id] = shared(lane, lane)
                     if not late:
                         if bstart != last_bstart:
                             bucket = self.buckets.get(bstart) or self._bucket(bstart)
                             last_bstart = bstart
-                        combo = (event.region, event.merchant_id, event.carrier, category)
+                        combo = (event.region, merchant, event.carrier, category)
                         combos = bucket.order_combos
                         combos[combo] = combos.get(combo, 0) + 1
                 elif kind is OrderStatus:

@@ -122,6 +122,21 @@ def test_duplicates_are_dropped_and_counted():
     assert total(out) == total(ref) == q.stats["orders"]
 
 
+def test_order_maps_share_one_object_per_category_merchant_and_lane():
+    # Orders are held for days: the maps must not keep one decoded copy per order.
+    def order(n: int) -> bytes:
+        return orjson.dumps({"type": "order", "event_id": f"e{n}", "ts": iso(START.timestamp() + n),
+                             "order_id": f"o{n}", "merchant_id": "m-001", "region": "浙江",
+                             "carrier": "中通", "category": "服饰", "amount": 10})
+    p = Pipeline()
+    p.process_lines([order(n) for n in range(3)], source="t")
+    maps = (p._order_merchant.current, p._order_category.current, p._order_lane.current)
+    for values in maps:
+        first = values["o0"]
+        assert all(values[f"o{n}"] is first for n in (1, 2)), values
+    assert maps[2]["o0"] == ("浙江", "中通") and maps[0]["o0"] == "m-001"
+
+
 def test_late_events_are_counted_stored_and_not_aggregated():
     lines = steady_stream(days=0.5, seed=4)
     late = orjson.dumps({"type": "order", "event_id": "late-1", "ts": iso(START.timestamp() + 60),

@@ -47,6 +47,25 @@ def test_resumed_pipeline_equals_uninterrupted(tmp_path):
     assert got == expected
 
 
+def test_checkpoint_from_before_shared_order_values_resumes_exactly(tmp_path):
+    # Pipelines written before Pipeline._shared_values existed (same STATE_VERSION) load
+    # with a fresh table and go on exactly as an uninterrupted run.
+    lines = list(stream_messages()[:1200])
+    half = 700
+    straight = Pipeline(SETTINGS, keep_aggregates=True)
+    _run(straight, lines[:half], 1)
+    expected = _run(straight, lines[half:], half + 1)
+
+    old = Pipeline(SETTINGS, keep_aggregates=True)
+    _run(old, lines[:half], 1)
+    del old._shared_values   # what the previous code pickled
+    store = CheckpointStore(tmp_path, settings_digest=DIGEST)
+    store.write(encode_state(old, {("t", 0): half}), {("t", 0): half})
+    restored = store.load_latest().pipeline
+    assert restored._shared_values == {}
+    assert _run(restored, lines[half:], half + 1) == expected
+
+
 def test_files_are_numbered_atomic_and_pruned(tmp_path):
     store = CheckpointStore(tmp_path, settings_digest=DIGEST, keep=3)
     for i in range(5):
