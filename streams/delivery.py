@@ -316,8 +316,9 @@ class DeliveryTracker:
             if cohort.learned:
                 continue
             # Delivered before its cohort answered "late": its transit time is known;
-            # the lane's, carrier's and market's estimates learn from it
-            # (TransitQuantile.observe, inlined: this runs per delivery).
+            # the carrier's and lane's estimates learn from it here
+            # (TransitQuantile.observe, inlined: this runs per delivery), the market's
+            # after the loop (observe_transits).
             transit = epoch - cohort.shipped_at
             transits.append(transit)
             chain = cohort.chain
