@@ -280,6 +280,23 @@ class EmbeddedBroker:
         return f"<EmbeddedBroker {self.host}:{self.port} {state}>"
 
 
+async def partition_counts(bootstrap: str, names: Iterable[str], *,
+                           timeout: float = 10.0) -> dict[str, int | None]:
+    """Partitions of each topic in the cluster's metadata (``None``: no such topic).
+
+    A plain client without a group: a consumer group's own member knows the counts
+    only on the group's leader (aiokafka reads them there, to assign partitions).
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+        return {name: len(consumer.partitions_for_topic(name) or ()) or None for name in names}
+    finally:
+        await consumer.stop()
+
+
 async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, *,
                         timeout: float = 15.0) -> list[str]:
     """Create the topics that do not exist yet; return the names actually created.

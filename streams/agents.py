@@ -43,9 +43,9 @@ from streams.app import TopicNames
 if TYPE_CHECKING:
     from streams.pipeline import Outputs, Pipeline
 
-__all__ = ["BacklogClock", "LiveRuntime", "SinkFeeder", "caught_up", "consumer_lag",
-           "flush_sinks_before_commit", "handle_feedback", "handle_message", "ingest_run", "publish",
-           "register", "scrub_detail"]
+__all__ = ["BacklogClock", "LiveRuntime", "SinkFeeder", "caught_up", "check_coverage",
+           "consumer_lag", "flush_sinks_before_commit", "handle_feedback", "handle_message",
+           "ingest_run", "publish", "register", "scrub_detail"]
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +238,8 @@ class LiveRuntime:
         self.clock = BacklogClock(start=self.started_at)
         self.ready_after: float | None = None
         self.assigned: set[Any] = set()
+        self.coverage: dict = {"status": "unknown"}   # streams.ownership, after each rebalance
+        self.coverage_check: asyncio.Future | None = None
         self.positions: dict[tuple[str, int], int] = {}   # last processed offset per partition
         self.agent_errors = 0     # exceptions contained by handle_message
         self.publish_errors = 0
@@ -273,6 +275,7 @@ class LiveRuntime:
             "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in self.assigned),
             "lag": lag,
             "total_lag": sum(v["lag"] or 0 for v in lag.values()),
+            "coverage": self.coverage,
             **self.rate,
             "agent_errors": self.agent_errors,
             "publish_errors": self.publish_errors,
@@ -487,10 +490,42 @@ def _log_status(runtime: LiveRuntime) -> None:
                     "events_per_s": round((events - events0) / elapsed, 1)}
     runtime._last_status = (now, messages, events)
     lag = sum(v["lag"] or 0 for v in consumer_lag(runtime).values())
+    cov = runtime.coverage
+    partial = (f", PARTIAL input: {cov['owned']} of {cov['total']} partitions"
+               if cov["status"] == "partial" else "")
     logger.info("status: %d events (%.0f/s), %d msgs, lag %d, alerts %d, dead letters %d, "
-                "late %d, watermark %s", events, runtime.rate["events_per_s"], messages, lag,
+                "late %d, watermark %s%s", events, runtime.rate["events_per_s"], messages, lag,
                 runtime.sent["alerts"], runtime.sent["dead_letters"], stats.get("late", 0),
-                stats.get("watermark"))
+                stats.get("watermark"), partial)
+
+
+async def check_coverage(runtime: LiveRuntime) -> dict:
+    """Recompute which share of the input partitions this worker owns
+    (:mod:`streams.ownership`); warn when it holds some but not all of them.
+
+    Runs after every assignment (as a task: the rebalance does not wait for it) and on
+    the status timer while the answer is unknown (broker unreachable a moment)."""
+    from riskwatch.broker import bootstrap_from_url, partition_counts
+    from streams.ownership import coverage_warning, partition_coverage
+
+    bootstrap = bootstrap_from_url(";".join(str(url) for url in runtime.app.conf.broker))
+    try:
+        counts = await partition_counts(bootstrap, runtime.topics.inputs)
+    except Exception as exc:  # noqa: BLE001 - retried by the status timer
+        logger.warning("cannot read the input topics' partition counts: %r", exc)
+        runtime.coverage = {"status": "unknown"}
+        return runtime.coverage
+    before = runtime.coverage
+    runtime.coverage = partition_coverage(
+        ((tp.topic, tp.partition) for tp in runtime.assigned), counts.get, runtime.topics.inputs)
+    warning = coverage_warning(runtime.coverage, runtime.app.conf.id)
+    if warning and runtime.coverage != before:
+        logger.warning(warning)
+    elif runtime.coverage["status"] == "standby" and before.get("status") != "standby":
+        logger.info("standby: no input partition assigned (another worker of group %r is "
+                    "active); this worker takes over when the group rebalances",
+                    runtime.app.conf.id)
+    return runtime.coverage
 
 
 def flush_sinks_before_commit(app: faust.App, runtime: LiveRuntime) -> None:
@@ -563,6 +598,8 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
 
     @app.timer(STATUS_SECONDS)
     async def status() -> None:
+        if runtime.coverage["status"] == "unknown" and runtime.assigned:
+            await check_coverage(runtime)
         _log_status(runtime)
 
     @app.on_partitions_assigned.connect
@@ -578,6 +615,7 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         # from this moment until it has been idle long enough.
         runtime.pipeline.tick(runtime.clock.advance(time.monotonic(), caught_up=False))
         runtime.pipeline.assign_sources(sorted((tp.topic, tp.partition) for tp in runtime.assigned))
+        runtime.coverage_check = asyncio.ensure_future(check_coverage(runtime))
         if runtime.ready_after is None:
             runtime.ready_after = round(time.monotonic() - runtime.started_at, 3)
             logger.info("worker ready after %.1fs: %d input partitions assigned",
