@@ -239,6 +239,8 @@ class LiveRuntime:
         self.ready_after: float | None = None
         self.assigned: set[Any] = set()
         self.coverage: dict = {"status": "unknown"}   # streams.ownership, after each rebalance
+        # The check after the latest assignment: kept so the task is not collected while
+        # it runs, and so the status timer does not start a second one beside it.
         self.coverage_check: asyncio.Future | None = None
         self.positions: dict[tuple[str, int], int] = {}   # last processed offset per partition
         self.agent_errors = 0     # exceptions contained by handle_message
@@ -598,7 +600,8 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
 
     @app.timer(STATUS_SECONDS)
     async def status() -> None:
-        if runtime.coverage["status"] == "unknown" and runtime.assigned:
+        pending = runtime.coverage_check is not None and not runtime.coverage_check.done()
+        if runtime.coverage["status"] == "unknown" and runtime.assigned and not pending:
             await check_coverage(runtime)
         _log_status(runtime)
 

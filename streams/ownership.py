@@ -24,8 +24,8 @@ def partition_coverage(assigned: Iterable[tuple[str, int]],
     """The worker's share of its input partitions.
 
     ``assigned``: the input ``(topic, partition)`` pairs this worker holds;
-    ``partitions_of(topic)``: the topic's partition count from the group's metadata
-    (``None`` while unknown); ``inputs``: the input topics. ``status`` is ``whole``
+    ``partitions_of(topic)``: the topic's partition count from the cluster's metadata
+    (``None`` when unknown, e.g. no such topic); ``inputs``: the input topics. ``status`` is ``whole``
     (every input partition here: exact), ``partial`` (some: slices see part of the
     traffic), ``standby`` (none: another worker of the group is active) or ``unknown``
     (a partition count is not known yet).
