@@ -244,6 +244,9 @@ class LiveRuntime:
         self.coverage_check: asyncio.Future | None = None
         self.positions: dict[tuple[str, int], int] = {}   # last processed offset per partition
         self.agent_errors = 0     # exceptions contained by handle_message
+        # Messages ingest_run left to faust to deliver again (older consumer generation or
+        # flow stopped during a rebalance): counted, so a run that lost some shows it.
+        self.stale_skipped = 0
         self.publish_errors = 0
         self.sent = dict.fromkeys(self.output_topics, 0)
         self.pending_letters: list[dict] = []
@@ -277,6 +280,7 @@ class LiveRuntime:
             "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in self.assigned),
             "lag": lag,
             "total_lag": sum(v["lag"] or 0 for v in lag.values()),
+            "stale_skipped": self.stale_skipped,
             "coverage": self.coverage,
             **self.rate,
             "agent_errors": self.agent_errors,
@@ -333,10 +337,13 @@ async def ingest_run(runtime: LiveRuntime, events: list[Any],
     published before a checkpoint may be taken, exactly as one at a time.
     """
     app, checkpointer = runtime.app, runtime.checkpointer
-    done = 0
+    done = stale = 0
+    first_stale = None
     for event in events:
         msg = event.message
         if msg.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+            stale += 1
+            first_stale = first_stale or msg
             continue
         if checkpointer is not None:
             if await restored_past(msg):
@@ -347,6 +354,11 @@ async def ingest_run(runtime: LiveRuntime, events: list[Any],
         else:
             handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
         done += 1
+    if stale:
+        runtime.stale_skipped += stale
+        logger.info("skipped %d message(s) fetched before a rebalance (first %s/%d@%d); "
+                    "faust delivers them again", stale, first_stale.topic,
+                    first_stale.partition, first_stale.offset)
     await publish(runtime)
     return done
 

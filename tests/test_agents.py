@@ -121,7 +121,9 @@ def test_stale_messages_of_a_previous_generation_or_stopped_flow_are_skipped(tmp
     stale = [_event(*m, generation=2) for m in messages[50:60]]
     assert asyncio.run(ingest_run(runtime, current[:25] + stale + current[25:], _never_restored)) == 50
     assert runtime.pipeline.counters["messages"] == 50
+    assert runtime.stale_skipped == 10
     app.flow_control.suspend()   # a rebalance began while the run was buffered
     assert asyncio.run(ingest_run(runtime, [_event(*m, generation=3) for m in messages[60:70]],
                                   _never_restored)) == 0
     assert runtime.pipeline.counters["messages"] == 50
+    assert runtime.stale_skipped == 20
