@@ -297,6 +297,22 @@ async def partition_counts(bootstrap: str, names: Iterable[str], *,
         await consumer.stop()
 
 
+async def log_start_offsets(bootstrap: str, partitions: Iterable[tuple[str, int]], *,
+                            timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """The first offset each partition's log still holds (retention may have deleted
+    earlier ones). A plain client without a group, like :func:`partition_counts`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+        starts = await asyncio.wait_for(consumer.beginning_offsets(tps), timeout)
+        return {(tp.topic, tp.partition): offset for tp, offset in starts.items()}
+    finally:
+        await consumer.stop()
+
+
 async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, *,
                         timeout: float = 15.0) -> list[str]:
     """Create the topics that do not exist yet; return the names actually created.

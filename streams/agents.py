@@ -320,7 +320,7 @@ def handle_message(runtime: LiveRuntime, topic: str, partition: int, offset: int
 
 
 async def ingest_run(runtime: LiveRuntime, events: list[Any],
-                     restored_past: Callable[[Any], Awaitable[bool]]) -> int:
+                     not_next: Callable[[Any], Awaitable[bool]]) -> int:
     """Process a run of faust events in order, then publish; returns messages processed.
 
     Why runs: faust's own per-message work (fetch, task and future plumbing, ack) walks
@@ -346,7 +346,7 @@ async def ingest_run(runtime: LiveRuntime, events: list[Any],
             first_stale = first_stale or msg
             continue
         if checkpointer is not None:
-            if await restored_past(msg):
+            if await not_next(msg):
                 continue
             handle_message(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
@@ -567,13 +567,10 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
     """Declare the agent, timers, rebalance/shutdown hooks and the stats page on ``app``."""
     flush_sinks_before_commit(app, runtime)
 
-    async def restored_past(msg: Any) -> bool:
-        """A message the restored checkpoint already holds (ahead of the seek back to it)."""
-        if runtime.checkpointer is None or runtime.checkpointer.accept(
-                runtime, msg.topic, msg.partition, msg.offset):
-            return False
-        await runtime.checkpointer.resync(runtime, msg.tp)
-        return True
+    async def not_next(msg: Any) -> bool:
+        """With checkpoints: a message the state must not take now (a redelivery, or one
+        ahead of the state while the partition is sought back: :mod:`streams.offset_gate`)."""
+        return runtime.checkpointer is not None and not await runtime.checkpointer.admit(runtime, msg)
 
     @app.agent(runtime.input_topic, name="riskwatch-ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -584,14 +581,14 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         and published, so at-least-once holds as with one message at a time.
         """
         async for events in stream.take_events(INGEST_RUN_MESSAGES, within=INGEST_RUN_WAIT_SECONDS):
-            await ingest_run(runtime, events, restored_past)
+            await ingest_run(runtime, events, not_next)
 
     @app.agent(runtime.feedback_topic, name="riskwatch-feedback")
     async def feedback(stream: faust.StreamT) -> None:
         """Operators' verdicts: the pipeline mutes the slice and closes a false alarm."""
         async for event in stream.events():
             msg = event.message
-            if await restored_past(msg):
+            if await not_next(msg):
                 continue
             handle_feedback(runtime, msg.topic, msg.partition, msg.offset, event.value)
             await publish(runtime)
@@ -604,6 +601,7 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
         runtime.pipeline.tick(runtime.clock.advance(time.monotonic(), caught_up=caught_up(runtime)))
         await publish(runtime)
         if runtime.checkpointer is not None:
+            await runtime.checkpointer.maintain(runtime)
             await runtime.checkpointer.maybe_save(runtime)
 
     @app.timer(SINK_FLUSH_SECONDS)

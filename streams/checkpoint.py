@@ -37,12 +37,12 @@ The design, concretely (at-least-once + deterministic state + idempotent outputs
   rebalance (``Consumer.perform_seek`` -> ``seek_to_committed``). :func:`attach` wraps
   that call so each partition is then moved to the position the in-memory state
   reflects; faust's own commit logic then commits only offsets beyond what it had.
-  faust resumes fetching at the committed offset a moment before that seek; messages it
-  delivers in that window are skipped (:meth:`LiveCheckpointer.accept`) and the
-  partition is sought back again (faust drops offsets below the highest it handed out).
-  Committed offsets usually run ahead of the checkpoint; that is fine because the restart
-  seeks by the checkpoint, not by the commit (committing only up to the checkpoint
-  would change nothing but make ``kafka-consumer-groups`` show a bigger lag).
+  faust resumes fetching at the committed offset a moment before that seek, and a seek
+  delivers again what was handed out before it: the offset gate
+  (:mod:`streams.offset_gate`, :meth:`LiveCheckpointer.admit`) lets the state take
+  exactly the next offset of each partition, skips redeliveries and seeks back when
+  deliveries run ahead. Committed offsets may run ahead of the checkpoint or behind it;
+  the restart seeks by the checkpoint, not by the commit.
 - **Outputs after a restart**: the records produced between the checkpoint and the
   crash are produced again, with the same deterministic ``alert_id``/``fingerprint``
   (and the same aggregate keys), so consumers deduplicate on
@@ -85,6 +85,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riskwatch.errors import CheckpointError, ConfigError
+from streams.offset_gate import ADMIT, AHEAD, OffsetGate
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
@@ -308,12 +309,8 @@ class LiveCheckpointer:
         self._task: asyncio.Future | None = None
         self._restore_needed = True
         self._owned: set[tuple[str, int]] = set()
-        # Restored partitions whose next message must be exactly the checkpoint's
-        # position: faust resumes fetching from the committed offset a moment before
-        # its seek, and those early messages must not reach the restored state.
-        self._expect_next: set[tuple[str, int]] = set()
-        self._seeked_at: float | None = None
-        self.skipped = 0
+        self.gate = OffsetGate()
+        self._probe: asyncio.Future | None = None
 
     # -- restore ------------------------------------------------------------------------
     def on_assigned(self, runtime: Any, assigned: set) -> None:
@@ -322,6 +319,8 @@ class LiveCheckpointer:
         if owned - self._owned:
             self._restore_needed = True
         self._owned = owned
+        for key in set(self.gate.stuck) - owned:
+            del self.gate.stuck[key]
         self.ensure_restored(runtime)
 
     def ensure_restored(self, runtime: Any) -> None:
@@ -347,8 +346,7 @@ class LiveCheckpointer:
         pipeline.calendar = fresh.calendar
         runtime.replace_pipeline(pipeline)
         runtime.positions = {key: offset - 1 for key, offset in ckpt.positions.items()}
-        self._expect_next = set(ckpt.positions)
-        self._seeked_at = None
+        self.gate.stuck.clear()
         runtime.pending_letters = list(ckpt.pending_letters) + runtime.pending_letters
         if ckpt.wall is not None:
             runtime.clock.now, runtime.clock._last = ckpt.wall, None
@@ -359,42 +357,69 @@ class LiveCheckpointer:
                     time.monotonic() - started,
                     ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(ckpt.positions.items())))
 
-    def accept(self, runtime: Any, topic: str, partition: int, offset: int) -> bool:
-        """Whether a delivered message belongs in the state (else it is skipped).
-
-        Right after a restore, faust resumes fetching at the committed offset a moment
-        before its seek back to the checkpoint: until the message at the checkpoint's
-        position arrives, the others of that partition are skipped (they come again
-        after the seek). Otherwise every message is accepted: a log that starts over
-        (a recreated topic, an empty broker) must not be mistaken for redeliveries.
-        """
-        key = (topic, partition)
-        if key not in self._expect_next:
-            return True
+    async def admit(self, runtime: Any, msg: Any) -> bool:
+        """Whether the state takes this delivered message (:mod:`streams.offset_gate`):
+        exactly the next offset of its partition. A message ahead of the state starts a
+        seek back to the next one (rate-limited); a redelivery is just skipped."""
+        key = (msg.topic, msg.partition)
         last = runtime.positions.get(key)
-        if last is None or offset == last + 1:
-            self._expect_next.discard(key)
+        if last is None or msg.offset == last + 1:   # the common case, without a call
+            if self.gate.stuck:
+                self.gate.stuck.pop(key, None)
             return True
-        if self._seeked_at is not None and time.monotonic() - self._seeked_at > 10.0:
-            logger.warning("%s/%d: the log continues at %d, not at the checkpoint's %d "
-                           "(messages deleted by retention, or a new topic?); resuming there",
-                           topic, partition, offset, last + 1)
-            self._expect_next.discard(key)
-            return True
-        self.skipped += 1
-        return False
+        now = time.monotonic()
+        verdict = self.gate.check(runtime.positions, key, msg.offset,
+                                  log_end=_log_end(runtime, msg.tp), now=now)
+        if verdict == AHEAD:
+            await self._seek_back(runtime, msg.tp, now)
+        return verdict == ADMIT
 
-    async def resync(self, runtime: Any, tp: Any) -> None:
-        """After :meth:`accept` skipped a message of ``tp``: seek to the checkpoint's
-        position again. faust drops messages below the highest offset it has handed
-        out, so the early messages it delivered would otherwise hide the ones we need.
-        """
-        last = runtime.positions.get((tp.topic, tp.partition))
-        if last is not None:
-            await seek_on_consumer_thread(runtime.app.consumer, tp, last + 1)
+    async def _seek_back(self, runtime: Any, tp: Any, now: float) -> None:
+        key = (tp.topic, tp.partition)
+        offset = self.gate.seek_due(runtime.positions, key, now)
+        if offset is None:
+            return
+        try:
+            await seek_on_consumer_thread(runtime.app.consumer, tp, offset)
+        except Exception as exc:  # noqa: BLE001 - retried by the tick while still ahead
+            logger.warning("%s/%d: seeking back to %d failed: %r", tp.topic, tp.partition,
+                           offset, exc)
+        finally:
+            self.gate.seek_done(key, time.monotonic())
 
-    def seeked(self) -> None:
-        self._seeked_at = time.monotonic()
+    async def maintain(self, runtime: Any) -> None:
+        """From the wall-clock tick: partitions still ahead of the state are sought back
+        again (messages faust dropped below its read offset come only after a new seek);
+        after a while the broker is asked whether the wanted messages still exist; a
+        partition waiting long is reported."""
+        if not self.gate.stuck:
+            return
+        from faust.types import TP
+
+        now = time.monotonic()
+        for key in list(self.gate.stuck):
+            await self._seek_back(runtime, TP(*key), now)
+            if self.gate.probe_due(key, now) and (self._probe is None or self._probe.done()):
+                self._probe = asyncio.ensure_future(self._probe_log_start(runtime, [key]))
+            if self.gate.report_due(key, now):
+                stuck = self.gate.stuck[key]
+                logger.warning("%s/%d: waiting for offset %d (the state's next message) for "
+                               "%.0fs; the broker delivers from %d on. Seeking back again.",
+                               *key, runtime.positions.get(key, -1) + 1, now - stuck.since,
+                               stuck.seen)
+
+    async def _probe_log_start(self, runtime: Any, keys: list[tuple[str, int]]) -> None:
+        from riskwatch.broker import bootstrap_from_url, log_start_offsets
+
+        bootstrap = bootstrap_from_url(";".join(str(url) for url in runtime.app.conf.broker))
+        try:
+            starts = await log_start_offsets(bootstrap, keys)
+        except Exception as exc:  # noqa: BLE001 - asked again later while still waiting
+            logger.warning("cannot read where the input logs start: %r", exc)
+            return
+        for key, first in starts.items():
+            if key in self.gate.stuck:
+                self.gate.log_starts_at(runtime.positions, key, first)
 
     def resume_offsets(self, runtime: Any, tps: set) -> dict:
         """Where each assigned partition must be read from for the in-memory state.
@@ -464,7 +489,16 @@ class LiveCheckpointer:
     def stats(self) -> dict:
         return {"directory": str(self.store.directory), "saved": self.saved,
                 "restored_from": self.restored_from, "last_save_s": self.last_seconds,
-                "skipped_messages": self.skipped}
+                "offsets": dict(self.gate.counters)}
+
+
+def _log_end(runtime: Any, tp: Any) -> int | None:
+    """The partition's end offset as the consumer last fetched it (``None``: unknown)."""
+    try:
+        value = runtime.app.consumer.highwater(tp)
+    except Exception:  # noqa: BLE001 - unknown is a valid answer (the gate then waits)
+        return None
+    return value if isinstance(value, int) else None
 
 
 async def seek_on_consumer_thread(consumer: Any, tp: Any, offset: int) -> None:
@@ -508,6 +542,10 @@ def attach(app: Any, runtime: Any) -> None:
                if tp.topic in runtime.topics.inputs or tp.topic == runtime.topics.feedback}
         wanted = checkpointer.resume_offsets(runtime, tps)
         for tp, offset in wanted.items():
+            # The gate then takes exactly this offset next (0 included: a partition the
+            # restored state never saw is read from its start, not from where faust
+            # happened to begin).
+            runtime.positions.setdefault((tp.topic, tp.partition), offset - 1)
             if committed.get(tp) != offset:
                 logger.info("seek %s/%d to %d (checkpointed state; committed %s)",
                             tp.topic, tp.partition, offset, committed.get(tp))
@@ -518,7 +556,6 @@ def attach(app: Any, runtime: Any) -> None:
             # restore would read this partition from its beginning.
             if committed.get(tp) is not None:
                 runtime.positions.setdefault((tp.topic, tp.partition), committed[tp] - 1)
-        checkpointer.seeked()
         return committed
 
     consumer.seek_to_committed = seek_to_state

@@ -3,6 +3,7 @@ that survives a corrupt or incompatible checkpoint (fast; runs in ``make test``)
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -174,18 +175,54 @@ def test_layout_change_without_version_bump_is_caught(tmp_path):
     assert runtime.pipeline is fresh
 
 
-def test_messages_ahead_of_the_seek_back_are_skipped(tmp_path):
+class _Consumer:
+    """Stands in for faust's consumer in these broker-less unit tests: records the
+    seeks asked for and reports a fixed end offset."""
+
+    def __init__(self, highwater: int | None = None) -> None:
+        self.seeks: list[tuple[str, int, int]] = []
+        self.highwater_value = highwater
+
+    def highwater(self, tp):
+        return self.highwater_value
+
+    async def seek(self, tp, offset):
+        self.seeks.append((tp.topic, tp.partition, offset))
+
+
+def _msg(topic, partition, offset):
+    return types.SimpleNamespace(topic=topic, partition=partition, offset=offset,
+                                 tp=TP(topic, partition))
+
+
+def test_the_restored_state_takes_exactly_the_next_offset(tmp_path):
     store = CheckpointStore(tmp_path, settings_digest=DIGEST)
     store.write(encode_state(Pipeline(SETTINGS), {("t", 0): 100}), {("t", 0): 100})
     runtime = _runtime(Pipeline(SETTINGS))
+    runtime.app = types.SimpleNamespace(consumer=_Consumer(highwater=500))
     checkpointer = LiveCheckpointer(store)
     checkpointer.on_assigned(runtime, _assigned(("t", 0)))
+
+    def admit(offset, topic="t"):
+        ok = asyncio.run(checkpointer.admit(runtime, _msg(topic, 0, offset)))
+        if ok:
+            runtime.positions[(topic, 0)] = offset     # what handle_message does
+        return ok
+
     # faust resumed fetching at the committed offset before seeking back to 100
-    assert not checkpointer.accept(runtime, "t", 0, 105)
-    assert not checkpointer.accept(runtime, "t", 0, 99)
-    assert checkpointer.accept(runtime, "t", 0, 100)
-    runtime.positions[("t", 0)] = 100
-    assert checkpointer.accept(runtime, "t", 0, 105)        # from now on the log decides
-    assert checkpointer.accept(runtime, "t", 0, 3)          # e.g. a recreated topic
-    assert checkpointer.accept(runtime, "other", 0, 7)      # a partition the state never saw
-    assert checkpointer.skipped == 2
+    assert not admit(105)
+    assert runtime.app.consumer.seeks == [("t", 0, 100)], "ahead of the state: sought back"
+    assert not admit(99)                      # a redelivery: skipped, no seek
+    assert [admit(o) for o in (100, 101)] == [True, True]
+    # Stale fetches keep arriving after the state moved on: neither taken twice nor
+    # skipped over (the gate before 2026-11-24 took both: 100 twice, 102..104 never).
+    assert not admit(100)
+    assert not admit(105)
+    assert admit(102)
+    assert checkpointer.gate.counters["redelivered"] == 2
+    assert checkpointer.gate.counters["ahead"] == 2
+    # A log that no longer holds the state's position (recreated topic, empty broker).
+    runtime.app.consumer.highwater_value = 40
+    assert admit(3)
+    assert admit(7, topic="other")            # a partition the state never saw
+    assert checkpointer.stats()["offsets"]["log_restarts"] == 1

@@ -70,6 +70,7 @@ def test_kill_dash_nine_five_times(tansu, kafka, start_worker, tmp_path):
         assert "restored checkpoint" in log, log[-3000:]
 
     stats = worker.wait_processed(total, timeout=180)
+    assert stats["pipeline"]["messages"] == total, ("each message exactly once", stats["checkpoint"])
     assert worker.stop(timeout=30) == 0
 
     live_alerts = [__import__("json").loads(r.value) for r in kafka.read(topics.alerts)]
@@ -80,7 +81,8 @@ def test_kill_dash_nine_five_times(tansu, kafka, start_worker, tmp_path):
 
     print(f"\nkill -9 x{KILLS}: {total} messages, {stats['pipeline']['events']} events "
           f"(late {stats['pipeline']['late']}, duplicates {stats['pipeline']['duplicates']}, "
-          f"bad {stats['pipeline']['bad']})")
+          f"bad {stats['pipeline']['bad']}); offset gate of the last worker "
+          f"{stats['checkpoint']['offsets']}")
     for i, (ready, back, at) in enumerate(recoveries, 1):
         print(f"  kill {i} at message {at}: restarted worker assigned after {ready:.1f}s, "
               f"back at the kill position after {back:.1f}s")

@@ -62,6 +62,9 @@ def test_standby_takes_over_from_the_shared_checkpoint(tansu, kafka, start_worke
     back = time.monotonic() - killed
     stats = standby.wait_processed(len(messages), timeout=180)
     assert "restored checkpoint" in standby.log_text()
+    # Each message exactly once: not fewer (a gap the seek back never filled), not more
+    # (redeliveries taken again; event dedup would hide them in the aggregates).
+    assert stats["pipeline"]["messages"] == len(messages), stats["checkpoint"]
     assert standby.stop(timeout=30) == 0
 
     alerts = compare_alerts([json.loads(r.value) for r in kafka.read(topics.alerts)],
@@ -73,7 +76,9 @@ def test_standby_takes_over_from_the_shared_checkpoint(tansu, kafka, start_worke
     agg = compare_aggregates({**rows_a, **rows_b}, expected["aggregates"])
     print(f"\nstandby takeover: killed the active worker at message {at_kill}; standby assigned "
           f"after {took_over:.1f}s, back at the kill position after {back:.1f}s; "
-          f"{stats['pipeline']['events']} events; alerts lost {len(alerts['lost'])}, extra "
+          f"{stats['pipeline']['events']} events; offset gate {stats['checkpoint']['offsets']}; "
+          f"partitions {stats['lag']}; "
+          f"alerts lost {len(alerts['lost'])}, extra "
           f"{len(alerts['extra'])}, redelivered {alerts['redelivered']}; aggregate rows "
           f"{raw_a}+{raw_b}, lost {len(agg['lost'])}, differing {len(agg['differ'])}")
     assert not alerts["lost"] and not alerts["extra"] and not alerts["differing"], alerts
