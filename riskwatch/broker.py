@@ -32,7 +32,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from riskwatch.errors import BrokerError
@@ -297,18 +297,34 @@ async def partition_counts(bootstrap: str, names: Iterable[str], *,
         await consumer.stop()
 
 
-async def log_start_offsets(bootstrap: str, partitions: Iterable[tuple[str, int]], *,
-                            timeout: float = 10.0) -> dict[tuple[str, int], int]:
-    """The first offset each partition's log still holds (retention may have deleted
-    earlier ones). A plain client without a group, like :func:`partition_counts`."""
+async def next_records(bootstrap: str, wanted: Mapping[tuple[str, int], int], *,
+                       timeout: float = 10.0, wait: float = 3.0
+                       ) -> dict[tuple[str, int], tuple[int | None, int]]:
+    """Per partition: the offset of the first record at or after the wanted offset
+    (``None``: none within ``wait`` seconds) and the offset its log starts at. Offsets
+    in between hold no record a consumer sees (deleted by retention, transaction
+    markers, compaction). A plain client without a group, like :func:`partition_counts`.
+    """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    tps = [TopicPartition(topic, partition) for topic, partition in partitions]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    tps = {TopicPartition(topic, partition): offset for (topic, partition), offset in wanted.items()}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest",
+                                request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(consumer.start(), timeout)
-        starts = await asyncio.wait_for(consumer.beginning_offsets(tps), timeout)
-        return {(tp.topic, tp.partition): offset for tp, offset in starts.items()}
+        consumer.assign(list(tps))
+        starts = await asyncio.wait_for(consumer.beginning_offsets(list(tps)), timeout)
+        for tp, offset in tps.items():
+            consumer.seek(tp, max(offset, starts[tp]))
+        found: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + wait
+        while len(found) < len(tps) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                if records:
+                    found.setdefault(tp, records[0].offset)
+        return {(tp.topic, tp.partition): (found.get(tp), starts[tp]) for tp in tps}
     finally:
         await consumer.stop()
 

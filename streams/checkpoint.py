@@ -321,6 +321,8 @@ class LiveCheckpointer:
         self._owned = owned
         for key in set(self.gate.stuck) - owned:
             del self.gate.stuck[key]
+        for key in set(self.gate.windows) - owned:
+            del self.gate.windows[key]
         self.ensure_restored(runtime)
 
     def ensure_restored(self, runtime: Any) -> None:
@@ -347,6 +349,8 @@ class LiveCheckpointer:
         runtime.replace_pipeline(pipeline)
         runtime.positions = {key: offset - 1 for key, offset in ckpt.positions.items()}
         self.gate.stuck.clear()
+        for key in ckpt.positions:
+            self.gate.open_window(key)
         runtime.pending_letters = list(ckpt.pending_letters) + runtime.pending_letters
         if ckpt.wall is not None:
             runtime.clock.now, runtime.clock._last = ckpt.wall, None
@@ -364,8 +368,8 @@ class LiveCheckpointer:
         key = (msg.topic, msg.partition)
         last = runtime.positions.get(key)
         if last is None or msg.offset == last + 1:   # the common case, without a call
-            if self.gate.stuck:
-                self.gate.stuck.pop(key, None)
+            if self.gate.stuck or self.gate.windows:
+                self.gate.passed(key, msg.offset)
             return True
         now = time.monotonic()
         verdict = self.gate.check(runtime.positions, key, msg.offset,
@@ -400,7 +404,7 @@ class LiveCheckpointer:
         for key in list(self.gate.stuck):
             await self._seek_back(runtime, TP(*key), now)
             if self.gate.probe_due(key, now) and (self._probe is None or self._probe.done()):
-                self._probe = asyncio.ensure_future(self._probe_log_start(runtime, [key]))
+                self._probe = asyncio.ensure_future(self._probe_next_record(runtime, [key]))
             if self.gate.report_due(key, now):
                 stuck = self.gate.stuck[key]
                 logger.warning("%s/%d: waiting for offset %d (the state's next message) for "
@@ -408,18 +412,19 @@ class LiveCheckpointer:
                                *key, runtime.positions.get(key, -1) + 1, now - stuck.since,
                                stuck.seen)
 
-    async def _probe_log_start(self, runtime: Any, keys: list[tuple[str, int]]) -> None:
-        from riskwatch.broker import bootstrap_from_url, log_start_offsets
+    async def _probe_next_record(self, runtime: Any, keys: list[tuple[str, int]]) -> None:
+        from riskwatch.broker import bootstrap_from_url, next_records
 
         bootstrap = bootstrap_from_url(";".join(str(url) for url in runtime.app.conf.broker))
+        wanted = {key: runtime.positions[key] + 1 for key in keys if key in runtime.positions}
         try:
-            starts = await log_start_offsets(bootstrap, keys)
+            found = await next_records(bootstrap, wanted)
         except Exception as exc:  # noqa: BLE001 - asked again later while still waiting
-            logger.warning("cannot read where the input logs start: %r", exc)
+            logger.warning("cannot read the input logs from the state's positions: %r", exc)
             return
-        for key, first in starts.items():
-            if key in self.gate.stuck:
-                self.gate.log_starts_at(runtime.positions, key, first)
+        for key, (first, log_start) in found.items():
+            if key in self.gate.stuck and runtime.positions.get(key, -1) + 1 == wanted[key]:
+                self.gate.record_at(runtime.positions, key, first, log_start=log_start)
 
     def resume_offsets(self, runtime: Any, tps: set) -> dict:
         """Where each assigned partition must be read from for the in-memory state.
@@ -541,6 +546,9 @@ def attach(app: Any, runtime: Any) -> None:
         tps = {tp for tp in consumer.assignment()
                if tp.topic in runtime.topics.inputs or tp.topic == runtime.topics.feedback}
         wanted = checkpointer.resume_offsets(runtime, tps)
+        for tp in tps:
+            # faust's seek above, and ours below: what was fetched before may still come.
+            checkpointer.gate.open_window((tp.topic, tp.partition))
         for tp, offset in wanted.items():
             # The gate then takes exactly this offset next (0 included: a partition the
             # restored state never saw is read from its start, not from where faust

@@ -20,31 +20,41 @@ The rules, for a partition whose position is known (``last`` processed, ``next``
   counted. Except when the log no longer holds ``last`` (its end offset is at or below
   it: the topic was recreated, or the embedded broker restarted empty): the state then
   continues on the new log, with a warning.
-- ``offset > next``: ahead of the state: skipped and counted, and the partition is
-  sought back to ``next`` (:meth:`OffsetGate.seek_due`: at once, then again at most
-  every :data:`SEEK_INTERVAL` seconds while it stays ahead, also from the wall-clock
-  tick, since the hidden messages come only after a new seek). Only the broker can say
-  that ``next`` is gone for good: when the log's first offset lies beyond it (retention
-  deleted messages this group never read), :meth:`OffsetGate.log_starts_at` moves
-  ``next`` there and says how many were lost.
+- ``offset > next`` inside a *seek window*: ahead of the state, so possibly fetched
+  before a seek: skipped and counted, and the partition is sought back to ``next``
+  (:meth:`OffsetGate.seek_due`: at once, then again at most every
+  :data:`SEEK_INTERVAL` seconds while it stays ahead, also from the wall-clock tick,
+  since the hidden messages come only after a new seek). A window opens at a restore
+  and at every seek, and closes once the state has reached the log's end offset as
+  the consumer knew it then: everything fetched before the seek lies below that.
+- ``offset > next`` outside a window: a gap in the log itself (transaction markers,
+  compaction): admitted and counted.
 
-A partition the state has no position for admits its first message. Seeks and the
-broker probe are done by :class:`streams.checkpoint.LiveCheckpointer`; this module
-only decides, so the rules are tested without a broker.
+A partition that stays ahead is probed (:data:`PROBE_AFTER`): a plain client reads
+the log from ``next``. If its first record lies beyond (retention deleted messages
+this group never read, or a gap inside the window), :meth:`OffsetGate.record_at`
+moves ``next`` there and says how many offsets held no record for us. A partition the
+state has no position for admits its first message. Seeks and the probe are done by
+:class:`streams.checkpoint.LiveCheckpointer`; this module only decides, so the rules
+are tested without a broker.
 
 >>> gate = OffsetGate()
 >>> positions = {("orders", 0): 99}
->>> [gate.check(positions, ("orders", 0), o) for o in (105, 99)]
+>>> gate.open_window(("orders", 0))                      # a restore or a seek
+>>> [gate.check(positions, ("orders", 0), o, log_end=400) for o in (105, 99)]
 ['ahead', 'redelivered']
 >>> gate.seek_due(positions, ("orders", 0), now=0.0)    # ahead: seek back to 100
 100
 >>> gate.seek_due(positions, ("orders", 0), now=0.1)    # one seek at a time
 >>> gate.check(positions, ("orders", 0), 100), gate.stuck
 ('admit', {})
->>> gate.check(positions, ("orders", 0), 3, log_end=40)   # the log restarted below 99
+>>> positions[("orders", 0)] = 400                       # the window's end is reached
+>>> gate.check(positions, ("orders", 0), 403, log_end=500)   # a transaction marker at 401
+'admit'
+>>> gate.check(positions, ("orders", 0), 3, log_end=40)      # the log restarted below 400
 'admit'
 >>> gate.counters
-{'redelivered': 1, 'ahead': 1, 'seeks': 1, 'log_restarts': 1, 'deleted_unread': 0}
+{'redelivered': 1, 'ahead': 1, 'seeks': 1, 'gaps': 1, 'log_restarts': 1, 'no_record': 0}
 """
 
 from __future__ import annotations
@@ -57,7 +67,7 @@ logger = logging.getLogger(__name__)
 ADMIT, REDELIVERED, AHEAD = "admit", "redelivered", "ahead"
 #: Minimum seconds between two seeks back of one partition.
 SEEK_INTERVAL = 0.5
-#: A partition ahead this long is worth asking the broker where its log starts.
+#: A partition ahead this long is worth asking the broker where its next record is.
 PROBE_AFTER = 5.0
 #: ... and asked again at most this often; it is reported as waiting this often too.
 PROBE_INTERVAL = 30.0
@@ -81,19 +91,37 @@ class OffsetGate:
 
     def __init__(self) -> None:
         self.stuck: dict[Key, Stuck] = {}
-        self.counters = {"redelivered": 0, "ahead": 0, "seeks": 0, "log_restarts": 0,
-                         "deleted_unread": 0}
+        # Seek windows: partition -> the log end offset when it opened (None: not yet
+        # known; taken at the first check after it opened, which is no smaller).
+        self.windows: dict[Key, int | None] = {}
+        self.counters = {"redelivered": 0, "ahead": 0, "seeks": 0, "gaps": 0,
+                         "log_restarts": 0, "no_record": 0}
+
+    def open_window(self, key: Key) -> None:
+        """A restore or a seek: messages fetched before it may still be delivered. They
+        all lie below the log end offset the consumer knows at the next check that
+        needs it (taken then: a fetch response still in flight at the seek is older)."""
+        self.windows[key] = None
+
+    def passed(self, key: Key, offset: int) -> None:
+        """The state took ``offset``: the partition is no longer ahead, and its window
+        closes once the state reaches the window's end."""
+        self.stuck.pop(key, None)
+        end = self.windows.get(key)
+        if end is not None and offset + 1 >= end:
+            del self.windows[key]
 
     def check(self, positions: dict[Key, int], key: Key, offset: int, *,
               log_end: int | None = None, now: float = 0.0) -> str:
         """``'admit'``, ``'redelivered'`` or ``'ahead'`` for the message at ``offset``.
 
         ``log_end`` is the partition's end offset as the consumer last saw it (``None``:
-        unknown); it only matters for a message below the state's position.
+        unknown); it matters for a message below the state's position and for closing
+        a seek window.
         """
         last = positions.get(key)
         if last is None or offset == last + 1:
-            self.stuck.pop(key, None)
+            self.passed(key, offset)
             return ADMIT
         if offset <= last:
             if log_end is not None and 0 <= log_end <= last:
@@ -105,6 +133,21 @@ class OffsetGate:
                 return ADMIT
             self.counters["redelivered"] += 1
             return REDELIVERED
+        if key in self.windows:
+            end = self.windows[key]
+            if end is None and log_end is not None:
+                end = self.windows[key] = log_end
+            # Until the state has read up to the window's end, a message ahead may have
+            # been fetched before the seek, or stand after messages faust dropped below
+            # such a one (its read offset): only a seek back tells.
+            if end is None or last + 1 < end:
+                return self._ahead(key, offset, now)
+            del self.windows[key]
+        self.counters["gaps"] += 1
+        self.passed(key, offset)
+        return ADMIT
+
+    def _ahead(self, key: Key, offset: int, now: float) -> str:
         self.counters["ahead"] += 1
         stuck = self.stuck.setdefault(key, Stuck())
         if stuck.since is None:
@@ -124,6 +167,8 @@ class OffsetGate:
         return positions[key] + 1
 
     def seek_done(self, key: Key, now: float) -> None:
+        """The seek back landed: what the consumer fetched before it may still arrive."""
+        self.open_window(key)
         stuck = self.stuck.get(key)
         if stuck is not None:
             stuck.seeking, stuck.last_seek = False, now
@@ -147,20 +192,28 @@ class OffsetGate:
         setattr(stuck, field, now)
         return True
 
-    def log_starts_at(self, positions: dict[Key, int], key: Key, first: int) -> int:
-        """The broker says ``key``'s log starts at ``first``: if that is beyond the next
-        offset the state wants, those messages were deleted unread; move on to ``first``.
-        Returns how many messages were lost that way (0: keep waiting)."""
+    def record_at(self, positions: dict[Key, int], key: Key, first: int | None, *,
+                  log_start: int | None = None) -> int:
+        """The broker says ``key``'s first record at or after the state's next offset is
+        at ``first`` (``None``: none yet). If that lies beyond, the offsets in between
+        hold no record for us (deleted by retention before this group read them if
+        ``log_start`` is past them; otherwise transaction markers or compaction): move
+        on to ``first``. Returns how many offsets were passed over (0: keep waiting)."""
         last = positions.get(key)
-        if last is None or first <= last + 1:
+        if last is None or first is None or first <= last + 1:
             return 0
-        lost = first - (last + 1)
+        passed = first - (last + 1)
         positions[key] = first - 1
-        self.counters["deleted_unread"] += lost
-        logger.warning("%s/%d: the log now starts at %d; %d message(s) from %d on were deleted "
-                       "(retention) before this consumer group read them; continuing at %d",
-                       *key, first, lost, last + 1, first)
-        return lost
+        self.counters["no_record"] += passed
+        if log_start is not None and log_start > last + 1:
+            logger.warning("%s/%d: the log now starts at %d; %d message(s) from %d on were "
+                           "deleted (retention) before this consumer group read them; "
+                           "continuing at %d", *key, log_start, min(passed, log_start - last - 1),
+                           last + 1, first)
+        else:
+            logger.info("%s/%d: offsets %d..%d hold no record (transaction markers or "
+                        "compaction); continuing at %d", *key, last + 1, first - 1, first)
+        return passed
 
     def waiting(self, positions: dict[Key, int]) -> list[dict]:
         """Partitions whose deliveries run ahead of the state, for ``/stats/``."""

@@ -24,8 +24,11 @@ KEY = ("orders", 0)
 class FaustModel:
     """One partition as faust's consumer hands it to an agent."""
 
-    def __init__(self, log_end: int, committed: int, rng: random.Random) -> None:
+    def __init__(self, log_end: int, committed: int, rng: random.Random, *,
+                 final_end: int | None = None) -> None:
         self.log_end, self.rng = log_end, rng
+        self.final_end = final_end or log_end   # the producer keeps writing up to here
+        self.highwater: int | None = None       # the log end as of the last fetch
         self.fetch_at = committed          # faust resumes at the committed offset...
         self.in_hand: list[int] = []       # the fetched batch the drain loop iterates
         self.read_offset: int | None = None
@@ -34,12 +37,15 @@ class FaustModel:
 
     def step(self) -> None:
         move = self.rng.random()
-        if self.pending_read_offset is not None and move < 0.3:
+        if self.log_end < self.final_end and move < 0.2:
+            self.log_end = min(self.log_end + self.rng.randint(1, 12), self.final_end)  # live traffic
+        elif self.pending_read_offset is not None and move < 0.3:
             self.read_offset, self.pending_read_offset = self.pending_read_offset, None
         elif not self.in_hand and self.fetch_at < self.log_end:
             size = self.rng.randint(1, 40)
             self.in_hand = list(range(self.fetch_at, min(self.fetch_at + size, self.log_end)))
             self.fetch_at += len(self.in_hand)
+            self.highwater = self.log_end
         elif self.in_hand:
             offset = self.in_hand.pop(0)
             if self.read_offset is None or offset >= self.read_offset:
@@ -54,11 +60,13 @@ class FaustModel:
         self.pending_read_offset = offset
 
 
-def run_gate(seed: int, *, checkpoint: int = 100, log_end: int = 400) -> tuple[list[int], OffsetGate]:
+def run_gate(seed: int, *, checkpoint: int = 100, log_end: int = 400,
+             final_end: int | None = None) -> tuple[list[int], OffsetGate]:
     rng = random.Random(seed)
     committed = rng.randint(checkpoint - 60, checkpoint + 60)
-    faust = FaustModel(log_end, committed, rng)
+    faust = FaustModel(log_end, committed, rng, final_end=final_end)
     gate, positions = OffsetGate(), {KEY: checkpoint - 1}
+    gate.open_window(KEY)                # the restore
     seek_back_at = rng.randint(0, 30)    # the post-rebalance seek to the checkpoint
     taken: list[int] = []
     now = 0.0
@@ -66,11 +74,12 @@ def run_gate(seed: int, *, checkpoint: int = 100, log_end: int = 400) -> tuple[l
         now += 0.01
         if step == seek_back_at:
             faust.seek(checkpoint)
+            gate.open_window(KEY)
         if rng.random() < 0.6:
             faust.step()
         elif faust.queue:
             offset = faust.queue.pop(0)
-            verdict = gate.check(positions, KEY, offset, log_end=log_end, now=now)
+            verdict = gate.check(positions, KEY, offset, log_end=faust.highwater, now=now)
             if verdict == ADMIT:
                 taken.append(offset)
                 positions[KEY] = offset
@@ -86,7 +95,7 @@ def run_gate(seed: int, *, checkpoint: int = 100, log_end: int = 400) -> tuple[l
             if target is not None:
                 faust.seek(target)
                 gate.seek_done(KEY, now)
-        if positions[KEY] == log_end - 1 and not faust.queue and not faust.in_hand:
+        if positions[KEY] == faust.final_end - 1 and not faust.queue and not faust.in_hand:
             break
     return taken, gate
 
@@ -94,6 +103,13 @@ def run_gate(seed: int, *, checkpoint: int = 100, log_end: int = 400) -> tuple[l
 @pytest.mark.parametrize("seed", range(150))
 def test_every_offset_after_the_checkpoint_is_taken_once_in_order(seed):
     assert run_gate(seed)[0] == list(range(100, 400))
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_the_same_while_the_log_keeps_growing(seed):
+    """Live traffic: seek windows end at a log end that moves (the end must be the one
+    known after the seek, or a message fetched before it could pass as a gap)."""
+    assert run_gate(seed, log_end=150, final_end=450)[0] == list(range(100, 450))
 
 
 def test_the_model_exercises_the_hard_cases():
@@ -105,18 +121,39 @@ def test_the_model_exercises_the_hard_cases():
     assert sum(c["ahead"] > 0 for c in runs) > 30
 
 
-def test_messages_deleted_before_they_were_read_are_skipped_with_a_count():
+def test_offsets_without_a_record_are_passed_over_only_on_the_brokers_word():
     gate, positions = OffsetGate(), {KEY: 99}
-    assert gate.check(positions, KEY, 250, now=0.0) == AHEAD
-    assert gate.log_starts_at(positions, KEY, 90) == 0, "100 still exists: keep waiting"
+    gate.open_window(KEY)
+    assert gate.check(positions, KEY, 250, log_end=300, now=0.0) == AHEAD
+    assert gate.record_at(positions, KEY, None) == 0, "no record found: keep waiting"
+    assert gate.record_at(positions, KEY, 100, log_start=0) == 0, "100 exists: keep waiting"
     assert positions[KEY] == 99
-    assert gate.log_starts_at(positions, KEY, 250) == 150
-    assert positions[KEY] == 249 and gate.counters["deleted_unread"] == 150
+    assert gate.record_at(positions, KEY, 250, log_start=250) == 150   # retention
+    assert positions[KEY] == 249 and gate.counters["no_record"] == 150
     assert gate.check(positions, KEY, 250) == ADMIT
+
+
+def test_gaps_in_the_log_itself_are_admitted_outside_a_seek_window():
+    """Transaction markers take offsets no consumer sees; in steady state the state
+    takes the next record after one, and counts the gap."""
+    gate, positions = OffsetGate(), {KEY: 9}
+    records = [o for o in range(10, 60) if o % 10 != 5]     # a marker at every x5
+    for offset in records:
+        assert gate.check(positions, KEY, offset, log_end=60) == ADMIT
+        positions[KEY] = offset
+    assert gate.counters["gaps"] == 5 and gate.counters["ahead"] == 0
+    # Right after a seek the same gap is held back until the state reaches the end
+    # of what was fetched before it (then the broker probe, or that end, settles it).
+    gate.open_window(KEY)
+    positions[KEY] = 14
+    assert gate.check(positions, KEY, 16, log_end=60) == AHEAD
+    positions[KEY] = 60
+    assert gate.check(positions, KEY, 62, log_end=80) == ADMIT, "past the window's end"
 
 
 def test_seeks_are_spaced_and_one_at_a_time():
     gate, positions = OffsetGate(), {KEY: 99}
+    gate.open_window(KEY)
     gate.check(positions, KEY, 120, now=10.0)
     assert gate.seek_due(positions, KEY, 10.0) == 100
     assert gate.seek_due(positions, KEY, 11.0) is None, "the first is still in flight"
@@ -131,6 +168,7 @@ def test_a_stuck_partition_is_probed_then_reported_at_intervals():
     from streams.offset_gate import PROBE_AFTER, PROBE_INTERVAL
 
     gate, positions = OffsetGate(), {KEY: 99}
+    gate.open_window(KEY)
     gate.check(positions, KEY, 120, now=0.0)
     assert not gate.probe_due(KEY, PROBE_AFTER / 2)
     assert gate.probe_due(KEY, PROBE_AFTER)
