@@ -91,8 +91,8 @@ class OffsetGate:
 
     def __init__(self) -> None:
         self.stuck: dict[Key, Stuck] = {}
-        # Seek windows: partition -> the log end offset when it opened (None: not yet
-        # known; taken at the first check after it opened, which is no smaller).
+        # Seek windows: partition -> the log end offset the consumer knew at the first
+        # check after the restore or seek (None until then).
         self.windows: dict[Key, int | None] = {}
         self.counters = {"redelivered": 0, "ahead": 0, "seeks": 0, "gaps": 0,
                          "log_restarts": 0, "no_record": 0}
@@ -123,6 +123,8 @@ class OffsetGate:
         if last is None or offset == last + 1:
             self.passed(key, offset)
             return ADMIT
+        if log_end is not None and self.windows.get(key, 0) is None:
+            self.windows[key] = log_end   # the first check after the seek: its end
         if offset <= last:
             if log_end is not None and 0 <= log_end <= last:
                 self.counters["log_restarts"] += 1
@@ -135,8 +137,6 @@ class OffsetGate:
             return REDELIVERED
         if key in self.windows:
             end = self.windows[key]
-            if end is None and log_end is not None:
-                end = self.windows[key] = log_end
             # Until the state has read up to the window's end, a message ahead may have
             # been fetched before the seek, or stand after messages faust dropped below
             # such a one (its read offset): only a seek back tells.
