@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from riskwatch.errors import BrokerError
 
@@ -280,6 +281,21 @@ class EmbeddedBroker:
         return f"<EmbeddedBroker {self.host}:{self.port} {state}>"
 
 
+@contextlib.asynccontextmanager
+async def _plain_consumer(bootstrap: str, timeout: float, **options: Any):
+    """A started aiokafka consumer without a group (a worker's own consumer answers for
+    its group and its assignment only), stopped on exit."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap,
+                                request_timeout_ms=int(timeout * 1000), **options)
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
 async def partition_counts(bootstrap: str, names: Iterable[str], *,
                            timeout: float = 10.0) -> dict[str, int | None]:
     """Partitions of each topic in the cluster's metadata (``None``: no such topic).
@@ -287,14 +303,8 @@ async def partition_counts(bootstrap: str, names: Iterable[str], *,
     A plain client without a group: a consumer group's own member knows the counts
     only on the group's leader (aiokafka reads them there, to assign partitions).
     """
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
-    try:
-        await asyncio.wait_for(consumer.start(), timeout)
+    async with _plain_consumer(bootstrap, timeout) as consumer:
         return {name: len(consumer.partitions_for_topic(name) or ()) or None for name in names}
-    finally:
-        await consumer.stop()
 
 
 async def next_records(bootstrap: str, wanted: Mapping[tuple[str, int], int], *,
@@ -305,14 +315,11 @@ async def next_records(bootstrap: str, wanted: Mapping[tuple[str, int], int], *,
     in between hold no record a consumer sees (deleted by retention, transaction
     markers, compaction). A plain client without a group, like :func:`partition_counts`.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     tps = {TopicPartition(topic, partition): offset for (topic, partition), offset in wanted.items()}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest",
-                                request_timeout_ms=int(timeout * 1000))
-    try:
-        await asyncio.wait_for(consumer.start(), timeout)
+    async with _plain_consumer(bootstrap, timeout, enable_auto_commit=False,
+                               auto_offset_reset="earliest") as consumer:
         consumer.assign(list(tps))
         starts = await asyncio.wait_for(consumer.beginning_offsets(list(tps)), timeout)
         for tp, offset in tps.items():
@@ -325,8 +332,6 @@ async def next_records(bootstrap: str, wanted: Mapping[tuple[str, int], int], *,
                 if records:
                     found.setdefault(tp, records[0].offset)
         return {(tp.topic, tp.partition): (found.get(tp), starts[tp]) for tp in tps}
-    finally:
-        await consumer.stop()
 
 
 async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, *,

@@ -254,6 +254,14 @@ class LiveRuntime:
         self._last_status = (time.monotonic(), 0, 0)
 
     @property
+    def bootstrap(self) -> str:
+        """The app's broker as a plain aiokafka client wants it (the ownership check,
+        the offset gate's probe)."""
+        from riskwatch.broker import bootstrap_from_url
+
+        return bootstrap_from_url(";".join(str(url) for url in self.app.conf.broker))
+
+    @property
     def pipeline(self) -> Pipeline:
         """The pipeline; waits for its construction the first time (on assignment)."""
         return self._pipeline.result()
@@ -519,12 +527,11 @@ async def check_coverage(runtime: LiveRuntime) -> dict:
 
     Runs after every assignment (as a task: the rebalance does not wait for it) and on
     the status timer while the answer is unknown (broker unreachable a moment)."""
-    from riskwatch.broker import bootstrap_from_url, partition_counts
+    from riskwatch.broker import partition_counts
     from streams.ownership import coverage_warning, partition_coverage
 
-    bootstrap = bootstrap_from_url(";".join(str(url) for url in runtime.app.conf.broker))
     try:
-        counts = await partition_counts(bootstrap, runtime.topics.inputs)
+        counts = await partition_counts(runtime.bootstrap, runtime.topics.inputs)
     except Exception as exc:  # noqa: BLE001 - retried by the status timer
         logger.warning("cannot read the input topics' partition counts: %r", exc)
         runtime.coverage = {"status": "unknown"}

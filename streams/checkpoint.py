@@ -319,10 +319,7 @@ class LiveCheckpointer:
         if owned - self._owned:
             self._restore_needed = True
         self._owned = owned
-        for key in set(self.gate.stuck) - owned:
-            del self.gate.stuck[key]
-        for key in set(self.gate.windows) - owned:
-            del self.gate.windows[key]
+        self.gate.keep_only(owned)
         self.ensure_restored(runtime)
 
     def ensure_restored(self, runtime: Any) -> None:
@@ -348,9 +345,7 @@ class LiveCheckpointer:
         pipeline.calendar = fresh.calendar
         runtime.replace_pipeline(pipeline)
         runtime.positions = {key: offset - 1 for key, offset in ckpt.positions.items()}
-        self.gate.stuck.clear()
-        for key in ckpt.positions:
-            self.gate.open_window(key)
+        self.gate.restored(ckpt.positions)
         runtime.pending_letters = list(ckpt.pending_letters) + runtime.pending_letters
         if ckpt.wall is not None:
             runtime.clock.now, runtime.clock._last = ckpt.wall, None
@@ -413,12 +408,11 @@ class LiveCheckpointer:
                                stuck.seen)
 
     async def _probe_next_record(self, runtime: Any, keys: list[tuple[str, int]]) -> None:
-        from riskwatch.broker import bootstrap_from_url, next_records
+        from riskwatch.broker import next_records
 
-        bootstrap = bootstrap_from_url(";".join(str(url) for url in runtime.app.conf.broker))
         wanted = {key: runtime.positions[key] + 1 for key in keys if key in runtime.positions}
         try:
-            found = await next_records(bootstrap, wanted)
+            found = await next_records(runtime.bootstrap, wanted)
         except Exception as exc:  # noqa: BLE001 - asked again later while still waiting
             logger.warning("cannot read the input logs from the state's positions: %r", exc)
             return

@@ -178,3 +178,15 @@ def test_a_stuck_partition_is_probed_then_reported_at_intervals():
     assert gate.report_due(KEY, PROBE_INTERVAL)
     gate.check(positions, KEY, 100, now=40.0)
     assert not gate.report_due(KEY, 100.0), "admitted again: nothing to report"
+
+
+def test_revoked_partitions_are_forgotten_and_a_restore_opens_windows():
+    gate, other = OffsetGate(), ("orders", 1)
+    gate.open_window(KEY)
+    gate.open_window(other)
+    gate.check({other: 9}, other, 20, now=0.0)
+    gate.keep_only({KEY})
+    assert set(gate.windows) == {KEY} and not gate.stuck
+    gate.check({KEY: 9}, KEY, 20, now=0.0)
+    gate.restored([KEY, other])
+    assert not gate.stuck and gate.windows == {KEY: None, other: None}
