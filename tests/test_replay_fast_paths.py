@@ -135,13 +135,45 @@ def test_array_messages_take_the_fast_path_with_the_same_results(monkeypatch):
 
     monkeypatch.setattr(pipeline_module, "_valid_array", spy)
     _per_message(messages)
-    assert decoded.count(True) == len(messages) - 1   # only the array with a bad time falls back
+    # every array decodes once, the one with a bad time too: its timestamps are checked
+    # in the per-event loop, not in a second pass over the array
+    assert decoded.count(True) == len(messages)
     monkeypatch.setattr(pipeline_module, "_valid_array", lambda raw: None)
-    slow, slow_stats = _per_message(messages)
+    slow, slow_stats = _per_message(messages)   # decode_events: event by event
     assert fast_stats == slow_stats and fast == slow
     letter = [d for d in fast["dead_letters"] if d["event_id"] == "bt-2"]
     assert letter and letter[0]["index"] == 1 and letter[0]["offset"] == 41
     assert "no UTC offset" in letter[0]["detail"]
+    assert letter[0]["payload_excerpt"].startswith('[{"type":"order"')   # the message's own bytes
+
+
+def test_a_bad_time_is_dead_lettered_with_its_place_and_excerpt_on_every_path():
+    good = orjson.dumps({"type": "order", "event_id": "g1", "ts": "2026-11-02T10:00:00+08:00",
+                         "order_id": "O9", "merchant_id": "m1", "region": "广东", "carrier": "中通",
+                         "category": "服饰", "amount": 5})
+    bad = orjson.dumps({"type": "order_status", "event_id": "bt-3", "ts": "2026-11-02 10:00",
+                        "order_id": "O9", "status": "shipped"})
+    inputs = {"single": [bad], "array": [b"[" + good + b"," + good + b"," + bad + b"]"],
+              "array of one": [b"[" + bad + b"]"]}
+    for name, messages in inputs.items():
+        fast, _ = _per_message(messages)
+        p = Pipeline(keep_events=True, keep_aggregates=True)
+        p.process_lines(messages, source="file")          # replay's path
+        lines = _comparable(p.drain())
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(pipeline_module, "_decode_event", _never_decodes)
+            m.setattr(pipeline_module, "_valid_array", lambda raw: None)
+            slow, _ = _per_message(messages)               # decode_events only
+        assert fast["dead_letters"] == slow["dead_letters"] == lines["dead_letters"], name
+        (letter,) = fast["dead_letters"]
+        assert letter["index"] == (0 if name != "array" else 2), name
+        assert letter["reason"] == "invalid field" and "$.ts" in letter["detail"]
+        assert letter["payload_excerpt"] and letter["event_id"] == "bt-3"
+        assert len(fast["events"]) == (1 if name == "array" else 0)   # the good one, once
+
+
+def _never_decodes(raw):
+    raise pipeline_module.msgspec.DecodeError("forced slow path")
 
 
 def test_exposure_gives_a_new_value_of_a_two_dimension_slice_its_own_row():
