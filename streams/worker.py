@@ -127,6 +127,13 @@ def _check_web_port(port: int | None) -> None:
                               f"({exc.strerror})") from None
 
 
+NO_CHECKPOINT_WARNING = (
+    "no --checkpoint-dir: the state (detector baselines, open buckets, the dedup window, "
+    "firing alerts) lives only in memory, so a restart starts cold and re-learns its "
+    "baselines, and messages redelivered after a rebalance reach the state twice; "
+    "give --checkpoint-dir DIR (README: Fault tolerance) to keep it")
+
+
 def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
                data_dir: str | os.PathLike[str], outputs: OutputOptions | None = None,
                web_port: int | None = None, calendar: Any = None, duration: float | None = None,
@@ -178,6 +185,10 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
         logger.info("worker starting: broker %s%s, app id %s, topics %s*, web %s",
                     broker_url, " (embedded)" if broker else "", app_id, topic_prefix or "",
                     f"http://127.0.0.1:{web_port}/stats/" if web_port else "off")
+        if checkpoint_dir is None and broker is None:
+            # The embedded broker's log dies with the worker, so state could not outlive it
+            # anyway; against a real broker a restart without checkpoints starts cold.
+            logger.warning(NO_CHECKPOINT_WARNING)
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:  # faust always exits through SystemExit

@@ -76,6 +76,18 @@ def test_worker_command_parses_and_writes_as_the_writer_user() -> None:
     assert services["migrate"]["depends_on"]["clickhouse"]["condition"] == "service_healthy"
 
 
+def test_the_worker_checkpoints_to_its_named_volume() -> None:
+    """Without checkpoints a container restart would start the detectors cold (and the
+    offset gate would be off): the checkpoint directory must lie on a named volume."""
+    compose_file = compose()
+    worker = compose_file["services"]["worker"]
+    args = build_parser().parse_args(worker["command"])
+    assert args.checkpoint_dir, "the team stack must checkpoint"
+    named = {v.split(":", 1)[1]: v.split(":", 1)[0] for v in worker["volumes"]}
+    holder = [target for target in named if args.checkpoint_dir.startswith(target.rstrip("/") + "/")]
+    assert holder and named[holder[0]] in compose_file["volumes"], (args.checkpoint_dir, named)
+
+
 def test_no_password_is_hard_coded() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     for match in re.finditer(r"PASSWORD:\s*(\S+)", text):

@@ -62,6 +62,8 @@ def test_malformed_messages_become_dead_letters_and_worker_survives(tansu, kafka
         (topics.complaints, json.dumps(missing_field, ensure_ascii=False).encode()),  # invalid
         (topics.orders, json.dumps(mixed_array).encode()),                       # 1 good + 1 bad
         (topics.orders, b"\x00\xffnot json at all"),
+        (topics.orders, json.dumps([_order(4, t0 + 2), dict(_order(5, t0 + 3), ts="2026-11-02 10:00")]
+                                   ).encode()),                                # 1 good + 1 bad time
         (topics.order_status, b""),                                              # empty
     ]
     good_after = [(topics.orders, json.dumps(_order(i, t0 + i)).encode()) for i in range(10, 15)]
@@ -70,7 +72,7 @@ def test_malformed_messages_become_dead_letters_and_worker_survives(tansu, kafka
 
     stats = worker.wait_processed(len(positions))
     assert worker.alive
-    assert stats["pipeline"]["orders"] == 1 + 1 + len(good_after), stats   # the worker kept going
+    assert stats["pipeline"]["orders"] == 1 + 1 + 1 + len(good_after), stats   # the worker kept going
     assert stats["agent_errors"] == 0
 
     records = kafka.read(topics.dead_letters)
@@ -82,6 +84,11 @@ def test_malformed_messages_become_dead_letters_and_worker_survives(tansu, kafka
     assert got == sorted(positions[1:1 + len(bad)])    # one letter per bad message, at its offset
     by_offset = {(d["source"], d["offset"]): d for d in letters}
     assert by_offset[positions[2][0], positions[2][2]]["event_id"] == "c-2", letters
+    bad_time = by_offset[positions[5][0], positions[5][2]]
+    assert (bad_time["index"], bad_time["event_id"], bad_time["reason"]) == (1, "o-5", "invalid field")
+    assert bad_time["payload_excerpt"].startswith('[{"type": "order"'), bad_time
+    # an external broker and no --checkpoint-dir: the worker says what that costs
+    assert "no --checkpoint-dir" in worker.log_text()
     assert all(r.key == d["source"].encode() for r, d in zip(records, letters, strict=True))  # keyed by topic
     assert worker.stop() == 0
 
@@ -209,6 +216,7 @@ def test_worker_without_broker_runs_and_stops_its_own(broker_binary, start_worke
     assert "worker ready after" in log and "stopping worker (duration 10s elapsed)" in log, log
     assert not _pid_alive(broker_pid), "the embedded Tansu broker outlived its worker"
     assert "embedded broker stopped" in log
+    assert "no --checkpoint-dir" not in log, "nothing to keep across restarts of an embedded broker"
 
 
 # -- per-message containment (no broker needed) ----------------------------------------------
