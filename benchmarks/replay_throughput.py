@@ -68,6 +68,8 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     print(f"python {sys.version.split()[0]}, pinned to CPU {sorted(os.sched_getaffinity(0))}, "
           f"load average before: {_load()}")
+    print(f"host: {_cpu_model()}; reference loop {host_reference():,.2f} M iterations per "
+          "CPU-second (compare figures across hosts by this, see the function's docstring)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (days, orders, merchants) in (QUICK if args.quick else SCENARIOS).items():
@@ -87,6 +89,48 @@ def main() -> None:
     for r in rows:
         print(f"| {r['scenario']} | {r['events']:,} | {r['seconds']:.1f} | {r['events_per_s']:,} "
               f"| {r['events_per_cpu_s']:,} |")
+
+
+def host_reference(iterations: int = 400_000, repeat: int = 5) -> float:
+    """Millions of iterations per CPU-second of a fixed loop shaped like the pipeline's
+    per-event code (string slices, dict and set lookups, a tuple key, a counter).
+
+    The VMs this runs on differ: the replay code of 2026-11-23's round 5 (unchanged
+    since, for replay) ran the simulator week at 34-40k events/s on that day's hosts
+    and at 78k on 2026-11-24's. A figure is only comparable with another measured on a
+    host with the same reference (within a few per cent).
+    """
+    minutes = {f"2026-11-02T{h:02d}:{m:02d}": h * 60 + m for h in range(24) for m in range(60)}
+    seen: set = set()
+    combos: dict = {}
+    stamps = [f"2026-11-02T{i % 24:02d}:{i % 60:02d}:{i % 60:02d}+08:00" for i in range(1000)]
+    best = float("inf")
+    for _ in range(repeat):
+        seen.clear()
+        combos.clear()
+        cpu = time.process_time()
+        for i in range(iterations):
+            ts = stamps[i % 1000]
+            epoch = minutes[ts[:16]] * 60 + int(ts[17:19])
+            event_id = i
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            combo = (ts[19:], epoch % 300, i & 7)
+            combos[combo] = combos.get(combo, 0) + 1
+        best = min(best, time.process_time() - cpu)
+    return iterations / best / 1e6
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 def _load() -> str:
