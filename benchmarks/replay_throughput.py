@@ -68,7 +68,7 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     print(f"python {sys.version.split()[0]}, pinned to CPU {sorted(os.sched_getaffinity(0))}, "
           f"load average before: {_load()}")
-    print(f"host: {_cpu_model()}; reference loop {host_reference():,.2f} M iterations per "
+    print(f"host: {cpu_model()}; reference loop {host_reference():,.2f} M iterations per "
           "CPU-second (compare figures across hosts by this, see the function's docstring)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +122,7 @@ def host_reference(iterations: int = 400_000, repeat: int = 5) -> float:
     return iterations / best / 1e6
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
