@@ -23,7 +23,7 @@ processed, worker / broker / ClickHouse RSS, consumer lag (the worker's ``/stats
 highwater minus processed offset, in messages, and the same in events: produced minus
 processed), active parts per table (``system.parts``), alerts sent, the load average.
 At the end: a chart (PNG + SVG) and a summary (memory growth MB/h by least squares over
-the run after the first 10 %, max lag, parts at the end and at most).
+the run after the first 10 % and over its last third, max lag, parts at the end and at most).
 
 The embedded broker keeps every message in memory (Tansu's memory store has no retention),
 so its RSS grows with the data sent; it is sampled to tell the two apart.
@@ -168,13 +168,15 @@ def clickhouse_parts(client) -> dict[str, int]:
     return {table: int(n) for table, n in rows}
 
 
-def slope_mb_per_hour(rows: list[dict], key: str, until: float) -> float | None:
+def slope_mb_per_hour(rows: list[dict], key: str, until: float,
+                      skip: float = 0.1) -> float | None:
     """Least-squares slope of ``key`` over elapsed time while traffic flowed (``until``),
-    after the first 10 % (warm-up: the first slices and buffers)."""
+    after the first ``skip`` of it (10 %: warm-up, the first slices and buffers; 2/3: the
+    last third, which tells a plateau once the event-time windows are full)."""
     pts = [(r["elapsed_s"], r[key]) for r in rows if r.get(key) is not None and r["elapsed_s"] <= until]
     if len(pts) < 3:
         return None
-    start = pts[-1][0] * 0.1
+    start = pts[-1][0] * skip
     pts = [p for p in pts if p[0] >= start] or pts
     n = len(pts)
     mx = sum(x for x, _ in pts) / n
@@ -395,6 +397,8 @@ def main() -> int:
         "produced_events": rows[-1]["produced_events"], "processed_events": rows[-1]["processed_events"],
         "worker_rss_mb_first_last_max": [worker_rss[0], worker_rss[-1], max(worker_rss)] if worker_rss else None,
         "worker_growth_mb_per_h": round(slope_mb_per_hour(rows, "worker_rss_mb", seconds) or 0, 1),
+        "worker_growth_last_third_mb_per_h": round(
+            slope_mb_per_hour(rows, "worker_rss_mb", seconds, skip=2 / 3) or 0, 1),
         "broker_growth_mb_per_h": round(slope_mb_per_hour(rows, "broker_rss_mb", seconds) or 0, 1),
         "max_lag_events": max(lags) if lags else None,
         "max_lag_messages": max(lag_msgs) if lag_msgs else None,
