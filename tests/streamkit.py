@@ -63,5 +63,20 @@ def _complaint(cid, t, oid, m, r, c, text) -> dict:
             "text": text, "declared_type": None, "customer_tier": None}
 
 
+def decode_event_by_event(monkeypatch) -> None:
+    """Make ``Pipeline`` decode every message with ``decode_events``, one event at a time
+    (the reference its fast paths are compared with): the single-object decoder always
+    fails and no array counts as all-valid."""
+    import msgspec
+
+    import streams.pipeline as pipeline_module
+
+    def never(raw: bytes):
+        raise msgspec.DecodeError("forced event-by-event path")
+
+    monkeypatch.setattr(pipeline_module, "_decode_event", never)
+    monkeypatch.setattr(pipeline_module, "_valid_array", lambda raw: None)
+
+
 def event_type(line: bytes) -> str:
     return orjson.loads(line)["type"]

@@ -17,26 +17,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import streams.pipeline as pipeline_module
 from riskwatch.settings import PipelineSettings
 from streams.pipeline import Pipeline
+from tests.streamkit import START, decode_event_by_event, iso
 
 #: Full strings that must never come out unmasked (a checksum-valid ID number and a
 #: Luhn-valid card, so the masker has no excuse; see tests/text/test_pii.py).
 PII = ("13812345678", "138 1234 5678", "11010519491231002X", "6222021234567890128")
-START = 1_793_500_000   # 2026-11-02 ~08:00 +08:00
-
-
-def _ts(epoch: int) -> str:
-    import datetime as dt
-
-    tz = dt.timezone(dt.timedelta(hours=8))
-    return dt.datetime.fromtimestamp(epoch, tz).isoformat()
-
 
 ids = st.sampled_from([f"e{i}" for i in range(40)])          # few ids: duplicates happen
 orders = st.sampled_from([f"O{i}" for i in range(12)])
-times = st.integers(0, 4 * 3600).map(lambda s: _ts(START + s))   # spans several bucket closes
+times = st.integers(0, 4 * 3600).map(lambda s: iso(START.timestamp() + s))   # several bucket closes
 # Pieces joined by a comma: two numbers written back to back would be one long digit
 # run, which the masker leaves alone (order and tracking numbers look like that).
 pii_text = st.lists(st.sampled_from(["包裹三天没到", "快递员态度很差", "申请退款",
@@ -120,10 +111,7 @@ def _run(messages: list[bytes], *, slow: bool = False) -> tuple[dict, dict]:
                  keep_aggregates=True)
     with pytest.MonkeyPatch.context() as m:
         if slow:   # decode_events only: one event at a time, the reference decoder
-            def never(raw):
-                raise msgspec.DecodeError("forced slow path")
-            m.setattr(pipeline_module, "_decode_event", never)
-            m.setattr(pipeline_module, "_valid_array", lambda raw: None)
+            decode_event_by_event(m)
         for offset, raw in enumerate(messages):
             p.process(raw, source="orders", partition=0, offset=offset)
         p.flush()

@@ -23,7 +23,7 @@ from streams.exposure import ExposureBook
 from streams.pipeline import Outputs, Pipeline
 from streams.replay import replay_lines
 from streams.text.intent import IntentClassifier
-from tests.streamkit import START, TEXTS, iso, steady_stream
+from tests.streamkit import START, TEXTS, decode_event_by_event, iso, steady_stream
 
 
 def _comparable(out: Outputs) -> dict:
@@ -161,8 +161,7 @@ def test_a_bad_time_is_dead_lettered_with_its_place_and_excerpt_on_every_path():
         p.process_lines(messages, source="file")          # replay's path
         lines = _comparable(p.drain())
         with pytest.MonkeyPatch.context() as m:
-            m.setattr(pipeline_module, "_decode_event", _never_decodes)
-            m.setattr(pipeline_module, "_valid_array", lambda raw: None)
+            decode_event_by_event(m)
             slow, _ = _per_message(messages)               # decode_events only
         assert fast["dead_letters"] == slow["dead_letters"] == lines["dead_letters"], name
         (letter,) = fast["dead_letters"]
@@ -171,9 +170,6 @@ def test_a_bad_time_is_dead_lettered_with_its_place_and_excerpt_on_every_path():
         assert letter["payload_excerpt"] and letter["event_id"] == "bt-3"
         assert len(fast["events"]) == (1 if name == "array" else 0)   # the good one, once
 
-
-def _never_decodes(raw):
-    raise pipeline_module.msgspec.DecodeError("forced slow path")
 
 
 def test_exposure_gives_a_new_value_of_a_two_dimension_slice_its_own_row():
