@@ -28,12 +28,13 @@ PII = ("13812345678", "138 1234 5678", "11010519491231002X", "622202123456789012
 ids = st.sampled_from([f"e{i}" for i in range(40)])          # few ids: duplicates happen
 orders = st.sampled_from([f"O{i}" for i in range(12)])
 times = st.integers(0, 4 * 3600).map(lambda s: iso(START.timestamp() + s))   # several bucket closes
-# Pieces joined by a comma: two numbers written back to back would be one long digit
-# run, which the masker leaves alone (order and tracking numbers look like that).
+# Pieces joined by a comma, and now and then numbers typed back to back
+# ("1381234567813912345678"): one digit run the masker must split into its numbers.
+UNSPACED = (PII[0], PII[2], PII[3], "13912345678")
+glued_numbers = st.lists(st.sampled_from(UNSPACED), min_size=2, max_size=3).map("".join)
 pii_text = st.lists(st.sampled_from(["包裹三天没到", "快递员态度很差", "申请退款",
-                                     "电话", "身份证", "卡号", *PII]),
+                                     "电话", "身份证", "卡号", *PII]) | glued_numbers,
                     min_size=1, max_size=8).map("，".join)
-
 
 @st.composite
 def valid_event(draw) -> dict:
@@ -132,7 +133,7 @@ def test_every_event_is_accounted_for_and_nothing_leaks(messages):
     assert counters["messages"] == len(messages)
     for kind in ("dead_letters", "complaints", "alerts"):
         text = orjson.dumps(out[kind]).decode()
-        for secret in PII:
+        for secret in {*PII, *UNSPACED}:
             assert secret not in text, (kind, secret)
     # the fast paths (one msgspec call per message or array) decide as decode_events does
     slow_out, slow_counters = _run(messages, slow=True)

@@ -110,13 +110,15 @@ _NEEDS_FOLD = re.compile("[０-９Ａ-Ｚａ-ｚ＠－＋\u3000]")
 
 # --- digit-based kinds ---------------------------------------------------------------------
 # One scan finds every maximal run of digits (groups joined by a dash or one or two
-# spaces, optionally ending in X); each run of >= 7 digits is then classified in Python.
+# spaces, optionally ending in X, even when digits follow: an ID's check letter ends its
+# run, "…1002X13812345678" is an ID and a phone); each run of >= 7 digits is then
+# classified in Python.
 # Runs are classified whole, never by sliding windows: an 11-digit window inside an
 # 18-digit ID or a card must not be read as a phone number, nor may the fraction of a
 # decimal (0.13812345678). The pattern starts with a character class so that the regex
 # engine skips ahead to the next digit quickly.
 _SEP = r"(?:\ ?[-—–_]\ ?|\ {1,2})"      # dashes as typed by Chinese IMEs too
-_RUN = re.compile(rf"[+0-9][0-9]*(?:{_SEP}[0-9]+)*(?:[Xx](?![A-Za-z0-9]))?")
+_RUN = re.compile(rf"[+0-9][0-9]*(?:{_SEP}[0-9]+)*(?:[Xx](?![A-Za-z]))?")
 _MIN_DIGITS = 7
 _GROUP = re.compile(r"[0-9]+[Xx]?")
 _DIGIT = re.compile(r"[0-9０-９]")
@@ -307,11 +309,20 @@ def _digit_spans(t: str, out: list[PiiSpan]) -> bool:
             glued = _LETTERS_BEFORE.search(t, max(0, start - 12), start).group()
             if _ESCAPE_BEFORE.search(t, max(0, start - 6), start):
                 glued = ""   # "\\n138…", "\\u8bdd138…" in a JSON excerpt: not a code
+            elif glued in ("X", "x") and start >= 2 and t[start - 2].isdigit():
+                glued = ""   # the check letter of an ID typed just before: 1002X13812345678
         cue = 0
         if end - start >= 15:   # cues only change the verdict on ID- and card-length runs
             for c in _CUE.finditer(t, max(0, start - _CUE_WINDOW), start):
                 cue = c.lastindex or 0
         n = len(groups)
+        if n == 1 and end - start >= _MIN_GLUED:
+            # Longer than any one number: an order or transaction number, or numbers
+            # typed back to back ("1381234567813912345678"). Mask only the second: the
+            # whole run must split into valid numbers, which random digits rarely do.
+            pieces = _glued_numbers(t, start, end, cue, glued)
+            out.extend(pieces)
+            continue
         if n == 11 and end - start == 21 and _MOBILE.fullmatch(t[start:end:2]):
             out.append(PiiSpan("mobile", start, end))    # 1 3 8 1 2 3 4 5 6 7 8
             continue
@@ -330,6 +341,39 @@ def _digit_spans(t: str, out: list[PiiSpan]) -> bool:
             else:
                 i += 1
     return partial
+
+
+_MIN_GLUED = 22   # two mobile numbers, the shortest pair; a single number has <= 19 digits
+_PIECE_LENGTHS = (11, 18, 15, 19, 16, 17)   # mobile, ID, old ID, cards
+
+
+def _glued_numbers(t: str, start: int, end: int, cue: int, glued: str) -> list[PiiSpan]:
+    """Spans of the numbers that ``t[start:end]``, one digit run, is made of exactly, or
+    none when it does not split into valid mobile, ID and card numbers end to end.
+
+    >>> [(s.kind, s.end - s.start) for s in _glued_numbers("1381234567813912345678", 0, 22, 0, "")]
+    [('mobile', 11), ('mobile', 11)]
+    >>> _glued_numbers("4200001234202611021234567890", 0, 28, 0, "")
+    []
+    """
+    found: dict[int, list[PiiSpan] | None] = {end: []}
+
+    def split(at: int) -> list[PiiSpan] | None:   # memoised: linear in the run's length
+        if at not in found:
+            found[at] = None
+            for length in _PIECE_LENGTHS:
+                if at + length > end:
+                    continue
+                first = at == start
+                kind = _classify([t[at:at + length]], cue if first else 0, glued if first else "")
+                if kind in _WHOLE_RUN_KINDS:
+                    rest = split(at + length)
+                    if rest is not None:
+                        found[at] = [PiiSpan(kind, at, at + length), *rest]
+                        break
+        return found[at]
+
+    return split(start) or []
 
 
 def _address_anchors(t: str) -> Iterator[re.Match[str]]:

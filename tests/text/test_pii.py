@@ -95,6 +95,9 @@ MASKS = [
     ("住在阳光小区3栋2单元501，", "住在***，"),
     ("收件人：欧阳娜娜，", "收件人：欧阳*，"),
     ("收件人写的李明，", "收件人写的李*，"),
+    # numbers typed back to back: one digit run that splits exactly into numbers
+    ("两个号码1381234567813923456789", "两个号码138****5678139****6789"),
+    ("身份证11010519491231002X15012349876", "身份证110***********002X150****9876"),
     # several kinds in one text
     ("我叫王小明，13812345678，z@x.cn", "我叫王*，138****5678，z***@x.cn"),
 ]
@@ -121,6 +124,7 @@ UNCHANGED = [
     "收件人是我妈，联系人一直联系不上，我叫了快递员",  # name cues without a name
     "快递小哥姓王，态度很好",                       # a surname alone identifies nobody
     "交易号4200001234202611021234567890",         # too long for any kind
+    "支付流水号4200001234202611245678901234567",   # ... and splits into no numbers
 ]
 
 
