@@ -770,22 +770,23 @@ def section_latency(args, work: Path, broker, results: dict) -> None:
         incidents = asyncio.run(run())
     finally:
         stop_process(proc, 40)
+    # The first firing record of each alert episode (alert_id): an incident's latency is
+    # that of the first *new* alert whose scope holds it (al._covers, as alert_latency.py
+    # counts Alertmanager's notifications: "one incident, one page").
+    first_seen: dict[str, tuple[float, dict]] = {}
+    for at, rec in arrivals:
+        if rec.get("status") == "firing":
+            fp = rec.get("alert_id")
+            if fp not in first_seen or at < first_seen[fp][0]:
+                first_seen[fp] = (at, rec.get("dimensions") or {})
     latencies, missed = [], []
-    for region, carrier, first in incidents:
-        best = None
-        for at, rec in arrivals:
-            if rec.get("status") != "firing" or at < first:
-                continue
-            dims, ctx = rec.get("dimensions") or {}, rec.get("context") or {}
-            if (dims.get("region") or ctx.get("region")) != region:
-                continue
-            if (dims.get("carrier") or ctx.get("carrier")) not in (carrier, None):
-                continue
-            best = at if best is None else min(best, at)
-        if best is None:
-            missed.append(f"{region}x{carrier}")
+    for region, carrier, intent, first in incidents:
+        times = [at for at, dims in first_seen.values()
+                 if at >= first and al._covers(dims, region, carrier, intent)]
+        if times:
+            latencies.append(min(times) - first)
         else:
-            latencies.append(best - first)
+            missed.append(f"{region}x{carrier}x{intent}")
     latencies.sort()
     if latencies:
         p50 = latencies[len(latencies) // 2]
