@@ -317,9 +317,9 @@ def _digit_spans(t: str, out: list[PiiSpan]) -> bool:
                 cue = c.lastindex or 0
         n = len(groups)
         if n == 1 and end - start >= _MIN_GLUED:
-            # Longer than any one number: an order or transaction number, or numbers
-            # typed back to back ("1381234567813912345678"). Mask only the second: the
-            # whole run must split into valid numbers, which random digits rarely do.
+            # Longer than any one number: an order or transaction number (left alone), or
+            # numbers typed back to back ("1381234567813912345678", masked): the whole run
+            # must split into valid numbers, which random digits rarely do.
             pieces = _glued_numbers(t, start, end, cue, glued)
             out.extend(pieces)
             continue
@@ -356,24 +356,27 @@ def _glued_numbers(t: str, start: int, end: int, cue: int, glued: str) -> list[P
     >>> _glued_numbers("4200001234202611021234567890", 0, 28, 0, "")
     []
     """
-    found: dict[int, list[PiiSpan] | None] = {end: []}
-
-    def split(at: int) -> list[PiiSpan] | None:   # memoised: linear in the run's length
-        if at not in found:
-            found[at] = None
-            for length in _PIECE_LENGTHS:
-                if at + length > end:
-                    continue
-                first = at == start
-                kind = _classify([t[at:at + length]], cue if first else 0, glued if first else "")
-                if kind in _WHOLE_RUN_KINDS:
-                    rest = split(at + length)
-                    if rest is not None:
-                        found[at] = [PiiSpan(kind, at, at + length), *rest]
-                        break
-        return found[at]
-
-    return split(start) or []
+    # Right to left: piece[at] is (length, kind) of a valid number starting at ``at``
+    # after which the rest splits too. Linear in the run's length, no recursion: a
+    # complaint text may be 20,000 digits of "13812345678" repeated.
+    piece: dict[int, tuple[int, str]] = {}
+    for at in range(end - 11, start - 1, -1):
+        first = at == start
+        for length in _PIECE_LENGTHS:
+            after = at + length
+            if after > end or (after != end and after not in piece):
+                continue
+            kind = _classify([t[at:after]], cue if first else 0, glued if first else "")
+            if kind in _WHOLE_RUN_KINDS:
+                piece[at] = (length, kind)
+                break
+    spans = []
+    at = start
+    while at in piece:   # follows the split from the start; absent: the run does not split
+        length, kind = piece[at]
+        spans.append(PiiSpan(kind, at, at + length))
+        at += length
+    return spans if at == end else []
 
 
 def _address_anchors(t: str) -> Iterator[re.Match[str]]:
