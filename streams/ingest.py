@@ -20,6 +20,10 @@ __all__ = ["Deduplicator", "GenerationalMap", "dead_letter", "internal_error_let
 # defeat regex masking often enough that we do not keep it.
 _TEXT_FIELD = re.compile(rb'("text"\s*:\s*")((?:[^"\\]|\\.)*)("?)', re.S)
 _EXCERPT_BYTES = 300
+# What may continue a number past the excerpt's end (IDs end in X; groups are split by
+# spaces or dashes), and how far: a complaint text's length (riskwatch.events).
+_NUMBER_BYTES = frozenset(b"0123456789Xx -")
+_MAX_NUMBER_RUN = 20_000
 
 
 class _Generations:
@@ -105,12 +109,17 @@ class GenerationalMap(_Generations):
 
 
 def _excerpt(raw: bytes) -> str:
-    cut = raw[:_EXCERPT_BYTES]
-    cut = _TEXT_FIELD.sub(rb'\1<complaint text omitted>\3', cut)
-    text = cut.decode("utf-8", errors="replace")
+    # Masked before it is cut: a number cut by the excerpt's end (an ID after 15 digits,
+    # "13812345678139…" of two mobiles typed back to back) is no longer found whole. So
+    # the window reaches to the end of a number crossing the cut, is masked, then cut.
+    end, stop = _EXCERPT_BYTES, min(len(raw), _EXCERPT_BYTES + _MAX_NUMBER_RUN)
+    while end < stop and raw[end] in _NUMBER_BYTES:
+        end += 1
+    window = _TEXT_FIELD.sub(rb'\1<complaint text omitted>\3', raw[:end])
+    text = mask_pii(window.decode("utf-8", errors="replace"))
     if len(raw) > _EXCERPT_BYTES:
-        text += "…"
-    return mask_pii(text)
+        text = text[:len(window[:_EXCERPT_BYTES].decode("utf-8", errors="replace"))] + "…"
+    return text
 
 
 def _letter_id(source: str, partition: int | None, offset: int, index: int) -> str:
