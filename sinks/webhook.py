@@ -196,7 +196,9 @@ class WebhookSink(HttpSink):
             "ts": dt.datetime.fromtimestamp(int(now), dt.UTC).isoformat(),
             "source": "webhook", "partition": None, "offset": None, "index": 0,
             "reason": "webhook rejected",
-            "detail": mask_pii(f"HTTP {response.status_code} from {url}: {response.text[:200]}"),
+            # masked, then cut: a number cut first might no longer be recognised
+            "detail": mask_pii(f"HTTP {response.status_code} from {url}: "
+                               f"{response.text[:20_000]}")[:300],
             "event_id": record.get("alert_id"), "event_type": "alert",
             "payload_excerpt": mask_pii(str(record.get("summary", "")))[:200],
         }

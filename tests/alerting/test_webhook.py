@@ -92,6 +92,18 @@ def test_4xx_not_retried_becomes_masked_dead_letter():
     assert not contains_unmasked_pii(json.dumps(letter, ensure_ascii=False))
 
 
+def test_a_long_rejection_is_masked_before_it_is_cut():
+    # The receiver's answer is cut for the dead letter; a number across the cut must
+    # still be masked whole (cut first, an ID lost its last digits and came out in clear).
+    letters = []
+    body = "rejected: " + "=" * 190 + "110105194912310021 is not allowed"
+    sink = mock_sink(lambda r: httpx.Response(422, text=body), on_dead_letter=letters.append)
+    sink.add("alerts", alert(1))
+    sink.flush()
+    (letter,) = letters
+    assert "110105194" not in letter["detail"] and "110*" in letter["detail"], letter["detail"]
+
+
 def test_meta_alert_fires_when_delivery_keeps_failing_and_resolves():
     answers = iter([500] * 6 + [200] * 10)
     metas = []
