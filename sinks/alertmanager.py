@@ -331,7 +331,9 @@ class AlertmanagerSink(HttpSink):
                 for other in self.urls[self.urls.index(url) + 1:]:
                     self._post_best_effort(other, payload)
                 return
-            errors.append(f"{url}: HTTP {response.status_code} {response.text[:200]}")
+            # logged: masked, then cut (the answer may quote our labels back)
+            errors.append(f"{url}: HTTP {response.status_code} "
+                          f"{mask_pii(response.text[:20_000])[:200]}")
             retryable = retryable or response.status_code >= 500 or response.status_code == 429
         message = f"no Alertmanager accepted {len(payload)} alerts: " + "; ".join(errors)
         if retryable:
