@@ -21,8 +21,9 @@ __all__ = ["Deduplicator", "GenerationalMap", "dead_letter", "internal_error_let
 _TEXT_FIELD = re.compile(rb'("text"\s*:\s*")((?:[^"\\]|\\.)*)("?)', re.S)
 _EXCERPT_BYTES = 300
 # What may continue a number past the excerpt's end (IDs end in X; groups are split by
-# spaces or dashes), and how far: a complaint text's length (riskwatch.events).
-_NUMBER_BYTES = frozenset(b"0123456789Xx -")
+# spaces or dashes; full-width forms as typed by Chinese IMEs, which the masker folds),
+# and how far: a complaint text's length (riskwatch.events).
+_NUMBER_CHARS = "0123456789Xx -０１２３４５６７８９Ｘｘ－\u3000"
 _MAX_NUMBER_RUN = 20_000
 
 
@@ -112,9 +113,11 @@ def _excerpt(raw: bytes) -> str:
     # Masked before it is cut: a number cut by the excerpt's end (an ID after 15 digits,
     # "13812345678139…" of two mobiles typed back to back) is no longer found whole. So
     # the window reaches to the end of a number crossing the cut, is masked, then cut.
-    end, stop = _EXCERPT_BYTES, min(len(raw), _EXCERPT_BYTES + _MAX_NUMBER_RUN)
-    while end < stop and raw[end] in _NUMBER_BYTES:
-        end += 1
+    end = _EXCERPT_BYTES
+    while end < len(raw) and raw[end] & 0xC0 == 0x80:
+        end += 1   # finish a character the cut fell into
+    tail = raw[end:end + _MAX_NUMBER_RUN].decode("utf-8", errors="replace")
+    end += len(tail[:len(tail) - len(tail.lstrip(_NUMBER_CHARS))].encode())
     window = _TEXT_FIELD.sub(rb'\1<complaint text omitted>\3', raw[:end])
     text = mask_pii(window.decode("utf-8", errors="replace"))
     if len(raw) > _EXCERPT_BYTES:
