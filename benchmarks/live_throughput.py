@@ -776,9 +776,9 @@ def section_latency(args, work: Path, broker, results: dict) -> None:
     first_seen: dict[str, tuple[float, dict]] = {}
     for at, rec in arrivals:
         if rec.get("status") == "firing":
-            fp = rec.get("alert_id")
-            if fp not in first_seen or at < first_seen[fp][0]:
-                first_seen[fp] = (at, rec.get("dimensions") or {})
+            episode = rec.get("alert_id")
+            if episode not in first_seen or at < first_seen[episode][0]:
+                first_seen[episode] = (at, rec.get("dimensions") or {})
     latencies, missed = [], []
     for region, carrier, intent, first in incidents:
         times = [at for at, dims in first_seen.values()

@@ -36,6 +36,7 @@ pii_text = st.lists(st.sampled_from(["包裹三天没到", "快递员态度很�
                                      "电话", "身份证", "卡号", *PII]) | glued_numbers,
                     min_size=1, max_size=8).map("，".join)
 
+
 @st.composite
 def valid_event(draw) -> dict:
     kind = draw(st.sampled_from(["order", "order_status", "complaint", "complaint_update"]))

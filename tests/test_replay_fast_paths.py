@@ -171,7 +171,6 @@ def test_a_bad_time_is_dead_lettered_with_its_place_and_excerpt_on_every_path():
         assert len(fast["events"]) == (1 if name == "array" else 0)   # the good one, once
 
 
-
 def test_exposure_gives_a_new_value_of_a_two_dimension_slice_its_own_row():
     # A carrier first seen in the third bucket: region x carrier slices must not share
     # rows with the slices of the first buckets (keys are values, not radix codes).

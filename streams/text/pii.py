@@ -320,8 +320,7 @@ def _digit_spans(t: str, out: list[PiiSpan]) -> bool:
             # Longer than any one number: an order or transaction number (left alone), or
             # numbers typed back to back ("1381234567813912345678", masked): the whole run
             # must split into valid numbers, which random digits rarely do.
-            pieces = _glued_numbers(t, start, end, cue, glued)
-            out.extend(pieces)
+            out.extend(_glued_numbers(t, start, end, cue, glued))
             continue
         if n == 11 and end - start == 21 and _MOBILE.fullmatch(t[start:end:2]):
             out.append(PiiSpan("mobile", start, end))    # 1 3 8 1 2 3 4 5 6 7 8
