@@ -62,14 +62,16 @@ def is_wide(dims: tuple[str, ...]) -> bool:
 class AlertEpisode:
     """One firing episode of one slice (mutable, owned by the pipeline)."""
 
-    __slots__ = ("alert_id", "fingerprint", "severity", "start_bucket", "recent", "quiet",
-                 "observed", "expected")
+    __slots__ = ("alert_id", "fingerprint", "severity", "start_bucket", "fired_bucket", "recent",
+                 "quiet", "observed", "expected")
 
-    def __init__(self, fp: str, start_bucket: int) -> None:
+    def __init__(self, fp: str, start_bucket: int, fired_bucket: int | None = None) -> None:
         self.fingerprint = fp
         self.alert_id = f"{fp}-{start_bucket}"
         self.severity = "blue"
-        self.start_bucket = start_bucket
+        self.start_bucket = start_bucket   # where the slice's run began (the alert's identity)
+        # The bucket it paged in: what began after it is not what the page was about.
+        self.fired_bucket = start_bucket if fired_bucket is None else fired_bucket
         self.recent: list[tuple[float, float]] = []  # last buckets' (observed, expected)
         self.quiet = 0
         self.observed = 0.0

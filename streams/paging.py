@@ -78,7 +78,7 @@ class AlertStage:
             del self.pending[key]  # the alarm did not hold
         links = {e.key: self._explainer(e, alarmed, bucket) for e in candidates}
         pages = self._paging(links, by_key)
-        pages |= self._uncovered(candidates, pages, links, alarmed)
+        pages |= self._uncovered(candidates, pages, links, alarmed, bindex)
         for e in candidates:
             child = None if e.key in pages else links[e.key]
             if child is not None:
@@ -96,7 +96,7 @@ class AlertStage:
                 continue  # like Prometheus' ``for:``: the alarm must hold a little first
             del self.pending[e.key]
             episode = AlertEpisode(fingerprint(METRIC, self._dims(e.key)),
-                                   bindex - max(e.run_buckets - 1, 0))
+                                   bindex - max(e.run_buckets - 1, 0), fired_bucket=bindex)
             self.firing[e.key] = episode
             self._update_episode(episode, e)
             self.counters["alerts_fired"] += 1
@@ -209,7 +209,7 @@ class AlertStage:
         return pages
 
     def _uncovered(self, candidates: list[Evaluation], pages: set[tuple], links: dict,
-                   alarmed: dict[tuple, Evaluation]) -> set[tuple]:
+                   alarmed: dict[tuple, Evaluation], bindex: int) -> set[tuple]:
         """Quiet candidates whose excess no page covers, paged after all (one per incident).
 
         An explanation is a judgement about excess, and excess is shared: the ancestor
@@ -221,6 +221,11 @@ class AlertStage:
         incident has no page. Of such orphans, the most specific slice that carries
         nearly the largest uncovered excess pages first (北京 x 顺丰 rather than 顺丰);
         the others are re-checked against it, so one new incident gives one new page.
+
+        A page already firing covers by its scope only what it was about: a rise that
+        began after it paged and is sharper than that page's own rise is news under it
+        (:meth:`_news_under`). While a carrier-wide 中通 page for two regions' incidents
+        is still firing, 江苏's lost 中通 parcels a few minutes later page 江苏.
         """
         quiet = [e for e in candidates if e.key not in pages]
         if not quiet:
@@ -284,11 +289,12 @@ class AlertStage:
 
         quiet = [e for e in quiet if quieted_by_page(e)]
         extra = {e.key: own_cover(e) for e in quiet}
+        news = {e.key: self._news_under(e, bindex, alarmed) for e in quiet}
 
         def excess(e: Evaluation, covered_too: bool) -> float:
             # Over the recent window (a run can be older than it), against this
             # bucket's expectation for each bucket of the window.
-            cover = covering | extra[e.key]
+            cover = (covering - news[e.key]) | extra[e.key]
             seen = sum(1 for keys in mine[e.key] if covered_too or cover.isdisjoint(keys))
             return seen - e.expected * window
 
@@ -312,6 +318,37 @@ class AlertStage:
             self.counters["alerts_uncovered"] += 1
             orphans = [e for e in orphans if e.key != best and orphaned(e)]
         return added
+
+    def _news_under(self, e: Evaluation, bindex: int, alarmed: dict[tuple, Evaluation]) -> set[tuple]:
+        """The firing pages whose scope holds ``e``'s complaints but not ``e``'s incident.
+
+        A page covers by its scope what it paged for, and what its incident still
+        brings. A rise under it is news when it began after the page fired; names a
+        region, carrier, shop or category the page does not (another intent in the
+        page's own scope is the page's incident); rose more than the rise the page
+        reports predicts (the Poisson bound of the sibling rule in
+        :meth:`streams.scope.IncidentScope.explainer`: a slice of a diffuse wave stays
+        the wave's); and meanwhile the page's scope got no more than its usual
+        complaints outside ``e`` (a shop whose fake shipments land in many regions
+        keeps the one region where a few of them bunched).
+        """
+        began = bindex - max(e.run_buckets - 1, 0)
+        recent = list(self._recent_complaints)[-max(e.run_buckets, 1):]   # e's run, at most the window
+        mine = {k: v for k, v in self._dims(e.key).items() if k != "intent"}
+        found = set()
+        for key, page in self.firing.items():
+            now = alarmed.get(key)
+            if now is None or began <= page.fired_bucket or key == e.key or \
+                    mine.items() <= self._dims(key).items():
+                continue
+            lifted = e.run_expected * page.observed / max(page.expected, 1e-9)
+            if e.run_observed <= lifted + 3.0 * math.sqrt(lifted) + 1.0:
+                continue
+            outside = sum(1 for b in recent for keys in b if key in keys and e.key not in keys)
+            usual = now.expected * len(recent)
+            if outside <= usual + 3.0 * math.sqrt(usual) + 1.0:
+                found.add(key)
+        return found
 
     def _signal_feedback(self, key: tuple, rec: dict, now: int) -> dict:
         """A verdict on a firing order-surge / overdue alert (:mod:`streams.signals`):
