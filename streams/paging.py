@@ -79,6 +79,7 @@ class AlertStage:
         links = {e.key: self._explainer(e, alarmed, bucket) for e in candidates}
         pages = self._paging(links, by_key)
         pages |= self._uncovered(candidates, pages, links, alarmed, bindex)
+        pages = self._one_page_per_twin(pages, links, by_key)
         for e in candidates:
             child = None if e.key in pages else links[e.key]
             if child is not None:
@@ -318,6 +319,44 @@ class AlertStage:
             self.counters["alerts_uncovered"] += 1
             orphans = [e for e in orphans if e.key != best and orphaned(e)]
         return added
+
+    def _one_page_per_twin(self, pages: set[tuple], links: dict[tuple, tuple | None],
+                           by_key: dict[tuple, Evaluation]) -> set[tuple]:
+        """New pages of one bucket that share their complaints are one incident: one pages.
+
+        Two slices can each be left unexplained by the rules above and hold the same
+        burst: 广东 x 中通, whose run began twenty minutes earlier on a stray complaint (its
+        rise diluted over the run), and 广东 x damaged, whose run is the burst. When at
+        least 80 % of each one's recent complaints are also the other's, the best scope
+        (:func:`_best_scope`) pages and the other is explained by it (``links``).
+        """
+        if len(pages) < 2:
+            return pages
+        theirs: dict[tuple, list[tuple]] = {key: [] for key in pages}
+        for keys_of_bucket in self._recent_complaints:
+            for keys in keys_of_bucket:
+                for key in keys:
+                    if key in theirs:
+                        theirs[key].append(keys)
+
+        def within(a: tuple, b: tuple) -> bool:
+            return bool(theirs[a]) and sum(1 for keys in theirs[a] if b in keys) >= 0.8 * len(theirs[a])
+
+        kept = set(pages)
+        for a in sorted(pages, key=str):
+            if a not in kept:
+                continue
+            twins = [b for b in sorted(kept, key=str) if b != a and within(a, b) and within(b, a)]
+            if not twins:
+                continue
+            group = [by_key[k] for k in (a, *twins)]
+            best = _best_scope(group, {e.key: e.evidence for e in group})
+            for e in group:
+                if e.key != best:
+                    kept.discard(e.key)
+                    links[e.key] = best
+                    self.counters["alerts_twinned"] += 1
+        return kept
 
     def _news_under(self, e: Evaluation, bindex: int, alarmed: dict[tuple, Evaluation]) -> set[tuple]:
         """The firing pages whose scope holds ``e``'s complaints but not ``e``'s incident.

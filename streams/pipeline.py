@@ -207,7 +207,7 @@ class Pipeline(AlertStage):
             ("messages", "orders", "order_status", "complaints", "complaint_updates",
              "bad", "duplicates", "late", "internal_errors", "buckets_closed",
              "alerts_fired", "alerts_escalated", "alerts_resolved", "alerts_explained",
-             "alerts_uncovered"), 0)
+             "alerts_uncovered", "alerts_twinned"), 0)
 
     def __setstate__(self, state: dict) -> None:
         # A checkpoint written before the shared order-map values existed (same

@@ -11,12 +11,15 @@ parcels are news (streams/paging.py, ``_uncovered``).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import pickle
 import random
 
 import orjson
 import pytest
 
 from riskwatch.settings import PipelineSettings
+from streams.checkpoint import encode_state
 from streams.pipeline import Pipeline
 from tests import streamkit
 
@@ -30,7 +33,7 @@ def _events(now: float, bursts: list[tuple[str, str, str]] | None = None, spacin
             ) -> tuple[list[bytes], list[tuple[str, str, str, float]]]:
     """A day of steady history ending at ``now``, then live orders every 0.5 s with a
     burst of 30 complaints every ``spacing`` s (by default the eight of ``SLICES``)."""
-    bursts = bursts or [(*SLICES[n], INTENTS[(n + n // 4) % len(INTENTS)]) for n in range(len(SLICES))]
+    bursts = bursts if bursts is not None else [(*SLICES[n], INTENTS[(n + n // 4) % len(INTENTS)]) for n in range(len(SLICES))]
     start = dt.datetime.fromtimestamp(int(now - 1.1 * 86400), streamkit.TZ)
     old_start, streamkit.START = streamkit.START, start
     try:
@@ -131,3 +134,39 @@ def test_a_repeat_in_another_region_pages_under_a_firing_carrier_wide_page():
     assert holding, f"no new page holds 江苏 x 中通 lost_parcel: {[a['dimensions'] for a in pages]}"
     assert all(a["dimensions"].get("region") == "江苏" for a in holding)
     assert len(pages) <= len(incidents) + 1, [a["dimensions"] for a in pages]
+
+
+@pytest.fixture(scope="module")
+def after_history():
+    """A pipeline that has read the day of history (pickled, one copy per case), the
+    history's length and the start of the live phase."""
+    now = 1_795_000_000.0
+    lines, _ = _events(now, bursts=[])
+    history = [line for line in lines if not line.startswith(b'{"type":"order","event_id":"live-')]
+    p = Pipeline(settings=PipelineSettings(bucket_seconds=BUCKET, allowed_lateness_seconds=5,
+                                           idle_source_seconds=5))
+    p.process_lines(history, source="orders")
+    p.drain()
+    return encode_state(p, {}), len(history), now
+
+
+def test_one_burst_gives_one_page_in_every_region_carrier_and_intent(after_history):
+    """36 single bursts (4 regions x 3 carriers x 3 intents): each gets exactly one new
+    page, whose scope holds it. Before same-bucket twins were merged, five of them paged
+    twice: region x carrier, whose run began earlier on a stray complaint, and region x
+    intent, both unexplained by the rules (``AlertStage._one_page_per_twin``)."""
+    state, skip, now = after_history
+    wrong = []
+    for region, carrier, intent in itertools.product(
+            ["广东", "浙江", "江苏", "北京"], ["中通", "顺丰", "圆通"], ["delivery_delay", "damaged", "lost_parcel"]):
+        lines, incidents = _events(now, bursts=[(region, carrier, intent)])
+        p = pickle.loads(state)["pipeline"]
+        p.process_lines(lines[skip:], source="orders")
+        pages: dict[str, dict] = {}   # the first firing record of each new alert
+        for a in p.drain().alerts:
+            if a["status"] == "firing" and dt.datetime.fromisoformat(a["ts"]).timestamp() > now:
+                pages.setdefault(a["alert_id"], a)
+        holding = _pages_holding(list(pages.values()), *incidents[0])
+        if len(pages) != 1 or len(holding) != 1:
+            wrong.append((region, carrier, intent, [a["dimensions"] for a in pages.values()]))
+    assert not wrong, wrong
