@@ -31,7 +31,12 @@ times = st.integers(0, 4 * 3600).map(lambda s: iso(START.timestamp() + s))   # s
 # Pieces joined by a comma, and now and then numbers typed back to back
 # ("1381234567813912345678"): one digit run the masker must split into its numbers.
 UNSPACED = (PII[0], PII[2], PII[3], "13912345678")
-glued_numbers = st.lists(st.sampled_from(UNSPACED), min_size=2, max_size=3).map("".join)
+ORDER_NUMBER = "20261124123456789012"   # 20 digits: longer than any one number
+# ... or a mobile or ID typed against an order number, on either side: a run that does
+# not split into numbers, whose ends the masker checks.
+against_order = st.tuples(st.sampled_from((PII[0], PII[2], "13912345678")), st.booleans()).map(
+    lambda pair: pair[0] + ORDER_NUMBER if pair[1] else ORDER_NUMBER + pair[0])
+glued_numbers = st.lists(st.sampled_from(UNSPACED), min_size=2, max_size=3).map("".join) | against_order
 pii_text = st.lists(st.sampled_from(["包裹三天没到", "快递员态度很差", "申请退款",
                                      "电话", "身份证", "卡号", *PII]) | glued_numbers,
                     min_size=1, max_size=8).map("，".join)

@@ -135,7 +135,7 @@ _ESCAPE_BEFORE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[nrtbf])$")
 _CUE = re.compile(
     r"(身份证|证件号|身份号码|[Ii][Dd] ?[Cc]ard)"
     r"|(卡号|银行卡|储蓄卡|信用卡|借记卡|卡|[Cc]ard|账号|账户)"
-    r"|(订单|单号|运单|工单|快递单|[Oo]rder|[Tt]racking)"
+    r"|(订单|单号|运单|工单|快递单|交易号|流水号|[Oo]rder|[Tt]racking)"
 )
 _CUE_WINDOW = 12
 # GB/T 2260 province codes (+83 Taiwan residence permits, +91 foreigners' permanent residence).
@@ -375,7 +375,52 @@ def _glued_numbers(t: str, start: int, end: int, cue: int, glued: str) -> list[P
         length, kind = piece[at]
         spans.append(PiiSpan(kind, at, at + length))
         at += length
-    return spans if at == end else []
+    if at == end:
+        return spans
+    return [] if cue == 3 else _numbers_at_the_ends(t, start, end, glued)
+
+
+def _numbers_at_the_ends(t: str, start: int, end: int, glued: str) -> list[PiiSpan]:
+    """The mobile and ID numbers at the start and the end of a long digit run that does
+    not split into numbers: a phone typed against an order number
+    (``13812345678`` + 20 digits). The digits between are left alone.
+
+    Personal data must not reach storage, so this errs on the side of masking: a
+    transaction number whose last 11 digits look like a mobile (1[3-9] + 9 digits,
+    about 7 % of random tails) loses four digits of its tail. Not after an order
+    cue (订单号, 交易号, 流水号 ...): that number is said to be an order's.
+
+    >>> [(s.kind, s.start, s.end) for s in _numbers_at_the_ends("13812345678" + "2" * 20, 0, 31, "")]
+    [('mobile', 0, 11)]
+    >>> [(s.kind, s.start, s.end) for s in _numbers_at_the_ends("4" * 20 + "13812345678", 0, 31, "")]
+    [('mobile', 20, 31)]
+    >>> _numbers_at_the_ends("4200001234202611021234567890", 0, 28, "")
+    []
+    """
+    spans = []
+    at = start
+    while end - at >= 11:   # from the start: mobile or ID numbers, one after another
+        for length in (11, 18):
+            kind = _classify([t[at:at + length]], 0, glued if at == start else "") \
+                if at + length <= end else None
+            if kind in ("mobile", "id"):
+                spans.append(PiiSpan(kind, at, at + length))
+                at += length
+                break
+        else:
+            break
+    tail: list[PiiSpan] = []
+    stop = end
+    while stop - at >= 11:   # and from the end, in what the start left
+        for length in (11, 18):
+            kind = _classify([t[stop - length:stop]], 0, "") if stop - length >= at else None
+            if kind in ("mobile", "id"):
+                tail.append(PiiSpan(kind, stop - length, stop))
+                stop -= length
+                break
+        else:
+            break
+    return spans + tail[::-1]
 
 
 def _address_anchors(t: str) -> Iterator[re.Match[str]]:

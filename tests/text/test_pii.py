@@ -98,6 +98,9 @@ MASKS = [
     # numbers typed back to back: one digit run that splits exactly into numbers
     ("两个号码1381234567813923456789", "两个号码138****5678139****6789"),
     ("身份证11010519491231002X15012349876", "身份证110***********002X150****9876"),
+    # ... and a mobile typed against an order number: the run's ends are checked
+    ("手机13812345678202611241234567890是订单", "手机138****5678202611241234567890是订单"),
+    ("麻烦回电2026112412345678901215012349876", "麻烦回电20261124123456789012150****9876"),
     # several kinds in one text
     ("我叫王小明，13812345678，z@x.cn", "我叫王*，138****5678，z***@x.cn"),
 ]
@@ -125,6 +128,7 @@ UNCHANGED = [
     "快递小哥姓王，态度很好",                       # a surname alone identifies nobody
     "交易号4200001234202611021234567890",         # too long for any kind
     "支付流水号4200001234202611245678901234567",   # ... and splits into no numbers
+    "交易号2026112422001456781381234567890",       # a mobile-like tail after an order cue
 ]
 
 
