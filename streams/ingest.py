@@ -110,6 +110,7 @@ class GenerationalMap(_Generations):
 
 
 def _excerpt(raw: bytes) -> str:
+    raw = raw.rstrip(b"\r\n")   # a replayed line's own line break is not the message's
     # Masked before it is cut: a number cut by the excerpt's end (an ID after 15 digits,
     # "13812345678139…" of two mobiles typed back to back) is no longer found whole. So
     # the window reaches to the end of a number crossing the cut, is masked, then cut.

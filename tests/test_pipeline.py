@@ -186,6 +186,17 @@ def test_a_number_cut_by_the_dead_letter_excerpt_is_masked_whole():
             assert not contains_unmasked_pii(excerpt) and number[:9] not in excerpt, (pad, excerpt)
 
 
+def test_a_replayed_lines_excerpt_has_no_line_break(tmp_path):
+    # A file's lines reach the pipeline with their "\n"; the record shows the line.
+    from streams.replay import replay_file
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'not json\r\n{"type":"order"\n[1]\n')
+    letters = []
+    replay_file(Pipeline(), events, on_output=lambda out: letters.extend(out.dead_letters))
+    assert [(d["line"] if "line" in d else d["offset"], d["payload_excerpt"]) for d in letters] == [
+        (1, "not json"), (2, '{"type":"order"'), (3, "[1]")]
+
+
 def test_an_exception_inside_processing_is_contained():
     lines = steady_stream(days=0.2, seed=7)
 
