@@ -157,10 +157,8 @@ def _covers(labels: dict, region: str, carrier: str, intent: str) -> bool:
     return bool(named) and all(labels[k] == own[k] for k in named)
 
 
-def _first_notification(receiver: RecordingReceiver, region: str, carrier: str, intent: str,
-                        since: float) -> float | None:
-    """Wall time of the first notification of a *new* alert (first notified at or after
-    ``since``) whose scope holds the incident."""
+def _first_notifications(receiver: RecordingReceiver) -> dict[str, tuple[float, dict]]:
+    """Per alert (fingerprint): wall time of its first firing notification, its labels."""
     first_seen: dict[str, tuple[float, dict]] = {}
     for note in receiver.notifications():
         at_wall = time.time() - (time.monotonic() - note["at"])
@@ -170,7 +168,14 @@ def _first_notification(receiver: RecordingReceiver, region: str, carrier: str, 
             fp = alert["labels"].get("fingerprint", alert.get("fingerprint"))
             if fp not in first_seen or at_wall < first_seen[fp][0]:
                 first_seen[fp] = (at_wall, alert["labels"])
-    times = [at for at, labels in first_seen.values()
+    return first_seen
+
+
+def _first_notification(receiver: RecordingReceiver, region: str, carrier: str, intent: str,
+                        since: float) -> float | None:
+    """Wall time of the first notification of a *new* alert (first notified at or after
+    ``since``) whose scope holds the incident."""
+    times = [at for at, labels in _first_notifications(receiver).values()
              if at >= since and _covers(labels, region, carrier, intent)]
     return min(times, default=None)
 
@@ -249,6 +254,12 @@ def main() -> int:
             print(f"  p50 {statistics.median(latencies):.1f}s  p95 {p95:.1f}s  max {latencies[-1]:.1f}s  "
                   f"(target p95 <= bucket + 15 s = {target}s: {'met' if p95 <= target else 'NOT met'})")
             print("  each: " + " ".join(f"{x:.1f}" for x in latencies))
+            # One incident, one page: how many alerts the live phase opened in all.
+            pages = [labels for at, labels in _first_notifications(receiver).values()
+                     if at >= incidents[0][3]]
+            print(f"  pages: {len(pages)} new alerts for {len(incidents)} incidents: " + "; ".join(
+                " x ".join(labels[k] for k in ("region", "carrier", "intent") if k in labels)
+                for labels in pages))
             return 0 if p95 <= target and not missed else 1
     finally:
         if worker is not None and worker.poll() is None:
