@@ -138,6 +138,11 @@ _CUE = re.compile(
     r"|(订单|单号|运单|工单|快递单|交易号|流水号|[Oo]rder|[Tt]racking)"
 )
 _CUE_WINDOW = 12
+# An order cue right before a number (only separators between): "交易号：4200…", not the
+# "…是订单号，麻烦回电138…" whose cue names the number before it.
+_ORDER_CUE_JUST_BEFORE = re.compile(
+    r"(?:订单|单号|运单|工单|快递单|交易号|流水号|[Oo]rder|[Tt]racking)"
+    r"(?:号|编号|[Nn]o\.?|ID|id)?[\s:：#是为]*$")
 # GB/T 2260 province codes (+83 Taiwan residence permits, +91 foreigners' permanent residence).
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
@@ -377,7 +382,9 @@ def _glued_numbers(t: str, start: int, end: int, cue: int, glued: str) -> list[P
         at += length
     if at == end:
         return spans
-    return [] if cue == 3 else _numbers_at_the_ends(t, start, end, glued)
+    if _ORDER_CUE_JUST_BEFORE.search(t, max(0, start - _CUE_WINDOW), start):
+        return []   # "交易号4200…": said to be an order's; only an exact split is masked
+    return _numbers_at_the_ends(t, start, end, glued)
 
 
 def _numbers_at_the_ends(t: str, start: int, end: int, glued: str) -> list[PiiSpan]:
