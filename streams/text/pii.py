@@ -394,8 +394,8 @@ def _numbers_at_the_ends(t: str, start: int, end: int, glued: str) -> list[PiiSp
 
     Personal data must not reach storage, so this errs on the side of masking: a
     transaction number whose last 11 digits look like a mobile (1[3-9] + 9 digits,
-    about 7 % of random tails) loses four digits of its tail. Not after an order
-    cue (订单号, 交易号, 流水号 ...): that number is said to be an order's.
+    about 7 % of random tails) loses four digits of its tail. Not right after an
+    order cue (订单号, 交易号：, 流水号 ...): that number is said to be an order's.
 
     >>> [(s.kind, s.start, s.end) for s in _numbers_at_the_ends("13812345678" + "2" * 20, 0, 31, "")]
     [('mobile', 0, 11)]
