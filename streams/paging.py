@@ -231,12 +231,7 @@ class AlertStage:
         quiet = [e for e in candidates if e.key not in pages]
         if not quiet:
             return set()
-        mine: dict[tuple, list[tuple]] = {e.key: [] for e in quiet}
-        for keys_of_bucket in self._recent_complaints:
-            for keys in keys_of_bucket:
-                for key in keys:
-                    if key in mine:
-                        mine[key].append(keys)
+        mine = self._recent_complaints_of(e.key for e in quiet)
         covering = set(self.firing) | pages
         window = len(self._recent_complaints)
         others: dict[tuple, list[tuple]] = {}
@@ -320,6 +315,17 @@ class AlertStage:
             orphans = [e for e in orphans if e.key != best and orphaned(e)]
         return added
 
+    def _recent_complaints_of(self, slices) -> dict[tuple, list[tuple]]:
+        """Per slice of ``slices``: the slice keys of each of its complaints of the recent
+        window (one pass over the window for all of them)."""
+        found: dict[tuple, list[tuple]] = {key: [] for key in slices}
+        for keys_of_bucket in self._recent_complaints:
+            for keys in keys_of_bucket:
+                for key in keys:
+                    if key in found:
+                        found[key].append(keys)
+        return found
+
     def _one_page_per_twin(self, pages: set[tuple], links: dict[tuple, tuple | None],
                            by_key: dict[tuple, Evaluation]) -> set[tuple]:
         """New pages of one bucket that share their complaints are one incident: one pages.
@@ -332,12 +338,7 @@ class AlertStage:
         """
         if len(pages) < 2:
             return pages
-        theirs: dict[tuple, list[tuple]] = {key: [] for key in pages}
-        for keys_of_bucket in self._recent_complaints:
-            for keys in keys_of_bucket:
-                for key in keys:
-                    if key in theirs:
-                        theirs[key].append(keys)
+        theirs = self._recent_complaints_of(pages)
 
         def within(a: tuple, b: tuple) -> bool:
             return bool(theirs[a]) and sum(1 for keys in theirs[a] if b in keys) >= 0.8 * len(theirs[a])

@@ -132,17 +132,16 @@ _PHONE_WORDS = frozenset({"tel", "phone", "mobile", "mob", "cell", "call", "sms"
 _LETTERS_BEFORE = re.compile(r"[A-Za-z]+$")
 _ESCAPE_BEFORE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[nrtbf])$")
 # The nearest cue in the few characters before a run decides how generous to be.
+_ORDER_WORDS = r"订单|单号|运单|工单|快递单|交易号|流水号|[Oo]rder|[Tt]racking"
 _CUE = re.compile(
     r"(身份证|证件号|身份号码|[Ii][Dd] ?[Cc]ard)"
     r"|(卡号|银行卡|储蓄卡|信用卡|借记卡|卡|[Cc]ard|账号|账户)"
-    r"|(订单|单号|运单|工单|快递单|交易号|流水号|[Oo]rder|[Tt]racking)"
+    rf"|({_ORDER_WORDS})"
 )
 _CUE_WINDOW = 12
 # An order cue right before a number (only separators between): "交易号：4200…", not the
 # "…是订单号，麻烦回电138…" whose cue names the number before it.
-_ORDER_CUE_JUST_BEFORE = re.compile(
-    r"(?:订单|单号|运单|工单|快递单|交易号|流水号|[Oo]rder|[Tt]racking)"
-    r"(?:号|编号|[Nn]o\.?|ID|id)?[\s:：#是为]*$")
+_ORDER_CUE_JUST_BEFORE = re.compile(rf"(?:{_ORDER_WORDS})(?:号|编号|[Nn]o\.?|ID|id)?[\s:：#是为]*$")
 # GB/T 2260 province codes (+83 Taiwan residence permits, +91 foreigners' permanent residence).
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
