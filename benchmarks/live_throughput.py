@@ -912,8 +912,8 @@ def main() -> int:
     from riskwatch.broker import EmbeddedBroker
 
     log(f"live throughput benchmark: python {sys.version.split()[0]}, {load()}")
-    from replay_throughput import cpu_model, host_reference   # same directory
-    log(f"host: {cpu_model()}; reference loop {host_reference():,.2f} M iterations per CPU-second "
+    from replay_throughput import cpu_model, host_reference, interpreter   # same directory
+    log(f"host: {cpu_model()}, {interpreter()}; reference loop {host_reference():,.2f} M iterations per CPU-second "
         "(figures compare only between hosts with the same reference)")
     results: dict = {}
     work = Path(tempfile.mkdtemp(prefix="live-bench-"))
