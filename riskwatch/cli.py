@@ -112,13 +112,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         parent = Path(path).parent
         if not parent.is_dir():
             raise ConfigError(f"--{kind.replace('_', '-')}-out: directory {parent} does not exist")
-    pipeline = Pipeline(_settings(args), calendar, keep_aggregates="aggregates" in paths)
+    from sinks.wiring import build_sinks, options_from_args
+    options = options_from_args(args)
+    # A ClickHouse store gets every table, as from the worker: the aggregates the
+    # dashboards read and the events rows of the pipeline-health panels.
+    stores = bool(options.chdb_path or options.clickhouse_url)
+    pipeline = Pipeline(_settings(args), calendar, keep_events=stores,
+                        keep_aggregates=stores or "aggregates" in paths)
     if args.feedback:  # operators' verdicts, applied in event time (deterministic)
         from streams.feedback import load_feedback
         for record in load_feedback(args.feedback):
             pipeline.apply_feedback(record)
-    from sinks.wiring import build_sinks, options_from_args
-    extra_sinks = build_sinks(options_from_args(args))  # --alertmanager-url, --webhook-url ...
+    extra_sinks = build_sinks(options)  # --chdb, --alertmanager-url, --webhook-url ...
     for extra in extra_sinks:
         extra.setup()
     sink = JsonlSink(paths, mode="w")

@@ -106,9 +106,11 @@ class ComplaintDesk:
             "region": e.region,
             "carrier": e.carrier,
             "category": category,
-            "channel": e.channel,
-            "customer_tier": e.customer_tier,
-            "declared_type": e.declared_type,
+            # Free-form strings of the producer's: usually a menu value ("app", "vip"),
+            # but whatever a form put there reaches tables and dashboards, so masked too.
+            "channel": _mask_short(e.channel),
+            "customer_tier": _mask_short(e.customer_tier),
+            "declared_type": _mask_short(e.declared_type),
             "anger": round(anger, 4),
             "sensitive": sorted(flags),
             "priority": priority(anger, flags, e.customer_tier),
@@ -297,3 +299,19 @@ class ComplaintDesk:
                     self.open_by_order[oid] = left
                 else:
                     del self.open_by_order[oid]
+
+
+_MASKED_SHORT: dict[str, str] = {}
+
+
+def _mask_short(value: str | None) -> str | None:
+    """:func:`mask_pii` for the short menu-like fields of a complaint, remembered: they
+    take a handful of values ("app", "12315", "vip"), so each is masked once."""
+    if value is None:
+        return None
+    masked = _MASKED_SHORT.get(value)
+    if masked is None:
+        masked = mask_pii(value)
+        if len(_MASKED_SHORT) < 4096:   # bounded: a producer may send free text here
+            _MASKED_SHORT[value] = masked
+    return masked

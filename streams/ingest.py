@@ -144,7 +144,9 @@ def dead_letter(bad: BadEvent, raw: bytes, *, source: str, partition: int | None
         "index": bad.index,
         "reason": bad.reason,
         "detail": mask_pii(bad.detail),
-        "event_id": bad.event_id,
+        # An id is the producer's string: a mobile number typed as one is masked here
+        # like in the excerpt (dead letters are read by people, never joined on).
+        "event_id": None if bad.event_id is None else mask_pii(str(bad.event_id)),
         "event_type": bad.event_type,
         "payload_excerpt": _excerpt(raw),
     }

@@ -660,7 +660,13 @@ class Pipeline(AlertStage):
         # Every decoded event with a valid time: counted per kind, or dropped as duplicate.
         events = sum(c[k] for k in ("orders", "order_status", "complaints",
                                     "complaint_updates", "duplicates"))
+        # Alerts of every metric: the paging stage's (complaint rate) and the signal
+        # stage's (order surge, overdue delivery, intent mix) episodes.
+        signal = self.signals.counters
         return {**c, "events": events,
+                "alerts_fired": c["alerts_fired"] + signal["fired"],
+                "alerts_escalated": c["alerts_escalated"] + signal["escalated"],
+                "alerts_resolved": c["alerts_resolved"] + signal["resolved"],
                 "watermark": self._iso(wm) if wm is not None else None,
                 "open_buckets": len(self.buckets),
                 "slices": len(self.scorer),

@@ -170,6 +170,27 @@ def test_bad_lines_become_dead_letters_without_complaint_text_or_pii():
     assert p.stats["orders"] == sum(1 for line in good if event_type(line) == "order")
 
 
+def test_personal_data_in_a_producers_ids_and_menu_fields_is_masked_in_outputs():
+    # A form that put a mobile or an ID number where a menu value or an id belongs:
+    # the complaint record's channel / customer_tier / declared_type and a dead
+    # letter's event_id went out in clear until 2026-11-24.
+    mobile, id_number = "13812345678", "110101199003074514"
+    t = START.timestamp() + 600
+    complaint = {"type": "complaint", "event_id": "e1", "ts": iso(t), "complaint_id": "C1",
+                 "order_id": None, "merchant_id": "m1", "region": "广东", "carrier": "中通",
+                 "channel": f"客服{mobile}", "text": "快递还没到", "declared_type": f"来电{mobile}",
+                 "customer_tier": id_number}
+    bad = {"type": "order", "event_id": mobile, "ts": iso(t)}    # missing fields
+    p, out = run([orjson.dumps(complaint), orjson.dumps(bad)])
+    (record,) = [r for r in out.complaints if r["complaint_id"] == "C1"]
+    fields = {k: record[k] for k in ("channel", "customer_tier", "declared_type")}
+    assert all(v and not contains_unmasked_pii(v) for v in fields.values()), fields
+    assert fields["channel"].startswith("客服138") and fields["customer_tier"].endswith("4514")
+    (letter,) = out.dead_letters
+    assert letter["event_id"] == "138****5678"
+    assert record["intent"] == "delivery_delay"   # the raw fields still inform the model
+
+
 def test_a_number_cut_by_the_dead_letter_excerpt_is_masked_whole():
     # The excerpt keeps a message's first 300 bytes. Cut there first and masked after,
     # an ID lost its last digits and two mobiles typed back to back no longer split
