@@ -12,7 +12,10 @@ import re
 import subprocess
 import sys
 
-from tests.test_cli import events, riskwatch  # noqa: F401 - the module's events fixture
+import pytest
+
+from tests.streamkit import steady_stream
+from tests.test_cli import riskwatch
 
 _COUNT = """
 import sys
@@ -33,7 +36,15 @@ def _table_counts(db) -> dict[str, int]:
     return {name: int(n) for name, n in (line.split() for line in r.stdout.splitlines())}
 
 
-def test_replay_into_chdb_stores_aggregates_and_events(events, tmp_path):  # noqa: F811
+@pytest.fixture
+def events(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(steady_stream(days=1.4, incident=("广东", "中通", 26.0, 28.0, 0.3)))
+                     + b"\n")
+    return path
+
+
+def test_replay_into_chdb_stores_aggregates_and_events(events, tmp_path):
     db = tmp_path / "chdb"
     stored = riskwatch("replay", str(events), "--alerts-out", str(tmp_path / "a.jsonl"),
                        "--chdb", str(db), "--quiet")
