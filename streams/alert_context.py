@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-__all__ = ["incident_context"]
+__all__ = ["incident_context", "recent_intents"]
 
 _CONTEXT_DIMS = ("region", "carrier")
 
@@ -57,3 +57,35 @@ def incident_context(recent: Iterable[list[tuple]], key: tuple,
             if n >= share * total:
                 context[dim] = str(value)
     return context
+
+
+def recent_intents(recent: Iterable[list[tuple]], key: tuple,
+                   slices: tuple[tuple[str, ...], ...], top: int = 3) -> list[dict]:
+    """The intents behind ``key``'s recent complaints (the window ``recent`` spans), most
+    frequent first: an alert's ``contributors``.
+
+    Over the same recent buckets as the context, not the last bucket alone: a page
+    that says 7 complaints should not list three intents of one complaint each.
+
+    >>> slices = ((), ("region",), ("intent",))
+    >>> recent = [[((0,), (1, "广东"), (2, "lost_parcel")), ((0,), (1, "浙江"), (2, "damaged"))],
+    ...           [((0,), (1, "广东"), (2, "lost_parcel")), ((0,), (1, "广东"), (2, "damaged"))]]
+    >>> [(c["value"], c["complaints"], c["share"]) for c in recent_intents(recent, (1, "广东"), slices)]
+    [('lost_parcel', 2, 0.667), ('damaged', 1, 0.333)]
+    >>> recent_intents(recent, (2, "damaged"), slices)   # its own intent is a label already
+    []
+    """
+    if "intent" in slices[key[0]] or ("intent",) not in slices:
+        return []
+    intent_slice = slices.index(("intent",))
+    counts: Counter = Counter()
+    for bucket in recent:
+        for keys in bucket:
+            if key in keys:
+                for k in keys:
+                    if k[0] == intent_slice:
+                        counts[k[1]] += 1
+                        break
+    total = sum(counts.values()) or 1
+    return [{"dimension": "intent", "value": value, "complaints": n, "share": round(n / total, 3)}
+            for value, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from streams.alert_context import incident_context
+from streams.alert_context import incident_context, recent_intents
 from streams.alerting import AlertEpisode, fingerprint, is_wide, severity
 from streams.detection import Evaluation
 from streams.feedback import QUIETING, parse_feedback
@@ -436,10 +436,13 @@ class AlertStage:
         obs, exp = episode.observed, episode.expected
         ratio = obs / max(exp, 1e-9)
         where = " ".join(f"{k}={v}" for k, v in dims.items()) or "全部 (all)"
-        mix = bucket.intents.get(e.key, {})
-        total = sum(mix.values()) or 1
-        contributors = [{"dimension": "intent", "value": k, "complaints": n, "share": round(n / total, 3)}
-                        for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+        contributors = recent_intents(self._recent_complaints, e.key, self.settings.slices)
+        if not contributors:   # e.g. no intent slice configured: the bucket's own mix
+            mix = bucket.intents.get(e.key, {})
+            total = sum(mix.values()) or 1
+            contributors = [{"dimension": "intent", "value": k, "complaints": n,
+                             "share": round(n / total, 3)}
+                            for k, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
         if status == "firing":
             exp_text = f"{exp:.2f}" if exp < 1 else f"{exp:.1f}"
             zh, en = ("100 倍以上", "over 100x") if ratio >= 100 else (f"{ratio:.1f} 倍", f"{ratio:.1f}x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import orjson
@@ -189,6 +190,25 @@ def test_personal_data_in_a_producers_ids_and_menu_fields_is_masked_in_outputs()
     (letter,) = out.dead_letters
     assert letter["event_id"] == "138****5678"
     assert record["intent"] == "delivery_delay"   # the raw fields still inform the model
+
+
+def test_a_pages_contributors_count_its_recent_complaints_not_one_bucket():
+    # Until 2026-11-24 contributors came from the last 5-minute bucket alone: a page
+    # saying 17 complaints listed delivery_delay x 4. Now they count the slice's
+    # complaints over the recent window (6 buckets), as the context does.
+    lines = steady_stream(days=1.4, incident=("广东", "中通", 26.0, 28.0, 0.3))
+    _, out = run(lines)
+    pages = [a for a in out.alerts if a["metric"] == "complaint_rate" and a["status"] == "firing"
+             and a["dimensions"] == {"region": "广东", "carrier": "中通"}]
+    assert pages
+    events = [orjson.loads(line) for line in lines]
+    for page in pages:
+        end = dt.datetime.fromisoformat(page["bucket_end"]).timestamp()
+        recent = sum(1 for e in events if e["type"] == "complaint" and e["region"] == "广东"
+                     and e["carrier"] == "中通" and e["text"] == TEXTS["delivery_delay"]
+                     and end - 6 * 300 <= dt.datetime.fromisoformat(e["ts"]).timestamp() < end)
+        top = page["contributors"][0]
+        assert (top["value"], top["complaints"]) == ("delivery_delay", recent), page["contributors"]
 
 
 def test_a_number_cut_by_the_dead_letter_excerpt_is_masked_whole():
