@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-__all__ = ["expand", "interval_for"]
+__all__ = ["expand", "interpolate", "interval_for"]
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)")
 
@@ -64,3 +64,20 @@ def expand(sql: str, *, time_from: int, time_to: int, interval_s: int,
         return ",".join(chosen)
 
     return _VARIABLE.sub(variable, sql)
+
+
+def interpolate(text: str, variables: Mapping[str, Sequence[str]], all_value: str = "__all__") -> str:
+    """``text`` (a panel title) with its template variables shown as Grafana shows them:
+    the chosen values joined, "All" for the "All" option; unknown names stay as written
+    (a title is prose, not a query that must run).
+
+    >>> interpolate("Score of ${merchant} · $region", {"merchant": ["m0042"], "region": ["__all__"]})
+    'Score of m0042 · All'
+    """
+    def variable(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(3)
+        if name not in variables:
+            return m.group(0)
+        return " + ".join("All" if v == all_value else v for v in variables[name])
+
+    return _VARIABLE.sub(variable, text)

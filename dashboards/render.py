@@ -3,7 +3,11 @@
 Risk teams without a Grafana server (a laptop after ``make demo``, an incident review)
 still want the risk overview. This runs each panel's own SQL — the query Grafana would
 send, with the plugin's macros expanded for the data's time range (:mod:`dashboards.macros`)
-— on the embedded ClickHouse, and draws the result the way the panel's type asks:
+— on the embedded ClickHouse, and draws the result the way the panel's type asks. Time
+ranges and variable values are the ones ``riskwatch dashboards check`` uses
+(:func:`dashboards.check.panel_span`, :func:`dashboards.check.board_variables`): a panel on
+dead letters (stamped when recorded) covers their own times, and the merchant page shows
+the merchant with the most scores, titles included.
 
 * ``stat``: its numbers, large;
 * ``timeseries``: a matplotlib SVG line chart, one line per numeric column, or per value
@@ -26,8 +30,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboards.definitions import ALL, build_dashboards
-from dashboards.check import data_span
-from dashboards.macros import expand, interval_for
+from dashboards.check import board_variables, data_span, panel_span, tables_read
+from dashboards.macros import expand, interpolate, interval_for
 from riskwatch.report import svg_text
 from sinks.clickhouse.schema import TZ
 
@@ -39,6 +43,12 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 _SCHEMA_TZ = ZoneInfo(TZ)
 _SEVERITY_COLOURS = {"blue": "#1c7ed6", "yellow": "#f59f00", "orange": "#e8590c", "red": "#c92a2a"}
 _TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?")
+#: Why a table can be empty while the rest has data, said in its empty panels instead of
+#: a bare "no data" that reads like a broken query.
+EMPTY_TABLE_REASONS = {
+    "events": "raw events are stored only by the live worker, riskwatch worker --chdb; "
+              "riskwatch replay does not write them",
+}
 
 
 @dataclass
@@ -48,6 +58,10 @@ class Panel:
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     description: str = ""
+    time_note: str = ""            # the panel's own time range, when not the page's
+    span: tuple[int, int] | None = None   # (from, to) unix seconds its query ran over
+    interval_s: int = 300                 # its $__timeInterval bucket
+    empty_reason: str = ""         # why it has no rows, when the cause is known
 
 
 def run_dashboard(path: str, database: str = "riskwatch", uid: str = "riskwatch-overview",
@@ -65,24 +79,54 @@ def run_dashboard(path: str, database: str = "riskwatch", uid: str = "riskwatch-
     sink = ChdbSink(path, database=database)
     try:
         sink.setup()
-        lo, hi = data_span(sink, path, database)
-        variables = {"region": [ALL], "carrier": [ALL], "intent": [ALL], "merchant": [ALL]}
+        span = data_span(sink, path, database)
+        variables = board_variables(sink, board, database)
         panels = []
         for n, panel in enumerate(board.panels or [], 1):
+            title = interpolate(panel.title or "", variables, ALL)
             if progress:
-                progress(f"report: panel {n}/{len(board.panels)} {panel.title}")
-            out = Panel(panel.title, panel.type_val, description=panel.description or "")
+                progress(f"report: panel {n}/{len(board.panels)} {title}")
+            out = Panel(title, panel.type_val, description=panel.description or "")
+            read: list[str] = []
             for target in getattr(panel, "targets", None) or []:
+                lo, hi = panel_span(sink, target.raw_sql, database, span)
+                if (lo, hi) != span:
+                    out.time_note = (f"Rows stamped when recorded (wall clock), not in event "
+                                     f"time: drawn over their own times, {_local(lo)} to "
+                                     f"{_local(hi)} (UTC+8).")
+                read += tables_read(target.raw_sql, database)
+                out.span, out.interval_s = (lo, hi), interval_for(hi - lo, 200, 300)
                 sql = expand(target.raw_sql, time_from=lo, time_to=hi,
-                             interval_s=interval_for(hi - lo, 200, 300), variables=variables)
+                             interval_s=out.interval_s, variables=variables)
                 try:
                     out.rows.extend(sink.query(sql))
                 except SinkError as exc:
                     out.error = str(exc)
+            if not out.rows and not out.error:
+                out.empty_reason = _empty_reason(sink, database, read)
             panels.append(out)
-        return board.title, board.description or "", (lo, hi), panels
+        # A value chosen for the reader (not "All") is said on the page, as Grafana shows
+        # it in the variable's drop-down.
+        chosen = " ".join(f"${name} = {', '.join(vals)}." for name, vals in variables.items()
+                          if vals != [ALL])
+        description = " ".join(t for t in (board.description or "", chosen) if t)
+        return board.title, description, span, panels
     finally:
         sink.close()
+
+
+def _empty_reason(sink, database: str, tables: list[str]) -> str:
+    """Why a panel reading ``tables`` has no rows, when one of them is empty altogether."""
+    for table in dict.fromkeys(tables):
+        [row] = sink.query(f"SELECT count() AS n FROM `{database}`.`{table}`")
+        if not row["n"]:
+            reason = EMPTY_TABLE_REASONS.get(table)
+            return f"the {table} table is empty" + (f" ({reason})" if reason else "")
+    return ""
+
+
+def _local(t: int) -> str:
+    return _when(t).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # -- drawing --------------------------------------------------------------------------------
@@ -116,7 +160,7 @@ def _figure_svg(draw: Callable[[Any], None], height: float = 2.6) -> str:
     return svg_text(fig)
 
 
-def _timeseries(rows: list[dict]) -> str:
+def _timeseries(rows: list[dict], span: tuple[int, int] | None = None, interval_s: int = 300) -> str:
     from matplotlib import dates as mdates
 
     time_col = next(iter(rows[0]))
@@ -132,13 +176,30 @@ def _timeseries(rows: list[dict]) -> str:
             ys.append(row[col])
 
     def draw(ax) -> None:
+        bottoms: dict[dt.datetime, float] = {}
         for name, (xs, ys) in lines.items():
             if labels:
                 # Counts of events per interval, only where there were some (the alert
                 # timeline): a line between two alerts a day apart would read as "firing".
-                ax.vlines(xs, 0, ys, lw=2.5, label=name, color=_SEVERITY_COLOURS.get(name))
+                # Bars a bucket wide, stacked: values sharing a bucket (dead-letter reasons
+                # recorded in the same minute) would hide each other as lines.
+                base = [bottoms.get(x, 0) for x in xs]
+                ax.bar(xs, ys, width=dt.timedelta(seconds=interval_s), bottom=base,
+                       align="edge", label=name, color=_SEVERITY_COLOURS.get(name))
+                for x, b, y in zip(xs, base, ys):
+                    bottoms[x] = b + y
             else:
                 ax.plot(xs, ys, lw=1.2, label=name, drawstyle="steps-post")
+        if bottoms:
+            # Headroom above the tallest stack for the legend, which would hide its top.
+            ax.set_ylim(0, max(bottoms.values()) * 1.3)
+        if span:
+            # The range the query ran over, from its first bucket: matplotlib's own limits
+            # around a single bucket span years (a replay's dead letters are seconds apart).
+            lo = span[0] - span[0] % interval_s
+            hi = max(-(-span[1] // interval_s) * interval_s, lo + interval_s)   # its last bucket's end
+            pad = interval_s if (hi - lo) < 12 * interval_s else 0
+            ax.set_xlim(_when(lo - pad), _when(hi + pad))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=CHINA))
         ax.legend(fontsize=7, loc="upper left", frameon=False, ncols=4)
         ax.set_ylim(bottom=0)
@@ -183,15 +244,17 @@ def _stat(rows: list[dict]) -> str:
 
 def _panel_html(panel: Panel) -> str:
     title = f"<h2>{html.escape(panel.title)}</h2>"
-    note = f'<p class="note">{html.escape(panel.description)}</p>' if panel.description else ""
+    note = "".join(f'<p class="note">{html.escape(text)}</p>'
+                   for text in (panel.description, panel.time_note) if text)
     if panel.error:
         body = f'<p class="error">query failed: {html.escape(panel.error)}</p>'
     elif not panel.rows:
-        body = '<p class="empty">no data in this time range</p>'
+        why = f"no rows: {panel.empty_reason}" if panel.empty_reason else "no data in this time range"
+        body = f'<p class="empty">{html.escape(why)}</p>'
     elif panel.type == "stat":
         body = f'<p class="stats">{_stat(panel.rows)}</p>'
     elif panel.type == "timeseries":
-        body = f'<figure class="chart">{_timeseries(panel.rows)}</figure>'
+        body = f'<figure class="chart">{_timeseries(panel.rows, panel.span, panel.interval_s)}</figure>'
     elif panel.type == "piechart":
         body = f'<figure class="chart">{_bars(panel.rows)}</figure>'
     else:

@@ -19,6 +19,7 @@ import pytest
 from riskwatch.cli import main
 from riskwatch.errors import InputError
 from riskwatch.evaluate import evaluate, load_alerts, load_manifest
+from dashboards.render import TABLE_ROWS
 from riskwatch.report import _chart_series, _marks, build_report
 
 
@@ -168,3 +169,85 @@ def test_the_page_loads_in_headless_chromium(backtest, tmp_path):
     assert shot.stat().st_size > 50_000   # a rendered page, not a blank one
     if os.environ.get("RISKWATCH_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["RISKWATCH_KEEP_SCREENSHOT"])
+
+
+# -- riskwatch report (the dashboard page) after a replay ----------------------------------
+# Through the real CLI in subprocesses: chDB holds one path per process, and other test
+# packages hold theirs; a replay is what a user runs before `riskwatch report`.
+
+def _cli(*args) -> str:
+    import sys
+    run = subprocess.run([sys.executable, "-m", "riskwatch.cli", *map(str, args)],
+                         capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def replayed_chdb(tmp_path_factory) -> Path:
+    """Two simulated days replayed into a fresh chDB, with malformed lines (dead letters,
+    stamped with the wall clock, weeks after the simulated event times; the simulator
+    writes some too)."""
+    d = tmp_path_factory.mktemp("replayed")
+    events = d / "events.jsonl"
+    assert main(["simulate", "--out", str(events), "--manifest", str(d / "truth.json"),
+                 "--calendar-out", str(d / "calendar.json"), "--days", "2", "--orders-per-day",
+                 "3000", "--merchants", "100", "--seed", "5"]) == 0
+    with events.open("a", encoding="utf-8") as f:
+        f.write('not json\n[1,2]\n{"type":"order"}\n')
+    _cli("replay", events, "--calendar", d / "calendar.json", "--quiet",
+         "--alerts-out", d / "alerts.jsonl", "--aggregates-out", d / "agg.jsonl",
+         "--chdb", d / "chdb")
+    return d / "chdb"
+
+
+def _checked(chdb: Path, uid: str) -> dict[str, int]:
+    """Rows per panel title that `riskwatch dashboards check` finds on dashboard ``uid``."""
+    found = {}
+    for line in _cli("dashboards", "check", "--chdb", chdb).splitlines():
+        m = re.match(rf"{uid} / (.*?)\s+(\d+) rows", line)
+        if m:
+            found[m.group(1)] = int(m.group(2))
+    return found
+
+
+def _drawn(page: str) -> dict[str, str]:
+    """Each panel's HTML by its (unescaped) title."""
+    import html
+    return {html.unescape(m.group(1)): m.group(2) for m in re.finditer(
+        r'<section class="panel[^"]*"><h2>(.*?)</h2>(.*?)</section>', page, re.S)}
+
+
+def test_the_pipeline_report_draws_the_dead_letters_dashboards_check_finds(replayed_chdb, tmp_path):
+    checked = _checked(replayed_chdb, "riskwatch-pipeline")
+    out = tmp_path / "pipeline.html"
+    assert "2 with data, 3 empty" in _cli("report", "--chdb", replayed_chdb, "--dashboard",
+                                          "riskwatch-pipeline", "--out", out, "--quiet")
+    panels = _drawn(out.read_text(encoding="utf-8"))
+    assert checked["Dead letters by reason"] > 0 and checked["Latest dead letters"] >= 3
+    chart, table = panels["Dead letters by reason"], panels["Latest dead letters"]
+    assert "<svg" in chart and "not an object" in chart       # a reason in the legend
+    assert table.count("<tr>") - 1 == min(checked["Latest dead letters"], TABLE_ROWS)
+    for body in (chart, table):
+        assert 'class="empty"' not in body and "stamped when recorded" in body
+    # Replay writes no raw events: their panels say so instead of a bare "no data".
+    for title in ("Events per second (event time)", "Lag: event time to stored", "Late events"):
+        assert checked[title] == 0
+        assert "no rows: the events table is empty" in panels[title], title
+
+
+def test_the_merchants_report_fills_in_its_merchant_variable(replayed_chdb, tmp_path):
+    checked = _checked(replayed_chdb, "riskwatch-merchants")
+    out = tmp_path / "merchants.html"
+    assert "5 with data, 0 empty" in _cli("report", "--chdb", replayed_chdb, "--dashboard",
+                                          "riskwatch-merchants", "--out", out, "--quiet")
+    page = out.read_text(encoding="utf-8")
+    panels = _drawn(page)
+    assert not [t for t in panels if "$" in t]
+    [score] = [t for t in panels if t.startswith("Score of ")]
+    merchant = score.removeprefix("Score of ")
+    assert re.fullmatch(r"m\d{4}", merchant) and f"$merchant = {merchant}." in page
+    pulls = panels[f"What pulls {merchant} down (latest components)"]
+    assert "<svg" in panels[score] and 'class="empty"' not in panels[score]
+    assert pulls.count("<tr>") - 1 == checked["What pulls ${merchant} down (latest components)"] > 0
