@@ -46,8 +46,8 @@ _TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?")
 #: Why a table can be empty while the rest has data, said in its empty panels instead of
 #: a bare "no data" that reads like a broken query.
 EMPTY_TABLE_REASONS = {
-    "events": "raw events are stored only by the live worker, riskwatch worker --chdb; "
-              "riskwatch replay does not write them",
+    "events": "raw events are stored by riskwatch worker and riskwatch replay when given "
+              "--chdb or --clickhouse-url; this database holds none",
 }
 
 
