@@ -85,6 +85,18 @@ def _settings(args: argparse.Namespace):
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
 
 
+def _check_broker(url: str | None) -> None:
+    """Refuse a bad ``--broker`` before anything starts: the Kafka clients would fail late,
+    with a bare ``ValueError`` traceback (a port that is not a number)."""
+    if url:
+        from riskwatch.broker import bootstrap_from_url
+        from riskwatch.errors import BrokerError
+        try:
+            bootstrap_from_url(url)
+        except BrokerError as exc:
+            raise ConfigError(f"--broker: {exc}") from None
+
+
 def _status(line: str) -> None:
     """A periodic status line on stderr (rewritten in place on a terminal)."""
     if sys.stderr.isatty():
@@ -194,6 +206,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.no_promotion_strain:
         overrides["promotion_strain"] = 0.0
     config = SimulationConfig(**overrides)
+    _check_broker(args.broker)
     if args.broker or args.out is None and args.speed:
         from riskwatch.produce import produce_simulation
         return produce_simulation(config, broker_url=args.broker, speed=args.speed,
@@ -253,6 +266,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from sinks.wiring import options_from_args
 
+    _check_broker(args.broker)
     return run_worker(_settings(args), broker_url=args.broker, data_dir=args.data_dir,
                       outputs=options_from_args(args), web_port=args.web_port, calendar=args.calendar,
                       duration=args.duration, log_level=args.log_level,

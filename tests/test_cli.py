@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -11,9 +13,16 @@ import pytest
 from tests.streamkit import steady_stream
 
 
-def riskwatch(*args: str, cwd=None) -> subprocess.CompletedProcess:
+# This checkout's code first: with ``cwd`` elsewhere, ``python -m`` would import the
+# package the interpreter has installed, which may be another checkout.
+_REPO = str(Path(__file__).resolve().parents[1])
+
+
+def riskwatch(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (_REPO, env.get("PYTHONPATH"))))
     return subprocess.run([sys.executable, "-m", "riskwatch.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+                          text=True, cwd=cwd, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +99,23 @@ def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "nope").exists()  # a bad --chdb path is not created as a side effect
+
+
+def assert_one_error(r: subprocess.CompletedProcess, message: str) -> None:
+    """Exit status 2 and exactly one stderr line, ``riskwatch: error: ...`` with ``message``."""
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("riskwatch: error: "), r.stderr
+    assert message in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["worker", "--broker", "kafka://127.0.0.1:abc", "--data-dir", "wd"],
+    ["worker", "--broker", "notaurl:abc", "--data-dir", "wd"],
+    ["simulate", "--days", "0.1", "--broker", "kafka://127.0.0.1:abc"],
+])
+def test_broker_port_that_is_not_a_number_is_one_error(args, tmp_path):
+    r = riskwatch(*args, cwd=tmp_path)
+    assert_one_error(r, "--broker: ")
+    assert "port 'abc' is not a whole number from 1 to 65535" in r.stderr
+    assert not (tmp_path / "wd").exists()   # refused before the worker set up its state
