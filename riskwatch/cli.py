@@ -97,6 +97,61 @@ def _check_broker(url: str | None) -> None:
             raise ConfigError(f"--broker: {exc}") from None
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    # samefile also catches a hard link or a symlink to the same file; the resolved paths
+    # catch two spellings of a file that does not exist yet.
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _check_outputs(outputs: dict[str, str | None], inputs: dict[str, str] | None = None) -> None:
+    """Refuse output paths (``{flag: path}``) that cannot work, before any work is done.
+
+    Each of these used to be a traceback, silent data loss or a surprise: a missing
+    parent directory, a directory, an unwritable file, two outputs naming one file (the
+    last one written wins), an output naming an input (opening it for writing empties
+    the input before it is read). ``inputs`` is ``{description: path}``; ``-`` is stdin.
+    """
+    seen: dict[str, Path] = {}
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{flag}: {path} is a directory; give a file name")
+        if not p.parent.is_dir():
+            raise ConfigError(f"{flag}: directory {p.parent} does not exist")
+        for what, source in (inputs or {}).items():
+            if source == "-":
+                same = p.exists() and _is_stdin(p)
+            else:
+                same = _same_file(p, Path(source))
+            if same:
+                raise ConfigError(f"{flag} {path} is the {what}: writing it would destroy "
+                                  "the input; give another file name")
+        for other, q in seen.items():
+            if _same_file(p, q):
+                raise ConfigError(f"{other} and {flag} both name {path}; give each its own file")
+        seen[flag] = p
+        existed = p.exists()
+        try:   # open it as the run will (nothing is truncated here), and undo a new file
+            with open(p, "ab"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
+        if not existed:
+            p.unlink()
+
+
+def _is_stdin(p: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdin.fileno()), p.stat())
+    except (OSError, ValueError, AttributeError):  # no stdin, or not a real file
+        return False
+
+
 def _status(line: str) -> None:
     """A periodic status line on stderr (rewritten in place on a terminal)."""
     if sys.stderr.isatty():
@@ -113,6 +168,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.pipeline import Pipeline
     from streams.replay import replay_file
 
+    if args.events != "-" and Path(args.events).is_dir():
+        raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
     if args.events != "-" and not Path(args.events).is_file():
         raise ConfigError(f"events file not found: {args.events}")
     calendar = Calendar.load(args.calendar) if args.calendar else None
@@ -120,10 +177,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
         ("dead_letters", args.dead_letters_out),
         ("aggregates", args.aggregates_out), ("scores", args.scores_out)) if path}
-    for kind, path in paths.items():
-        parent = Path(path).parent
-        if not parent.is_dir():
-            raise ConfigError(f"--{kind.replace('_', '-')}-out: directory {parent} does not exist")
+    inputs = {"events file": args.events}
+    inputs.update({f"{flag} file": path for flag, path in (
+        ("--calendar", args.calendar), ("--feedback", args.feedback)) if path})
+    _check_outputs({f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}, inputs)
     pipeline = Pipeline(_settings(args), calendar, keep_aggregates="aggregates" in paths)
     if args.feedback:  # operators' verdicts, applied in event time (deterministic)
         from streams.feedback import load_feedback
@@ -207,6 +264,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         overrides["promotion_strain"] = 0.0
     config = SimulationConfig(**overrides)
     _check_broker(args.broker)
+    _check_outputs({"--out": args.out, "--manifest": args.manifest,
+                    "--calendar-out": args.calendar_out, "--intents-out": args.intents_out})
     if args.broker or args.out is None and args.speed:
         from riskwatch.produce import produce_simulation
         return produce_simulation(config, broker_url=args.broker, speed=args.speed,
@@ -220,8 +279,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _status(f"simulate: {done:,} lines  {fraction:6.1%} of {config.days:g} days  "
                 f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
 
-    counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
-                         intents_path=args.intents_out)
+    try:
+        counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
+                             intents_path=args.intents_out)
+    except OSError as exc:  # checked above, so a disk that filled up or went away meanwhile
+        flag = next((f for f, path in (("--out", args.out), ("--manifest", args.manifest),
+                                       ("--calendar-out", args.calendar_out),
+                                       ("--intents-out", args.intents_out))
+                     if path and exc.filename and _same_file(Path(path), Path(exc.filename))),
+                    "output")
+        raise ConfigError(f"{flag}: cannot write {exc.filename}: {exc.strerror}") from None
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     print(f"wrote {counts['lines']:,} lines to {args.out} in {time.perf_counter() - started:.1f}s: "

@@ -119,3 +119,71 @@ def test_broker_port_that_is_not_a_number_is_one_error(args, tmp_path):
     assert_one_error(r, "--broker: ")
     assert "port 'abc' is not a whole number from 1 to 65535" in r.stderr
     assert not (tmp_path / "wd").exists()   # refused before the worker set up its state
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A file path this user cannot create: in a read-only directory, or (as root, who
+    writes anywhere) in sysfs."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    for path in (ro / "e.jsonl", Path("/sys/kernel/riskwatch-e.jsonl")):
+        try:
+            open(path, "ab").close()
+        except OSError:
+            return path
+        path.unlink()
+    pytest.skip("no unwritable path on this machine")
+
+
+_SIM = ["simulate", "--days", "0.1", "--orders-per-day", "100", "--merchants", "10"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (_SIM + ["--out", "d"], "--out: d is a directory"),
+    (_SIM + ["--out", "e.jsonl", "--manifest", "d"], "--manifest: d is a directory"),
+    (_SIM + ["--out", "e.jsonl", "--intents-out", "d"], "--intents-out: d is a directory"),
+    (_SIM + ["--out", "e.jsonl", "--calendar-out", "d"], "--calendar-out: d is a directory"),
+    (_SIM + ["--out", "no/such/e.jsonl"], "--out: directory no/such does not exist"),
+    (_SIM + ["--out", "RO"], "--out: cannot write RO: Permission denied"),
+    (_SIM + ["--out", "s.jsonl", "--manifest", "s.jsonl"], "--out and --manifest both name s.jsonl"),
+    (_SIM + ["--out", "s.jsonl", "--calendar-out", "d/../s.jsonl"],
+     "--out and --calendar-out both name d/../s.jsonl"),
+])
+def test_simulate_refuses_outputs_that_cannot_work(args, message, tmp_path):
+    (tmp_path / "d").mkdir()
+    ro = str(_unwritable(tmp_path)) if "RO" in args else "RO"
+    r = riskwatch(*[a.replace("RO", ro) for a in args], cwd=tmp_path)
+    assert_one_error(r, message.replace("RO", ro))
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["d", "ro"] if "RO" in args else ["d"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["EVENTS", "--alerts-out", "EVENTS"], "--alerts-out EVENTS is the events file"),
+    (["EVENTS", "--alerts-out", "a.jsonl", "--dead-letters-out", "LINK"],
+     "--dead-letters-out LINK is the events file"),
+    (["EVENTS", "--alerts-out", "a.jsonl", "--scores-out", "./a.jsonl"],
+     "--alerts-out and --scores-out both name ./a.jsonl"),
+    (["d", "--alerts-out", "a.jsonl"], "events file d is a directory"),
+])
+def test_replay_never_writes_over_its_input(args, message, tmp_path):
+    events = tmp_path / "events.jsonl"
+    original = b'{"type":"order"}\n'
+    events.write_bytes(original)
+    (tmp_path / "link.jsonl").symlink_to(events)
+    (tmp_path / "d").mkdir()
+    subst = {"EVENTS": str(events), "LINK": "link.jsonl"}
+    r = riskwatch("replay", *[subst.get(a, a) for a in args], cwd=tmp_path)
+    assert_one_error(r, message.replace("EVENTS", str(events)).replace("LINK", "link.jsonl"))
+    assert events.read_bytes() == original
+
+
+def test_replay_from_stdin_refuses_to_write_over_it(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"type":"order"}\n')
+    with events.open("rb") as stdin:
+        r = subprocess.run([sys.executable, "-m", "riskwatch.cli", "replay", "-", "--alerts-out",
+                            str(events)], stdin=stdin, capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": _REPO}, timeout=300)
+    assert_one_error(r, "is the events file")
+    assert events.read_bytes() == b'{"type":"order"}\n'
