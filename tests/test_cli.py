@@ -187,3 +187,23 @@ def test_replay_from_stdin_refuses_to_write_over_it(tmp_path):
                            env={**os.environ, "PYTHONPATH": _REPO}, timeout=300)
     assert_one_error(r, "is the events file")
     assert events.read_bytes() == b'{"type":"order"}\n'
+
+
+def test_replay_refuses_a_gzipped_file_with_a_hint(events, tmp_path):
+    import gzip
+    packed = tmp_path / "ev.jsonl.gz"
+    packed.write_bytes(gzip.compress(events.read_bytes()[:20_000]))
+    r = riskwatch("replay", str(packed), "--alerts-out", "a.jsonl", "--quiet", cwd=tmp_path)
+    assert_one_error(r, f"events file {packed} looks gzip-compressed: decompress first, "
+                        f"e.g. `zcat {packed} | riskwatch replay - ...`")
+
+
+def test_replay_drops_a_leading_utf8_bom(events, tmp_path):
+    lines = events.read_bytes().splitlines(keepends=True)[:3]
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))   # as a Windows editor saves it
+    r = riskwatch("replay", str(bom), "--alerts-out", "a.jsonl", "--dead-letters-out", "dl.jsonl",
+                  "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "(3 events)" in r.stdout and "dead letters 0 " in r.stdout
+    assert (tmp_path / "dl.jsonl").read_bytes() == b""
