@@ -16,6 +16,7 @@ dead letters).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -45,10 +46,15 @@ def _number(cast: type, low: float | None = None, high: float | None = None, *,
             value = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value):   # float() takes 'nan' and 'inf'; no flag means them
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        # The value as the user typed it: '50', not '50.0'.
         if positive and value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if high is None and low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
         if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
         return value
     return parse
 
@@ -413,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score alerts against a simulator manifest")
     p.add_argument("--truth", required=True, help="ground-truth manifest from `riskwatch simulate`")
     p.add_argument("--alerts", required=True, help="alerts JSONL from `riskwatch replay` or a worker")
-    p.add_argument("--grace-minutes", type=float, default=60.0,
+    p.add_argument("--grace-minutes", type=_number(float, 0), default=60.0,
                    help="an alert up to this long after an incident's end still counts (default 60)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--aggregates", metavar="AGG.jsonl",

@@ -207,3 +207,43 @@ def test_replay_drops_a_leading_utf8_bom(events, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "(3 events)" in r.stdout and "dead letters 0 " in r.stdout
     assert (tmp_path / "dl.jsonl").read_bytes() == b""
+
+
+_ALERT = {"alert_id": "a1", "status": "firing", "ts": "2026-11-03T10:00:00+08:00",
+          "dimensions": {"region": "广东"}, "metric": "complaint_rate"}
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"complaint_id": "c1", "status": "open", "ts": "2026-11-03T10:00:00+08:00", "masked_text": "x"},
+     "line 2: not an alert record: it looks like an enriched complaint (replay --complaints-out)"),
+    ({"dead_letter_id": "d1", "reason": "bad_json", "offset": 6},
+     "line 2: not an alert record: it looks like a dead letter (replay --dead-letters-out)"),
+    ({"slice": "region", "bucket_start": "2026-11-03T10:00:00+08:00", "complaints": 3},
+     "line 2: not an alert record: it looks like a slice aggregate (replay --aggregates-out)"),
+    ({"merchant_id": "m1", "score": 80.0, "tier": "good", "ts": "2026-11-03T10:00:00+08:00"},
+     "line 2: not an alert record: it looks like a merchant score (replay --scores-out)"),
+    ({"type": "order", "event_id": "e1", "ts": "2026-11-03T10:00:00+08:00"},
+     "line 2: not an alert record: it looks like an input event"),
+    ({**_ALERT, "ts": "2026-11-03T10:00:00"}, "line 2: 'ts' has no UTC offset"),
+    ({"alert_id": "a2", "ts": "2026-11-03T10:00:00+08:00"}, "line 2: not an alert record: no 'status'"),
+    ([1, 2], "line 2: a JSON list, not an alert record"),
+])
+def test_evaluate_refuses_a_file_that_is_not_alerts(record, message, tmp_path):
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    # The first line is a good alert: a wrong file is refused wherever its first bad line is.
+    (tmp_path / "x.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n" + orjson.dumps(record) + b"\n")
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "x.jsonl", cwd=tmp_path)
+    assert_one_error(r, f"--alerts x.jsonl, {message}")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("-500", "argument --grace-minutes: must be >= 0, got -500"),
+    ("nan", "argument --grace-minutes: expected a number, got 'nan'"),
+])
+def test_evaluate_grace_minutes_must_be_a_number_at_least_zero(value, message, tmp_path):
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n")
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "a.jsonl", "--grace-minutes", value,
+                  cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1] == f"riskwatch evaluate: error: {message}"
