@@ -64,25 +64,48 @@ _positive_float = _number(float, positive=True)
 _share = _number(float, 0, 1)
 
 
+def _bucket_seconds(text: str) -> int:
+    value = _positive_int(text)
+    if 3600 % value:   # buckets must align with hours and days
+        raise argparse.ArgumentTypeError(f"must divide 3600 evenly (e.g. 60, 300, 900), got {text}")
+    return value
+
+
+# The checks of the flags PipelineSettings takes, done here so that the error names the
+# flag (or the environment variable) and the value as typed, not the setting's name.
+_lateness_seconds = _number(int, 0)
+_tail_hours = _number(float, 0, 168)
+_cold_lift = _number(float, 1, 10)
+_SETTINGS_ENV = (("RISKWATCH_BUCKET_SECONDS", "bucket_seconds", _bucket_seconds),
+                 ("RISKWATCH_ALLOWED_LATENESS_SECONDS", "allowed_lateness_seconds", _lateness_seconds))
+
+
 def _settings_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bucket-seconds", type=_positive_int,
+    p.add_argument("--bucket-seconds", type=_bucket_seconds,
                    help="event-time bucket size (default 300; env RISKWATCH_BUCKET_SECONDS)")
-    p.add_argument("--allowed-lateness-seconds", type=int,
+    p.add_argument("--allowed-lateness-seconds", type=_lateness_seconds,
                    help="how late an event may be before it counts as late (default 600)")
     p.add_argument("--no-promotion-learning", action="store_true",
                    help="do not learn recurring promotions' per-slice effects on complaints "
                         "(nor be cautious in an unlearned one's window; env "
                         "RISKWATCH_PROMOTION_LEARNING=off)")
-    p.add_argument("--promotion-tail-hours", type=_positive_float,
+    p.add_argument("--promotion-tail-hours", type=_tail_hours,
                    help="a promotion's effect window is its calendar window plus this tail, "
                         "in hours (default 24: complaints about its orders arrive later)")
-    p.add_argument("--promotion-cold-lift", type=float,
+    p.add_argument("--promotion-cold-lift", type=_cold_lift,
                    help="in the window of a promotion whose effect on a slice is not learned, "
                         "page only above this multiple of expected (default 1.5)")
 
 
 def _settings(args: argparse.Namespace):
     from riskwatch.settings import from_env
+    for env, name, parse in _SETTINGS_ENV:   # a flag given overrides its variable
+        raw = os.environ.get(env)
+        if raw and getattr(args, name, None) is None:
+            try:
+                parse(raw)
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"{env}={raw}: {exc}") from None
     tail = getattr(args, "promotion_tail_hours", None)
     return from_env(bucket_seconds=args.bucket_seconds,
                     allowed_lateness_seconds=args.allowed_lateness_seconds,
@@ -262,13 +285,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             overrides["start"] = dt.datetime.fromisoformat(args.start)
         except ValueError:
             raise ConfigError(f"--start: not an RFC 3339 time: {args.start!r}") from None
+        if overrides["start"].utcoffset() is None:   # local time of which zone? say so
+            raise ConfigError(f"--start {args.start}: no UTC offset; add one, "
+                              f"e.g. {args.start}+08:00")
     if args.no_promotions:
         overrides["promotions"] = False
     if args.promotion_strain is not None:
         overrides["promotion_strain"] = args.promotion_strain
     if args.no_promotion_strain:
         overrides["promotion_strain"] = 0.0
-    config = SimulationConfig(**overrides)
+    try:
+        config = SimulationConfig(**overrides)
+    except ConfigError as exc:   # it names its field ('days must be ...'): name the flag
+        name = str(exc).split(" ", 1)[0].rstrip(":")
+        if name not in overrides:
+            raise
+        raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
     _check_broker(args.broker)
     _check_outputs({"--out": args.out, "--manifest": args.manifest,
                     "--calendar-out": args.calendar_out, "--intents-out": args.intents_out})

@@ -80,7 +80,8 @@ def test_evaluate_scores_a_replay(tmp_path):
     (["replay", "missing.jsonl", "--alerts-out", "a.jsonl"], "events file not found: missing.jsonl"),
     (["replay", "EVENTS", "--alerts-out", "no/such/dir/a.jsonl"], "directory no/such/dir does not exist"),
     (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--calendar", "CAL"], "invalid calendar"),
-    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--bucket-seconds", "7"], "bucket_seconds must divide 3600"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--bucket-seconds", "7"],
+     "argument --bucket-seconds: must divide 3600 evenly (e.g. 60, 300, 900), got 7"),
     (["evaluate", "--truth", "EVENTS", "--alerts", "EVENTS"], "not valid JSON"),
     (["simulate", "--out", "x.jsonl", "--days", "1", "--label-share", "1.5"], "must be in [0, 1]"),
     (["simulate"], "give --out FILE"),
@@ -247,3 +248,23 @@ def test_evaluate_grace_minutes_must_be_a_number_at_least_zero(value, message, t
                   cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.splitlines()[-1] == f"riskwatch evaluate: error: {message}"
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--promotion-cold-lift", "50"], {},
+     "riskwatch replay: error: argument --promotion-cold-lift: must be in [1, 10], got 50"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl"], {"RISKWATCH_BUCKET_SECONDS": "-60"},
+     "riskwatch: error: RISKWATCH_BUCKET_SECONDS=-60: must be > 0, got -60"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl"], {"RISKWATCH_ALLOWED_LATENESS_SECONDS": "-5"},
+     "riskwatch: error: RISKWATCH_ALLOWED_LATENESS_SECONDS=-5: must be >= 0, got -5"),
+    (["simulate", "--out", "x.jsonl", "--start", "2026-11-02T00:00:00"], {},
+     "riskwatch: error: --start 2026-11-02T00:00:00: no UTC offset; add one, "
+     "e.g. 2026-11-02T00:00:00+08:00"),
+    (["simulate", "--out", "x.jsonl", "--incidents", "-1"], {},
+     "riskwatch: error: --incidents must be between 0 and 500 (got -1)"),
+])
+def test_errors_name_the_flag_or_variable_and_the_value_as_typed(args, env, message, events,
+                                                                  tmp_path):
+    r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines()[-1] == message
