@@ -268,3 +268,13 @@ def test_errors_name_the_flag_or_variable_and_the_value_as_typed(args, env, mess
     r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.splitlines()[-1] == message
+
+
+def test_simulate_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
+    import socket
+    with socket.socket() as s:   # a port with nothing listening (bound, then released)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = riskwatch(*_SIM, "--broker", f"kafka://127.0.0.1:{port}", cwd=tmp_path)
+    # No aiokafka log line, no "Unclosed AIOKafkaProducer" warning: only the error.
+    assert_one_error(r, f"cannot connect to broker 127.0.0.1:{port}")
