@@ -302,6 +302,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
     _check_broker(args.broker)
+    _warn_unseen_incidents(config)
     _check_outputs({"--out": args.out, "--manifest": args.manifest,
                     "--calendar-out": args.calendar_out, "--intents-out": args.intents_out})
     if args.broker or args.out is None and args.speed:
@@ -337,6 +338,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"calendar     -> {args.calendar_out}")
     del dataclasses
     return 0
+
+
+_LEARNING_SECONDS = 86400   # the detectors page only after a day of history
+
+
+def _warn_unseen_incidents(config) -> None:
+    """One warning line when requested incidents cannot be detected: dropped because the
+    run is too short to place them, or placed in the first day, which the detectors spend
+    learning. Otherwise the user only sees recall 0 from evaluate, with no reason."""
+    import datetime as dt
+
+    from riskwatch.simulator import manifest
+
+    incidents = manifest(config)["incidents"]   # cheap: the plan, no events
+    placed = {"new_shop_order_surge": 0, "intent_mix_shift": 0}
+    learning = 0
+    for inc in incidents:
+        if inc["kind"] in placed:
+            placed[inc["kind"]] += 1
+        learning += (dt.datetime.fromisoformat(inc["start"]).timestamp()
+                     < config.start_epoch + _LEARNING_SECONDS)
+    dropped = [f"{want - got} of --{flag} {want}" for flag, want, got in (
+        ("surge-incidents", config.surge_incidents, placed["new_shop_order_surge"]),
+        ("mix-incidents", config.mix_incidents, placed["intent_mix_shift"])) if got < want]
+    problems = []
+    if learning:   # the simulator keeps the first third of a run under 3 days free of them
+        problems.append(f"{learning} of {len(incidents)} incidents start in the first day, "
+                        "which the detectors spend learning: evaluate will count them as "
+                        "missed (give --days 3 or more)")
+    if dropped:
+        problems.append(f"{' and '.join(dropped)} could not be placed (too short a run, or "
+                        "too few complaints to see them: more --days or --orders-per-day)")
+    if problems:
+        print(f"riskwatch: warning: {'; '.join(problems)}", file=sys.stderr)
 
 
 # -- evaluate -----------------------------------------------------------------------------

@@ -278,3 +278,16 @@ def test_simulate_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
     r = riskwatch(*_SIM, "--broker", f"kafka://127.0.0.1:{port}", cwd=tmp_path)
     # No aiokafka log line, no "Unclosed AIOKafkaProducer" warning: only the error.
     assert_one_error(r, f"cannot connect to broker 127.0.0.1:{port}")
+
+
+def test_simulate_warns_when_requested_incidents_cannot_be_detected(tmp_path):
+    small = ["simulate", "--out", "e.jsonl", "--orders-per-day", "2000", "--merchants", "100"]
+    r = riskwatch(*small, "--days", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("riskwatch: warning: ")]
+    assert len(warnings) == 1, r.stderr
+    assert "14 of 14 incidents start in the first day, which the detectors spend learning" in warnings[0]
+    assert "2 of --mix-incidents 2 could not be placed" in warnings[0]
+    assert (tmp_path / "e.jsonl").stat().st_size > 0
+    r = riskwatch(*small, "--days", "3", "--incidents", "2", "--mix-incidents", "0", cwd=tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
