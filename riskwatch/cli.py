@@ -302,9 +302,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
     _check_broker(args.broker)
-    _warn_unseen_incidents(config)
     _check_outputs({"--out": args.out, "--manifest": args.manifest,
                     "--calendar-out": args.calendar_out, "--intents-out": args.intents_out})
+    _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
     if args.broker or args.out is None and args.speed:
         from riskwatch.produce import produce_simulation
         return produce_simulation(config, broker_url=args.broker, speed=args.speed,

@@ -137,7 +137,7 @@ def _unwritable(tmp_path: Path) -> Path:
     pytest.skip("no unwritable path on this machine")
 
 
-_SIM = ["simulate", "--days", "0.1", "--orders-per-day", "100", "--merchants", "10"]
+_SIM = ["simulate", "--days", "0.2", "--orders-per-day", "100", "--merchants", "10"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -275,7 +275,8 @@ def test_simulate_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
     with socket.socket() as s:   # a port with nothing listening (bound, then released)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = riskwatch(*_SIM, "--broker", f"kafka://127.0.0.1:{port}", cwd=tmp_path)
+    r = riskwatch(*_SIM, "--incidents", "0", "--surge-incidents", "0", "--mix-incidents", "0",
+                  "--broker", f"kafka://127.0.0.1:{port}", cwd=tmp_path)
     # No aiokafka log line, no "Unclosed AIOKafkaProducer" warning: only the error.
     assert_one_error(r, f"cannot connect to broker 127.0.0.1:{port}")
 
