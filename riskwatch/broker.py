@@ -75,6 +75,14 @@ def bootstrap_from_url(url: str) -> str:
     Traceback (most recent call last):
     ...
     riskwatch.errors.BrokerError: 'http://localhost:9092' is not a Kafka broker address (expected kafka://HOST:PORT)
+    >>> bootstrap_from_url("kafka://127.0.0.1:abc")
+    Traceback (most recent call last):
+    ...
+    riskwatch.errors.BrokerError: 'kafka://127.0.0.1:abc': port 'abc' is not a whole number from 1 to 65535 (expected kafka://HOST:PORT)
+    >>> bootstrap_from_url("kafka://:9092")
+    Traceback (most recent call last):
+    ...
+    riskwatch.errors.BrokerError: 'kafka://:9092': no host before the port (expected kafka://HOST:PORT)
     """
     hosts = []
     for part in url.replace(",", ";").split(";"):
@@ -85,10 +93,29 @@ def bootstrap_from_url(url: str) -> str:
                 raise BrokerError(f"{url!r} is not a Kafka broker address (expected kafka://HOST:PORT)")
         part = part.rstrip("/")
         if part:
+            _check_host_port(url, part)
             hosts.append(part)
     if not hosts:
         raise BrokerError(f"no broker address in {url!r} (expected kafka://HOST:PORT)")
     return ",".join(hosts)
+
+
+def _check_host_port(url: str, part: str) -> None:
+    """Refuse a bad ``HOST[:PORT]`` here: aiokafka and faust would fail later with a bare
+    ``ValueError: invalid literal for int()`` traceback, after the worker set up its state."""
+    host, sep, port = part.rpartition(":")
+    if not sep or host.endswith(":") and not host.startswith("["):
+        host, port = part, ""          # no port (aiokafka's default 9092) or a bare IPv6 address
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]              # [::1]:9092
+    if not host or any(c.isspace() or c in "/?#@" for c in host):
+        what = "no host before the port" if not host else f"{host!r} is not a host name"
+        raise BrokerError(f"{url!r}: {what} (expected kafka://HOST:PORT)")
+    if sep and port == "" and part.endswith(":"):
+        raise BrokerError(f"{url!r}: no port after the colon (expected kafka://HOST:PORT)")
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise BrokerError(f"{url!r}: port {port!r} is not a whole number from 1 to 65535 "
+                          "(expected kafka://HOST:PORT)")
 
 
 def _free_port(host: str) -> int:

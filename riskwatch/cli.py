@@ -16,6 +16,7 @@ dead letters).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -45,10 +46,15 @@ def _number(cast: type, low: float | None = None, high: float | None = None, *,
             value = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value):   # float() takes 'nan' and 'inf'; no flag means them
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        # The value as the user typed it: '50', not '50.0'.
         if positive and value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if high is None and low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
         if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
         return value
     return parse
 
@@ -58,31 +64,121 @@ _positive_float = _number(float, positive=True)
 _share = _number(float, 0, 1)
 
 
+def _bucket_seconds(text: str) -> int:
+    value = _positive_int(text)
+    if 3600 % value:   # buckets must align with hours and days
+        raise argparse.ArgumentTypeError(f"must divide 3600 evenly (e.g. 60, 300, 900), got {text}")
+    return value
+
+
+# The checks of the flags PipelineSettings takes, done here so that the error names the
+# flag (or the environment variable) and the value as typed, not the setting's name.
+_lateness_seconds = _number(int, 0)
+_tail_hours = _number(float, 0, 168)
+_cold_lift = _number(float, 1, 10)
+_SETTINGS_ENV = (("RISKWATCH_BUCKET_SECONDS", "bucket_seconds", _bucket_seconds),
+                 ("RISKWATCH_ALLOWED_LATENESS_SECONDS", "allowed_lateness_seconds", _lateness_seconds))
+
+
 def _settings_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bucket-seconds", type=_positive_int,
+    p.add_argument("--bucket-seconds", type=_bucket_seconds,
                    help="event-time bucket size (default 300; env RISKWATCH_BUCKET_SECONDS)")
-    p.add_argument("--allowed-lateness-seconds", type=int,
+    p.add_argument("--allowed-lateness-seconds", type=_lateness_seconds,
                    help="how late an event may be before it counts as late (default 600)")
     p.add_argument("--no-promotion-learning", action="store_true",
                    help="do not learn recurring promotions' per-slice effects on complaints "
                         "(nor be cautious in an unlearned one's window; env "
                         "RISKWATCH_PROMOTION_LEARNING=off)")
-    p.add_argument("--promotion-tail-hours", type=_positive_float,
+    p.add_argument("--promotion-tail-hours", type=_tail_hours,
                    help="a promotion's effect window is its calendar window plus this tail, "
                         "in hours (default 24: complaints about its orders arrive later)")
-    p.add_argument("--promotion-cold-lift", type=float,
+    p.add_argument("--promotion-cold-lift", type=_cold_lift,
                    help="in the window of a promotion whose effect on a slice is not learned, "
                         "page only above this multiple of expected (default 1.5)")
 
 
 def _settings(args: argparse.Namespace):
     from riskwatch.settings import from_env
+    for env, name, parse in _SETTINGS_ENV:   # a flag given overrides its variable
+        raw = os.environ.get(env)
+        if raw and getattr(args, name, None) is None:
+            try:
+                parse(raw)
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"{env}={raw}: {exc}") from None
     tail = getattr(args, "promotion_tail_hours", None)
     return from_env(bucket_seconds=args.bucket_seconds,
                     allowed_lateness_seconds=args.allowed_lateness_seconds,
                     promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
                     promotion_tail_seconds=None if tail is None else int(tail * 3600),
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
+
+
+def _check_broker(url: str | None) -> None:
+    """Refuse a bad ``--broker`` before anything starts: the Kafka clients would fail late,
+    with a bare ``ValueError`` traceback (a port that is not a number)."""
+    if url:
+        from riskwatch.broker import bootstrap_from_url
+        from riskwatch.errors import BrokerError
+        try:
+            bootstrap_from_url(url)
+        except BrokerError as exc:
+            raise ConfigError(f"--broker: {exc}") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    # samefile also catches a hard link or a symlink to the same file; the resolved paths
+    # catch two spellings of a file that does not exist yet.
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _check_outputs(outputs: dict[str, str | None], inputs: dict[str, str] | None = None) -> None:
+    """Refuse output paths (``{flag: path}``) that cannot work, before any work is done.
+
+    Each of these used to be a traceback, silent data loss or a surprise: a missing
+    parent directory, a directory, an unwritable file, two outputs naming one file (the
+    last one written wins), an output naming an input (opening it for writing empties
+    the input before it is read). ``inputs`` is ``{description: path}``; ``-`` is stdin.
+    """
+    seen: dict[str, Path] = {}
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{flag}: {path} is a directory; give a file name")
+        if not p.parent.is_dir():
+            raise ConfigError(f"{flag}: directory {p.parent} does not exist")
+        for what, source in (inputs or {}).items():
+            if source == "-":
+                same = p.exists() and _is_stdin(p)
+            else:
+                same = _same_file(p, Path(source))
+            if same:
+                raise ConfigError(f"{flag} {path} is the {what}: writing it would destroy "
+                                  "the input; give another file name")
+        for other, q in seen.items():
+            if _same_file(p, q):
+                raise ConfigError(f"{other} and {flag} both name {path}; give each its own file")
+        seen[flag] = p
+        existed = p.exists()
+        try:   # open it as the run will (nothing is truncated here), and undo a new file
+            with open(p, "ab"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
+        if not existed:
+            p.unlink()
+
+
+def _is_stdin(p: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdin.fileno()), p.stat())
+    except (OSError, ValueError, AttributeError):  # no stdin, or not a real file
+        return False
 
 
 def _status(line: str) -> None:
@@ -101,6 +197,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.pipeline import Pipeline
     from streams.replay import replay_file
 
+    if args.events != "-" and Path(args.events).is_dir():
+        raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
     if args.events != "-" and not Path(args.events).is_file():
         raise ConfigError(f"events file not found: {args.events}")
     calendar = Calendar.load(args.calendar) if args.calendar else None
@@ -108,10 +206,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
         ("dead_letters", args.dead_letters_out),
         ("aggregates", args.aggregates_out), ("scores", args.scores_out)) if path}
-    for kind, path in paths.items():
-        parent = Path(path).parent
-        if not parent.is_dir():
-            raise ConfigError(f"--{kind.replace('_', '-')}-out: directory {parent} does not exist")
+    inputs = {"events file": args.events}
+    inputs.update({f"{flag} file": path for flag, path in (
+        ("--calendar", args.calendar), ("--feedback", args.feedback)) if path})
+    _check_outputs({f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}, inputs)
     from sinks.wiring import build_sinks, options_from_args
     options = options_from_args(args)
     # A ClickHouse store gets every table, as from the worker: the aggregates the
@@ -192,13 +290,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             overrides["start"] = dt.datetime.fromisoformat(args.start)
         except ValueError:
             raise ConfigError(f"--start: not an RFC 3339 time: {args.start!r}") from None
+        if overrides["start"].utcoffset() is None:   # local time of which zone? say so
+            raise ConfigError(f"--start {args.start}: no UTC offset; add one, "
+                              f"e.g. {args.start}+08:00")
     if args.no_promotions:
         overrides["promotions"] = False
     if args.promotion_strain is not None:
         overrides["promotion_strain"] = args.promotion_strain
     if args.no_promotion_strain:
         overrides["promotion_strain"] = 0.0
-    config = SimulationConfig(**overrides)
+    try:
+        config = SimulationConfig(**overrides)
+    except ConfigError as exc:   # it names its field ('days must be ...'): name the flag
+        name = str(exc).split(" ", 1)[0].rstrip(":")
+        if name not in overrides:
+            raise
+        raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
+    _check_broker(args.broker)
+    _check_outputs({"--out": args.out, "--manifest": args.manifest,
+                    "--calendar-out": args.calendar_out, "--intents-out": args.intents_out})
+    _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
     if args.broker or args.out is None and args.speed:
         from riskwatch.produce import produce_simulation
         return produce_simulation(config, broker_url=args.broker, speed=args.speed,
@@ -212,8 +323,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _status(f"simulate: {done:,} lines  {fraction:6.1%} of {config.days:g} days  "
                 f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
 
-    counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
-                         intents_path=args.intents_out)
+    try:
+        counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
+                             intents_path=args.intents_out)
+    except OSError as exc:  # checked above, so a disk that filled up or went away meanwhile
+        flag = next((f for f, path in (("--out", args.out), ("--manifest", args.manifest),
+                                       ("--calendar-out", args.calendar_out),
+                                       ("--intents-out", args.intents_out))
+                     if path and exc.filename and _same_file(Path(path), Path(exc.filename))),
+                    "output")
+        raise ConfigError(f"{flag}: cannot write {exc.filename}: {exc.strerror}") from None
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     print(f"wrote {counts['lines']:,} lines to {args.out} in {time.perf_counter() - started:.1f}s: "
@@ -224,6 +343,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"calendar     -> {args.calendar_out}")
     del dataclasses
     return 0
+
+
+_LEARNING_SECONDS = 86400   # the detectors page only after a day of history
+
+
+def _warn_unseen_incidents(config) -> None:
+    """One warning line when requested incidents cannot be detected: dropped because the
+    run is too short to place them, or placed in the first day, which the detectors spend
+    learning. Otherwise the user only sees recall 0 from evaluate, with no reason."""
+    import datetime as dt
+
+    from riskwatch.simulator import manifest
+
+    incidents = manifest(config)["incidents"]   # cheap: the plan, no events
+    placed = {"new_shop_order_surge": 0, "intent_mix_shift": 0}
+    learning = 0
+    for inc in incidents:
+        if inc["kind"] in placed:
+            placed[inc["kind"]] += 1
+        learning += (dt.datetime.fromisoformat(inc["start"]).timestamp()
+                     < config.start_epoch + _LEARNING_SECONDS)
+    dropped = [f"{want - got} of --{flag} {want}" for flag, want, got in (
+        ("surge-incidents", config.surge_incidents, placed["new_shop_order_surge"]),
+        ("mix-incidents", config.mix_incidents, placed["intent_mix_shift"])) if got < want]
+    problems = []
+    if learning:   # the simulator keeps the first third of a run under 3 days free of them
+        problems.append(f"{learning} of {len(incidents)} incidents start in the first day, "
+                        "which the detectors spend learning: evaluate will count them as "
+                        "missed (give --days 3 or more)")
+    if dropped:
+        problems.append(f"{' and '.join(dropped)} could not be placed (too short a run, or "
+                        "too few complaints to see them: more --days or --orders-per-day)")
+    if problems:
+        print(f"riskwatch: warning: {'; '.join(problems)}", file=sys.stderr)
 
 
 # -- evaluate -----------------------------------------------------------------------------
@@ -258,6 +411,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from sinks.wiring import options_from_args
 
+    _check_broker(args.broker)
     return run_worker(_settings(args), broker_url=args.broker, data_dir=args.data_dir,
                       outputs=options_from_args(args), web_port=args.web_port, calendar=args.calendar,
                       duration=args.duration, log_level=args.log_level,
@@ -337,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score alerts against a simulator manifest")
     p.add_argument("--truth", required=True, help="ground-truth manifest from `riskwatch simulate`")
     p.add_argument("--alerts", required=True, help="alerts JSONL from `riskwatch replay` or a worker")
-    p.add_argument("--grace-minutes", type=float, default=60.0,
+    p.add_argument("--grace-minutes", type=_number(float, 0), default=60.0,
                    help="an alert up to this long after an incident's end still counts (default 60)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--aggregates", metavar="AGG.jsonl",

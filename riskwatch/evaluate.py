@@ -64,7 +64,46 @@ def load_manifest(path: str | Path) -> dict:
     return data
 
 
+# What a record that is not an alert probably is: riskwatch's other outputs and inputs,
+# told apart by a field only they have (checked in this order).
+_LOOKS_LIKE = (
+    ("type", "an input event (riskwatch replay reads these)"),
+    ("dead_letter_id", "a dead letter (replay --dead-letters-out)"),
+    ("complaint_id", "an enriched complaint (replay --complaints-out)"),
+    ("slice", "a slice aggregate (replay --aggregates-out)"),
+    ("tier", "a merchant score (replay --scores-out)"),
+)
+
+
+def _alert_problem(record: object) -> str | None:
+    """Why ``record`` is not an alert record evaluate can use (``None``: it is one)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an alert record"
+    if "alert_id" not in record:
+        for field, what in _LOOKS_LIKE:
+            if field in record:
+                return f"not an alert record: it looks like {what}"
+    for field in ("alert_id", "status", "ts"):
+        if not isinstance(record.get(field), str) or not record[field]:
+            return f"not an alert record: no {field!r}"
+    try:
+        when = dt.datetime.fromisoformat(record["ts"])
+    except ValueError:
+        return f"'ts' is not an RFC 3339 time: {record['ts']!r}"
+    if when.tzinfo is None:
+        return f"'ts' has no UTC offset: {record['ts']!r}"
+    if not isinstance(record.get("dimensions", {}), dict):
+        return "'dimensions' is not an object"
+    return None
+
+
 def load_alerts(path: str | Path) -> list[dict]:
+    """The alert records of a JSONL file (``riskwatch replay --alerts-out``).
+
+    Raises :class:`InputError` naming the file and line of the first line that is not
+    an alert record: another riskwatch file passed by mistake would otherwise crash
+    the scoring (``KeyError``) or, for events, be scored as if it held no alerts.
+    """
     alerts = []
     try:
         with Path(path).open("rb") as handle:
@@ -72,9 +111,14 @@ def load_alerts(path: str | Path) -> list[dict]:
                 if not line.strip():
                     continue
                 try:
-                    alerts.append(orjson.loads(line))
+                    record = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    raise InputError(f"{path}:{n}: not a JSON alert line") from None
+                    raise InputError(f"--alerts {path}, line {n}: not a JSON alert line") from None
+                problem = _alert_problem(record)
+                if problem:
+                    raise InputError(f"--alerts {path}, line {n}: {problem}; give the alerts "
+                                     "file of `riskwatch replay --alerts-out`")
+                alerts.append(record)
     except OSError as exc:
         raise InputError(f"cannot read alerts {path}: {exc.strerror}") from None
     return alerts

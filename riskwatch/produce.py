@@ -9,6 +9,8 @@ order id (complaint id for complaint updates) so one order's events share a part
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -55,10 +57,20 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
     # No idempotence: the embedded broker (Tansu) rejects InitProducerId from aiokafka.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all",
                                 max_batch_size=256 * 1024)
+    # While connecting, aiokafka logs each failed attempt (no handler configured: Python
+    # prints it to stderr) and a failed start() leaves the producer open ("Unclosed
+    # AIOKafkaProducer" at exit). The BrokerError says it all: one line for the user.
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)
     try:
         await producer.start()
-    except KafkaError as exc:
+    except (KafkaError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await producer.stop()
         raise BrokerError(f"cannot connect to broker {bootstrap}: {exc}") from None
+    finally:
+        aiokafka_log.setLevel(level)
     sent = 0
     wall0 = time.monotonic()
     sim0: float | None = None

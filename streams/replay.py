@@ -93,17 +93,41 @@ def _replay_lines(pipeline: Pipeline, lines: Iterable[bytes], *, source: str,
     return result
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+
+
+def _readable_lines(handle, name: str) -> Iterable[bytes]:
+    """The lines of ``handle``, refusing a gzip file and without a leading UTF-8 BOM.
+
+    A gzip file would otherwise run to the end as "0 events" and hundreds of dead
+    letters; a BOM (Windows editors write one) would make line 1 a dead letter.
+    """
+    first = handle.readline()
+    if first.startswith(_GZIP_MAGIC):
+        what, shown = ("the events on stdin look", "FILE") if name == "-" else (
+            f"events file {name} looks", name)
+        raise InputError(f"{what} gzip-compressed: decompress first, e.g. "
+                         f"`zcat {shown} | riskwatch replay - ...`")
+    if first.startswith(_BOM):
+        first = first[len(_BOM):]
+    return itertools.chain((first,) if first else (), handle)
+
+
 def replay_file(pipeline: Pipeline, path: str | Path, *, on_output: Callable[[Outputs], None],
                 progress: Callable[[int, float], None] | None = None) -> ReplayResult:
-    """Replay a JSONL file (``-`` for standard input)."""
+    """Replay a JSONL file (``-`` for standard input).
+
+    Raises :class:`InputError` for a gzip-compressed input; a leading UTF-8 BOM is dropped.
+    """
     if str(path) == "-":
-        return replay_lines(pipeline, sys.stdin.buffer, source="stdin", on_output=on_output,
-                            progress=progress)
+        return replay_lines(pipeline, _readable_lines(sys.stdin.buffer, "-"), source="stdin",
+                            on_output=on_output, progress=progress)
     p = Path(path)
     try:
         handle = p.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read events file {p}: {exc.strerror}") from None
     with handle:
-        return replay_lines(pipeline, handle, source=f"file:{p.name}", on_output=on_output,
-                            progress=progress)
+        return replay_lines(pipeline, _readable_lines(handle, str(p)), source=f"file:{p.name}",
+                            on_output=on_output, progress=progress)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -11,9 +13,16 @@ import pytest
 from tests.streamkit import steady_stream
 
 
-def riskwatch(*args: str, cwd=None) -> subprocess.CompletedProcess:
+# This checkout's code first: with ``cwd`` elsewhere, ``python -m`` would import the
+# package the interpreter has installed, which may be another checkout.
+_REPO = str(Path(__file__).resolve().parents[1])
+
+
+def riskwatch(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (_REPO, env.get("PYTHONPATH"))))
     return subprocess.run([sys.executable, "-m", "riskwatch.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+                          text=True, cwd=cwd, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +80,8 @@ def test_evaluate_scores_a_replay(tmp_path):
     (["replay", "missing.jsonl", "--alerts-out", "a.jsonl"], "events file not found: missing.jsonl"),
     (["replay", "EVENTS", "--alerts-out", "no/such/dir/a.jsonl"], "directory no/such/dir does not exist"),
     (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--calendar", "CAL"], "invalid calendar"),
-    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--bucket-seconds", "7"], "bucket_seconds must divide 3600"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--bucket-seconds", "7"],
+     "argument --bucket-seconds: must divide 3600 evenly (e.g. 60, 300, 900), got 7"),
     (["evaluate", "--truth", "EVENTS", "--alerts", "EVENTS"], "not valid JSON"),
     (["simulate", "--out", "x.jsonl", "--days", "1", "--label-share", "1.5"], "must be in [0, 1]"),
     (["simulate"], "give --out FILE"),
@@ -90,3 +100,195 @@ def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "nope").exists()  # a bad --chdb path is not created as a side effect
+
+
+def assert_one_error(r: subprocess.CompletedProcess, message: str) -> None:
+    """Exit status 2 and exactly one stderr line, ``riskwatch: error: ...`` with ``message``."""
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("riskwatch: error: "), r.stderr
+    assert message in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["worker", "--broker", "kafka://127.0.0.1:abc", "--data-dir", "wd"],
+    ["worker", "--broker", "notaurl:abc", "--data-dir", "wd"],
+    ["simulate", "--days", "0.1", "--broker", "kafka://127.0.0.1:abc"],
+])
+def test_broker_port_that_is_not_a_number_is_one_error(args, tmp_path):
+    r = riskwatch(*args, cwd=tmp_path)
+    assert_one_error(r, "--broker: ")
+    assert "port 'abc' is not a whole number from 1 to 65535" in r.stderr
+    assert not (tmp_path / "wd").exists()   # refused before the worker set up its state
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A file path this user cannot create: in a read-only directory, or (as root, who
+    writes anywhere) in sysfs."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    for path in (ro / "e.jsonl", Path("/sys/kernel/riskwatch-e.jsonl")):
+        try:
+            open(path, "ab").close()
+        except OSError:
+            return path
+        path.unlink()
+    pytest.skip("no unwritable path on this machine")
+
+
+_SIM = ["simulate", "--days", "0.2", "--orders-per-day", "100", "--merchants", "10"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (_SIM + ["--out", "d"], "--out: d is a directory"),
+    (_SIM + ["--out", "e.jsonl", "--manifest", "d"], "--manifest: d is a directory"),
+    (_SIM + ["--out", "e.jsonl", "--intents-out", "d"], "--intents-out: d is a directory"),
+    (_SIM + ["--out", "e.jsonl", "--calendar-out", "d"], "--calendar-out: d is a directory"),
+    (_SIM + ["--out", "no/such/e.jsonl"], "--out: directory no/such does not exist"),
+    (_SIM + ["--out", "RO"], "--out: cannot write RO: Permission denied"),
+    (_SIM + ["--out", "s.jsonl", "--manifest", "s.jsonl"], "--out and --manifest both name s.jsonl"),
+    (_SIM + ["--out", "s.jsonl", "--calendar-out", "d/../s.jsonl"],
+     "--out and --calendar-out both name d/../s.jsonl"),
+])
+def test_simulate_refuses_outputs_that_cannot_work(args, message, tmp_path):
+    (tmp_path / "d").mkdir()
+    ro = str(_unwritable(tmp_path)) if "RO" in args else "RO"
+    r = riskwatch(*[a.replace("RO", ro) for a in args], cwd=tmp_path)
+    assert_one_error(r, message.replace("RO", ro))
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["d", "ro"] if "RO" in args else ["d"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["EVENTS", "--alerts-out", "EVENTS"], "--alerts-out EVENTS is the events file"),
+    (["EVENTS", "--alerts-out", "a.jsonl", "--dead-letters-out", "LINK"],
+     "--dead-letters-out LINK is the events file"),
+    (["EVENTS", "--alerts-out", "a.jsonl", "--scores-out", "./a.jsonl"],
+     "--alerts-out and --scores-out both name ./a.jsonl"),
+    (["d", "--alerts-out", "a.jsonl"], "events file d is a directory"),
+])
+def test_replay_never_writes_over_its_input(args, message, tmp_path):
+    events = tmp_path / "events.jsonl"
+    original = b'{"type":"order"}\n'
+    events.write_bytes(original)
+    (tmp_path / "link.jsonl").symlink_to(events)
+    (tmp_path / "d").mkdir()
+    subst = {"EVENTS": str(events), "LINK": "link.jsonl"}
+    r = riskwatch("replay", *[subst.get(a, a) for a in args], cwd=tmp_path)
+    assert_one_error(r, message.replace("EVENTS", str(events)).replace("LINK", "link.jsonl"))
+    assert events.read_bytes() == original
+
+
+def test_replay_from_stdin_refuses_to_write_over_it(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"type":"order"}\n')
+    with events.open("rb") as stdin:
+        r = subprocess.run([sys.executable, "-m", "riskwatch.cli", "replay", "-", "--alerts-out",
+                            str(events)], stdin=stdin, capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": _REPO}, timeout=300)
+    assert_one_error(r, "is the events file")
+    assert events.read_bytes() == b'{"type":"order"}\n'
+
+
+def test_replay_refuses_a_gzipped_file_with_a_hint(events, tmp_path):
+    import gzip
+    packed = tmp_path / "ev.jsonl.gz"
+    packed.write_bytes(gzip.compress(events.read_bytes()[:20_000]))
+    r = riskwatch("replay", str(packed), "--alerts-out", "a.jsonl", "--quiet", cwd=tmp_path)
+    assert_one_error(r, f"events file {packed} looks gzip-compressed: decompress first, "
+                        f"e.g. `zcat {packed} | riskwatch replay - ...`")
+
+
+def test_replay_drops_a_leading_utf8_bom(events, tmp_path):
+    lines = events.read_bytes().splitlines(keepends=True)[:3]
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))   # as a Windows editor saves it
+    r = riskwatch("replay", str(bom), "--alerts-out", "a.jsonl", "--dead-letters-out", "dl.jsonl",
+                  "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "(3 events)" in r.stdout and "dead letters 0 " in r.stdout
+    assert (tmp_path / "dl.jsonl").read_bytes() == b""
+
+
+_ALERT = {"alert_id": "a1", "status": "firing", "ts": "2026-11-03T10:00:00+08:00",
+          "dimensions": {"region": "广东"}, "metric": "complaint_rate"}
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"complaint_id": "c1", "status": "open", "ts": "2026-11-03T10:00:00+08:00", "masked_text": "x"},
+     "line 2: not an alert record: it looks like an enriched complaint (replay --complaints-out)"),
+    ({"dead_letter_id": "d1", "reason": "bad_json", "offset": 6},
+     "line 2: not an alert record: it looks like a dead letter (replay --dead-letters-out)"),
+    ({"slice": "region", "bucket_start": "2026-11-03T10:00:00+08:00", "complaints": 3},
+     "line 2: not an alert record: it looks like a slice aggregate (replay --aggregates-out)"),
+    ({"merchant_id": "m1", "score": 80.0, "tier": "good", "ts": "2026-11-03T10:00:00+08:00"},
+     "line 2: not an alert record: it looks like a merchant score (replay --scores-out)"),
+    ({"type": "order", "event_id": "e1", "ts": "2026-11-03T10:00:00+08:00"},
+     "line 2: not an alert record: it looks like an input event"),
+    ({**_ALERT, "ts": "2026-11-03T10:00:00"}, "line 2: 'ts' has no UTC offset"),
+    ({"alert_id": "a2", "ts": "2026-11-03T10:00:00+08:00"}, "line 2: not an alert record: no 'status'"),
+    ([1, 2], "line 2: a JSON list, not an alert record"),
+])
+def test_evaluate_refuses_a_file_that_is_not_alerts(record, message, tmp_path):
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    # The first line is a good alert: a wrong file is refused wherever its first bad line is.
+    (tmp_path / "x.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n" + orjson.dumps(record) + b"\n")
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "x.jsonl", cwd=tmp_path)
+    assert_one_error(r, f"--alerts x.jsonl, {message}")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("-500", "argument --grace-minutes: must be >= 0, got -500"),
+    ("nan", "argument --grace-minutes: expected a number, got 'nan'"),
+])
+def test_evaluate_grace_minutes_must_be_a_number_at_least_zero(value, message, tmp_path):
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n")
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "a.jsonl", "--grace-minutes", value,
+                  cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1] == f"riskwatch evaluate: error: {message}"
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--promotion-cold-lift", "50"], {},
+     "riskwatch replay: error: argument --promotion-cold-lift: must be in [1, 10], got 50"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl"], {"RISKWATCH_BUCKET_SECONDS": "-60"},
+     "riskwatch: error: RISKWATCH_BUCKET_SECONDS=-60: must be > 0, got -60"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl"], {"RISKWATCH_ALLOWED_LATENESS_SECONDS": "-5"},
+     "riskwatch: error: RISKWATCH_ALLOWED_LATENESS_SECONDS=-5: must be >= 0, got -5"),
+    (["simulate", "--out", "x.jsonl", "--start", "2026-11-02T00:00:00"], {},
+     "riskwatch: error: --start 2026-11-02T00:00:00: no UTC offset; add one, "
+     "e.g. 2026-11-02T00:00:00+08:00"),
+    (["simulate", "--out", "x.jsonl", "--incidents", "-1"], {},
+     "riskwatch: error: --incidents must be between 0 and 500 (got -1)"),
+])
+def test_errors_name_the_flag_or_variable_and_the_value_as_typed(args, env, message, events,
+                                                                  tmp_path):
+    r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines()[-1] == message
+
+
+def test_simulate_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
+    import socket
+    with socket.socket() as s:   # a port with nothing listening (bound, then released)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = riskwatch(*_SIM, "--incidents", "0", "--surge-incidents", "0", "--mix-incidents", "0",
+                  "--broker", f"kafka://127.0.0.1:{port}", cwd=tmp_path)
+    # No aiokafka log line, no "Unclosed AIOKafkaProducer" warning: only the error.
+    assert_one_error(r, f"cannot connect to broker 127.0.0.1:{port}")
+
+
+def test_simulate_warns_when_requested_incidents_cannot_be_detected(tmp_path):
+    small = ["simulate", "--out", "e.jsonl", "--orders-per-day", "2000", "--merchants", "100"]
+    r = riskwatch(*small, "--days", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("riskwatch: warning: ")]
+    assert len(warnings) == 1, r.stderr
+    assert "14 of 14 incidents start in the first day, which the detectors spend learning" in warnings[0]
+    assert "2 of --mix-incidents 2 could not be placed" in warnings[0]
+    assert (tmp_path / "e.jsonl").stat().st_size > 0
+    r = riskwatch(*small, "--days", "3", "--incidents", "2", "--mix-incidents", "0", cwd=tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
