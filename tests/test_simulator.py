@@ -132,6 +132,17 @@ def test_too_many_incidents_for_a_short_run_is_a_config_error():
         manifest(SimulationConfig(days=1 / 24, incidents=60))
 
 
+def test_a_tiny_run_plans_its_surges_without_crashing(tmp_path):
+    # 2.4 hours of 100 orders a day: every shop that could surge opens too late.
+    # plan_surges drew a start time from an empty range (numpy: low >= high).
+    counts = write_files(SimulationConfig(days=0.1, orders_per_day=100, merchants=10),
+                         tmp_path / "e.jsonl", tmp_path / "m.json")
+    assert counts["orders"] > 0
+    surges = [i for i in orjson.loads((tmp_path / "m.json").read_bytes())["incidents"]
+              if i["kind"] == "order_surge"]
+    assert all(i["start"] < i["end"] for i in surges)
+
+
 # ----------------------------------------------------------------------------- contract
 def test_every_line_decodes_except_the_malformed_ones(run, written):
     _, counts, _ = written

@@ -94,6 +94,8 @@ def plan_surges(config: SimulationConfig, world: World, intensity: np.ndarray,
             opened = int(world.open_at[shop])
             first = max(lo, opened + 3600)
             last = min(hi - duration, max(first, opened + 2 * 86400))
+            if last < first:   # a short run: this shop opens too late to surge in it
+                continue
             t0 = int(rng.integers(first, last + 1))
             t0 = -(-t0 // _STEP) * _STEP
             if t0 + duration > hi:
