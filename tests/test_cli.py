@@ -68,6 +68,20 @@ def test_evaluate_scores_a_replay(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
+    # was an IsADirectoryError traceback after every query had run
+    (["report", "--chdb", ".", "--out", "."], "--out .: is a directory; give the HTML file to write"),
+])
+def test_storage_commands_refuse_bad_paths_in_one_line(args, message, events, tmp_path):
+    """report, db, merchant-api, feedback: a bad path is one `riskwatch: error:` line, exit 2."""
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    args = [a.replace("EVENTS", str(events)) for a in args]
+    r = riskwatch(*args, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.startswith("riskwatch: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
     (["replay", "missing.jsonl", "--alerts-out", "a.jsonl"], "events file not found: missing.jsonl"),
     (["replay", "EVENTS", "--alerts-out", "no/such/dir/a.jsonl"], "directory no/such/dir does not exist"),
     (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--calendar", "CAL"], "invalid calendar"),
