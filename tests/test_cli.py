@@ -70,6 +70,13 @@ def test_evaluate_scores_a_replay(tmp_path):
 @pytest.mark.parametrize("args, message", [
     # was an IsADirectoryError traceback after every query had run
     (["report", "--chdb", ".", "--out", "."], "--out .: is a directory; give the HTML file to write"),
+    # a file as --chdb: ~37 lines of chDB C++ stack and a hint blaming another process
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--chdb", "file.jsonl"],
+     "--chdb: file.jsonl is a file, not a chDB data directory"),
+    (["db", "migrate", "--chdb", "file.jsonl"], "--chdb: file.jsonl is a file, not a chDB data directory"),
+    # report and dashboards check said "no such directory" of an existing file
+    (["report", "--chdb", "file.jsonl", "--out", "x.html"], "--chdb: file.jsonl is a file, not a chDB"),
+    (["dashboards", "check", "--chdb", "file.jsonl"], "--chdb: file.jsonl is a file, not a chDB"),
 ])
 def test_storage_commands_refuse_bad_paths_in_one_line(args, message, events, tmp_path):
     """report, db, merchant-api, feedback: a bad path is one `riskwatch: error:` line, exit 2."""

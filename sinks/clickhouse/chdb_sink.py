@@ -132,6 +132,10 @@ def _acquire(path: str | os.PathLike[str]) -> _Shared:
                     f"chDB is already open at {other!r} in this process and one process can "
                     f"hold only one chDB path, so {key!r} cannot be opened; use the same path "
                     "(with another database name) or close every sink on the other path first")
+            if key != ":memory:" and os.path.exists(key) and not os.path.isdir(key):
+                # Checked before chDB sees it: chDB answers a file with a page of C++ stack
+                # ending in BAD_ARGUMENTS, and the hint below would blame another process.
+                raise ConfigError(f"--chdb: {os.fspath(path)} is a file, not a chDB data directory")
             try:
                 from chdb.session import Session
             except ImportError as exc:  # pragma: no cover - chdb is a hard dependency
@@ -158,6 +162,8 @@ def acquire_session(path: str | os.PathLike[str]) -> Any:
     ------
     SinkError
         Another path is open in this process, or ``path`` is held by another process.
+    ConfigError
+        ``path`` is a file.
     """
     return _acquire(path).session
 
