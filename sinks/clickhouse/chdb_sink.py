@@ -224,6 +224,8 @@ class ChdbSink(BatchingSink):
         self.database = check_identifier(database)
         self.profile = profile
         self._shared: _Shared | None = None
+        #: Migration versions the last :meth:`setup` applied ([] when already up to date).
+        self.applied: list[int] = []
 
     def __repr__(self) -> str:
         return f"ChdbSink({self.path!r}, database={self.database!r})"
@@ -237,6 +239,7 @@ class ChdbSink(BatchingSink):
         except Exception:
             self.teardown()
             raise
+        self.applied = applied
         if applied:
             logger.info("%r: applied migrations %s", self, applied)
 
