@@ -129,6 +129,8 @@ def existing_chdb(path: str) -> str:
 
     from riskwatch.errors import ConfigError
 
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ConfigError(f"--chdb: {path} is a file, not a chDB data directory")
     if not Path(path).is_dir():
         raise ConfigError(f"--chdb {path}: no such directory (run `make demo` first, "
                           "or point it at a worker's --chdb directory)")

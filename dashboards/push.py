@@ -32,6 +32,34 @@ def _client(url: str, token: str | None) -> Any:
     return api
 
 
+def _why_unreachable(exc: BaseException) -> str:
+    """The root cause of a connection failure in a few words ("connection refused").
+
+    requests wraps urllib3's MaxRetryError, which wraps a NewConnectionError, which wraps
+    the OSError: its text repeats them all, with object addresses. Walk down to the OSError.
+    """
+    import socket
+
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        e = stack.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return "cannot resolve the host name"
+        if isinstance(e, TimeoutError) or type(e).__name__ in ("ConnectTimeoutError", "ReadTimeoutError"):
+            return "timed out"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror[:1].lower() + e.strerror[1:]
+        stack += [c for c in (getattr(e, "reason", None), e.__cause__, e.__context__, *e.args)
+                  if isinstance(c, BaseException)]
+    return type(exc).__name__
+
+
 def push(url: str, token: str | None = None, targets: GrafanaTargets | None = None
          ) -> dict[str, list[str]]:
     """Push everything; return what was created/updated per resource type."""
@@ -70,6 +98,6 @@ def push(url: str, token: str | None = None, targets: GrafanaTargets | None = No
             done["dashboards"].append(uid)
     except GrafanaException as exc:
         raise GrafanaPushError(f"Grafana at {url} refused the push: {exc}") from exc
-    except OSError as exc:
-        raise GrafanaPushError(f"cannot reach Grafana at {url}: {exc}") from exc
+    except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
+        raise GrafanaPushError(f"cannot reach Grafana at {url}: {_why_unreachable(exc)}") from exc
     return done

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import os
 import re
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +42,8 @@ from starlette.routing import Route
 
 from riskwatch.errors import ConfigError
 
-__all__ = ["ChdbScores", "JsonlScores", "ScoreSource", "create_app", "issue_token", "verify_token"]
+__all__ = ["ChdbScores", "JsonlScores", "ScoreSource", "create_app", "issue_token", "listen",
+           "serve", "verify_token"]
 
 #: Score records per merchant returned as the trend (newest last).
 TREND_POINTS = 48
@@ -72,9 +74,35 @@ class ScoreSource(Protocol):
         """The merchant's latest ``limit`` score records, oldest first."""
 
 
+#: Fields of a score record the API answers with and cannot do without.
+_SCORE_FIELDS = {"merchant_id": str, "ts": str, "score": (int, float), "tier": str}
+
+
+def _not_a_score(rec: object) -> str | None:
+    """Why ``rec`` is not a merchant score record (``replay --scores-out``), or None.
+
+    >>> _not_a_score({"type": "order", "merchant_id": "m1", "ts": "2026-11-02T08:00:00+08:00"})
+    "no 'score', 'tier'"
+    """
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    missing = [k for k in _SCORE_FIELDS if k not in rec]
+    if missing:
+        return "no " + ", ".join(map(repr, missing))
+    wrong = [k for k, kind in _SCORE_FIELDS.items()
+             if not isinstance(rec[k], kind) or isinstance(rec[k], bool)]
+    return f"wrong type of {', '.join(map(repr, wrong))}" if wrong else None
+
+
 class JsonlScores:
     """Score records from a JSONL file (``riskwatch replay --scores-out``); the file is
-    re-indexed when its size or modification time changes."""
+    re-indexed when its size or modification time changes.
+
+    The file is read once at start and must hold score records only: any other JSONL file
+    (events, alerts) is refused with its first bad line, instead of answering every
+    merchant 200 with ``"score": null``. Lines that change while serving are not
+    checked again; bad ones are skipped.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -83,6 +111,9 @@ class JsonlScores:
         self._stamp: tuple[int, int] | None = None
         self._by_merchant: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
+        st = self.path.stat()
+        self._load(strict=True)
+        self._stamp = (st.st_mtime_ns, st.st_size)
 
     def history(self, merchant_id: str, limit: int) -> list[dict]:
         with self._lock:
@@ -92,16 +123,25 @@ class JsonlScores:
                 self._stamp = (st.st_mtime_ns, st.st_size)
             return self._by_merchant.get(merchant_id, [])[-limit:]
 
-    def _load(self) -> None:
+    def _load(self, *, strict: bool = False) -> None:
         by: dict[str, list[dict]] = {}
         with self.path.open("rb") as fh:
-            for line in fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
                 try:
                     rec = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    continue  # a line being written right now
-                if isinstance(rec, dict) and isinstance(rec.get("merchant_id"), str):
+                    if strict and line.endswith(b"\n"):  # (no newline: being written right now)
+                        raise ConfigError(f"--scores {self.path}:{n}: not JSON; expected merchant "
+                                          "score records (riskwatch replay --scores-out)") from None
+                    continue
+                problem = _not_a_score(rec)
+                if problem is None:
                     by.setdefault(rec["merchant_id"], []).append(rec)
+                elif strict:
+                    raise ConfigError(f"--scores {self.path}:{n}: not a merchant score record "
+                                      f"({problem}); expected riskwatch replay --scores-out output")
         for recs in by.values():
             recs.sort(key=lambda r: str(r.get("ts")))
         self._by_merchant = by
@@ -164,9 +204,35 @@ def create_app(source: ScoreSource, secret: str, *,
     ])
 
 
-def serve(source: ScoreSource, secret: str, *, host: str = "127.0.0.1", port: int = 8088) -> None:
-    """Run the API with uvicorn until interrupted."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (0: any free port) for :func:`serve`.
+
+    Bound here rather than by uvicorn so that the real port of ``--port 0`` is known before
+    serving starts (to announce it), and so that a port in use is a one-line error naming
+    the flag (uvicorn logs it and exits with status 1).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot listen on it: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's backlog: the announced URL answers before uvicorn is up
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def serve(source: ScoreSource, secret: str, *, host: str = "127.0.0.1", port: int = 8088,
+          sock: socket.socket | None = None) -> None:
+    """Run the API with uvicorn until interrupted, on ``sock`` (from :func:`listen`) if given."""
     import uvicorn
 
-    uvicorn.run(create_app(source, secret), host=host, port=port, log_level="info",
-                access_log=False)  # the path holds only merchant ids, but keep logs lean
+    sock = sock or listen(host, port)
+    config = uvicorn.Config(create_app(source, secret), log_level="info",
+                            access_log=False)  # the path holds only merchant ids, but keep logs lean
+    uvicorn.Server(config).run(sockets=[sock])

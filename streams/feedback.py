@@ -50,10 +50,16 @@ import orjson
 from riskwatch.errors import ConfigError, InputError
 from streams.text.pii import mask_pii
 
-__all__ = ["VERDICTS", "FeedbackBook", "load_feedback", "parse_feedback", "precision_report",
-           "split_alert_id"]
+__all__ = ["ALERT_METRICS", "UNKNOWN_METRIC", "VERDICTS", "FeedbackBook", "load_feedback",
+           "parse_feedback", "precision_report", "split_alert_id"]
 
 VERDICTS = ("confirmed", "expected", "false_alarm")
+#: The metrics (detectors) alerts are raised by: ``streams.paging.METRIC`` and the
+#: ``metric`` of ShopSurgeScorer, OverdueScorer and the intent-mix scorer (a test checks).
+ALERT_METRICS = ("complaint_rate", "order_surge", "overdue_delivery", "intent_mix")
+#: The metric of a verdict whose alert was not looked up: guessing complaint_rate counted
+#: verdicts on other detectors' alerts against it in the precision report.
+UNKNOWN_METRIC = "unknown"
 #: Verdicts that close the firing episode and mute the slice.
 QUIETING = frozenset({"expected", "false_alarm"})
 
@@ -90,7 +96,7 @@ def parse_feedback(raw: dict) -> dict:
         raise ConfigError(f"feedback 'verdict' must be one of {', '.join(VERDICTS)} (got {verdict!r})")
     note = raw.get("note")
     return {"alert_id": alert_id, "fingerprint": fp, "start_bucket": start, "verdict": verdict,
-            "metric": str(raw.get("metric") or "complaint_rate"),
+            "metric": str(raw.get("metric") or UNKNOWN_METRIC),
             "note": mask_pii(str(note))[:500] if note else None,
             "ts": str(raw.get("ts") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))}
 
@@ -176,8 +182,9 @@ def precision_report(feedback: Iterable[dict], alerts: Iterable[dict] = ()) -> d
     """Per detector (metric): verdict counts and precision = (confirmed + expected) / judged.
 
     ``expected`` counts as a correct detection that needed no action. With ``alerts``
-    (alert records), episodes without any verdict are counted as ``unreviewed``; the
-    latest verdict per alert wins.
+    (alert records), episodes without any verdict are counted as ``unreviewed`` and an
+    alert's own metric wins over its verdict's (``unknown`` when recorded without
+    ``--alerts`` or ``--metric``); the latest verdict per alert wins.
 
     >>> fb = [{"alert_id": "a-1", "metric": "complaint_rate", "verdict": "confirmed"},
     ...       {"alert_id": "a-2", "metric": "complaint_rate", "verdict": "false_alarm"},
@@ -191,7 +198,7 @@ def precision_report(feedback: Iterable[dict], alerts: Iterable[dict] = ()) -> d
     metric_of = {a["alert_id"]: a.get("metric", "complaint_rate") for a in alerts}
     report: dict[str, dict] = {}
     for alert_id, rec in latest.items():
-        metric = metric_of.get(alert_id, rec.get("metric", "complaint_rate"))
+        metric = metric_of.get(alert_id, rec.get("metric") or UNKNOWN_METRIC)
         row = report.setdefault(metric, dict.fromkeys((*VERDICTS, "unreviewed"), 0))
         row[rec["verdict"]] += 1
     for alert_id, metric in metric_of.items():

@@ -77,6 +77,27 @@ def test_evaluate_scores_a_replay(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
+    # was an IsADirectoryError traceback after every query had run
+    (["report", "--chdb", ".", "--out", "."], "--out .: is a directory; give the HTML file to write"),
+    # a file as --chdb: ~37 lines of chDB C++ stack and a hint blaming another process
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--chdb", "file.jsonl"],
+     "--chdb: file.jsonl is a file, not a chDB data directory"),
+    (["db", "migrate", "--chdb", "file.jsonl"], "--chdb: file.jsonl is a file, not a chDB data directory"),
+    # report and dashboards check said "no such directory" of an existing file
+    (["report", "--chdb", "file.jsonl", "--out", "x.html"], "--chdb: file.jsonl is a file, not a chDB"),
+    (["dashboards", "check", "--chdb", "file.jsonl"], "--chdb: file.jsonl is a file, not a chDB"),
+])
+def test_storage_commands_refuse_bad_paths_in_one_line(args, message, events, tmp_path):
+    """report, db, merchant-api, feedback: a bad path is one `riskwatch: error:` line, exit 2."""
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    args = [a.replace("EVENTS", str(events)) for a in args]
+    r = riskwatch(*args, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.startswith("riskwatch: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
     (["replay", "missing.jsonl", "--alerts-out", "a.jsonl"], "events file not found: missing.jsonl"),
     (["replay", "EVENTS", "--alerts-out", "no/such/dir/a.jsonl"], "directory no/such/dir does not exist"),
     (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--calendar", "CAL"], "invalid calendar"),

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+
+from riskwatch.commands import check_http_url, check_port
+from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -20,6 +24,10 @@ __all__ = ["register"]
 def _targets(args: argparse.Namespace):
     from dashboards.provisioning import GrafanaTargets
 
+    # Checked here: whatever is given is written into the datasources as is, and Grafana
+    # only complains when someone opens a dashboard.
+    check_port("--clickhouse-port", args.clickhouse_port)
+    check_http_url("--alertmanager-url", args.alertmanager_url)
     return GrafanaTargets(clickhouse_host=args.clickhouse_host,
                           clickhouse_port=args.clickhouse_port,
                           clickhouse_user=args.clickhouse_user, database=args.database,
@@ -29,7 +37,16 @@ def _targets(args: argparse.Namespace):
 def cmd_build(args: argparse.Namespace) -> int:
     from dashboards.provisioning import write_provisioning
 
-    files = write_provisioning(args.out, _targets(args))
+    targets = _targets(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a file; give the directory to write "
+                          "the provisioning files under")
+    try:
+        files = write_provisioning(out, targets)
+    except OSError as exc:  # unwritable, or a file where a subdirectory must go
+        where = exc.filename or args.out
+        raise ConfigError(f"--out {args.out}: cannot write {where}: {exc.strerror}") from None
     print(f"wrote {len(files)} files under {args.out}:")
     for path in files:
         print(f"  {path}")

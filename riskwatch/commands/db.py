@@ -34,6 +34,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         sink = ChdbSink(args.chdb, database=args.database or "riskwatch")
         try:
             sink.setup()  # applies the missing migrations
+            applied = sink.applied
             applied_rows = sink.query(f"SELECT version, profile FROM `{sink.database}`."
                                       "schema_migrations FINAL ORDER BY version")
         finally:
@@ -50,7 +51,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             from sinks.clickhouse.server_sink import profile_for_version
 
             profile = args.profile or profile_for_version(version)
-            migrate(execute_rows(client), profile, database=sink.database)
+            applied = migrate(execute_rows(client), profile, database=sink.database)
             applied_rows = execute_rows(client)(
                 f"SELECT version, profile FROM `{sink.database}`.schema_migrations FINAL "
                 "ORDER BY version")
@@ -59,8 +60,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         where = f"ClickHouse {'.'.join(map(str, version))} at {sink.address}"
     latest = max(m.version for m in MIGRATIONS)
     versions = sorted({int(r["version"]) for r in applied_rows})
-    print(f"{where}: schema at version {max(versions)} of {latest} "
-          f"(profile {profile}; applied: {', '.join(map(str, versions))})")
+    # What this run did: it listed every recorded version, so a second run on an
+    # up-to-date database looked like it had applied them all again.
+    done = (f"applied now: {', '.join(map(str, applied))}" if applied
+            else f"already at version {max(versions)}, nothing to apply")
+    print(f"{where}: schema at version {max(versions)} of {latest} (profile {profile}; {done})")
     return 0
 
 

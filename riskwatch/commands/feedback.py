@@ -3,7 +3,7 @@
 ::
 
     riskwatch feedback 167c0feb71275f03-5978857 --verdict false_alarm --note "planned reroute" \\
-        --store feedback/                               # appends to feedback/feedback.jsonl
+        --store fb.jsonl --alerts alerts.jsonl           # appends to fb.jsonl (metric from alerts)
     riskwatch feedback 167c0feb71275f03-5978857 --verdict confirmed --store fb.jsonl \\
         --broker kafka://127.0.0.1:9092                 # also tell the live workers
     riskwatch feedback --report --store fb.jsonl [--alerts alerts.jsonl] [--json]
@@ -30,13 +30,50 @@ __all__ = ["register"]
 
 
 def _store_path(store: str) -> Path:
+    """The file ``--store`` names: a JSONL file, appended to; an existing directory, or a
+    path ending in ``/``, means ``feedback.jsonl`` in it (as ``replay --feedback`` and
+    ``--report`` read a directory). Nothing is created but that one directory."""
     p = Path(store)
-    if p.is_dir() or store.endswith(("/", "\\")):
-        p.mkdir(parents=True, exist_ok=True)
-        return p / "feedback.jsonl"
-    if not p.parent.is_dir():
+    if not p.parent.is_dir():  # as replay does for its outputs: no surprise directory trees
         raise ConfigError(f"--store: directory {p.parent} does not exist")
+    if p.is_dir() or store.endswith(("/", "\\")):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"--store {store}: {p} is a file, not a directory "
+                              f"(give --store {p} to append to it)")
+        p.mkdir(exist_ok=True)
+        return p / "feedback.jsonl"
     return p
+
+
+def _read_alerts(path: str) -> list[dict]:
+    """The firing records of an alerts JSONL file (``--alerts``), one per alert_id."""
+    try:
+        alerts = [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"--alerts: cannot read {path}: {exc}") from None
+    return list({a["alert_id"]: a for a in alerts
+                 if isinstance(a, dict) and a.get("status") == "firing" and "alert_id" in a}.values())
+
+
+def _metric(args: argparse.Namespace) -> str:
+    """The detector a verdict is about: the alert's own (from ``--alerts``), else
+    ``--metric``, else ``unknown``. It was ``complaint_rate`` by default, so a verdict on an
+    order_surge alert was counted against complaint_rate by ``--report``."""
+    from streams.feedback import ALERT_METRICS, UNKNOWN_METRIC
+
+    if args.metric is not None and args.metric not in ALERT_METRICS:
+        raise ConfigError(f"--metric: {args.metric!r} is not a riskwatch detector; "
+                          f"one of {', '.join(ALERT_METRICS)}")
+    if not args.alerts:
+        return args.metric or UNKNOWN_METRIC
+    found = [a for a in _read_alerts(args.alerts) if a["alert_id"] == args.alert_id]
+    if not found:
+        raise ConfigError(f"--alerts: alert {args.alert_id} never fired in {args.alerts}")
+    metric = str(found[0].get("metric") or UNKNOWN_METRIC)
+    if args.metric is not None and args.metric != metric:
+        raise ConfigError(f"--metric {args.metric}: alert {args.alert_id} has metric {metric} "
+                          f"in {args.alerts}")
+    return metric
 
 
 async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
@@ -55,14 +92,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
     if args.report:
         feedback = load_feedback(args.store)
-        alerts = []
-        if args.alerts:
-            try:
-                alerts = [orjson.loads(line) for line in Path(args.alerts).read_bytes().splitlines()
-                          if line.strip()]
-            except (OSError, orjson.JSONDecodeError) as exc:
-                raise ConfigError(f"--alerts: cannot read {args.alerts}: {exc}") from None
-            alerts = list({a["alert_id"]: a for a in alerts if a.get("status") == "firing"}.values())
+        alerts = _read_alerts(args.alerts) if args.alerts else []
         report = precision_report(feedback, alerts)
         if args.json:
             sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -79,8 +109,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     if not args.alert_id or not args.verdict:
         raise ConfigError("give ALERT_ID and --verdict (or --report)")
     record = parse_feedback({"alert_id": args.alert_id, "verdict": args.verdict, "note": args.note,
-                             "metric": args.metric,
                              "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+    record["metric"] = _metric(args)  # after parse_feedback: a bad alert id is named first
     record.pop("start_bucket")
     line = orjson.dumps(record)
     path = _store_path(args.store)
@@ -114,11 +144,16 @@ def register(subparsers) -> None:
     p.add_argument("alert_id", nargs="?", help="the alert's alert_id (from the page or alerts.jsonl)")
     p.add_argument("--verdict", choices=VERDICTS, help="what the alert was")
     p.add_argument("--note", help="free text (personal data is masked before it is stored)")
-    p.add_argument("--metric", default="complaint_rate", help="the alert's detector (default %(default)s)")
-    p.add_argument("--store", required=True, help="feedback JSONL file, or a directory (feedback.jsonl in it)")
+    p.add_argument("--metric", help="the alert's detector: complaint_rate, order_surge, "
+                   "overdue_delivery or intent_mix (default: the alert's own with --alerts, "
+                   "else 'unknown')")
+    p.add_argument("--store", required=True, metavar="FILE",
+                   help="feedback JSONL file, appended to (an existing directory, or one ending "
+                        "in /: feedback.jsonl in it); replay --feedback reads the same path")
     p.add_argument("--broker", help="also send the verdict to the live workers (kafka://HOST:PORT)")
     p.add_argument("--topic-prefix", default="", help="topic name prefix of the live workers")
     p.add_argument("--report", action="store_true", help="print verdict counts and precision per detector")
-    p.add_argument("--alerts", help="with --report: alerts JSONL, to count unreviewed alerts")
+    p.add_argument("--alerts", help="alerts JSONL (riskwatch replay --alerts-out): with a verdict, "
+                   "the alert's detector is taken from it; with --report, unreviewed alerts are counted")
     p.add_argument("--json", action="store_true", help="with --report: JSON output")
     p.set_defaults(func=cmd_feedback)

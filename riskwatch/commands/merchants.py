@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
+from riskwatch.commands import check_port
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -28,18 +30,25 @@ def _secret(args: argparse.Namespace) -> str:
 
 
 def cmd_merchant_api(args: argparse.Namespace) -> int:
-    from riskwatch.merchant_api import ChdbScores, JsonlScores, issue_token, serve
+    from riskwatch.merchant_api import ChdbScores, JsonlScores, issue_token, listen, serve
 
     if args.api_command == "token":
         print(issue_token(_secret(args), args.merchant_id))
         return 0
     if bool(args.scores) == bool(args.chdb):
         raise ConfigError("give exactly one of --scores FILE or --chdb PATH")
+    check_port("--port", args.port, allow_zero=True)
     secret = _secret(args)
+    if args.chdb and not Path(args.chdb).exists():  # chDB would create an empty one to serve
+        raise ConfigError(f"--chdb: directory {args.chdb} does not exist")
     source = JsonlScores(args.scores) if args.scores else ChdbScores(args.chdb)
-    print(f"merchant API on http://{args.host}:{args.port}/v1/merchants/{{id}}/score "
-          f"(data: {args.scores or args.chdb})")
-    serve(source, secret, host=args.host, port=args.port)
+    sock = listen(args.host, args.port)
+    # The bound port, not --port: with --port 0 the system picks one.
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"merchant API on http://{host}:{port}/v1/merchants/{{id}}/score "
+          f"(data: {args.scores or args.chdb})", flush=True)
+    serve(source, secret, sock=sock)
     return 0
 
 
@@ -52,7 +61,8 @@ def register(subparsers) -> None:
     p.add_argument("--scores", help="score records JSONL (riskwatch replay --scores-out)")
     p.add_argument("--chdb", help="embedded ClickHouse path holding the scores table")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
-    p.add_argument("--port", type=int, default=8088, help="listen port (default %(default)s)")
+    p.add_argument("--port", type=int, default=8088,
+                   help="listen port, 1-65535, or 0 for any free one (default %(default)s)")
     p.add_argument("--secret", help=f"token secret (default ${_SECRET_ENV})")
     p.set_defaults(func=cmd_merchant_api, api_command=None)
     sub = p.add_subparsers(dest="api_command", metavar="token")

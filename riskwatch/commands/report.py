@@ -28,10 +28,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise ConfigError(f"--out {args.out}: directory {out.parent} does not exist")
+    if out.is_dir():  # checked before the queries run, not after (IsADirectoryError then)
+        raise ConfigError(f"--out {args.out}: is a directory; give the HTML file to write, "
+                          f"e.g. {out / 'overview.html'}")
     title, description, span, panels = run_dashboard(
         args.chdb, args.database, args.dashboard,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
-    out.write_text(render_dashboard(title, description, span, panels), encoding="utf-8")
+    try:
+        out.write_text(render_dashboard(title, description, span, panels), encoding="utf-8")
+    except OSError as exc:  # read-only directory, disk full ...
+        raise ConfigError(f"--out {args.out}: cannot write it: {exc.strerror}") from None
     summary, failed = panel_summary(panels)
     print(f"wrote {out}: {summary}")
     return 1 if failed else 0

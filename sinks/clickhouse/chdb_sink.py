@@ -132,6 +132,10 @@ def _acquire(path: str | os.PathLike[str]) -> _Shared:
                     f"chDB is already open at {other!r} in this process and one process can "
                     f"hold only one chDB path, so {key!r} cannot be opened; use the same path "
                     "(with another database name) or close every sink on the other path first")
+            if key != ":memory:" and os.path.exists(key) and not os.path.isdir(key):
+                # Checked before chDB sees it: chDB answers a file with a page of C++ stack
+                # ending in BAD_ARGUMENTS, and the hint below would blame another process.
+                raise ConfigError(f"--chdb: {os.fspath(path)} is a file, not a chDB data directory")
             try:
                 from chdb.session import Session
             except ImportError as exc:  # pragma: no cover - chdb is a hard dependency
@@ -158,6 +162,8 @@ def acquire_session(path: str | os.PathLike[str]) -> Any:
     ------
     SinkError
         Another path is open in this process, or ``path`` is held by another process.
+    ConfigError
+        ``path`` is a file.
     """
     return _acquire(path).session
 
@@ -218,6 +224,8 @@ class ChdbSink(BatchingSink):
         self.database = check_identifier(database)
         self.profile = profile
         self._shared: _Shared | None = None
+        #: Migration versions the last :meth:`setup` applied ([] when already up to date).
+        self.applied: list[int] = []
 
     def __repr__(self) -> str:
         return f"ChdbSink({self.path!r}, database={self.database!r})"
@@ -231,6 +239,7 @@ class ChdbSink(BatchingSink):
         except Exception:
             self.teardown()
             raise
+        self.applied = applied
         if applied:
             logger.info("%r: applied migrations %s", self, applied)
 

@@ -175,3 +175,63 @@ def test_false_alarm_on_an_order_surge_alert_resolves_and_mutes_it():
         ("resolved", "false_alarm", fired[0]["alert_id"])
     again = _run(stage, range(b, b + 12), brushing)   # the brushing goes on for an hour
     assert [a for a in again if a["status"] == "firing"] == []
+
+
+def test_alert_metrics_are_the_pipelines_detectors():
+    """--metric accepts ALERT_METRICS: exactly the metrics the pipeline raises alerts with."""
+    from streams.delivery import OverdueScorer
+    from streams.feedback import ALERT_METRICS
+    from streams.mix import IntentMixStage
+    from streams.paging import METRIC
+    from streams.signals import ShopSurgeScorer
+
+    assert set(ALERT_METRICS) == {METRIC, ShopSurgeScorer.metric, OverdueScorer.metric,
+                                  IntentMixStage.metric}
+
+
+def test_cli_verdict_metric_is_the_alerts_own_or_unknown(tmp_path, capsys):
+    """A verdict was stored with metric complaint_rate unless --metric said otherwise, so a
+    false alarm on an order_surge alert counted against complaint_rate in --report."""
+    surge = fingerprint("order_surge", {"merchant_id": "m1"})
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text(json.dumps({"alert_id": f"{surge}-7", "status": "firing", "metric": "order_surge"}) + "\n")
+    store = tmp_path / "fb.jsonl"
+    assert main(["feedback", f"{surge}-7", "--verdict", "false_alarm", "--store", str(store),
+                 "--alerts", str(alerts)]) == 0
+    assert main(["feedback", f"{surge}-8", "--verdict", "confirmed", "--store", str(store)]) == 0
+    assert [r["metric"] for r in load_feedback(store)] == ["order_surge", "unknown"]
+    capsys.readouterr()
+    assert main(["feedback", "--report", "--store", str(store), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"order_surge", "unknown"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric", "bogus"], "--metric: 'bogus' is not a riskwatch detector; one of complaint_rate, "
+                            "order_surge, overdue_delivery, intent_mix"),
+    (["--alerts", "ALERTS", "--metric", "complaint_rate"],
+     "--metric complaint_rate: alert ID has metric order_surge in ALERTS"),
+    (["--alerts", "ALERTS", "--alert-id", "0123456789abcdef-5"],
+     "--alerts: alert 0123456789abcdef-5 never fired in ALERTS"),
+    # a missing parent was created (mkdir -p) without a word
+    (["--store", "STORE/no/such/x/"], "--store: directory STORE/no/such does not exist"),
+    # --store FILE then --store FILE/: FileExistsError
+    (["--store", "STORE/fb/"], "--store STORE/fb/: STORE/fb is a file, not a directory"),
+])
+def test_cli_refuses_a_bad_metric_or_store_in_one_line(tmp_path, capsys, args, message):
+    surge = fingerprint("order_surge", {"merchant_id": "m1"})
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text(json.dumps({"alert_id": f"{surge}-7", "status": "firing", "metric": "order_surge"}) + "\n")
+    (tmp_path / "fb").write_text("")
+    names = {"ALERTS": str(alerts), "ID": f"{surge}-7", "STORE": str(tmp_path)}
+    alert_id = f"{surge}-7"
+    if "--alert-id" in args:
+        alert_id = args[args.index("--alert-id") + 1]
+        args = args[:args.index("--alert-id")]
+    args = ["--store", str(tmp_path / "fb.jsonl"), *args]
+    argv = [a.replace("ALERTS", names["ALERTS"]).replace("STORE", names["STORE"]) for a in args]
+    assert main(["feedback", alert_id, "--verdict", "false_alarm", *argv]) == 2
+    for key, value in names.items():
+        message = message.replace(key, value)
+    err = capsys.readouterr().err
+    assert err.startswith(f"riskwatch: error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "no").exists() and not (tmp_path / "fb.jsonl").exists()

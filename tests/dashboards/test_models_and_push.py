@@ -74,6 +74,38 @@ def test_build_writes_provisioning_grafana_can_read(tmp_path: Path, capsys) -> N
     assert "wrote 7 files" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--out", "FILE"], "--out FILE: is a file; give the directory"),
+    (["--out", "DIR", "--clickhouse-port", "-5"], "--clickhouse-port: must be a TCP port 1-65535, got -5"),
+    (["--out", "DIR", "--clickhouse-port", "70000"], "--clickhouse-port: must be a TCP port 1-65535"),
+    (["--out", "DIR", "--alertmanager-url", "notaurl"],
+     "--alertmanager-url: expected http(s)://HOST[:PORT], got 'notaurl'"),
+    (["--out", "DIR", "--alertmanager-url", "http://am:99999"], "--alertmanager-url: port must be 1-65535"),
+])
+def test_build_refuses_a_bad_out_or_target_in_one_line(tmp_path: Path, capsys, args, message) -> None:
+    """A file as --out used to be a NotADirectoryError traceback; a bad port or URL was
+    written into the datasources with exit 0."""
+    (tmp_path / "FILE").write_text("x")
+    args = [a.replace("FILE", str(tmp_path / "FILE")).replace("DIR", str(tmp_path / "dash"))
+            for a in args]
+    assert main(["dashboards", "build", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.replace(str(tmp_path / "FILE"), "FILE").startswith(f"riskwatch: error: {message}")
+    assert err.count("\n") == 1, err
+    assert not (tmp_path / "dash").exists()
+
+
+def test_build_into_an_unwritable_directory_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    """PermissionError (a read-only --out; simulated: the tests may run as root) is one line."""
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "write_text", refuse)
+    assert main(["dashboards", "build", "--out", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"riskwatch: error: --out {tmp_path / 'ro'}: cannot write ")
+    assert err.endswith(": Permission denied\n") and err.count("\n") == 1
+
+
 def test_committed_generated_files_match_the_code(tmp_path: Path) -> None:
     """docker-compose mounts dashboards/generated: it must be what the code builds."""
     write_provisioning(tmp_path, GrafanaTargets())
@@ -160,7 +192,9 @@ def test_push_creates_then_updates_everything(grafana_stub, capsys) -> None:
 
 def test_push_to_nothing_is_a_clear_error(capsys) -> None:
     assert main(["dashboards", "push", "--url", "http://127.0.0.1:9", "--token", "t"]) == 2
-    assert "riskwatch: error:" in capsys.readouterr().err
+    # was urllib3's chain: "HTTPConnectionPool(...): Max retries exceeded ... NewConnectionError(<... at 0x...>"
+    assert capsys.readouterr().err == ("riskwatch: error: cannot reach Grafana at http://127.0.0.1:9: "
+                                       "connection refused\n")
     assert main(["dashboards", "push", "--url", "grafana:3000"]) == 2
 
 

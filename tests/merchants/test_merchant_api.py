@@ -189,3 +189,57 @@ def test_api_serves_scores_from_chdb(api, tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "riskwatch.cli", "merchant-api", *args, "--secret", SECRET],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    # was an OverflowError traceback from the socket call
+    (["--scores", "SCORES", "--port", "-1"], "--port: must be a TCP port 0-65535 (0: any free port), got -1"),
+    (["--scores", "SCORES", "--port", "70000"], "--port: must be a TCP port 0-65535 (0: any free port), got 70000"),
+    # an events file was served: HTTP 200 with "score": null for every merchant
+    (["--scores", "EVENTS"], "--scores EVENTS:2: not a merchant score record (no 'score', 'tier')"),
+    # a missing chDB directory was created empty and served (every merchant 404)
+    (["--chdb", "nosuchdb"], "--chdb: directory nosuchdb does not exist"),
+    # a file: a page of chDB C++ stack
+    (["--chdb", "EVENTS"], "--chdb: EVENTS is a file, not a chDB data directory"),
+])
+def test_bad_flags_are_one_line_errors(tmp_path, args, message):
+    (tmp_path / "scores.jsonl").write_bytes(b'{"merchant_id":"m1","ts":"2026-11-02T08:00:00+08:00",'
+                                            b'"score":80.0,"tier":"good","components":{}}\n')
+    (tmp_path / "events.jsonl").write_bytes(
+        b'{"merchant_id":"m1","ts":"2026-11-02T08:00:00+08:00","score":80.0,"tier":"good"}\n'
+        b'{"type":"order","order_id":"o1","merchant_id":"m1","ts":"2026-11-02T08:00:00+08:00"}\n')
+    names = {"SCORES": str(tmp_path / "scores.jsonl"), "EVENTS": str(tmp_path / "events.jsonl")}
+    r = _cli(*[names.get(a, a) for a in args], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.startswith(f"riskwatch: error: {message.replace('EVENTS', names['EVENTS'])}"), r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "nosuchdb").exists()
+
+
+@pytest.mark.integration
+def test_port_0_announces_the_port_it_listens_on(tmp_path):
+    """--port 0 printed http://127.0.0.1:0/...; now the port the system picked, which answers."""
+    scores = tmp_path / "scores.jsonl"
+    scores.write_bytes(b'{"merchant_id":"m1","ts":"2026-11-02T08:00:00+08:00","score":80.0,"tier":"good"}\n')
+    proc = subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "merchant-api", "--scores", str(scores),
+                             "--port", "0", "--secret", SECRET], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("merchant API on http://127.0.0.1:"), line
+        port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        assert port > 0
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/merchants/m1/score", timeout=10,
+                      headers={"Authorization": f"Bearer {issue_token(SECRET, 'm1')}"})
+        assert r.status_code == 200 and r.json()["score"] == 80.0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
