@@ -24,6 +24,7 @@ personal data, and a test greps them.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -41,6 +42,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from riskwatch.errors import ConfigError
+
+# The scores table's time zone (sinks/clickhouse/schema.py): China has kept +08:00 since 1991.
+_CHINA = dt.timezone(dt.timedelta(hours=8))
 
 __all__ = ["ChdbScores", "JsonlScores", "ScoreSource", "create_app", "issue_token", "listen",
            "serve", "verify_token"]
@@ -162,7 +166,20 @@ class ChdbScores:
             f"SELECT merchant_id, toString(ts) AS ts, score, tier, components "
             f"FROM `{self.database}`.`scores` FINAL WHERE merchant_id = {{m:String}} "
             f"ORDER BY ts DESC LIMIT {int(limit)}", {"m": merchant_id})
+        for row in rows:   # the table's 'YYYY-MM-DD hh:mm:ss.sss' (China time) as the records' RFC 3339
+            row["ts"] = _rfc3339(row["ts"])
         return rows[::-1]
+
+
+def _rfc3339(table_time: str) -> str:
+    """``2026-11-03 19:00:00.000`` (the scores table's DateTime64 in Asia/Shanghai) as the
+    score records write it, so both backends answer alike.
+
+    >>> _rfc3339("2026-11-03 19:00:00.000"), _rfc3339("2026-11-03 19:00:00.250")
+    ('2026-11-03T19:00:00+08:00', '2026-11-03T19:00:00.250+08:00')
+    """
+    stamp = dt.datetime.fromisoformat(table_time).replace(tzinfo=_CHINA)
+    return stamp.isoformat(timespec="milliseconds" if stamp.microsecond else "seconds")
 
 
 def _response(history: list[dict]) -> dict:

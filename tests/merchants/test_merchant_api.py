@@ -180,6 +180,9 @@ def test_api_serves_scores_from_chdb(api, tmp_path):
         assert body["score"] == mine[-1]["score"] and body["tier"] == mine[-1]["tier"]
         assert body["components"]["complaints"] == mine[-1]["components"]["complaints"]
         assert [p["score"] for p in body["trend"]] == [s["score"] for s in mine[-48:]]
+        # the same times as the JSONL backend serves (was 'YYYY-MM-DD hh:mm:ss.sss', no offset)
+        assert body["ts"] == mine[-1]["ts"]
+        assert [p["ts"] for p in body["trend"]] == [s["ts"] for s in mine[-48:]]
         r = httpx.get(f"{base}/v1/merchants/{b}/score",
                       headers={"Authorization": f"Bearer {issue_token(SECRET, a)}"})
         assert r.status_code == 403
