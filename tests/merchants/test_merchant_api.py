@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-not-for-production"
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,11 +60,7 @@ def api(scored_day, tmp_path_factory):
             time.sleep(0.2)
         yield base, scores, path.parent / "api.log"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
 
 
@@ -187,11 +191,7 @@ def test_api_serves_scores_from_chdb(api, tmp_path):
                       headers={"Authorization": f"Bearer {issue_token(SECRET, a)}"})
         assert r.status_code == 403
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
 def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -241,8 +241,4 @@ def test_port_0_announces_the_port_it_listens_on(tmp_path):
                       headers={"Authorization": f"Bearer {issue_token(SECRET, 'm1')}"})
         assert r.status_code == 200 and r.json()["score"] == 80.0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
