@@ -16,12 +16,13 @@ dead letters).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 from pathlib import Path
 
+from riskwatch.commands import (check_broker, check_outputs, number, positive_float, positive_int,
+                                same_file, share)
 from riskwatch.errors import ConfigError, RiskwatchError
 from sinks.wiring import add_output_arguments
 
@@ -36,36 +37,8 @@ _COMMAND_MODULES += ("riskwatch.commands.db", "riskwatch.commands.dashboards",
 __all__ = ["main"]
 
 
-def _number(cast: type, low: float | None = None, high: float | None = None, *,
-            positive: bool = False):
-    """An argparse type: ``cast`` the text and check its range, with a readable error."""
-    what = {int: "a whole number", float: "a number"}[cast]
-
-    def parse(text: str):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value):   # float() takes 'nan' and 'inf'; no flag means them
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        # The value as the user typed it: '50', not '50.0'.
-        if positive and value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        if high is None and low is not None and value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
-        return value
-    return parse
-
-
-_positive_int = _number(int, positive=True)
-_positive_float = _number(float, positive=True)
-_share = _number(float, 0, 1)
-
-
 def _bucket_seconds(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if 3600 % value:   # buckets must align with hours and days
         raise argparse.ArgumentTypeError(f"must divide 3600 evenly (e.g. 60, 300, 900), got {text}")
     return value
@@ -73,9 +46,9 @@ def _bucket_seconds(text: str) -> int:
 
 # The checks of the flags PipelineSettings takes, done here so that the error names the
 # flag (or the environment variable) and the value as typed, not the setting's name.
-_lateness_seconds = _number(int, 0)
-_tail_hours = _number(float, 0, 168)
-_cold_lift = _number(float, 1, 10)
+_lateness_seconds = number(int, 0)
+_tail_hours = number(float, 0, 168)
+_cold_lift = number(float, 1, 10)
 _SETTINGS_ENV = (("RISKWATCH_BUCKET_SECONDS", "bucket_seconds", _bucket_seconds),
                  ("RISKWATCH_ALLOWED_LATENESS_SECONDS", "allowed_lateness_seconds", _lateness_seconds))
 
@@ -114,73 +87,6 @@ def _settings(args: argparse.Namespace):
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
 
 
-def _check_broker(url: str | None) -> None:
-    """Refuse a bad ``--broker`` before anything starts: the Kafka clients would fail late,
-    with a bare ``ValueError`` traceback (a port that is not a number)."""
-    if url:
-        from riskwatch.broker import bootstrap_from_url
-        from riskwatch.errors import BrokerError
-        try:
-            bootstrap_from_url(url)
-        except BrokerError as exc:
-            raise ConfigError(f"--broker: {exc}") from None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    # samefile also catches a hard link or a symlink to the same file; the resolved paths
-    # catch two spellings of a file that does not exist yet.
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def _check_outputs(outputs: dict[str, str | None], inputs: dict[str, str] | None = None) -> None:
-    """Refuse output paths (``{flag: path}``) that cannot work, before any work is done.
-
-    Each of these used to be a traceback, silent data loss or a surprise: a missing
-    parent directory, a directory, an unwritable file, two outputs naming one file (the
-    last one written wins), an output naming an input (opening it for writing empties
-    the input before it is read). ``inputs`` is ``{description: path}``; ``-`` is stdin.
-    """
-    seen: dict[str, Path] = {}
-    for flag, path in outputs.items():
-        if not path:
-            continue
-        p = Path(path)
-        if p.is_dir():
-            raise ConfigError(f"{flag}: {path} is a directory; give a file name")
-        if not p.parent.is_dir():
-            raise ConfigError(f"{flag}: directory {p.parent} does not exist")
-        for what, source in (inputs or {}).items():
-            if source == "-":
-                same = p.exists() and _is_stdin(p)
-            else:
-                same = _same_file(p, Path(source))
-            if same:
-                raise ConfigError(f"{flag} {path} is the {what}: writing it would destroy "
-                                  "the input; give another file name")
-        for other, q in seen.items():
-            if _same_file(p, q):
-                raise ConfigError(f"{other} and {flag} both name {path}; give each its own file")
-        seen[flag] = p
-        existed = p.exists()
-        try:   # open it as the run will (nothing is truncated here), and undo a new file
-            with open(p, "ab"):
-                pass
-        except OSError as exc:
-            raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
-        if not existed:
-            p.unlink()
-
-
-def _is_stdin(p: Path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(sys.stdin.fileno()), p.stat())
-    except (OSError, ValueError, AttributeError):  # no stdin, or not a real file
-        return False
-
-
 def _status(line: str) -> None:
     """A periodic status line on stderr (rewritten in place on a terminal)."""
     if sys.stderr.isatty():
@@ -209,7 +115,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     inputs = {"events file": args.events}
     inputs.update({f"{flag} file": path for flag, path in (
         ("--calendar", args.calendar), ("--feedback", args.feedback)) if path})
-    _check_outputs({f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}, inputs)
+    check_outputs({f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}, inputs)
     from sinks.wiring import build_sinks, options_from_args
     options = options_from_args(args)
     # A ClickHouse store gets every table, as from the worker: the aggregates the
@@ -306,8 +212,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if name not in overrides:
             raise
         raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
-    _check_broker(args.broker)
-    _check_outputs({"--out": args.out, "--manifest": args.manifest,
+    check_broker(args.broker)
+    check_outputs({"--out": args.out, "--manifest": args.manifest,
                     "--calendar-out": args.calendar_out, "--intents-out": args.intents_out})
     _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
     if args.broker or args.out is None and args.speed:
@@ -330,7 +236,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         flag = next((f for f, path in (("--out", args.out), ("--manifest", args.manifest),
                                        ("--calendar-out", args.calendar_out),
                                        ("--intents-out", args.intents_out))
-                     if path and exc.filename and _same_file(Path(path), Path(exc.filename))),
+                     if path and exc.filename and same_file(Path(path), Path(exc.filename))),
                     "output")
         raise ConfigError(f"{flag}: cannot write {exc.filename}: {exc.strerror}") from None
     if sys.stderr.isatty():
@@ -411,7 +317,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from sinks.wiring import options_from_args
 
-    _check_broker(args.broker)
+    check_broker(args.broker)
     return run_worker(_settings(args), broker_url=args.broker, data_dir=args.data_dir,
                       outputs=options_from_args(args), web_port=args.web_port, calendar=args.calendar,
                       duration=args.duration, log_level=args.log_level,
@@ -454,18 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="generate realistic traffic with incidents and ground truth")
     p.add_argument("--out", help="write events here (JSONL)")
     p.add_argument("--broker", help="produce to this broker instead (kafka://HOST:PORT)")
-    p.add_argument("--speed", type=_positive_float,
+    p.add_argument("--speed", type=positive_float,
                    help="with --broker: simulated seconds per wall second (e.g. 3600)")
-    p.add_argument("--batch", type=_positive_int, default=1,
+    p.add_argument("--batch", type=positive_int, default=1,
                    help="with --broker: events per message, as a JSON array (default 1)")
     p.add_argument("--manifest", help="write the ground-truth manifest here (JSON)")
     p.add_argument("--calendar-out", help="write the business calendar here (JSON)")
     p.add_argument("--intents-out",
                    help="write every complaint's true intent here (JSONL; for intent accuracy)")
     p.add_argument("--start", help="first event time, RFC 3339 (default 2026-11-02T00:00:00+08:00)")
-    p.add_argument("--days", type=_positive_float, help="simulated days (default 7)")
-    p.add_argument("--orders-per-day", type=_positive_int, help="average orders per day (default 50000)")
-    p.add_argument("--merchants", type=_positive_int, help="number of merchants (default 2000)")
+    p.add_argument("--days", type=positive_float, help="simulated days (default 7)")
+    p.add_argument("--orders-per-day", type=positive_int, help="average orders per day (default 50000)")
+    p.add_argument("--merchants", type=positive_int, help="number of merchants (default 2000)")
     p.add_argument("--seed", type=int, help="random seed (default 7)")
     p.add_argument("--incidents", type=int, help="incidents to inject (default 12)")
     p.add_argument("--surge-incidents", type=int,
@@ -481,17 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "the rise; listed in the manifest)")
     p.add_argument("--no-promotion-strain", action="store_true",
                    help="promotion nights do not strain logistics (same as --promotion-strain 0)")
-    p.add_argument("--label-share", type=_share, help="share of complaints an agent labels")
-    p.add_argument("--pii-share", type=_share, help="share of texts with personal data")
-    p.add_argument("--malformed-share", type=_share, help="share of malformed lines")
-    p.add_argument("--duplicate-share", type=_share, help="share of duplicated lines")
-    p.add_argument("--late-share", type=_share, help="share of late events")
+    p.add_argument("--label-share", type=share, help="share of complaints an agent labels")
+    p.add_argument("--pii-share", type=share, help="share of texts with personal data")
+    p.add_argument("--malformed-share", type=share, help="share of malformed lines")
+    p.add_argument("--duplicate-share", type=share, help="share of duplicated lines")
+    p.add_argument("--late-share", type=share, help="share of late events")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("evaluate", help="score alerts against a simulator manifest")
     p.add_argument("--truth", required=True, help="ground-truth manifest from `riskwatch simulate`")
     p.add_argument("--alerts", required=True, help="alerts JSONL from `riskwatch replay` or a worker")
-    p.add_argument("--grace-minutes", type=_number(float, 0), default=60.0,
+    p.add_argument("--grace-minutes", type=number(float, 0), default=60.0,
                    help="an alert up to this long after an incident's end still counts (default 60)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--aggregates", metavar="AGG.jsonl",
@@ -506,10 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: start an embedded broker)")
     p.add_argument("--data-dir", default="riskwatch-data", help="state directory (default %(default)s)")
     add_output_arguments(p)
-    p.add_argument("--web-port", type=_positive_int, help="serve /stats/ on 127.0.0.1:PORT")
+    p.add_argument("--web-port", type=positive_int, help="serve /stats/ on 127.0.0.1:PORT")
     p.add_argument("--calendar", help="business calendar JSON")
-    p.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
-    p.add_argument("--partitions", type=_positive_int, default=1, help="partitions of topics we create")
+    p.add_argument("--duration", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--partitions", type=positive_int, default=1, help="partitions of topics we create")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     from streams.checkpoint import add_fault_tolerance_arguments
     add_fault_tolerance_arguments(p)
@@ -517,11 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("demo", help="broker + worker + simulator + chDB + live view, on this laptop")
-    p.add_argument("--duration", type=_positive_float, default=90.0,
+    p.add_argument("--duration", type=positive_float, default=90.0,
                    help="wall-clock seconds to run (default %(default)s); Ctrl-C stops early")
     p.add_argument("--data-dir", default="riskwatch-data/demo", help="where the demo keeps its data")
-    p.add_argument("--days", type=_positive_float, default=2.5, help="simulated days to stream (default 2.5)")
-    p.add_argument("--orders-per-day", type=_positive_int, default=20_000,
+    p.add_argument("--days", type=positive_float, default=2.5, help="simulated days to stream (default 2.5)")
+    p.add_argument("--orders-per-day", type=positive_int, default=20_000,
                    help="simulated orders per day (default 20000)")
     add_output_arguments(p)
     p.set_defaults(func=cmd_demo)

@@ -3,11 +3,17 @@ and the checks of flag values they share (each raises a ConfigError naming the f
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
 import re
+import sys
+from pathlib import Path
 
 from riskwatch.errors import ConfigError
 
-__all__ = ["check_http_url", "check_port"]
+__all__ = ["check_broker", "check_http_url", "check_outputs", "check_port", "number", "positive_float",
+           "positive_int", "same_file", "share"]
 
 # http(s)://HOST[:PORT][/path]: HOST is a name, an IPv4 address or a bracketed IPv6 one.
 _HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[\w.-]+)(?::(?P<port>\d+))?(?:/\S*)?\Z")
@@ -42,3 +48,98 @@ def check_http_url(flag: str, url: str) -> str:
     if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
         raise ConfigError(f"{flag}: port must be 1-65535 in {url!r}")
     return url
+
+
+def number(cast: type, low: float | None = None, high: float | None = None, *,
+            positive: bool = False):
+    """An argparse type: ``cast`` the text and check its range, with a readable error."""
+    what = {int: "a whole number", float: "a number"}[cast]
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value):   # float() takes 'nan' and 'inf'; no flag means them
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        # The value as the user typed it: '50', not '50.0'.
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if high is None and low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
+        return value
+    return parse
+
+
+positive_int = number(int, positive=True)
+positive_float = number(float, positive=True)
+share = number(float, 0, 1)
+
+
+def check_broker(url: str | None) -> None:
+    """Refuse a bad ``--broker`` before anything starts: the Kafka clients would fail late,
+    with a bare ``ValueError`` traceback (a port that is not a number)."""
+    if url:
+        from riskwatch.broker import bootstrap_from_url
+        from riskwatch.errors import BrokerError
+        try:
+            bootstrap_from_url(url)
+        except BrokerError as exc:
+            raise ConfigError(f"--broker: {exc}") from None
+
+
+def same_file(a: Path, b: Path) -> bool:
+    # samefile also catches a hard link or a symlink to the same file; the resolved paths
+    # catch two spellings of a file that does not exist yet.
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str] | None = None) -> None:
+    """Refuse output paths (``{flag: path}``) that cannot work, before any work is done.
+
+    Each of these used to be a traceback, silent data loss or a surprise: a missing
+    parent directory, a directory, an unwritable file, two outputs naming one file (the
+    last one written wins), an output naming an input (opening it for writing empties
+    the input before it is read). ``inputs`` is ``{description: path}``; ``-`` is stdin.
+    """
+    seen: dict[str, Path] = {}
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{flag}: {path} is a directory; give a file name")
+        if not p.parent.is_dir():
+            raise ConfigError(f"{flag}: directory {p.parent} does not exist")
+        for what, source in (inputs or {}).items():
+            if source == "-":
+                same = p.exists() and _is_stdin(p)
+            else:
+                same = same_file(p, Path(source))
+            if same:
+                raise ConfigError(f"{flag} {path} is the {what}: writing it would destroy "
+                                  "the input; give another file name")
+        for other, q in seen.items():
+            if same_file(p, q):
+                raise ConfigError(f"{other} and {flag} both name {path}; give each its own file")
+        seen[flag] = p
+        existed = p.exists()
+        try:   # open it as the run will (nothing is truncated here), and undo a new file
+            with open(p, "ab"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
+        if not existed:
+            p.unlink()
+
+
+def _is_stdin(p: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdin.fileno()), p.stat())
+    except (OSError, ValueError, AttributeError):  # no stdin, or not a real file
+        return False
