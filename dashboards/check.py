@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from dashboards.definitions import ALL, build_dashboards, panel_queries
-from dashboards.macros import expand, interval_for
+from dashboards.macros import expand, interpolate, interval_for
 
 __all__ = ["WALL_CLOCK_TABLES", "PanelResult", "board_variables", "check_chdb", "data_span",
            "existing_chdb", "panel_span", "panel_summary", "tables_read"]
@@ -52,9 +52,9 @@ def check_chdb(path: str, database: str = "riskwatch") -> list[PanelResult]:
                 try:
                     rows = sink.query(query)
                 except SinkError as exc:
-                    results.append(PanelResult(uid, title, 0, (), str(exc)))
+                    results.append(PanelResult(uid, interpolate(title, board_vars, ALL), 0, (), str(exc)))
                     continue
-                results.append(PanelResult(uid, title, len(rows),
+                results.append(PanelResult(uid, interpolate(title, board_vars, ALL), len(rows),
                                            tuple(rows[0]) if rows else ()))
         return results
     finally:
@@ -70,8 +70,9 @@ def data_span(sink, path: str, database: str) -> tuple[int, int]:
                         f"toUnixTimestamp(max(bucket_end)) AS hi, count() AS n "
                         f"FROM `{database}`.aggregates")
     if not span["n"]:
-        raise ConfigError(f"no aggregates in {path} database {database}: run "
-                          "`make demo` (or a worker with --chdb) first")
+        raise ConfigError(f"no aggregates in {path} database {database}: fill it with "
+                          "`riskwatch replay EVENTS --alerts-out FILE --chdb PATH`, a worker "
+                          "with --chdb, or `make demo`")
     return int(span["lo"]), int(span["hi"])
 
 
@@ -132,8 +133,8 @@ def existing_chdb(path: str) -> str:
     if Path(path).exists() and not Path(path).is_dir():
         raise ConfigError(f"--chdb: {path} is a file, not a chDB data directory")
     if not Path(path).is_dir():
-        raise ConfigError(f"--chdb {path}: no such directory (run `make demo` first, "
-                          "or point it at a worker's --chdb directory)")
+        raise ConfigError(f"--chdb {path}: no such directory (point it at the --chdb "
+                          "directory of a replay, a worker or `make demo`)")
     return path
 
 

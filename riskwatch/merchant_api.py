@@ -110,6 +110,9 @@ class JsonlScores:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ConfigError(f"--scores {self.path} is a directory; give the scores JSONL file "
+                              "(riskwatch replay --scores-out)")
         if not self.path.is_file():
             raise ConfigError(f"scores file not found: {self.path}")
         self._stamp: tuple[int, int] | None = None

@@ -209,6 +209,8 @@ def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     (["--chdb", "nosuchdb"], "--chdb: directory nosuchdb does not exist"),
     # a file: a page of chDB C++ stack
     (["--chdb", "EVENTS"], "--chdb: EVENTS is a file, not a chDB data directory"),
+    # a directory: "scores file not found"
+    (["--scores", "."], "--scores . is a directory; give the scores JSONL file"),
 ])
 def test_bad_flags_are_one_line_errors(tmp_path, args, message):
     (tmp_path / "scores.jsonl").write_bytes(b'{"merchant_id":"m1","ts":"2026-11-02T08:00:00+08:00",'
