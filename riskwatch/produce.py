@@ -41,25 +41,15 @@ def topic_for(line: bytes, prefix: str = "") -> tuple[str, bytes | None]:
     return prefix + topic, key.encode() if isinstance(key, str) else None
 
 
-async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
-                        speed: float | None = None, prefix: str = "",
-                        status: Callable[[str], None] | None = None,
-                        should_stop: Callable[[], bool] = lambda: False,
-                        batch: int = 1) -> int:
-    """Send ``(event_epoch, line)`` pairs; with ``speed`` pace them at that many simulated
-    seconds per wall second. With ``batch > 1``, up to that many consecutive events of a
-    topic go in one message as a JSON array (the contract allows it, and a Kafka consumer
-    pays per message, not per byte); a bad line always travels alone.
-    Returns the number of lines sent."""
-    from aiokafka import AIOKafkaProducer
+async def start_quietly(producer, bootstrap: str) -> None:
+    """``await producer.start()``, or one :class:`BrokerError` and nothing else printed.
+
+    While connecting, aiokafka logs each failed attempt (no handler configured: Python
+    prints it to stderr) and a failed start() leaves the producer open ("Unclosed
+    AIOKafkaProducer" at exit). The BrokerError says it all: one line for the user.
+    """
     from aiokafka.errors import KafkaError
 
-    # No idempotence: the embedded broker (Tansu) rejects InitProducerId from aiokafka.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all",
-                                max_batch_size=256 * 1024)
-    # While connecting, aiokafka logs each failed attempt (no handler configured: Python
-    # prints it to stderr) and a failed start() leaves the producer open ("Unclosed
-    # AIOKafkaProducer" at exit). The BrokerError says it all: one line for the user.
     aiokafka_log = logging.getLogger("aiokafka")
     level = aiokafka_log.level
     aiokafka_log.setLevel(logging.CRITICAL)
@@ -71,6 +61,24 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
         raise BrokerError(f"cannot connect to broker {bootstrap}: {exc}") from None
     finally:
         aiokafka_log.setLevel(level)
+
+
+async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
+                        speed: float | None = None, prefix: str = "",
+                        status: Callable[[str], None] | None = None,
+                        should_stop: Callable[[], bool] = lambda: False,
+                        batch: int = 1) -> int:
+    """Send ``(event_epoch, line)`` pairs; with ``speed`` pace them at that many simulated
+    seconds per wall second. With ``batch > 1``, up to that many consecutive events of a
+    topic go in one message as a JSON array (the contract allows it, and a Kafka consumer
+    pays per message, not per byte); a bad line always travels alone.
+    Returns the number of lines sent."""
+    from aiokafka import AIOKafkaProducer
+
+    # No idempotence: the embedded broker (Tansu) rejects InitProducerId from aiokafka.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all",
+                                max_batch_size=256 * 1024)
+    await start_quietly(producer, bootstrap)
     sent = 0
     wall0 = time.monotonic()
     sim0: float | None = None

@@ -79,9 +79,11 @@ def _metric(args: argparse.Namespace) -> str:
 async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
     from aiokafka import AIOKafkaProducer
 
+    from riskwatch.produce import start_quietly
+
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await start_quietly(producer, bootstrap)   # a broker that is down: one error line
     try:
-        await producer.start()
         await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()

@@ -235,3 +235,20 @@ def test_cli_refuses_a_bad_metric_or_store_in_one_line(tmp_path, capsys, args, m
     err = capsys.readouterr().err
     assert err.startswith(f"riskwatch: error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "no").exists() and not (tmp_path / "fb.jsonl").exists()
+
+
+def test_cli_verdict_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
+    # aiokafka logged each failed connection attempt to stderr before our error line.
+    import socket
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = tmp_path / "fb.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-m", "riskwatch.cli", "feedback", "0123456789abcdef-7", "--verdict",
+                        "false_alarm", "--store", str(store), "--broker", f"kafka://127.0.0.1:{port}"],
+                       capture_output=True, text=True, timeout=120, cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("riskwatch: error: could not send the verdict") and r.stderr.count("\n") == 1, r.stderr
+    assert len(store.read_text().splitlines()) == 1   # saved all the same
