@@ -174,8 +174,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"merchant scores: {result['merchants_scored']:,} merchants  "
           + "  ".join(f"{k} {v:,}" for k, v in tiers.items()))
     if result["score_movers"]:
-        print("biggest movers of the last full day: " + ", ".join(
-            f"{m['merchant_id']} {m['change']:+.1f} -> {m['score']:.1f}" for m in result["score_movers"][:5]))
+        # change over the day -> score at its midnight (the records' change_1d counts from
+        # the start of the day before, so the two figures differ)
+        print("biggest movers of the last full day (change over the day -> score at its end): "
+              + ", ".join(f"{m['merchant_id']} {m['change']:+.1f} -> {m['score']:.1f}"
+                          for m in result["score_movers"][:5]))
     for kind, path in paths.items():
         print(f"  {kind:<13} -> {path}")
     return 0
