@@ -164,6 +164,11 @@ class ChdbScores:
         self.sink.setup()
         self.database = database
 
+    def merchants(self) -> int:
+        """How many merchants have a score in the table."""
+        [row] = self.sink.query(f"SELECT uniqExact(merchant_id) AS n FROM `{self.database}`.`scores`")
+        return int(row["n"])
+
     def history(self, merchant_id: str, limit: int) -> list[dict]:
         rows = self.sink.query(
             f"SELECT merchant_id, toString(ts) AS ts, score, tier, components "

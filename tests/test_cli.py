@@ -111,6 +111,8 @@ def test_storage_commands_refuse_bad_paths_in_one_line(args, message, events, tm
     (["simulate", "--days", "0.1", "--broker", "https://x"], "is not a Kafka broker address"),
     (["report", "--chdb", "nope", "--out", "x.html"], "--chdb nope: no such directory"),
     (["report", "--chdb", ".", "--out", "no/such/x.html"], "directory no/such does not exist"),
+    # checked before the panels run (it was found only when writing, after all of them)
+    (["report", "--chdb", ".", "--out", "/proc/riskwatch-x.html"], "--out: cannot write /proc/riskwatch-x.html"),
     (["dashboards", "check", "--chdb", "nope"], "--chdb nope: no such directory"),
 ])
 def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from riskwatch.commands import check_port
@@ -42,6 +43,11 @@ def cmd_merchant_api(args: argparse.Namespace) -> int:
     if args.chdb and not Path(args.chdb).exists():  # chDB would create an empty one to serve
         raise ConfigError(f"--chdb: directory {args.chdb} does not exist")
     source = JsonlScores(args.scores) if args.scores else ChdbScores(args.chdb)
+    if args.chdb and source.merchants() == 0:
+        # Not an error: deployed beside a worker that has not scored anyone yet, the API
+        # starts first. Said once, so a wrong path is not a silent wall of 404s.
+        print(f"riskwatch: warning: no merchant scores in {args.chdb} yet: every merchant gets "
+              "404 until a worker or `riskwatch replay --chdb` writes some", file=sys.stderr)
     sock = listen(args.host, args.port)
     # The bound port, not --port: with --port 0 the system picks one.
     port = sock.getsockname()[1]

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from riskwatch.commands import check_outputs
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -31,6 +32,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if out.is_dir():  # checked before the queries run, not after (IsADirectoryError then)
         raise ConfigError(f"--out {args.out}: is a directory; give the HTML file to write, "
                           f"e.g. {out / 'overview.html'}")
+    check_outputs({"--out": args.out})   # writable, before the panels' queries run
     title, description, span, panels = run_dashboard(
         args.chdb, args.database, args.dashboard,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))

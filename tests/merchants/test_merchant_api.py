@@ -244,3 +244,24 @@ def test_port_0_announces_the_port_it_listens_on(tmp_path):
         assert r.status_code == 200 and r.json()["score"] == 80.0
     finally:
         _stop(proc)
+
+
+@pytest.mark.integration
+def test_an_empty_chdb_store_is_served_with_one_warning(tmp_path):
+    """A store no worker has written to yet: the API starts (it may start before the worker)
+    and says once why every merchant gets 404, instead of a silent wall of 404s."""
+    (tmp_path / "db").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "merchant-api", "--chdb",
+                             str(tmp_path / "db"), "--port", "0", "--secret", SECRET], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()   # printed after the check
+        assert line.startswith("merchant API on http://127.0.0.1:"), line
+        port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/merchants/m1/score", timeout=10,
+                      headers={"Authorization": f"Bearer {issue_token(SECRET, 'm1')}"})
+        assert r.status_code == 404
+    finally:
+        _stop(proc)
+    assert proc.stderr.readline().startswith(
+        f"riskwatch: warning: no merchant scores in {tmp_path / 'db'} yet")
