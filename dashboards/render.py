@@ -12,7 +12,8 @@ the merchant with the most scores, titles included.
 * ``stat``: its numbers, large;
 * ``timeseries``: a matplotlib SVG line chart, one line per numeric column, or per value
   of a text column (the alert timeline's severities);
-* ``piechart``: a horizontal bar chart (easier to compare than slices);
+* ``piechart`` and ``barchart``: a horizontal bar chart (easier to compare than slices);
+* ``histogram``: counts of its numeric column's values in bins;
 * ``table``: an HTML table of its first rows.
 
 No JavaScript and nothing fetched: the page opens from a file. Charts are SVG with text
@@ -219,6 +220,24 @@ def _bars(rows: list[dict]) -> str:
     return _figure_svg(draw, height=0.3 * len(rows) + 0.8)
 
 
+def _histogram(rows: list[dict]) -> str:
+    """Grafana's histogram panel: counts of the first numeric column's values in bins. A
+    score 0-100 gets Grafana's bucket size of the merchant page (5 points); other values
+    numpy's automatic bins."""
+    import numpy as np
+
+    column = next(c for c in rows[0] if all(_is_number(r[c]) for r in rows))
+    values = np.asarray([float(r[column]) for r in rows])
+    bins = np.arange(0, 105, 5) if values.min() >= 0 and values.max() <= 100 else "auto"
+
+    def draw(ax) -> None:
+        ax.hist(values, bins=bins, color="#1c7ed6", edgecolor="white")
+        ax.set_xlabel(column, fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
+
+    return _figure_svg(draw)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, dt.datetime) or (isinstance(value, str) and _TIME_TEXT.fullmatch(value)):
         value = _when(value).astimezone(CHINA).strftime("%m-%d %H:%M")
@@ -255,8 +274,11 @@ def _panel_html(panel: Panel) -> str:
         body = f'<p class="stats">{_stat(panel.rows)}</p>'
     elif panel.type == "timeseries":
         body = f'<figure class="chart">{_timeseries(panel.rows, panel.span, panel.interval_s)}</figure>'
-    elif panel.type == "piechart":
+    elif panel.type in ("piechart", "barchart"):
         body = f'<figure class="chart">{_bars(panel.rows)}</figure>'
+    elif panel.type == "histogram" and any(
+            all(_is_number(r[c]) for r in panel.rows) for c in panel.rows[0]):
+        body = f'<figure class="chart">{_histogram(panel.rows)}</figure>'
     else:
         body = _table(panel.rows)
     return f'<section class="panel panel-{html.escape(panel.type)}">{title}{note}{body}</section>'

@@ -269,6 +269,9 @@ def test_the_merchants_report_fills_in_its_merchant_variable(replayed_chdb, tmp_
     panels = _drawn(page)
     assert not [t for t in panels if "$" in t]
     assert not [t for t in checked if "$" in t]   # dashboards check names them alike
+    # a histogram and a bar chart are drawn as charts, not as tables of numbers
+    for title in ("Score distribution (latest)", "Merchants per tier"):
+        assert "<svg" in panels[title] and "<table" not in panels[title], title
     [score] = [t for t in panels if t.startswith("Score of ")]
     merchant = score.removeprefix("Score of ")
     assert re.fullmatch(r"m\d{4}", merchant) and f"$merchant = {merchant}." in page
