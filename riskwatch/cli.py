@@ -216,8 +216,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
     check_broker(args.broker)
-    check_outputs({"--out": args.out, "--manifest": args.manifest,
-                    "--calendar-out": args.calendar_out, "--intents-out": args.intents_out})
+    outputs = {"--out": args.out, "--manifest": args.manifest,
+               "--calendar-out": args.calendar_out, "--intents-out": args.intents_out}
+    check_outputs(outputs)
     _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
     if args.broker or args.out is None and args.speed:
         from riskwatch.produce import produce_simulation
@@ -236,9 +237,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
                              intents_path=args.intents_out)
     except OSError as exc:  # checked above, so a disk that filled up or went away meanwhile
-        flag = next((f for f, path in (("--out", args.out), ("--manifest", args.manifest),
-                                       ("--calendar-out", args.calendar_out),
-                                       ("--intents-out", args.intents_out))
+        flag = next((f for f, path in outputs.items()
                      if path and exc.filename and same_file(Path(path), Path(exc.filename))),
                     "output")
         raise ConfigError(f"{flag}: cannot write {exc.filename}: {exc.strerror}") from None

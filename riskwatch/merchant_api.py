@@ -43,9 +43,6 @@ from starlette.routing import Route
 
 from riskwatch.errors import ConfigError
 
-# The scores table's time zone (sinks/clickhouse/schema.py): China has kept +08:00 since 1991.
-_CHINA = dt.timezone(dt.timedelta(hours=8))
-
 __all__ = ["ChdbScores", "JsonlScores", "ScoreSource", "create_app", "issue_token", "listen",
            "serve", "verify_token"]
 
@@ -158,8 +155,12 @@ class ChdbScores:
     """Score records from the ``scores`` table of an embedded ClickHouse (chDB) path."""
 
     def __init__(self, path: str | os.PathLike[str], *, database: str = "riskwatch") -> None:
-        from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
+        from zoneinfo import ZoneInfo
 
+        from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
+        from sinks.clickhouse.schema import TZ
+
+        self.tz = ZoneInfo(TZ)   # the zone the table's DateTime64 columns are declared in
         self.sink = ChdbSink(path, database=database)
         self.sink.setup()
         self.database = database
@@ -174,19 +175,21 @@ class ChdbScores:
             f"SELECT merchant_id, toString(ts) AS ts, score, tier, components "
             f"FROM `{self.database}`.`scores` FINAL WHERE merchant_id = {{m:String}} "
             f"ORDER BY ts DESC LIMIT {int(limit)}", {"m": merchant_id})
-        for row in rows:   # the table's 'YYYY-MM-DD hh:mm:ss.sss' (China time) as the records' RFC 3339
-            row["ts"] = _rfc3339(row["ts"])
+        for row in rows:   # the table's 'YYYY-MM-DD hh:mm:ss.sss' as the records' RFC 3339
+            row["ts"] = _rfc3339(row["ts"], self.tz)
         return rows[::-1]
 
 
-def _rfc3339(table_time: str) -> str:
-    """``2026-11-03 19:00:00.000`` (the scores table's DateTime64 in Asia/Shanghai) as the
-    score records write it, so both backends answer alike.
+def _rfc3339(table_time: str, tz: dt.tzinfo) -> str:
+    """``2026-11-03 19:00:00.000`` (a DateTime64 as chDB returns it, in the column's zone
+    ``tz``) as the score records write it, so both backends answer alike.
 
-    >>> _rfc3339("2026-11-03 19:00:00.000"), _rfc3339("2026-11-03 19:00:00.250")
+    >>> from zoneinfo import ZoneInfo
+    >>> china = ZoneInfo("Asia/Shanghai")
+    >>> _rfc3339("2026-11-03 19:00:00.000", china), _rfc3339("2026-11-03 19:00:00.250", china)
     ('2026-11-03T19:00:00+08:00', '2026-11-03T19:00:00.250+08:00')
     """
-    stamp = dt.datetime.fromisoformat(table_time).replace(tzinfo=_CHINA)
+    stamp = dt.datetime.fromisoformat(table_time).replace(tzinfo=tz)
     return stamp.isoformat(timespec="milliseconds" if stamp.microsecond else "seconds")
 
 

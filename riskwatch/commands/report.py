@@ -27,12 +27,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     existing_chdb(args.chdb)
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {args.out}: directory {out.parent} does not exist")
     if out.is_dir():  # checked before the queries run, not after (IsADirectoryError then)
         raise ConfigError(f"--out {args.out}: is a directory; give the HTML file to write, "
                           f"e.g. {out / 'overview.html'}")
-    check_outputs({"--out": args.out})   # writable, before the panels' queries run
+    check_outputs({"--out": args.out})   # its directory exists and it is writable
     title, description, span, panels = run_dashboard(
         args.chdb, args.database, args.dashboard,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))
