@@ -172,7 +172,7 @@ class ChdbScores:
 
     def history(self, merchant_id: str, limit: int) -> list[dict]:
         rows = self.sink.query(
-            f"SELECT merchant_id, toString(ts) AS ts, score, tier, components "
+            f"SELECT merchant_id, toString(ts) AS ts, score, tier, components, change_1d "
             f"FROM `{self.database}`.`scores` FINAL WHERE merchant_id = {{m:String}} "
             f"ORDER BY ts DESC LIMIT {int(limit)}", {"m": merchant_id})
         for row in rows:   # the table's 'YYYY-MM-DD hh:mm:ss.sss' as the records' RFC 3339

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS `riskwatch`.`scores` (
     `score` Float64,
     `tier` LowCardinality(String),
     `components` Map(String, Float64),
+    `change_1d` Nullable(Float64),
     `version` UInt64 DEFAULT toUnixTimestamp64Milli(now64(3)),
     `inserted_at` DateTime64(3, 'Asia/Shanghai') DEFAULT now64(3)
 )
@@ -63,6 +64,7 @@ from typing import Any
 from riskwatch.errors import ConfigError
 
 __all__ = [
+    "AddColumn",
     "Column",
     "DEDUP_WINDOW",
     "MIGRATIONS",
@@ -190,11 +192,15 @@ ALERTS = Table(
      _c("contributors", "String", _TEXT), _c("examples", "Array(String)", _TEXT)),
     order_by="(alert_id, status, ts)", partition_by="toYYYYMM(ts)")
 
-SCORES = Table(
+# As migration 1 created it; frozen, because a released migration never changes.
+_SCORES_V1 = Table(
     "scores",
     (_c("merchant_id", "String"), _c("ts", _TIME, _SORTED_TIME), _c("score", "Float64"),
      _c("tier", _LC), _c("components", "Map(String, Float64)")),
     order_by="(merchant_id, ts)", partition_by="toYYYYMM(ts)")
+# NULL on rows stored before migration 3 added the column: "not recorded", not "no move".
+_CHANGE_1D = _c("change_1d", "Nullable(Float64)")
+SCORES = dataclasses.replace(_SCORES_V1, columns=(*_SCORES_V1.columns, _CHANGE_1D))
 
 DEAD_LETTERS = Table(
     "dead_letters",
@@ -230,24 +236,46 @@ GROUP BY alert_id"""
 
 
 @dataclasses.dataclass(frozen=True)
+class AddColumn:
+    """A column added to an existing table, skipped where it already exists.
+
+    Old servers (Debian's 18.16) have no ``ADD COLUMN IF NOT EXISTS``, so :func:`migrate`
+    looks in ``system.columns`` first, and treats a failed ``ALTER`` as done when the
+    column is there afterwards (another process migrating at the same time added it).
+    """
+
+    table: str
+    column: Column
+
+    def render(self, database: str, profile: Profile) -> str:
+        """The ``ALTER TABLE`` statement (without the existence check)."""
+        return (f"ALTER TABLE `{check_identifier(database)}`.`{self.table}` "
+                f"ADD COLUMN {_render_column(self.column, profile)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Migration:
-    """One schema step: ``Table`` specs (created if missing) and SQL templates (``{db}``)."""
+    """One schema step: ``Table`` specs (created if missing), SQL templates (``{db}``)
+    and :class:`AddColumn` steps."""
 
     version: int
     description: str
-    statements: tuple[Table | str, ...]
+    statements: tuple[Table | str | AddColumn, ...]
 
     def render(self, database: str, profile: Profile) -> list[str]:
         """The SQL statements of this migration for ``database`` on ``profile``."""
         db = f"`{check_identifier(database)}`"
         return [render_create(s, database, profile) if isinstance(s, Table)
+                else s.render(database, profile) if isinstance(s, AddColumn)
                 else s.format(db=db) for s in self.statements]
 
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "one ReplacingMergeTree table per record kind",
-              tuple(TABLES[k] for k in sorted(TABLES))),
+              (AGGREGATES, ALERTS, COMPLAINTS, DEAD_LETTERS, EVENTS, _SCORES_V1)),
     Migration(2, "alerts_current view: the latest state of every alert", (_ALERTS_CURRENT,)),
+    Migration(3, "scores.change_1d: the merchant API answers it from a store too",
+              (AddColumn("scores", _CHANGE_1D),)),
 ]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -355,8 +383,11 @@ def migrate(execute: Execute, profile: str = "modern", *, database: str = "riskw
     for migration in sorted(MIGRATIONS, key=lambda m: m.version):
         if migration.version in applied:
             continue
-        for statement in migration.render(database, prof):
-            execute(statement)
+        for step, statement in zip(migration.statements, migration.render(database, prof)):
+            if isinstance(step, AddColumn):
+                _add_column(execute, database, step, statement)
+            else:
+                execute(statement)
         # INSERT … SELECT, not VALUES: a native-protocol client waits for a data block
         # after an INSERT … VALUES statement.
         execute(f"INSERT INTO {db}.`schema_migrations` (version, description, profile) "
@@ -366,3 +397,19 @@ def migrate(execute: Execute, profile: str = "modern", *, database: str = "riskw
                     prof.name, migration.description)
         done.append(migration.version)
     return done
+
+
+def _add_column(execute: Execute, database: str, step: AddColumn, alter: str) -> None:
+    def exists() -> bool:
+        rows = execute(f"SELECT count() AS n FROM system.columns WHERE database = "
+                       f"{quote_literal(database)} AND table = {quote_literal(step.table)} "
+                       f"AND name = {quote_literal(step.column.name)}")
+        return bool(rows) and int(rows[0]["n"]) > 0
+
+    if exists():
+        return
+    try:
+        execute(alter)
+    except Exception:
+        if not exists():   # not a concurrent migration's doing: a real failure
+            raise

@@ -23,7 +23,8 @@ from riskwatch.simulator.traffic import write_files
 from sinks.base import RetryPolicy
 from sinks.clickhouse.local_server import LocalClickHouseServer, find_server_binary
 from sinks.clickhouse.schema import TABLES
-from sinks.clickhouse.server_sink import ClickHouseServerSink
+from sinks.clickhouse.schema import migrate
+from sinks.clickhouse.server_sink import ClickHouseServerSink, execute_rows
 from streams.pipeline import Pipeline
 from streams.replay import replay_file
 from tests.integration.conftest import _unavailable
@@ -90,8 +91,9 @@ def test_every_kind_round_trips_with_the_legacy_profile(server: LocalClickHouseS
         assert complaint == {"masked_text": records["complaints"][0]["masked_text"],
                              "auto_resolved": 0, "sensitive": ["phone", "name"], "version": 1,
                              "customer_tier": ""}
-        [score] = sink.query("SELECT components FROM rt.scores FINAL")
+        [score] = sink.query("SELECT components, change_1d FROM rt.scores FINAL")
         assert score["components"] == '{"complaint_rate":-18.0,"delay_rate":-9.5}'
+        assert score["change_1d"] == records["scores"][0]["change_1d"]
         counts = {t: sink.query(f"SELECT count() AS n FROM rt.{t}")[0]["n"] for t in records}
         assert counts == {k: len(v) for k, v in records.items()}
     finally:
@@ -305,14 +307,40 @@ def test_writer_and_dashboard_users(server: LocalClickHouseServer) -> None:
             s.close()
 
 
+def test_a_store_of_an_older_release_gains_change_1d(server: LocalClickHouseServer,
+                                                    monkeypatch) -> None:
+    """Debian's 18.16 has no ADD COLUMN IF NOT EXISTS: migration 3 checks system.columns."""
+    from sinks.clickhouse import schema
+
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])   # the older release
+    old = sink_for(server, "upgrade")
+    try:
+        # a row as the older release wrote it (its sink knew no change_1d column)
+        old.query("INSERT INTO upgrade.scores (merchant_id, ts, score, tier, components) "
+                  "SELECT 'm1', toDateTime('2026-11-02 09:00:00'), 80.0, 'good', '{}'")
+        monkeypatch.undo()
+        new = sink_for(server, "upgrade")   # setup() migrates to 3
+        new.add("scores", {"merchant_id": "m1", "ts": "2026-11-02T10:00:00+08:00",
+                           "score": 78.5, "tier": "good", "components": {}, "change_1d": -1.5})
+        new.flush()
+        rows = new.query("SELECT toString(ts) AS ts, change_1d FROM upgrade.scores FINAL "
+                         "ORDER BY ts")
+        assert [r["change_1d"] for r in rows] == [None, -1.5]   # older rows: not recorded
+        assert migrate(execute_rows(new._client), "legacy", database="upgrade") == []
+        new.close()
+    finally:
+        old.query("DROP DATABASE IF EXISTS upgrade")
+        old.close()
+
+
 def test_db_migrate_command(server: LocalClickHouseServer, capsys) -> None:
     url = server.url.replace("/riskwatch", "/cli_db")
     assert main(["db", "migrate", "--clickhouse-url", url]) == 0
     assert main(["db", "migrate", "--clickhouse-url", url]) == 0  # idempotent
     out = capsys.readouterr().out.splitlines()
     assert "ClickHouse 18.16.1" in out[0] and "ClickHouse 18.16.1" in out[1]
-    assert "schema at version 2 of 2 (profile legacy; applied now: 1, 2)" in out[0]
-    assert "(profile legacy; already at version 2, nothing to apply)" in out[1]
+    assert "schema at version 3 of 3 (profile legacy; applied now: 1, 2, 3)" in out[0]
+    assert "(profile legacy; already at version 3, nothing to apply)" in out[1]
     admin = sink_for(server, "cli_db")
     try:
         tables = {r["name"] for r in admin.query(

@@ -187,6 +187,14 @@ def test_api_serves_scores_from_chdb(api, tmp_path):
         # the same times as the JSONL backend serves (was 'YYYY-MM-DD hh:mm:ss.sss', no offset)
         assert body["ts"] == mine[-1]["ts"]
         assert [p["ts"] for p in body["trend"]] == [s["ts"] for s in mine[-48:]]
+        # the move since the previous day is stored too (was null from this backend)
+        moved = [m for m in _merchants(scores)
+                 if [s for s in scores if s["merchant_id"] == m][-1]["change_1d"]]
+        assert moved, "the fixture's merchants should include one whose score moved"
+        r = httpx.get(f"{base}/v1/merchants/{moved[0]}/score", timeout=30, headers={
+            "Authorization": f"Bearer {issue_token(SECRET, moved[0])}"})
+        last = [s for s in scores if s["merchant_id"] == moved[0]][-1]
+        assert r.json()["change_1d"] == last["change_1d"] != 0
         r = httpx.get(f"{base}/v1/merchants/{b}/score",
                       headers={"Authorization": f"Bearer {issue_token(SECRET, a)}"})
         assert r.status_code == 403

@@ -128,6 +128,6 @@ def sample_records() -> dict[str, list[dict[str, Any]]]:
         "scores": [{
             "merchant_id": "m-17", "ts": "2026-11-02T09:00:00+08:00", "score": 72.5,
             "tier": "C", "components": {"complaint_rate": -18.0, "delay_rate": -9.5},
-            "trend": "down",
+            "change_1d": -3.25, "trend": "down",
         }],
     }

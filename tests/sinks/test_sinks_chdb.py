@@ -13,7 +13,7 @@ import pytest
 
 from riskwatch.errors import SinkError
 from sinks import ChdbSink, RetryPolicy
-from sinks.clickhouse import acquire_session, migrate, release_session
+from sinks.clickhouse import MIGRATIONS, PROFILES, acquire_session, migrate, release_session
 
 Factory = Callable[..., ChdbSink]
 
@@ -197,10 +197,10 @@ def test_migrate_is_idempotent_and_records_versions(chdb_sink: Factory) -> None:
     sink = chdb_sink()  # setup() migrated
     assert migrate(sink.query, database=sink.database) == []
     chdb_sink(database=sink.database)  # a second sink on the same database migrates nothing
-    assert count(sink, "schema_migrations") == 2  # raw count: no version recorded twice
+    assert count(sink, "schema_migrations") == len(MIGRATIONS)  # no version recorded twice
     rows = sink.query(f"SELECT version, profile FROM {sink.database}.schema_migrations FINAL "
                       "ORDER BY version")
-    assert rows == [{"version": 1, "profile": "modern"}, {"version": 2, "profile": "modern"}]
+    assert rows == [{"version": m.version, "profile": "modern"} for m in MIGRATIONS]
     tables = {r["name"]: r["engine_full"] for r in sink.query(
         "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
         params={"db": sink.database})}
@@ -208,6 +208,52 @@ def test_migrate_is_idempotent_and_records_versions(chdb_sink: Factory) -> None:
                            "dead_letters", "events", "schema_migrations", "scores"}
     assert "TTL toDateTime(ts) + toIntervalDay(180)" in tables["events"]
     assert "non_replicated_deduplication_window = 10000" in tables["aggregates"]
+
+
+def test_a_store_of_an_older_release_gains_change_1d(chdb_sink: Factory, monkeypatch) -> None:
+    """Migration 3 adds ``scores.change_1d`` to a store made before it existed; the rows
+    stored before are NULL (not recorded), not 0 (no move)."""
+    from sinks.clickhouse import schema
+
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])   # the older release
+    old = chdb_sink()
+    columns = f"SELECT name FROM system.columns WHERE database = '{old.database}' AND table = 'scores'"
+    assert "change_1d" not in {r["name"] for r in old.query(columns)}
+    old.add("scores", {"merchant_id": "m1", "ts": "2026-11-02T09:00:00+08:00", "score": 80.0,
+                       "tier": "good", "components": {}, "change_1d": 2.0}, token="s:0:1-1")
+    old.flush()
+    monkeypatch.undo()
+    new = chdb_sink(database=old.database)   # setup() applies migration 3 only
+    assert "change_1d" in {r["name"] for r in new.query(columns)}
+    new.add("scores", {"merchant_id": "m1", "ts": "2026-11-02T10:00:00+08:00", "score": 78.5,
+                       "tier": "good", "components": {}, "change_1d": -1.5}, token="s:0:2-2")
+    new.flush()
+    rows = new.query(f"SELECT change_1d FROM {new.database}.scores FINAL ORDER BY ts")
+    assert [r["change_1d"] for r in rows] == [None, -1.5]
+
+
+def test_adding_a_column_another_process_just_added_is_not_an_error(chdb_sink: Factory) -> None:
+    """Two workers migrating at once: the ALTER of the slower one fails, and the column is
+    there, so that is success; a failure with the column still missing is raised."""
+    from sinks.clickhouse.schema import AddColumn, Column, _add_column
+
+    sink = chdb_sink()
+    step = AddColumn("scores", Column("extra", "Nullable(Float64)"))
+    alter = step.render(sink.database, PROFILES["modern"])
+    check_first = sink.query   # what migrate passes
+
+    def racing(sql: str):
+        if sql.startswith("SELECT count() AS n FROM system.columns") and not racing.raced:
+            racing.raced = True
+            sink.query(alter)          # the other process wins between check and ALTER
+            return [{"n": 0}]
+        return check_first(sql)
+    racing.raced = False
+    _add_column(racing, sink.database, step, alter)   # its ALTER fails: column exists
+    assert racing.raced
+    with pytest.raises(SinkError, match="NO_SUCH_COLUMN|UNKNOWN_TABLE|doesn't exist|ILLEGAL"):
+        bad = AddColumn("no_such_table", Column("x", "UInt8"))
+        _add_column(sink.query, sink.database, bad, bad.render(sink.database, PROFILES["modern"]))
 
 
 def test_query_errors_are_sink_errors(chdb_sink: Factory) -> None:

@@ -77,11 +77,24 @@ def test_migrate_on_a_fake_executor_records_each_version_once() -> None:
         statements.append(sql)
         if sql.startswith("INSERT INTO `db`.`schema_migrations`"):
             recorded.append({"version": int(re.search(r"SELECT (\d+)", sql).group(1))})
+        if "FROM system.columns" in sql:   # AddColumn's check: the column is not there
+            return [{"n": 0}]
         return list(recorded) if sql.startswith("SELECT") else []
 
     assert migrate(execute, database="db") == [m.version for m in MIGRATIONS]
     assert migrate(execute, database="db") == []
     assert sum(s.startswith("CREATE TABLE IF NOT EXISTS `db`.`alerts`") for s in statements) == 1
+    assert sum(s.startswith("ALTER TABLE `db`.`scores` ADD COLUMN `change_1d`")
+               for s in statements) == 1
+
+
+def test_released_migrations_keep_creating_what_they_created() -> None:
+    # Migration 1 is frozen: a store it made has no change_1d; migration 3 adds it.
+    [scores_v1] = [t for t in MIGRATIONS[0].statements if getattr(t, "name", "") == "scores"]
+    assert "change_1d" not in {c.name for c in scores_v1.columns}
+    assert "change_1d" in {c.name for c in TABLES["scores"].columns}
+    [alter] = MIGRATIONS[2].render("db", PROFILES["legacy"])
+    assert alter == "ALTER TABLE `db`.`scores` ADD COLUMN `change_1d` Nullable(Float64)"
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
