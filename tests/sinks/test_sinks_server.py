@@ -257,8 +257,8 @@ def test_db_commands(chdb_path: str, database: str, capsys) -> None:
     assert main(["db", "migrate", "--chdb", chdb_path, "--database", database]) == 0
     first, second = capsys.readouterr().out.splitlines()
     # The second run used to print "applied: 1, 2" as well: it says what it did now.
-    assert first.endswith("schema at version 2 of 2 (profile modern; applied now: 1, 2)")
-    assert second.endswith("schema at version 2 of 2 (profile modern; already at version 2, "
+    assert first.endswith("schema at version 3 of 3 (profile modern; applied now: 1, 2, 3)")
+    assert second.endswith("schema at version 3 of 3 (profile modern; already at version 3, "
                            "nothing to apply)")
     assert main(["db", "users"]) == 0
     assert "GRANT INSERT ON riskwatch.* TO riskwatch_writer" in capsys.readouterr().out
