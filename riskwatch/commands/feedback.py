@@ -46,13 +46,15 @@ def _store_path(store: str) -> Path:
 
 
 def _read_alerts(path: str) -> list[dict]:
-    """The firing records of an alerts JSONL file (``--alerts``), one per alert_id."""
-    try:
-        alerts = [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ConfigError(f"--alerts: cannot read {path}: {exc}") from None
-    return list({a["alert_id"]: a for a in alerts
-                 if isinstance(a, dict) and a.get("status") == "firing" and "alert_id" in a}.values())
+    """The firing records of an alerts JSONL file (``--alerts``), one per alert_id.
+
+    Read with evaluate's loader, so that feedback and evaluate accept and refuse the same
+    files with the same message (an InputError naming the file and line): a looser reader
+    here took an events or complaints file for one without alerts.
+    """
+    from riskwatch.evaluate import load_alerts
+
+    return list({a["alert_id"]: a for a in load_alerts(path) if a["status"] == "firing"}.values())
 
 
 def _metric(args: argparse.Namespace) -> str:
