@@ -148,6 +148,35 @@ def test_broker_port_that_is_not_a_number_is_one_error(args, tmp_path):
     assert not (tmp_path / "wd").exists()   # refused before the worker set up its state
 
 
+@pytest.mark.parametrize("args, env, source", [
+    # The worker's --broker defaults to $RISKWATCH_BROKER: the error said "--broker: ..."
+    # to a user who typed no --broker.
+    (["worker", "--data-dir", "wd"], {"RISKWATCH_BROKER": "kafka://127.0.0.1:abc"},
+     "riskwatch: error: $RISKWATCH_BROKER: "),
+    (["worker", "--data-dir", "wd", "--broker", "kafka://127.0.0.1:abc"],
+     {"RISKWATCH_BROKER": "kafka://127.0.0.1:9092"}, "riskwatch: error: --broker: "),
+    # python -m streams.worker named neither
+    (["-m", "streams.worker", "--data-dir", "wd"], {"RISKWATCH_BROKER": "kafka://127.0.0.1:abc"},
+     "riskwatch worker: $RISKWATCH_BROKER: "),
+    (["-m", "streams.worker", "--data-dir", "wd", "--broker", "kafka://127.0.0.1:abc"], {},
+     "riskwatch worker: --broker: "),
+    # feedback stored the verdict, then failed to send it: "could not send ... BrokerError"
+    (["feedback", _ALERT_ID, "--verdict", "confirmed", "--store", "wd", "--broker",
+      "kafka://127.0.0.1:abc"], {}, "riskwatch: error: --broker: "),
+])
+def test_a_bad_broker_url_is_named_by_where_it_came_from(args, env, source, tmp_path):
+    if args[0] == "-m":
+        env = {**os.environ, **env, "PYTHONPATH": _REPO}
+        r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=300, env=env)
+    else:
+        r = riskwatch(*args, cwd=tmp_path, env=env)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.splitlines() == [f"{source}'kafka://127.0.0.1:abc': port 'abc' is not a whole "
+                                     "number from 1 to 65535 (expected kafka://HOST:PORT)"]
+    assert not (tmp_path / "wd").exists()   # refused before any state or verdict was written
+
+
 def _unwritable(tmp_path: Path) -> Path:
     """A file path this user cannot create: in a read-only directory, or (as root, who
     writes anywhere) in sysfs."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from riskwatch.commands import check_broker
 from riskwatch.errors import BrokerError, ConfigError
 
 __all__ = ["register"]
@@ -115,6 +116,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     record = parse_feedback({"alert_id": args.alert_id, "verdict": args.verdict, "note": args.note,
                              "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
     record["metric"] = _metric(args)  # after parse_feedback: a bad alert id is named first
+    # A bad --broker URL is refused before the verdict is stored: it was stored, then the
+    # send failed, and the corrected command stored it a second time.
+    check_broker(args.broker)
     record.pop("start_bucket")
     line = orjson.dumps(record)
     path = _store_path(args.store)
