@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from riskwatch.commands import (check_broker, check_outputs, number, positive_float, positive_int,
-                                same_file, share)
+from riskwatch.commands import (BROKER_ENV, check_broker, check_outputs, number, positive_float,
+                                positive_int, same_file, share)
 from riskwatch.errors import ConfigError, RiskwatchError
 from sinks.wiring import add_output_arguments
 
@@ -319,8 +319,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from sinks.wiring import options_from_args
 
-    check_broker(args.broker)
-    return run_worker(_settings(args), broker_url=args.broker, data_dir=args.data_dir,
+    broker = check_broker(args.broker, env=BROKER_ENV)
+    return run_worker(_settings(args), broker_url=broker, data_dir=args.data_dir,
                       outputs=options_from_args(args), web_port=args.web_port, calendar=args.calendar,
                       duration=args.duration, log_level=args.log_level,
                       topic_partitions=args.partitions, **fault_tolerance_options(args))
@@ -410,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("worker", help="run the live faust worker")
-    p.add_argument("--broker", default=os.environ.get("RISKWATCH_BROKER"),
+    # No argparse default: cmd_worker reads $RISKWATCH_BROKER, so an error names its source.
+    p.add_argument("--broker",
                    help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: start an embedded broker)")
     p.add_argument("--data-dir", default="riskwatch-data", help="state directory (default %(default)s)")
     add_output_arguments(p)

@@ -30,6 +30,7 @@ from typing import Any
 import faust
 
 from riskwatch.broker import EmbeddedBroker, bootstrap_from_url, create_topics
+from riskwatch.commands import BROKER_ENV, check_broker
 from riskwatch.errors import ConfigError, RiskwatchError
 from riskwatch.settings import PipelineSettings, from_env
 from sinks.wiring import OutputOptions, add_output_arguments, build_sinks, options_from_args
@@ -155,7 +156,7 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     data_dir.mkdir(parents=True, exist_ok=True)
     calendar = _load_calendar(calendar)
     _check_web_port(web_port)
-    broker_url = broker_url or os.environ.get("RISKWATCH_BROKER") or None
+    broker_url = broker_url or os.environ.get(BROKER_ENV) or None
     broker: EmbeddedBroker | None = None
     if broker_url is None:
         broker = EmbeddedBroker(data_dir=data_dir / "broker").start()
@@ -209,8 +210,8 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m streams.worker", description=__doc__.split("\n")[0])
-    p.add_argument("--broker", default=os.environ.get("RISKWATCH_BROKER"),
-                   help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: embedded Tansu)")
+    # No argparse default: main reads $RISKWATCH_BROKER, so an error names its source.
+    p.add_argument("--broker", help="kafka://HOST:PORT (default $RISKWATCH_BROKER; none: embedded Tansu)")
     p.add_argument("--data-dir", default="riskwatch-data", help="data directory (default %(default)s)")
     p.add_argument("--web-port", type=int, help="serve /stats/ on 127.0.0.1:PORT")
     add_output_arguments(p)
@@ -237,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = from_env(bucket_seconds=args.bucket_seconds,
                             allowed_lateness_seconds=args.allowed_lateness_seconds,
                             idle_source_seconds=args.idle_source_seconds)
-        return run_worker(settings, broker_url=args.broker, data_dir=args.data_dir,
+        broker = check_broker(args.broker, env=BROKER_ENV)  # before the data dir is made
+        return run_worker(settings, broker_url=broker, data_dir=args.data_dir,
                           outputs=options_from_args(args), web_port=args.web_port,
                           calendar=args.calendar, duration=args.duration,
                           log_level=args.log_level, topic_prefix=args.topic_prefix,

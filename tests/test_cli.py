@@ -17,6 +17,9 @@ from tests.streamkit import steady_stream
 # package the interpreter has installed, which may be another checkout.
 _REPO = str(Path(__file__).resolve().parents[1])
 
+# An alert id as riskwatch makes them: <16 hex fingerprint>-<start bucket>.
+_ALERT_ID = "0123456789abcdef-5978857"
+
 
 def riskwatch(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
     env = {**os.environ, **(env or {})}
@@ -145,6 +148,35 @@ def test_broker_port_that_is_not_a_number_is_one_error(args, tmp_path):
     assert not (tmp_path / "wd").exists()   # refused before the worker set up its state
 
 
+@pytest.mark.parametrize("args, env, source", [
+    # The worker's --broker defaults to $RISKWATCH_BROKER: the error said "--broker: ..."
+    # to a user who typed no --broker.
+    (["worker", "--data-dir", "wd"], {"RISKWATCH_BROKER": "kafka://127.0.0.1:abc"},
+     "riskwatch: error: $RISKWATCH_BROKER: "),
+    (["worker", "--data-dir", "wd", "--broker", "kafka://127.0.0.1:abc"],
+     {"RISKWATCH_BROKER": "kafka://127.0.0.1:9092"}, "riskwatch: error: --broker: "),
+    # python -m streams.worker named neither
+    (["-m", "streams.worker", "--data-dir", "wd"], {"RISKWATCH_BROKER": "kafka://127.0.0.1:abc"},
+     "riskwatch worker: $RISKWATCH_BROKER: "),
+    (["-m", "streams.worker", "--data-dir", "wd", "--broker", "kafka://127.0.0.1:abc"], {},
+     "riskwatch worker: --broker: "),
+    # feedback stored the verdict, then failed to send it: "could not send ... BrokerError"
+    (["feedback", _ALERT_ID, "--verdict", "confirmed", "--store", "wd", "--broker",
+      "kafka://127.0.0.1:abc"], {}, "riskwatch: error: --broker: "),
+])
+def test_a_bad_broker_url_is_named_by_where_it_came_from(args, env, source, tmp_path):
+    if args[0] == "-m":
+        env = {**os.environ, **env, "PYTHONPATH": _REPO}
+        r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=300, env=env)
+    else:
+        r = riskwatch(*args, cwd=tmp_path, env=env)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.splitlines() == [f"{source}'kafka://127.0.0.1:abc': port 'abc' is not a whole "
+                                     "number from 1 to 65535 (expected kafka://HOST:PORT)"]
+    assert not (tmp_path / "wd").exists()   # refused before any state or verdict was written
+
+
 def _unwritable(tmp_path: Path) -> Path:
     """A file path this user cannot create: in a read-only directory, or (as root, who
     writes anywhere) in sysfs."""
@@ -258,6 +290,34 @@ def test_evaluate_refuses_a_file_that_is_not_alerts(record, message, tmp_path):
     (tmp_path / "x.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n" + orjson.dumps(record) + b"\n")
     r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "x.jsonl", cwd=tmp_path)
     assert_one_error(r, f"--alerts x.jsonl, {message}")
+
+
+@pytest.mark.parametrize("mode", [["feedback", _ALERT_ID, "--verdict", "confirmed"],
+                                  ["feedback", "--report"]])
+@pytest.mark.parametrize("kind, message", [
+    ("events", "line 1: not an alert record: it looks like an input event"),
+    ("complaints", "line 1: not an alert record: it looks like an enriched complaint"),
+    ("text", "line 1: not a JSON alert line"),
+])
+def test_feedback_refuses_a_file_that_is_not_alerts_as_evaluate_does(mode, kind, message, events,
+                                                                     tmp_path):
+    """feedback --alerts read every JSON line and kept the firing ones: a complaints file
+    gave a report without a word ("never fired" with a verdict), a line that is not JSON
+    the decoder's message. It reads with evaluate's loader now: the same refusal."""
+    wrong = {"events": events.read_bytes(),
+             "complaints": orjson.dumps({"complaint_id": "c1", "ts": "2026-11-03T10:00:00+08:00",
+                                         "intent": "lost_parcel", "masked_text": "x"}) + b"\n",
+             "text": b"alert_id,status\n"}[kind]
+    (tmp_path / "x.jsonl").write_bytes(wrong)
+    store = tmp_path / "fb.jsonl"
+    saved = orjson.dumps({"alert_id": _ALERT_ID, "verdict": "expected"}) + b"\n"
+    store.write_bytes(saved)
+    r = riskwatch(*mode, "--store", "fb.jsonl", "--alerts", "x.jsonl", cwd=tmp_path)
+    assert_one_error(r, f"--alerts x.jsonl, {message}")
+    assert store.read_bytes() == saved   # no verdict stored against a wrong file
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    assert riskwatch("evaluate", "--truth", "m.json", "--alerts", "x.jsonl",
+                     cwd=tmp_path).stderr == r.stderr
 
 
 @pytest.mark.parametrize("value, message", [

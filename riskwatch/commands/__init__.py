@@ -1,5 +1,6 @@
 """CLI subcommands that live in their own modules (see ``riskwatch.cli._COMMAND_MODULES``),
-and the checks of flag values they share (each raises a ConfigError naming the flag)."""
+and the checks of flag values they share (each raises a ConfigError naming the flag, or the
+environment variable the value came from)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from pathlib import Path
 
 from riskwatch.errors import ConfigError
 
-__all__ = ["check_broker", "check_http_url", "check_outputs", "check_port", "number", "positive_float",
-           "positive_int", "same_file", "share"]
+__all__ = ["BROKER_ENV", "check_broker", "check_http_url", "check_outputs", "check_port", "number",
+           "positive_float", "positive_int", "same_file", "share"]
+
+#: The variable the worker's ``--broker`` defaults to.
+BROKER_ENV = "RISKWATCH_BROKER"
 
 # http(s)://HOST[:PORT][/path]: HOST is a name, an IPv4 address or a bracketed IPv6 one.
 _HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[\w.-]+)(?::(?P<port>\d+))?(?:/\S*)?\Z")
@@ -78,16 +82,23 @@ positive_float = number(float, positive=True)
 share = number(float, 0, 1)
 
 
-def check_broker(url: str | None) -> None:
-    """Refuse a bad ``--broker`` before anything starts: the Kafka clients would fail late,
-    with a bare ``ValueError`` traceback (a port that is not a number)."""
+def check_broker(url: str | None, *, env: str | None = None) -> str | None:
+    """The broker URL to use, refused before anything starts if it is bad: the Kafka
+    clients would fail late, with a bare ``ValueError`` traceback (a port that is not a
+    number). ``url`` is ``--broker``'s value; with ``env``, a flag not given falls back to
+    that variable, and an error names ``$VARIABLE``, not ``--broker`` (the user typed none;
+    a flag default of ``os.environ.get(...)`` could not tell the two apart)."""
+    source = "--broker"
+    if url is None and env:
+        url, source = os.environ.get(env) or None, f"${env}"
     if url:
         from riskwatch.broker import bootstrap_from_url
         from riskwatch.errors import BrokerError
         try:
             bootstrap_from_url(url)
         except BrokerError as exc:
-            raise ConfigError(f"--broker: {exc}") from None
+            raise ConfigError(f"{source}: {exc}") from None
+    return url
 
 
 def same_file(a: Path, b: Path) -> bool:

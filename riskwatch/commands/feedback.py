@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from riskwatch.commands import check_broker
 from riskwatch.errors import BrokerError, ConfigError
 
 __all__ = ["register"]
@@ -46,13 +47,15 @@ def _store_path(store: str) -> Path:
 
 
 def _read_alerts(path: str) -> list[dict]:
-    """The firing records of an alerts JSONL file (``--alerts``), one per alert_id."""
-    try:
-        alerts = [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ConfigError(f"--alerts: cannot read {path}: {exc}") from None
-    return list({a["alert_id"]: a for a in alerts
-                 if isinstance(a, dict) and a.get("status") == "firing" and "alert_id" in a}.values())
+    """The firing records of an alerts JSONL file (``--alerts``), one per alert_id.
+
+    Read with evaluate's loader, so that feedback and evaluate accept and refuse the same
+    files with the same message (an InputError naming the file and line): a looser reader
+    here took an events or complaints file for one without alerts.
+    """
+    from riskwatch.evaluate import load_alerts
+
+    return list({a["alert_id"]: a for a in load_alerts(path) if a["status"] == "firing"}.values())
 
 
 def _metric(args: argparse.Namespace) -> str:
@@ -113,6 +116,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     record = parse_feedback({"alert_id": args.alert_id, "verdict": args.verdict, "note": args.note,
                              "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
     record["metric"] = _metric(args)  # after parse_feedback: a bad alert id is named first
+    # A bad --broker URL is refused before the verdict is stored: it was stored, then the
+    # send failed, and the corrected command stored it a second time.
+    check_broker(args.broker)
     record.pop("start_bucket")
     line = orjson.dumps(record)
     path = _store_path(args.store)

@@ -32,6 +32,21 @@ def baseline(lines) -> list[dict]:
     return run(lines)
 
 
+def alert_line(alert_id: str, metric: str, dimensions: dict) -> str:
+    """A firing record as ``replay --alerts-out`` writes it (the alerts contract in the
+    README): ``feedback --alerts`` reads with evaluate's ``load_alerts``, which refuses a
+    line without ``ts`` or ``status``."""
+    fp, _, start = alert_id.rpartition("-")
+    begin = dt.datetime.fromtimestamp(int(start) * 300, dt.timezone(dt.timedelta(hours=8)))
+    end = begin + dt.timedelta(minutes=5)
+    return json.dumps({
+        "alert_id": alert_id, "fingerprint": fp, "status": "firing", "severity": "yellow",
+        "metric": metric, "dimensions": dimensions, "ts": end.isoformat(),
+        "bucket_start": begin.isoformat(), "bucket_end": end.isoformat(), "observed": 12.0,
+        "expected": 3.0, "score": 9.5, "summary": "test alert", "contributors": [],
+        "examples": []}, ensure_ascii=False) + "\n"
+
+
 def run(lines, feedback=()) -> list[dict]:
     pipeline, alerts = Pipeline(), []
     for record in feedback:
@@ -122,8 +137,8 @@ def test_cli_records_masks_and_reports(tmp_path, capsys):
     saved = (store / "feedback.jsonl").read_text(encoding="utf-8")
     assert "13812345678" not in saved and "138****5678" in saved
     alerts = tmp_path / "alerts.jsonl"
-    alerts.write_text("".join(json.dumps({"alert_id": f"{fp}-{n}", "status": "firing",
-                                          "metric": "complaint_rate"}) + "\n" for n in (10, 20, 30)))
+    alerts.write_text("".join(alert_line(f"{fp}-{n}", "complaint_rate", {"region": "广东"})
+                              for n in (10, 20, 30)), encoding="utf-8")
     capsys.readouterr()
     assert main(["feedback", "--report", "--store", str(store), "--alerts", str(alerts), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -194,7 +209,7 @@ def test_cli_verdict_metric_is_the_alerts_own_or_unknown(tmp_path, capsys):
     false alarm on an order_surge alert counted against complaint_rate in --report."""
     surge = fingerprint("order_surge", {"merchant_id": "m1"})
     alerts = tmp_path / "alerts.jsonl"
-    alerts.write_text(json.dumps({"alert_id": f"{surge}-7", "status": "firing", "metric": "order_surge"}) + "\n")
+    alerts.write_text(alert_line(f"{surge}-7", "order_surge", {"merchant_id": "m1"}))
     store = tmp_path / "fb.jsonl"
     assert main(["feedback", f"{surge}-7", "--verdict", "false_alarm", "--store", str(store),
                  "--alerts", str(alerts)]) == 0
@@ -220,7 +235,7 @@ def test_cli_verdict_metric_is_the_alerts_own_or_unknown(tmp_path, capsys):
 def test_cli_refuses_a_bad_metric_or_store_in_one_line(tmp_path, capsys, args, message):
     surge = fingerprint("order_surge", {"merchant_id": "m1"})
     alerts = tmp_path / "alerts.jsonl"
-    alerts.write_text(json.dumps({"alert_id": f"{surge}-7", "status": "firing", "metric": "order_surge"}) + "\n")
+    alerts.write_text(alert_line(f"{surge}-7", "order_surge", {"merchant_id": "m1"}))
     (tmp_path / "fb").write_text("")
     names = {"ALERTS": str(alerts), "ID": f"{surge}-7", "STORE": str(tmp_path)}
     alert_id = f"{surge}-7"
