@@ -258,8 +258,10 @@ _LEARNING_SECONDS = 86400   # the detectors page only after a day of history
 
 def _warn_unseen_incidents(config) -> None:
     """One warning line when requested incidents cannot be detected: dropped because the
-    run is too short to place them, or placed in the first day, which the detectors spend
-    learning. Otherwise the user only sees recall 0 from evaluate, with no reason."""
+    run is too short to place them or the market has too few orders for them (see
+    riskwatch.simulator.incidents.INCIDENT_BUDGET), or placed in the first day, which the
+    detectors spend learning. Otherwise the user only sees recall 0 from evaluate, with
+    no reason (or fewer incidents in the manifest than asked for)."""
     import datetime as dt
 
     from riskwatch.simulator import manifest
@@ -272,7 +274,9 @@ def _warn_unseen_incidents(config) -> None:
             placed[inc["kind"]] += 1
         learning += (dt.datetime.fromisoformat(inc["start"]).timestamp()
                      < config.start_epoch + _LEARNING_SECONDS)
+    complaint_incidents = len(incidents) - sum(placed.values())
     dropped = [f"{want - got} of --{flag} {want}" for flag, want, got in (
+        ("incidents", config.incidents, complaint_incidents),
         ("surge-incidents", config.surge_incidents, placed["new_shop_order_surge"]),
         ("mix-incidents", config.mix_incidents, placed["intent_mix_shift"])) if got < want]
     problems = []
@@ -282,7 +286,7 @@ def _warn_unseen_incidents(config) -> None:
                         "missed (give --days 3 or more)")
     if dropped:
         problems.append(f"{' and '.join(dropped)} could not be placed (too short a run, or "
-                        "too few complaints to see them: more --days or --orders-per-day)")
+                        "too small a market to see them: more --days or --orders-per-day)")
     if problems:
         print(f"riskwatch: warning: {'; '.join(problems)}", file=sys.stderr)
 

@@ -10,6 +10,15 @@ The multiplier is drawn in [3, 8], but the extra count is floored at
 :data:`MIN_EXTRA` complaints and at 60% of the slice's *all-intent* normal count over the
 window: a small slice gets a larger multiplier rather than an invisible incident.
 
+The floors are absolute (tens of complaints an hour, sized for the default market of
+50k orders a day), so two caps keep them proportional to the orders there are: an
+incident brings at most :data:`MAX_EXTRA_OF_SLICE_ORDERS` times its slice's expected
+recent orders, and all incidents together at most :data:`INCIDENT_BUDGET` of the run's
+expected orders. Neither binds in the default market; in a small one (a hundred orders
+a day, or a run of hours) an incident that the caps leave under :data:`MIN_EXTRA`
+complaints is not planned: the manifest lists only incidents with complaints enough to
+be seen, and ``riskwatch simulate`` warns about the ones it left out.
+
 Each extra complaint refers to a *different* recent order of the slice (drawn without
 replacement), as many customers with many parcels would write; only a slice with fewer
 recent orders than extra complaints reuses orders, and the manifest written with the
@@ -49,7 +58,8 @@ from riskwatch.simulator.world import (
     World,
 )
 
-__all__ = ["KINDS", "MIN_EXTRA", "Incident", "IncidentRunner", "plan_incidents"]
+__all__ = ["INCIDENT_BUDGET", "KINDS", "MAX_EXTRA_OF_SLICE_ORDERS", "MIN_EXTRA", "Incident",
+           "IncidentRunner", "plan_incidents"]
 
 _log = logging.getLogger(__name__)
 
@@ -82,6 +92,23 @@ MIN_EXTRA = 15
 EXTRA_PER_HOUR = (18.0, 40.0)
 #: Extra >= this share of the slice's normal complaints (all intents) over the window.
 MIN_EXTRA_OF_SLICE = 0.6
+#: Extra <= this multiple of the slice's expected orders placed since the run start (at
+#: most _LOOKBACK before the incident) up to its end. Each extra complaint is about a
+#: different recent order of the slice (IncidentRunner draws them without replacement),
+#: so about 1x is what a slice can bring; the 25% on top is for the realised orders,
+#: which scatter around the expectation the plan knows (seed 7's fake-shipment shop: 126
+#: complaints against 114 expected orders, and none reused). In the default market
+#: (50k orders/day, 2000 shops) it never binds (at most 1.10 over seeds 0-39); in a
+#: market of a hundred orders a day it stops 15 complaints an hour from a slice with a
+#: handful of orders.
+MAX_EXTRA_OF_SLICE_ORDERS = 1.25
+#: All incidents together add at most this share of the run's expected orders as
+#: complaints. Normal complaints are ~2% of orders (BASE_COMPLAINT_RATE 1.5% x shop,
+#: carrier and category factors, plus repeats); incidents are exceptions on top, and 10%
+#: (five times the normal volume) still leaves room for a dozen visible incidents in a
+#: run of a few thousand orders. The default runs use far less (2 days: 0.8%, the week:
+#: 0.16%); the cap only stops a dozen incidents from outnumbering a small market's orders.
+INCIDENT_BUDGET = 0.1
 _STEP = 300            # windows align to 5-minute buckets
 _GAP = 3600            # keep conflicting incidents at least an hour apart
 _LOOKBACK = 5 * 86400  # incident complaints refer to orders at most this old
@@ -207,11 +234,13 @@ def _pick_start(profile: str, duration: int, lo: int, hi: int, promos: list[Wind
 
 
 def plan_incidents(config: SimulationConfig, world: World, exposure: np.ndarray,
-                   windows: list[Window]) -> list[Incident]:
+                   windows: list[Window], intensity: np.ndarray) -> list[Incident]:
     """The incidents of a config, deterministic for its seed.
 
-    ``exposure`` is :func:`complaint_exposure` per simulated minute. Raises
-    :class:`ConfigError` (naming ``incidents``) when they cannot be placed.
+    ``exposure`` is :func:`complaint_exposure` and ``intensity`` the expected orders,
+    per simulated minute. Raises :class:`ConfigError` (naming ``incidents``) when they
+    cannot be placed in time; returns fewer than ``config.incidents`` when the market
+    has too few orders for some of them (see :data:`INCIDENT_BUDGET`).
     """
     n = config.incidents
     if n == 0:
@@ -231,6 +260,7 @@ def plan_incidents(config: SimulationConfig, world: World, exposure: np.ndarray,
     promos = [w for w in windows if w.kind == "promotion"]
     placed: list[tuple[int, int, dict]] = []
     incidents: list[Incident] = []
+    budget = INCIDENT_BUDGET * float(intensity.sum())
     for i, kind in enumerate(kinds):
         profile = "night" if i == 0 else ("promotion" if i == 1 and promos else "any")
         for attempt in range(400):
@@ -252,17 +282,38 @@ def plan_incidents(config: SimulationConfig, world: World, exposure: np.ndarray,
             raise ConfigError(
                 f"incidents: cannot place {n} non-overlapping incidents in {config.days:g} "
                 f"day(s); use fewer incidents or more days")
+        limit = min(budget, MAX_EXTRA_OF_SLICE_ORDERS * _slice_orders(
+            t0, t0 + duration, region, carrier, merchant, world, intensity, config))
+        incident = _size(f"inc-{len(incidents) + 1:02d}", kind, t0, t0 + duration, region,
+                         carrier, merchant, dims, world, exposure, config, rng, limit)
+        # A dropped incident keeps its window taken: the ones after it are planned as if
+        # it were there, so a market a little too small loses it and changes nothing else.
         placed.append((t0, t0 + duration, dims))
-        incidents.append(_size(f"inc-{i + 1:02d}", kind, t0, t0 + duration, region, carrier,
-                               merchant, dims, world, exposure, config, rng))
+        if incident is None:   # too few orders for a visible incident: none
+            continue
+        budget -= sum(incident.extra.values())
+        incidents.append(incident)
     return incidents
+
+
+def _slice_orders(t0: int, t1: int, region: int | None, carrier: int | None,
+                  merchant: int | None, world: World, intensity: np.ndarray,
+                  config: SimulationConfig) -> float:
+    """Expected orders of a slice that complaints in ``[t0, t1)`` may refer to: placed
+    since the run start, at most _LOOKBACK before ``t0``, up to ``t1``."""
+    start = config.start_epoch
+    m0 = (max(start, t0 - _LOOKBACK) - start) // 60
+    m1 = -(-(t1 - start) // 60)
+    return float(intensity[m0:m1].sum()) * world.slice_order_share(
+        t0, region=region, carrier=carrier, merchant=merchant)
 
 
 def _size(incident_id: str, kind: str, t0: int, t1: int, region: int | None,
           carrier: int | None, merchant: int | None, dims: dict[str, str], world: World,
-          exposure: np.ndarray, config: SimulationConfig,
-          rng: np.random.Generator) -> Incident:
-    """Choose the multiplier and the extra complaints of one incident."""
+          exposure: np.ndarray, config: SimulationConfig, rng: np.random.Generator,
+          limit: float) -> Incident | None:
+    """Choose the multiplier and the extra complaints of one incident: at most
+    ``limit`` of them (all intents), or None when that leaves fewer than MIN_EXTRA."""
     m0 = (t0 - config.start_epoch) // 60
     m1 = -(-(t1 - config.start_epoch) // 60)
     window_exposure = float(exposure[m0:m1].sum())
@@ -280,6 +331,17 @@ def _size(incident_id: str, kind: str, t0: int, t1: int, region: int | None,
     codes = np.concatenate([np.full(c, INTENT_INDEX[i], dtype=np.int64)
                             for i, c in extra.items()])
     times = rng.integers(t0, t1, size=len(codes))
+    total = sum(extra.values())
+    if total > limit:
+        # Fewer of each intent, in proportion. The times were drawn for all of them, so
+        # the incidents planned after this one see the same random stream, and each
+        # intent keeps the first of its draws (independent, so a uniform sample).
+        kept = {i: int(c * limit / total) for i, c in extra.items()}
+        if kept[intents[0]] < MIN_EXTRA:
+            return None
+        keep = np.concatenate([np.arange(c) < kept[i] for i, c in extra.items()])
+        codes, times, extra = codes[keep], times[keep], kept
+        multiplier = 1.0 + extra[intents[0]] / max(main, 1e-9)
     order = np.argsort(times, kind="stable")
     return Incident(incident_id, kind, t0, t1, region, carrier, merchant, dims,
                     float(multiplier), extra, float(main), times[order], codes[order])

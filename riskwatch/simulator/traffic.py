@@ -150,7 +150,7 @@ def _plan(config: SimulationConfig) -> _Plan:
     cal = windows(config)
     intensity = minute_intensity(config)
     exposure = complaint_exposure(config, intensity)
-    incidents = plan_incidents(config, world, exposure, cal)
+    incidents = plan_incidents(config, world, exposure, cal, intensity)
     surges = plan_surges(config, world, intensity,
                          [(i.start, i.end, i.dimensions) for i in incidents], len(incidents) + 1,
                          [(w.start, w.end) for w in cal if w.kind == "maintenance"])
