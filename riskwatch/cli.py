@@ -50,7 +50,8 @@ _lateness_seconds = number(int, 0)
 _tail_hours = number(float, 0, 168)
 _cold_lift = number(float, 1, 10)
 _SETTINGS_ENV = (("RISKWATCH_BUCKET_SECONDS", "bucket_seconds", _bucket_seconds),
-                 ("RISKWATCH_ALLOWED_LATENESS_SECONDS", "allowed_lateness_seconds", _lateness_seconds))
+                 ("RISKWATCH_ALLOWED_LATENESS_SECONDS", "allowed_lateness_seconds", _lateness_seconds),
+                 ("RISKWATCH_MAX_TIME_JUMP_SECONDS", "max_time_jump_seconds", _lateness_seconds))
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
@@ -58,6 +59,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                    help="event-time bucket size (default 300; env RISKWATCH_BUCKET_SECONDS)")
     p.add_argument("--allowed-lateness-seconds", type=_lateness_seconds,
                    help="how late an event may be before it counts as late (default 600)")
+    p.add_argument("--max-time-jump-seconds", type=_lateness_seconds,
+                   help="an event further ahead of the stream than this is dead-lettered "
+                        "(default 259200 = 3 days; 0: no limit; env RISKWATCH_MAX_TIME_JUMP_SECONDS)")
     p.add_argument("--no-promotion-learning", action="store_true",
                    help="do not learn recurring promotions' per-slice effects on complaints "
                         "(nor be cautious in an unlearned one's window; env "
@@ -82,6 +86,7 @@ def _settings(args: argparse.Namespace):
     tail = getattr(args, "promotion_tail_hours", None)
     return from_env(bucket_seconds=args.bucket_seconds,
                     allowed_lateness_seconds=args.allowed_lateness_seconds,
+                    max_time_jump_seconds=getattr(args, "max_time_jump_seconds", None),
                     promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
                     promotion_tail_seconds=None if tail is None else int(tail * 3600),
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))

@@ -72,6 +72,13 @@ class PipelineSettings:
         Caution during a promotion's window for a slice without a learned factor (a
         promotion never seen, a slice with no complaints last time): it pages only on a
         rise over this multiple of its expected complaints (times the CUSUM's own).
+    max_time_jump_seconds
+        An event more than this ahead of the stream (the latest event time seen; live,
+        also the wall clock) is bad input: dead-lettered, not processed. One mistyped
+        year (``2099``) would otherwise close decades of empty buckets, stalling the
+        pipeline, and make every later event late. Live, events up to the wall clock
+        plus this are always accepted, so a stream resuming after an outage is fine; a
+        replayed file with a longer gap needs ``0`` (no limit).
     pseudonym_key
         HMAC key for pseudonymised identifiers. Set it in production (env
         ``RISKWATCH_PSEUDONYM_KEY``); the default is only for demos and tests.
@@ -86,6 +93,7 @@ class PipelineSettings:
     promotion_learning: bool = True
     promotion_tail_seconds: int = 86400
     promotion_cold_lift: float = 1.5
+    max_time_jump_seconds: int = 3 * 86400
     pseudonym_key: bytes = b"riskwatch-demo-key-change-me"
     slices: tuple[tuple[str, ...], ...] = DEFAULT_SLICES
 
@@ -106,6 +114,9 @@ class PipelineSettings:
                               f"(got {self.promotion_tail_seconds})")
         if not 1.0 <= self.promotion_cold_lift <= 10.0:
             raise ConfigError(f"promotion_cold_lift must be between 1 and 10 (got {self.promotion_cold_lift})")
+        if self.max_time_jump_seconds < 0:
+            raise ConfigError(
+                f"max_time_jump_seconds must be >= 0 (got {self.max_time_jump_seconds})")
         if not -12 <= self.utc_offset_hours <= 14:
             raise ConfigError(f"utc_offset_hours out of range (got {self.utc_offset_hours})")
 
@@ -125,6 +136,7 @@ def from_env(**overrides: object) -> PipelineSettings:
     values: dict[str, object] = {
         "bucket_seconds": _int_env("RISKWATCH_BUCKET_SECONDS", 300),
         "allowed_lateness_seconds": _int_env("RISKWATCH_ALLOWED_LATENESS_SECONDS", 600),
+        "max_time_jump_seconds": _int_env("RISKWATCH_MAX_TIME_JUMP_SECONDS", 3 * 86400),
     }
     learning = os.environ.get("RISKWATCH_PROMOTION_LEARNING")
     if learning:

@@ -347,6 +347,9 @@ async def ingest_run(runtime: LiveRuntime, events: list[Any],
     app, checkpointer = runtime.app, runtime.checkpointer
     done = stale = 0
     first_stale = None
+    # Events up to the wall clock (+ max_time_jump_seconds) are accepted even when the
+    # stream itself resumes after a long outage (Pipeline._on_events).
+    runtime.pipeline.now_epoch = time.time()
     for event in events:
         msg = event.message
         if msg.generation_id != app.consumer_generation_id or not app.flow_control.is_active():

@@ -56,6 +56,9 @@ from streams.signals import SignalStage
 from streams.slicing import COMPLAINT_FIELDS, key_builder
 from streams.watermark import Watermark
 
+# No limit on how far ahead of the stream an event may be (max_time_jump_seconds 0).
+_NO_LIMIT = float("inf")
+
 __all__ = ["REPEAT_WINDOW_SECONDS", "Outputs", "Pipeline"]
 
 #: A complaint about an order already counted in a slice less than this long ago (event
@@ -184,6 +187,9 @@ class Pipeline(AlertStage):
         self._complaint_keys = key_builder(settings.slices, COMPLAINT_FIELDS)
         self._intent_pos = self.scorer.intent_pos
         self._max_epoch = -1
+        # Live: the wall clock (epoch seconds), set by the agent before each run; events
+        # up to it plus max_time_jump_seconds are accepted even after a long outage.
+        self.now_epoch: float | None = None
         self._top: list[dict] = []  # most anomalous slices of the last closed bucket
         # The global slice is scored (it sets the market factor, dashboards show it) but
         # never pages: a platform-wide incident is always about some intent, region or
@@ -312,6 +318,13 @@ class Pipeline(AlertStage):
         shared = self._shared_values.setdefault
         reload = failed = False
         reload = True
+        # Events further ahead of the stream than max_time_jump_seconds are bad input
+        # (one mistyped year would close years of empty buckets and make every later
+        # event late). Live, the wall clock counts as "the stream" too (now_epoch).
+        max_jump = self.settings.max_time_jump_seconds
+        now_epoch = self.now_epoch or -1
+        future_limit = (max(self._max_epoch, now_epoch) + max_jump
+                        if max_jump and max(self._max_epoch, now_epoch) >= 0 else _NO_LIMIT)
         last_bstart = None
         bucket = None
         for event in events:
@@ -339,9 +352,12 @@ class Pipeline(AlertStage):
                         second = seconds.get(ts[17:19])
                         if second is not None:
                             epoch = base + second
-                if epoch is None:
+                if epoch is None or epoch > future_limit:
                     try:
-                        epoch = epoch_of(ts)
+                        if epoch is None:
+                            epoch = epoch_of(ts)
+                        if epoch > future_limit:
+                            raise ValueError(self._too_far_ahead(ts, epoch))
                     except ValueError as exc:
                         c["bad"] += 1
                         if step:
@@ -366,6 +382,8 @@ class Pipeline(AlertStage):
                     src_max = wm_max[src] = epoch
                     if epoch > self._max_epoch:
                         self._max_epoch = epoch
+                        if max_jump:
+                            future_limit = max(epoch, now_epoch) + max_jump
                 if wall is not None:
                     self.watermark._last_seen[src] = wall
                 bstart = epoch - epoch % bucket_seconds
@@ -479,6 +497,14 @@ class Pipeline(AlertStage):
         c["duplicates"] += n_dups; c["late"] += n_late
         if not close_each and not failed and self._max_epoch >= self._close_due:
             self._maybe_close()
+
+    def _too_far_ahead(self, ts: str, epoch: int) -> str:
+        reference = max(self._max_epoch, self.now_epoch or -1)
+        latest = dt.datetime.fromtimestamp(reference, self.tz).isoformat()
+        what = "the wall clock" if reference > self._max_epoch else "the latest event time"
+        return (f"{ts!r} is {(epoch - reference) / 86400:.1f} days ahead of {what} ({latest}); "
+                f"more than --max-time-jump-seconds {self.settings.max_time_jump_seconds} "
+                "(0: no limit, for a file with a longer gap)")
 
     def _bucket(self, bstart: int) -> _Bucket:
         b = self.buckets.get(bstart)

@@ -224,6 +224,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket-seconds", type=int, help="event-time bucket size (default 300)")
     p.add_argument("--allowed-lateness-seconds", type=int)
     p.add_argument("--idle-source-seconds", type=float)
+    p.add_argument("--max-time-jump-seconds", type=int,
+                   help="dead-letter events further ahead of the stream (default 3 days; 0: off)")
     p.add_argument("--no-flush-on-stop", action="store_true",
                    help="do not close open buckets at shutdown")
     p.add_argument("--stop-timeout", type=float, default=30.0,
@@ -237,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = from_env(bucket_seconds=args.bucket_seconds,
                             allowed_lateness_seconds=args.allowed_lateness_seconds,
-                            idle_source_seconds=args.idle_source_seconds)
+                            idle_source_seconds=args.idle_source_seconds,
+                            max_time_jump_seconds=args.max_time_jump_seconds)
         broker = check_broker(args.broker, env=BROKER_ENV)  # before the data dir is made
         return run_worker(settings, broker_url=broker, data_dir=args.data_dir,
                           outputs=options_from_args(args), web_port=args.web_port,
