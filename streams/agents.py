@@ -73,6 +73,9 @@ class SinkFeeder:
         self.max_pending = max_pending
         self.max_retries = max_retries
         self.records = self.flushes = self.errors = 0
+        # Pause between flush attempts after a sink error other than a transient one.
+        self.flush_retry_pause, self.flush_retry_max_pause = 1.0, 60.0
+        self._sleep = time.sleep
         self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="riskwatch-sinks")
                           if self.sinks else None)
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
@@ -131,6 +134,9 @@ class SinkFeeder:
         # A sink retries transient failures inside flush() and keeps what it could not
         # write for the next flush; we only honour an explicit SinkBackpressure, and log
         # anything else (never raise into faust: an agent that raises stops consuming).
+        if method == "flush":
+            self._flush_until_written(sink)
+            return
         for attempt in range(self.max_retries + 1):
             try:
                 getattr(sink, method)(*args)
@@ -145,6 +151,33 @@ class SinkFeeder:
                 self.errors += 1
                 logger.exception("sink %r failed in %s()", sink, method)
                 return
+
+    def _flush_until_written(self, sink: Any) -> None:
+        """Flush ``sink`` until nothing is left unwritten, however long that takes.
+
+        Offset commits and checkpoints wait for this flush (flush_sinks_before_commit):
+        returning while a batch is still unwritten would let them cover rows a crash then
+        loses. A sink retries transient errors inside flush() by itself; any other error
+        (ClickHouse refusing a batch, e.g. ``No such column`` from a schema an admin has
+        not migrated yet) is retried here with a growing pause and an error line each
+        time, so the worker stops consuming (lag grows, ``sink_errors`` in /stats/)
+        instead of committing past rows it could not store. A clean stop that cannot
+        flush ends at the worker's stop timeout, without committing: the messages come
+        again after the restart.
+        """
+        pause = self.flush_retry_pause
+        attempt = 0
+        while True:
+            try:
+                sink.flush()
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the rows are not stored
+                attempt += 1
+                self.errors += 1
+                logger.error("sink %r could not write its rows (attempt %d, next in %.0f s; "
+                             "consumption waits): %s", sink, attempt, pause, exc)
+                self._sleep(pause)
+                pause = min(pause * 2, self.flush_retry_max_pause)
 
     def prime(self, open_alerts: list[dict]) -> None:
         """Hand the alerts firing at a restored checkpoint to the sinks that keep a table

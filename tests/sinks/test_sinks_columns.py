@@ -330,3 +330,37 @@ def test_the_workers_sink_feeder_hands_columnar_sinks_blocks_per_kind() -> None:
         assert sink.records("aggregates") == list(aggregates)
     assert set(columnar.arrived) == {"columns"}  # one block per kind, no add() per record
     assert any(block is aggregates.columns for block in handed)  # not transposed again
+
+
+def test_the_workers_flush_returns_only_once_every_row_is_written() -> None:
+    """Offset commits and checkpoints wait for the feeder's flush: a batch the destination
+    refused (not a transient error, e.g. a column an admin has not migrated yet) must
+    hold the flush until it lands, not be logged while the commit goes ahead over it."""
+    import asyncio
+
+    from sinks.base import RetryPolicy
+    from streams.agents import SinkFeeder
+
+    class Refusing(ListSink):
+        refusals = 5
+
+        def write(self, kind, records, token):
+            if self.refusals:
+                self.refusals -= 1
+                raise ValueError("Code: 16. No such column change_1d in table scores")
+            super().write(kind, records, token)
+
+    sink = Refusing(retry=RetryPolicy(max_attempts=2), sleep=lambda seconds: None)
+    pauses: list[float] = []
+
+    async def run() -> None:
+        feeder = SinkFeeder([sink])
+        feeder._sleep = pauses.append
+        await feeder.add([("scores", rows(3))])
+        await feeder.flush()    # what faust awaits before it commits the offsets
+        assert sink.pending() == {} and sink.records("scores") == rows(3)
+        assert feeder.errors == 2      # two flushes of two attempts refused, the third landed
+        await feeder.close()
+    asyncio.run(run())
+    assert pauses == [1.0, 2.0]        # growing pauses between the worker's attempts
+    assert len(sink.batches) == 1      # written once
