@@ -33,6 +33,7 @@ import datetime as dt
 from riskwatch.events import Complaint, ComplaintUpdate, OrderStatus
 from riskwatch.settings import PipelineSettings
 from streams.ingest import GenerationalMap
+from streams.ingest import mask_short as _mask_short
 from streams.text import IntentClassifier, anger_and_sentiment, mask_pii, priority, sensitive_flags
 
 __all__ = ["AUTO_RESOLVABLE", "HANDLING_MINUTES", "PICKED_UP", "ComplaintDesk"]
@@ -299,19 +300,3 @@ class ComplaintDesk:
                     self.open_by_order[oid] = left
                 else:
                     del self.open_by_order[oid]
-
-
-_MASKED_SHORT: dict[str, str] = {}
-
-
-def _mask_short(value: str | None) -> str | None:
-    """:func:`mask_pii` for the short menu-like fields of a complaint, remembered: they
-    take a handful of values ("app", "12315", "vip"), so each is masked once."""
-    if value is None:
-        return None
-    masked = _MASKED_SHORT.get(value)
-    if masked is None:
-        masked = mask_pii(value)
-        if len(_MASKED_SHORT) < 4096:   # bounded: a producer may send free text here
-            _MASKED_SHORT[value] = masked
-    return masked

@@ -3,6 +3,17 @@
 A dead letter says *why* and *where* (topic/partition/offset, or file and line), never
 carries a complaint's raw text, and masks personal data in whatever excerpt it keeps:
 the dead-letter topic is read by more people than the complaint system.
+
+Free text is recognised two ways. A payload that parses as JSON loses the value of every
+``text`` key, whatever its type (string, array, object) and however the key is spelt
+(``"te\\u0078t"``). Then, in every excerpt and in ``detail``, ``event_id`` and
+``event_type``, each run of more than four CJK characters (joined by punctuation or
+spaces) becomes ``<text N chars>``: that catches text the parser could not find (a line
+that is not JSON, a CSV line, a truncated object, text under another key). Region,
+carrier and category names (广东, 中通, 京东物流) are 2-4 characters and stay readable.
+
+>>> _blank_free_text('c-7,广东,中通,app,我是田伟，快递三天没动了,normal')
+'c-7,广东,中通,app,<text 11 chars>,normal'
 """
 
 from __future__ import annotations
@@ -10,15 +21,31 @@ from __future__ import annotations
 import hashlib
 import re
 
+import orjson
+
 from riskwatch.events import BadEvent
 from streams.text import mask_pii
 
-__all__ = ["Deduplicator", "GenerationalMap", "dead_letter", "internal_error_letter"]
+__all__ = ["Deduplicator", "GenerationalMap", "dead_letter", "internal_error_letter",
+           "mask_short"]
 
-# The value of a "text" field inside a (possibly broken) JSON excerpt. Complaint text is
-# dropped from dead letters entirely, not just masked: names and addresses in free text
-# defeat regex masking often enough that we do not keep it.
+# The value of a "text" field inside a JSON excerpt that does not parse (a truncated
+# line). Complaint text is dropped from dead letters entirely, not just masked: names and
+# addresses in free text defeat regex masking often enough that we do not keep it.
 _TEXT_FIELD = re.compile(rb'("text"\s*:\s*")((?:[^"\\]|\\.)*)("?)', re.S)
+_TEXT_OMITTED = "<complaint text omitted>"
+# A run of CJK characters (ideographs, CJK and full-width punctuation) that may be joined
+# by spaces and sentence punctuation; neither quotes nor commas join, as they delimit
+# JSON and CSV fields. Runs with more than _MAX_KEPT_CJK ideographs are free text.
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RUN = re.compile(
+    rf"[{_CJK}\u3000-\u303f\uff01-\uff60](?:[{_CJK}\u3000-\u303f\uff01-\uff60"
+    rf"\u2014\u2026\u201c\u201d \t!?.;:~*()\\-]*[{_CJK}\u3000-\u303f\uff01-\uff60])?")
+_IDEOGRAPH = re.compile(f"[{_CJK}]")
+_MAX_KEPT_CJK = 4
+# JSON escapes of CJK and full-width characters, decoded before looking for runs, so an
+# escaped text ("\\u6211\\u662f…") in a line that does not parse is found too.
+_CJK_ESCAPE = re.compile(r"\\u(3[0-9a-fA-F]{3}|[4-9][0-9a-fA-F]{3}|[fF][0-9a-fA-F]{3})")
 _EXCERPT_BYTES = 300
 # What may continue a number past the excerpt's end (IDs end in X; groups are split by
 # spaces or dashes; full-width forms as typed by Chinese IMEs, which the masker folds),
@@ -109,8 +136,59 @@ class GenerationalMap(_Generations):
         return value if value is not None else self.previous.get(key)
 
 
+def _long_run(m: re.Match[str]) -> str:
+    run = m.group()
+    n = len(_IDEOGRAPH.findall(run))
+    return f"<text {n} chars>" if n > _MAX_KEPT_CJK else run
+
+
+def _blank_free_text(s: str) -> str:
+    """``s`` with every run of more than four CJK characters replaced by its length."""
+    if "\\u" in s:
+        s = _CJK_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), s)
+    return _CJK_RUN.sub(_long_run, s)
+
+
+def _drop_text(value):
+    """``value`` (parsed JSON) with the value of every ``text`` key omitted."""
+    if isinstance(value, dict):
+        return {k: _TEXT_OMITTED if k == "text" else _drop_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drop_text(v) for v in value]
+    return value
+
+
+_MASKED_SHORT: dict[str, str] = {}
+
+
+def mask_short(value: str | None) -> str | None:
+    """:func:`mask_pii` for short menu-like fields (a complaint's channel, tier and
+    declared type; a dead letter's event type), remembered: they take a handful of values
+    ("app", "12315", "vip", "order"), so each is masked once.
+
+    >>> mask_short("order"), mask_short("手机13912345678")
+    ('order', '手机139****5678')
+    """
+    if value is None:
+        return None
+    masked = _MASKED_SHORT.get(value)
+    if masked is None:
+        masked = mask_pii(value)
+        if len(_MASKED_SHORT) < 4096:   # bounded: a producer may send free text here
+            _MASKED_SHORT[value] = masked
+    return masked
+
+
 def _excerpt(raw: bytes) -> str:
     raw = raw.rstrip(b"\r\n")   # a replayed line's own line break is not the message's
+    try:
+        # JSON that parses: drop every "text" value, whatever its type or key spelling.
+        # Objects and arrays only; a bare string may be a complaint text itself.
+        parsed = orjson.loads(raw) if raw[:1] in (b"{", b"[") else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if parsed is not None:
+        raw = orjson.dumps(_drop_text(parsed))
     # Masked before it is cut: a number cut by the excerpt's end (an ID after 15 digits,
     # "13812345678139…" of two mobiles typed back to back) is no longer found whole. So
     # the window reaches to the end of a number crossing the cut, is masked, then cut.
@@ -120,9 +198,13 @@ def _excerpt(raw: bytes) -> str:
     tail = raw[end:end + _MAX_NUMBER_RUN].decode("utf-8", errors="replace")
     end += len(tail[:len(tail) - len(tail.lstrip(_NUMBER_CHARS))].encode())
     window = _TEXT_FIELD.sub(rb'\1<complaint text omitted>\3', raw[:end])
-    text = mask_pii(window.decode("utf-8", errors="replace"))
+    # Masked and blanked before the cut: a run of text cut in two is still a long run.
+    text = _blank_free_text(mask_pii(window.decode("utf-8", errors="replace")))
     if len(raw) > _EXCERPT_BYTES:
-        text = text[:len(window[:_EXCERPT_BYTES].decode("utf-8", errors="replace"))] + "…"
+        text = text.encode()[:_EXCERPT_BYTES].decode("utf-8", errors="ignore")
+        if (i := text.rfind("<text ")) >= 0 and ">" not in text[i:]:
+            text = text[:i]   # never leave half a placeholder
+        text += "…"
     return text
 
 
@@ -143,11 +225,15 @@ def dead_letter(bad: BadEvent, raw: bytes, *, source: str, partition: int | None
         "offset": offset,
         "index": bad.index,
         "reason": bad.reason,
-        "detail": mask_pii(bad.detail),
-        # An id is the producer's string: a mobile number typed as one is masked here
-        # like in the excerpt (dead letters are read by people, never joined on).
-        "event_id": None if bad.event_id is None else mask_pii(str(bad.event_id)),
-        "event_type": bad.event_type,
+        # msgspec's message quotes the bad value ("Invalid enum value '…' - at `$.status`",
+        # "timestamp '…' is not RFC 3339"): masked and blanked like the excerpt.
+        "detail": _blank_free_text(mask_pii(bad.detail)),
+        # Id and type are the producer's strings: a mobile number typed as one is masked
+        # here like in the excerpt (dead letters are read by people, never joined on).
+        "event_id": None if bad.event_id is None
+        else _blank_free_text(mask_pii(str(bad.event_id))),
+        "event_type": None if bad.event_type is None
+        else _blank_free_text(mask_short(bad.event_type)),
         "payload_excerpt": _excerpt(raw),
     }
 

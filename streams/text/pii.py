@@ -7,7 +7,7 @@ alert or a dead letter. The masker is rule based and errs on the side of masking
 kind      what is recognised                                           masked as
 ========  ===========================================================  ====================
 mobile    mainland mobile ``1[3-9]`` + 9 digits; spaces, dashes (also   ``138****5678``
-          ``—``), dots, single spaced digits, ``+86``/``86``/``0086``
+          ``—``), dots, slashes, single spaced digits, ``+86``/``86``/``0086``
           prefix, full-width digits, Chinese numerals (幺三八…, 壹叁捌…)
 id        18-character resident ID (GB 11643): valid birth date and     ``110***********1234``
           either a valid check digit or a valid province code; 15-digit
@@ -21,7 +21,8 @@ landline  area code + 7-8 digits, grouped: ``0755-12345678``,            ``0755-
 email     ``local@domain.tld``, also ``local (at) domain.tld``            ``z***@example.com``
 address   from the street/road/house number/building/unit/room on;      ``广东省深圳市南山区***``
           province, city and district are kept
-name      a name after 收件人/寄件人/联系人/姓名/我叫/name …             ``张*``
+name      a name after 收件人/寄件人/联系人/姓名/我叫/name …, or       ``张*``
+          after 我是/找/联系 when the name stands alone (``找田伟！``)
 passport  a passport / travel permit number after 护照/通行证/passport     ``E*****678``
 ========  ===========================================================  ====================
 
@@ -106,7 +107,7 @@ class PiiSpan(NamedTuple):
 _FOLD = {0xFF01 + i: 0x21 + i for i in range(94)} | {0x3000: 0x20}
 # Only full-width digits, letters, @ and dashes matter to the detectors; Chinese
 # punctuation (，：) is full-width too and must not trigger a fold of every text.
-_NEEDS_FOLD = re.compile("[０-９Ａ-Ｚａ-ｚ＠－＋\u3000]")
+_NEEDS_FOLD = re.compile("[０-９Ａ-Ｚａ-ｚ＠－＋．／\u3000]")
 
 # --- digit-based kinds ---------------------------------------------------------------------
 # One scan finds every maximal run of digits (groups joined by a dash or one or two
@@ -124,8 +125,10 @@ _GROUP = re.compile(r"[0-9]+[Xx]?")
 _DIGIT = re.compile(r"[0-9０-９]")
 _LONG_DIGITS = re.compile(r"[0-9]{7,}")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
-# A dot only separates groups of a phone written 138.1234.5678; elsewhere it is a decimal.
-_DOTTED_MOBILE = re.compile(r"(?<![0-9.])1[3-9][0-9]\.[0-9]{4}\.[0-9]{4}(?![0-9]|\.[0-9])")
+# A dot or a slash only separates groups of a phone written 138.1234.5678 or 138/1234/5678
+# (3-4-4, optionally spaced); elsewhere it is a decimal, a date (2026/11/24) or a ratio.
+_DOTTED_MOBILE = re.compile(
+    r"(?<![0-9./])1[3-9][0-9] ?[./] ?[0-9]{4} ?[./] ?[0-9]{4}(?![0-9]|[./][0-9])")
 # Letters glued in front of digits make a code (SF…, YT…, JDVA…), unless they say "phone".
 _PHONE_WORDS = frozenset({"tel", "phone", "mobile", "mob", "cell", "call", "sms", "wx", "vx",
                           "wechat", "weixin", "whatsapp", "dh", "sj"})
@@ -201,9 +204,14 @@ _ADDR_GAP = 12       # anchors further apart than this belong to different sente
 _NAME_CUE = re.compile(r"(?:收件人|寄件人|发件人|收货人|联系人|签收人|取件人|持卡人|户名|姓名|"
                        r"我叫|本人叫|名字叫|名字是|[Nn]ame)[ \t]*(?:[:：][ \t]*|是|为|叫)?"
                        r"(?:写的是|写的|写成|填的是|填的|填成|改成|改为)?")
+# Weaker cues, which also start everyday phrases (我是不是, 找不到, 找客服, 联系方式): a
+# name after one counts only when it stands alone, that is ends before punctuation, a
+# space, the text's end or a character that cannot continue a name (NAME_STOP_CHARS):
+# "我是田伟，", "找田伟!要求退款", "找王芳要求退款", not "找方法解决".
+_WEAK_NAME_CUE = re.compile(r"(?:我是|本人是|找|联系)[ \t]*")
 # Where a cue can start: the first character of every cue word. A character class scans
 # fast; the alternation of cue words is then only tried at these positions.
-_NAME_GATE = re.compile(r"[收寄发联签取持户姓我本名Nn]")
+_NAME_GATE = re.compile(r"[收寄发联签取持户姓我本名找Nn]")
 _CN_NAME = re.compile(
     "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + "])[\u4e00-\u9fff]{1,2}")
 _LATIN_NAME = re.compile(r"[A-Z][a-z]+(?:[ .][A-Z][a-z]+){0,2}")
@@ -484,9 +492,13 @@ def _address_spans(t: str, out: list[PiiSpan]) -> None:
 
 def _name_spans(t: str, out: list[PiiSpan]) -> None:
     for gate in _NAME_GATE.finditer(t):
+        weak = False
         cue = _NAME_CUE.match(t, gate.start())
         if cue is None:
-            continue
+            cue = _WEAK_NAME_CUE.match(t, gate.start())
+            if cue is None:
+                continue
+            weak = True
         pos = cue.end()
         m = _CN_NAME.match(t, pos)
         if m is not None:
@@ -495,7 +507,9 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
             while end < m.end() and t[end] not in NAME_STOP_CHARS:
                 end += 1
             # at least one given-name character: "王先生" alone identifies nobody
-            if end > given and t[pos:pos + 2] not in NOT_NAMES:
+            if end > given and t[pos:pos + 2] not in NOT_NAMES and not (
+                    weak and end < len(t) and "\u4e00" <= t[end] <= "\u9fff"
+                    and t[end] not in NAME_STOP_CHARS):
                 out.append(PiiSpan("name", pos, end))
         elif cue.group().lower().startswith("name") or cue.group().startswith("姓名"):
             m = _LATIN_NAME.match(t, pos)
@@ -534,7 +548,7 @@ def _find(text: str) -> tuple[list[PiiSpan], bool]:
         found.extend(PiiSpan("email", *m.span()) for m in _EMAIL.finditer(t))
     new: list[PiiSpan] = []
     partial = _digit_spans(t, new)
-    if "." in t:
+    if "." in t or "/" in t:
         new.extend(PiiSpan("mobile", *m.span()) for m in _DOTTED_MOBILE.finditer(t))
     if "护照" in t or "通行证" in t or "assport" in t:
         new.extend(PiiSpan("passport", *m.span(1)) for m in _PASSPORT.finditer(t))

@@ -267,3 +267,73 @@ def test_pathological_input_is_linear():
         tail = "@" if unit == "a" else ""
         small, large = best_cpu_time(unit * n + tail), best_cpu_time(unit * 4 * n + tail)
         assert large < 10 * max(small, 1e-4), (unit, small, large)
+
+
+# Mobiles grouped 3-4-4 by slashes or dots (also spaced, also full width) are masked; dates,
+# amounts, versions and ratios written with the same separators are not.
+@pytest.mark.parametrize(("text", "masked"), [
+    ("电话139/1234/5678", "电话139****5678"),
+    ("电话139.1234.5678，快点", "电话139****5678，快点"),
+    ("手机 139 / 1234 / 5678", "手机 139****5678"),
+    ("手机139. 1234. 5678", "手机139****5678"),
+    ("回电１３９／１２３４／５６７８", "回电139****5678"),
+    ("电话139-1234-5678或139 1234 5678", "电话139****5678或139****5678"),
+])
+def test_slash_and_dot_separated_mobiles_are_masked(text, masked):
+    assert mask_pii(text) == masked
+    assert contains_unmasked_pii(text) and not contains_unmasked_pii(masked)
+
+
+@pytest.mark.parametrize("text", [
+    "2026/11/24下的单，2026/11/24 13:45还没到",
+    "11/24到货，1/2的东西坏了",
+    "金额1399.00元，运费13.50元，共1412.50/3件",
+    "版本13.1234.5678不是电话",                 # 2 + 4 + 4 digits
+    "比例139/1234/56789",                       # a last group of 5 digits
+    "编号1139/1234/5678",                       # 4 digits first
+    "2026.11.24到货，版本1.2.3",
+])
+def test_slash_and_dot_dates_and_amounts_are_not_mobiles(text):
+    assert find_pii(text) == []
+
+
+# Names after 我是 / 找 / 联系 / 本人是: every way the simulator embeds a name
+# (riskwatch/simulator/texts.py: 我是{name}, 收件人{name}, 我叫{name}, 找{name}), in each
+# punctuation style it writes (，！ . ! ? space, end of text).
+@pytest.mark.parametrize(("text", "masked"), [
+    ("我是田伟，快递三天没动", "我是田*，快递三天没动"),
+    ("快递三天没动，找田伟!要求退款", "快递三天没动，找田*!要求退款"),
+    ("找田伟要求退款", "找田*要求退款"),
+    ("破损了 我是王秀英 请尽快处理", "破损了 我是王* 请尽快处理"),
+    ("我是郭一鸣。", "我是郭*。"),
+    ("请联系欧阳娜娜！", "请联系欧阳*！"),
+    ("本人是李娜，电话13812345678", "本人是李*，电话138****5678"),
+    ("退款找马强", "退款找马*"),
+    ("我是王芳电话13812345678", "我是王*电话138****5678"),
+])
+def test_names_after_weak_cues_are_masked(text, masked):
+    assert mask_pii(text) == masked
+
+
+@pytest.mark.parametrize("text", [
+    "我是不是被骗了", "我是在京东买的", "我是江苏的", "我是第一次买", "我是会员",
+    "找不到快递员", "找了三天", "找客服没用", "找申通也没用", "找方法解决", "找商家退款",
+    "联系方式给你了", "联系商家没人理", "联系不上快递员", "我是买家",
+])
+def test_everyday_phrases_after_weak_cues_are_kept(text):
+    assert find_pii(text) == []
+
+
+def test_every_simulator_name_form_is_masked():
+    import random
+
+    from riskwatch.simulator.pii import GIVEN_NAMES, SURNAMES
+    from riskwatch.simulator.texts import TextComposer
+    rng = random.Random(3)
+    composer = TextComposer(random.Random(5), 1.0)
+    for _ in range(400):
+        sentence = composer._pii_sentence("name")
+        name = next(s + g for s in SURNAMES for g in GIVEN_NAMES if s + g in sentence)
+        for text in (sentence, "快递破损，" + sentence + "！要求退款", sentence + " 要求退款",
+                     "破损" + rng.choice("，,!。") + sentence + rng.choice(("", "，", "!", "？"))):
+            assert name not in mask_pii(text), text
