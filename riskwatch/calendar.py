@@ -18,21 +18,21 @@ riskwatch.errors.CalendarError: calendar entry 0 ('x'): end is before start
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
 from riskwatch.errors import CalendarError
+from riskwatch.events import epoch_of
 
 __all__ = ["Calendar", "CalendarEntry"]
 
 
 class _Entry(msgspec.Struct, frozen=True):
     name: str
-    start: dt.datetime
-    end: dt.datetime
+    start: str   # RFC 3339 with offset, checked by epoch_of (the events' rule: msgspec's
+    end: str     # datetime takes naive times, "+0800" and a space for the "T")
     kind: Literal["promotion", "maintenance"]
 
 
@@ -61,11 +61,13 @@ class Calendar:
             raise CalendarError(f"calendar is not valid JSON: {exc}") from None
         entries = []
         for i, e in enumerate(items):
-            if e.start.tzinfo is None or e.end.tzinfo is None:
-                raise CalendarError(f"calendar entry {i} ({e.name!r}): times need a UTC offset")
-            if e.end < e.start:
+            try:
+                start, end = epoch_of(e.start), epoch_of(e.end)
+            except ValueError as exc:
+                raise CalendarError(f"calendar entry {i} ({e.name!r}): {exc}") from None
+            if end < start:
                 raise CalendarError(f"calendar entry {i} ({e.name!r}): end is before start")
-            entries.append(CalendarEntry(e.name, int(e.start.timestamp()), int(e.end.timestamp()), e.kind))
+            entries.append(CalendarEntry(e.name, start, end, e.kind))
         return cls(tuple(sorted(entries, key=lambda e: e.start)))
 
     @classmethod

@@ -343,7 +343,8 @@ class Pipeline(AlertStage):
                 last_bstart = None
             try:
                 ts = event.ts
-                # epoch_of, inlined: "YYYY-MM-DDTHH:MM:SS+08:00" by minute and second
+                # epoch_of, inlined: "YYYY-MM-DDTHH:MM:SS+08:00" by minute and second (the
+                # caches hold only what passed its RFC 3339 check: a hit is RFC 3339)
                 minutes = minute_cache.get(ts[19:])
                 epoch = None
                 if minutes is not None and len(ts) == 25 and ts[16] == ":":
