@@ -193,10 +193,11 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     worker = None
     try:
         with EmbeddedBroker(data_dir=data_dir / "broker") as broker:
+            # streams.app.TopicNames().all, spelled out: importing it would load faust here
             asyncio.run(create_topics(broker.bootstrap, ["orders", "order-status", "complaints",
                                                          "complaint-updates", "alerts",
                                                          "dead-letters", "merchant-scores",
-                                                         "feedback"]))
+                                                         "complaint-records", "feedback"]))
             port = _free_port()
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams.worker", "--broker", broker.url,

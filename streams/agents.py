@@ -10,7 +10,8 @@ At-least-once, concretely:
 - faust acks a message whose agent iteration raised and never retries it, so
   :func:`handle_message` contains *every* exception per message and turns it into a
   dead letter (error type and message only: no raw payload, it may hold personal data).
-- Outputs go to the ``alerts`` / ``dead-letters`` / ``merchant-scores`` topics through
+- Outputs go to the ``alerts`` / ``dead-letters`` / ``merchant-scores`` /
+  ``complaint-records`` topics through
   faust's producer, which faust flushes before it commits input offsets.
 - Sinks are fed on one dedicated thread (a ClickHouse insert that retries must not
   stall the event loop). They are flushed right before faust commits input offsets
@@ -263,7 +264,8 @@ class LiveRuntime:
         self.output_topics = {
             kind: app.topic(name, key_serializer="raw", value_serializer="raw")
             for kind, name in (("alerts", topics.alerts), ("dead_letters", topics.dead_letters),
-                               ("scores", topics.merchant_scores))}
+                               ("scores", topics.merchant_scores),
+                               ("complaints", topics.complaint_records))}
         # Serialises drain+send: the agent and the tick timer both publish, and alerts
         # for one fingerprint (firing, then resolved) must reach the topic in order.
         self.lock = asyncio.Lock()
@@ -450,9 +452,11 @@ def scrub_detail(text: str, limit: int = 300) -> str:
 
 
 def _key(kind: str, record: dict) -> bytes | None:
-    # Partitioning keys: one alert episode, one source topic, one merchant stay ordered.
+    # Partitioning keys: one alert episode, one source topic, one merchant, one
+    # complaint's versions stay ordered.
     value = {"alerts": record.get("fingerprint"), "dead_letters": record.get("source"),
-             "scores": record.get("merchant_id")}.get(kind)
+             "scores": record.get("merchant_id"),
+             "complaints": record.get("complaint_id")}.get(kind)
     return str(value).encode() if value is not None else None
 
 

@@ -47,7 +47,7 @@ class TopicNames:
     >>> t.orders, t.dead_letters
     ('t1-orders', 't1-dead-letters')
     >>> len(t.inputs), len(t.all)
-    (4, 8)
+    (4, 9)
     """
 
     orders: str = "orders"
@@ -57,6 +57,9 @@ class TopicNames:
     alerts: str = "alerts"
     dead_letters: str = "dead-letters"
     merchant_scores: str = "merchant-scores"
+    # Enriched complaint records (intent, masked text, auto-resolution; a later record of
+    # one complaint_id with a higher version supersedes): what a ticket system consumes.
+    complaint_records: str = "complaint-records"
     feedback: str = "feedback"   # operators' verdicts on alerts (riskwatch feedback --broker)
 
     @classmethod
@@ -79,7 +82,7 @@ class TopicNames:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return (self.alerts, self.dead_letters, self.merchant_scores)
+        return (self.alerts, self.dead_letters, self.merchant_scores, self.complaint_records)
 
     @property
     def all(self) -> tuple[str, ...]:

@@ -27,10 +27,11 @@ happened before the customer complained.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime as dt
 
-from riskwatch.events import Complaint, ComplaintUpdate, OrderStatus
+from riskwatch.events import Complaint, ComplaintUpdate, OrderStatus, epoch_of
 from riskwatch.settings import PipelineSettings
 from streams.ingest import GenerationalMap
 from streams.ingest import mask_short as _mask_short
@@ -80,6 +81,13 @@ class ComplaintDesk:
         # local day -> [tickets raised, auto-resolved later]: the auto-resolution report
         self.daily: dict[str, list[int]] = {}
         self._early_updates: dict[str, list[ComplaintUpdate]] = {}
+        # complaint_id -> the model's (intent, confidence), and its agent updates sorted by
+        # (event time, event_id): the record's intent, status and auto-resolution are
+        # these folded in event time (_fold), so they do not depend on whether the
+        # order-status or the complaint-updates topic was read first.
+        self._model: dict[str, tuple[str, float]] = {}
+        self._updates: dict[str, list[tuple[int, str, str | None, str | None, float | None]]] = {}
+        self._order_times: dict[str, tuple[int | None, int | None]] = {}   # see _fold
         # Expiry queues in arrival order (see streams.ingest.Deduplicator for why not dicts).
         self._complaint_queue: collections.deque[tuple[int, str]] = collections.deque()
 
@@ -120,13 +128,12 @@ class ComplaintDesk:
         }
         self.records[e.complaint_id] = record
         self._epoch[e.complaint_id] = epoch
+        self._model[e.complaint_id] = (intent, record["intent_confidence"])
         self.daily.setdefault(record["ts"][:10], [0, 0])[0] += 1
         self._complaint_queue.append((epoch, e.complaint_id))
-        if e.order_id and intent in AUTO_RESOLVABLE:
-            moot_at = self._moot_time(e.order_id, intent, epoch)
-            if moot_at is not None:
-                record = self._resolve(record, moot_at)
-            else:
+        if e.order_id:
+            record = self._refold(record) or record   # moot already: resolved at once
+            if not record["auto_resolved"]:   # a status (or an agent's intent) may moot it
                 self.open_by_order.setdefault(e.order_id, []).append(e.complaint_id)
         return record
 
@@ -158,7 +165,7 @@ class ComplaintDesk:
         early = self._early_updates.pop(complaint_id, None)
         if not early:
             return []
-        return [self._apply_update(self.records[complaint_id], u)
+        return [self._apply_update(self.records[complaint_id], u, epoch_of(u.ts))
                 for u in sorted(early, key=lambda u: (u.ts, u.event_id))]
 
     def on_status(self, e: OrderStatus, epoch: int) -> list[dict]:
@@ -191,12 +198,13 @@ class ComplaintDesk:
         updated, still_open = [], []
         for cid in waiting:
             record = self.records.get(cid)
-            if record is None or record["auto_resolved"] or record["status"] == "resolved":
+            if record is None:
                 continue
-            moot_at = self._moot_time(oid, record["intent"], self._epoch[cid])
-            if moot_at is not None:
-                updated.append(self._resolve(record, moot_at))
-            else:
+            if not record["auto_resolved"]:
+                record = self._refold(record) or record
+                if record["auto_resolved"]:
+                    updated.append(record)
+            if not record["auto_resolved"]:
                 still_open.append(cid)
         if still_open:
             self.open_by_order[oid] = still_open
@@ -236,38 +244,86 @@ class ComplaintDesk:
             if len(self._early_updates) < 100_000:
                 self._early_updates.setdefault(e.complaint_id, []).append(e)
             return []
-        return [self._apply_update(record, e)]
+        return [self._apply_update(record, e, epoch_of(e.ts) if epoch is None else epoch)]
 
-    def _apply_update(self, record: dict, e: ComplaintUpdate) -> dict:
-        record = dict(record)
-        if e.intent is not None:
-            record["intent"], record["intent_confidence"], record["intent_source"] = e.intent, 1.0, "agent"
-        if e.status is not None:
-            record["status"] = e.status
-        if e.csat is not None:
-            record["csat"] = e.csat
-        record["version"] += 1
-        self.records[e.complaint_id] = record
+    def _apply_update(self, record: dict, e: ComplaintUpdate, epoch: int) -> dict:
+        """A new version of ``record`` with the update in its history (always emitted,
+        as an agent touched the ticket), its state refolded."""
+        bisect.insort(self._updates.setdefault(e.complaint_id, []),
+                      (epoch, e.event_id, e.intent, e.status, e.csat), key=_update_order)
+        record = self._refold(record, always=True)
+        oid = record["order_id"]
+        if oid and not record["auto_resolved"] and e.complaint_id not in self.open_by_order.get(oid, ()):
+            self.open_by_order.setdefault(oid, []).append(e.complaint_id)   # un-resolved again
         return record
 
-    def _moot_time(self, order_id: str, intent: str, raised: int) -> int | None:
-        if intent == "delivery_delay":
-            t = self.delivered.get(order_id)
-            return t if t is not None and t >= raised else None
-        t = self.picked_up.get(order_id)
-        return None if t is None else max(t, raised)
+    def _refold(self, record: dict, *, always: bool = False) -> dict | None:
+        """``record`` with its state folded from its history, as a new version (the old
+        one may sit in an output batch), or None when nothing changed (unless ``always``)."""
+        state = self._fold(record)
+        if not always and all(record.get(k) == v for k, v in state.items()):
+            return None
+        new = {**record, **state, "version": record["version"] + 1}
+        if new["auto_resolved"] != record["auto_resolved"]:   # the report counts final states
+            step = 1 if new["auto_resolved"] else -1
+            self.auto_resolved += step
+            day = self.daily.get(record["ts"][:10])
+            if day is not None:
+                day[1] += step
+        self.records[record["complaint_id"]] = new
+        return new
 
-    def _resolve(self, record: dict, at: int) -> dict:
-        # A new dict: the earlier version may already sit in an output batch.
-        record = {**record, "auto_resolved": True, "status": "auto_resolved",
-                  "time_saved_minutes": HANDLING_MINUTES, "version": record["version"] + 1,
-                  "auto_resolved_at": self.local_time(at)}
-        self.records[record["complaint_id"]] = record
-        self.auto_resolved += 1
-        day = self.daily.get(record["ts"][:10])
-        if day is not None:
-            day[1] += 1
-        return record
+    def _fold(self, record: dict) -> dict:
+        """Intent, status, csat and auto-resolution of a complaint from its model intent,
+        its agent updates and its order's first pickup and delivery, in event time.
+
+        Walking the complaint's time line (raised, updates, pickup, delivery): an update
+        sets the intent / status / csat it carries; the ticket is auto-resolved at the
+        first point where its intent is one a status can make moot, the order is moot for
+        it (picked up for ``pickup_urge``; delivered after the complaint was raised for
+        ``delivery_delay``) and no agent had resolved it. Updates at one instant come
+        before the check.
+        """
+        cid = record["complaint_id"]
+        raised = self._epoch[cid]
+        intent, confidence = self._model[cid]
+        source, status, csat, auto_at = "model", "open", record.get("csat"), None
+        oid = record["order_id"]
+        # The order's first pickup / delivery, remembered per complaint: the desk's order
+        # maps forget after the dedup window, and a later update must not undo a
+        # resolution they justified.
+        picked, delivered = self._order_times.get(cid, (None, None))
+        if oid:
+            picked = _earliest(picked, self.picked_up.get(oid))
+            delivered = _earliest(delivered, self.delivered.get(oid))
+            if picked is not None or delivered is not None:
+                self._order_times[cid] = (picked, delivered)
+        if delivered is not None and delivered < raised:
+            delivered = None   # delivered before the complaint: a delay complaint stays open
+        updates = self._updates.get(cid, ())
+        points = [(raised, 1)] + [(max(u[0], raised), 0, i) for i, u in enumerate(updates)]
+        points += [(max(t, raised), 1) for t in (picked, delivered) if t is not None]
+        for point in sorted(points):
+            at = point[0]
+            if point[1] == 0:
+                _, _, new_intent, new_status, new_csat = updates[point[2]]
+                if new_intent is not None:
+                    intent, confidence, source = new_intent, 1.0, "agent"
+                if new_status is not None:
+                    status = new_status
+                if new_csat is not None:
+                    csat = new_csat
+            if auto_at is None and status != "resolved" and (
+                    (intent == "pickup_urge" and picked is not None and picked <= at)
+                    or (intent == "delivery_delay" and delivered is not None and delivered <= at)):
+                status, auto_at = "auto_resolved", at
+        state = {"intent": intent, "intent_confidence": confidence, "intent_source": source,
+                 "status": status, "auto_resolved": auto_at is not None,
+                 "auto_resolved_at": None if auto_at is None else self.local_time(auto_at),
+                 "time_saved_minutes": HANDLING_MINUTES if auto_at is not None else 0.0}
+        if csat is not None:
+            state["csat"] = csat
+        return state
 
     def auto_resolution_report(self) -> list[dict]:
         """Per local day of the complaint: tickets, how many were closed without an
@@ -292,6 +348,9 @@ class ComplaintDesk:
         while queue and queue[0][0] < cutoff:
             _, cid = queue.popleft()
             self._epoch.pop(cid, None)
+            self._model.pop(cid, None)
+            self._updates.pop(cid, None)
+            self._order_times.pop(cid, None)
             record = self.records.pop(cid, None)
             oid = record and record["order_id"]
             if oid in self.open_by_order:
@@ -300,3 +359,11 @@ class ComplaintDesk:
                     self.open_by_order[oid] = left
                 else:
                     del self.open_by_order[oid]
+
+
+def _update_order(update: tuple) -> tuple[int, str]:
+    return update[0], update[1]   # event time, then event_id: a total order
+
+
+def _earliest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
