@@ -86,7 +86,8 @@ def test_malformed_messages_become_dead_letters_and_worker_survives(tansu, kafka
     assert by_offset[positions[2][0], positions[2][2]]["event_id"] == "c-2", letters
     bad_time = by_offset[positions[5][0], positions[5][2]]
     assert (bad_time["index"], bad_time["event_id"], bad_time["reason"]) == (1, "o-5", "invalid field")
-    assert bad_time["payload_excerpt"].startswith('[{"type": "order"'), bad_time
+    # the message's excerpt (re-serialised once its text fields were dropped, so compact)
+    assert bad_time["payload_excerpt"].replace(" ", "").startswith('[{"type":"order"'), bad_time
     # an external broker and no --checkpoint-dir: the worker says what that costs
     assert "no --checkpoint-dir" in worker.log_text()
     assert all(r.key == d["source"].encode() for r, d in zip(records, letters, strict=True))  # keyed by topic
