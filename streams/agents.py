@@ -39,6 +39,7 @@ import orjson
 
 from riskwatch.errors import SinkBackpressure, SinkError
 from riskwatch.settings import PipelineSettings
+from sinks.base import RetryPolicy
 from streams.app import TopicNames
 
 if TYPE_CHECKING:
@@ -74,8 +75,8 @@ class SinkFeeder:
         self.max_pending = max_pending
         self.max_retries = max_retries
         self.records = self.flushes = self.errors = 0
-        # Pause between flush attempts after a sink error other than a transient one.
-        self.flush_retry_pause, self.flush_retry_max_pause = 1.0, 60.0
+        # Pauses between flush attempts after a sink error other than a transient one.
+        self.flush_retry = RetryPolicy(initial_delay=1.0, max_delay=60.0, jitter=0.0)
         self._sleep = time.sleep
         self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="riskwatch-sinks")
                           if self.sinks else None)
@@ -132,12 +133,9 @@ class SinkFeeder:
         return future
 
     def _call(self, sink: Any, method: str, *args: Any) -> None:
-        # A sink retries transient failures inside flush() and keeps what it could not
-        # write for the next flush; we only honour an explicit SinkBackpressure, and log
-        # anything else (never raise into faust: an agent that raises stops consuming).
-        if method == "flush":
-            self._flush_until_written(sink)
-            return
+        # add_records / prime / close (flushes go through _flush_until_written): we only
+        # honour an explicit SinkBackpressure, and log anything else (never raise into
+        # faust: an agent that raises stops consuming).
         for attempt in range(self.max_retries + 1):
             try:
                 getattr(sink, method)(*args)
@@ -166,7 +164,6 @@ class SinkFeeder:
         flush ends at the worker's stop timeout, without committing: the messages come
         again after the restart.
         """
-        pause = self.flush_retry_pause
         attempt = 0
         while True:
             try:
@@ -175,10 +172,10 @@ class SinkFeeder:
             except Exception as exc:  # noqa: BLE001 - whatever it is, the rows are not stored
                 attempt += 1
                 self.errors += 1
+                pause = self.flush_retry.delay(attempt)
                 logger.error("sink %r could not write its rows (attempt %d, next in %.0f s; "
                              "consumption waits): %s", sink, attempt, pause, exc)
                 self._sleep(pause)
-                pause = min(pause * 2, self.flush_retry_max_pause)
 
     def prime(self, open_alerts: list[dict]) -> None:
         """Hand the alerts firing at a restored checkpoint to the sinks that keep a table
@@ -195,7 +192,7 @@ class SinkFeeder:
 
     def _flush_all(self) -> None:
         for sink in self.sinks:
-            self._call(sink, "flush")
+            self._flush_until_written(sink)
         self.flushes += 1
 
     def _close_all(self) -> None:

@@ -198,13 +198,12 @@ class ComplaintDesk:
         updated, still_open = [], []
         for cid in waiting:
             record = self.records.get(cid)
-            if record is None:
-                continue
-            if not record["auto_resolved"]:
-                record = self._refold(record) or record
-                if record["auto_resolved"]:
-                    updated.append(record)
-            if not record["auto_resolved"]:
+            if record is None or record["auto_resolved"]:
+                continue   # gone, or resolved already: off the waiting list
+            record = self._refold(record) or record   # a status changes only that
+            if record["auto_resolved"]:
+                updated.append(record)
+            else:
                 still_open.append(cid)
         if still_open:
             self.open_by_order[oid] = still_open
@@ -300,6 +299,8 @@ class ComplaintDesk:
                 self._order_times[cid] = (picked, delivered)
         if delivered is not None and delivered < raised:
             delivered = None   # delivered before the complaint: a delay complaint stays open
+        # When the order is moot for each intent a status can make moot (AUTO_RESOLVABLE)
+        moot_since = {"pickup_urge": picked, "delivery_delay": delivered}
         updates = self._updates.get(cid, ())
         points = [(raised, 1)] + [(max(u[0], raised), 0, i) for i, u in enumerate(updates)]
         points += [(max(t, raised), 1) for t in (picked, delivered) if t is not None]
@@ -313,9 +314,8 @@ class ComplaintDesk:
                     status = new_status
                 if new_csat is not None:
                     csat = new_csat
-            if auto_at is None and status != "resolved" and (
-                    (intent == "pickup_urge" and picked is not None and picked <= at)
-                    or (intent == "delivery_delay" and delivered is not None and delivered <= at)):
+            moot = moot_since.get(intent)
+            if auto_at is None and status != "resolved" and moot is not None and moot <= at:
                 status, auto_at = "auto_resolved", at
         state = {"intent": intent, "intent_confidence": confidence, "intent_source": source,
                  "status": status, "auto_resolved": auto_at is not None,
