@@ -12,7 +12,8 @@ At-least-once, concretely:
   dead letter (error type and message only: no raw payload, it may hold personal data).
 - Outputs go to the ``alerts`` / ``dead-letters`` / ``merchant-scores`` /
   ``complaint-records`` topics through
-  faust's producer, which faust flushes before it commits input offsets.
+  faust's producer, which faust flushes before it commits input offsets. A send that
+  fails is retried until it lands, holding the agent (:mod:`streams.publishing`).
 - Sinks are fed on one dedicated thread (a ClickHouse insert that retries must not
   stall the event loop). They are flushed right before faust commits input offsets
   (:func:`flush_sinks_before_commit`), so an offset is committed only after the rows of
@@ -41,9 +42,10 @@ from riskwatch.errors import SinkBackpressure, SinkError
 from riskwatch.settings import PipelineSettings
 from sinks.base import RetryPolicy
 from streams.app import TopicNames
+from streams.publishing import Unpublished, publish
 
 if TYPE_CHECKING:
-    from streams.pipeline import Outputs, Pipeline
+    from streams.pipeline import Pipeline
 
 __all__ = ["BacklogClock", "LiveRuntime", "SinkFeeder", "caught_up", "check_coverage",
            "consumer_lag", "flush_sinks_before_commit", "handle_feedback", "handle_message",
@@ -280,6 +282,9 @@ class LiveRuntime:
         # flow stopped during a rebalance): counted, so a run that lost some shows it.
         self.stale_skipped = 0
         self.publish_errors = 0
+        # Drained outputs not yet sent to their topic or queued for the sinks
+        # (streams.publishing): a failed send waits here instead of being dropped.
+        self.unpublished = Unpublished()
         self.sent = dict.fromkeys(self.output_topics, 0)
         self.pending_letters: list[dict] = []
         self.rate = {"messages_per_s": 0.0, "events_per_s": 0.0}
@@ -325,6 +330,7 @@ class LiveRuntime:
             **self.rate,
             "agent_errors": self.agent_errors,
             "publish_errors": self.publish_errors,
+            "unpublished": len(self.unpublished),
             "sent": dict(self.sent),
             "sink_records": self.sinks.records,
             "sink_errors": self.sinks.errors,
@@ -446,61 +452,6 @@ def scrub_detail(text: str, limit: int = 300) -> str:
     text = _ESCAPED_BYTES.sub("<bytes>", text)
     text = _LONG_DIGITS.sub("<digits>", text)
     return text[:limit]
-
-
-def _key(kind: str, record: dict) -> bytes | None:
-    # Partitioning keys: one alert episode, one source topic, one merchant, one
-    # complaint's versions stay ordered.
-    value = {"alerts": record.get("fingerprint"), "dead_letters": record.get("source"),
-             "scores": record.get("merchant_id"),
-             "complaints": record.get("complaint_id")}.get(kind)
-    return str(value).encode() if value is not None else None
-
-
-_OUTPUT_KINDS: dict[type, tuple[str, ...]] = {}
-
-
-def _has_output(runtime: LiveRuntime) -> bool:
-    """Anything for :func:`publish` to send? Most messages produce nothing, and the lock,
-    the drain and ``len(Outputs)`` (``dataclasses.fields`` per call) cost ~5 % of a worker
-    fed one event per message (``benchmarks/live_throughput.py --profile``)."""
-    if runtime.pending_letters:
-        return True
-    out = runtime.pipeline.out
-    kinds = _OUTPUT_KINDS.get(type(out))
-    if kinds is None:   # every kind Outputs has, read once: a new kind cannot be skipped
-        kinds = _OUTPUT_KINDS[type(out)] = tuple(kind for kind, _ in out.items())
-    for kind in kinds:
-        if getattr(out, kind):
-            return True
-    return False
-
-
-async def publish(runtime: LiveRuntime) -> int:
-    """Drain the pipeline; send alerts/dead letters/scores to topics, everything to sinks.
-
-    Returns the number of records published. Never raises.
-    """
-    if not _has_output(runtime):
-        return 0
-    async with runtime.lock:
-        out: Outputs = runtime.pipeline.drain()
-        if runtime.pending_letters:
-            out.dead_letters.extend(runtime.pending_letters)
-            runtime.pending_letters = []
-        if not len(out):
-            return 0
-        try:
-            for kind, topic in runtime.output_topics.items():
-                for record in getattr(out, kind):
-                    await topic.send(key=_key(kind, record),
-                                     value=orjson.dumps(record, default=str))
-                    runtime.sent[kind] += 1
-            await runtime.sinks.add([(kind, recs) for kind, recs in out.items() if recs])
-        except Exception:  # noqa: BLE001 - an agent that raises stops consuming (faust #175)
-            runtime.publish_errors += 1
-            logger.exception("publishing %d records failed", len(out))
-        return len(out)
 
 
 def consumer_lag(runtime: LiveRuntime) -> dict[str, dict]:
