@@ -76,7 +76,10 @@ class ComplaintDesk:
         # order_id -> first picked-up / delivery time, kept one to two dedup windows
         self.picked_up = GenerationalMap(settings.dedup_window_seconds)
         self.delivered = GenerationalMap(settings.dedup_window_seconds)
-        self.open_by_order: dict[str, list[str]] = {}     # order_id -> auto-resolvable complaints
+        # order_id -> its complaints, for the statuses read after them. Auto-resolved ones
+        # stay: an earlier status read later moves their resolution earlier (or undoes
+        # it: a first delivery before the complaint), as the fold in event time says.
+        self.open_by_order: dict[str, list[str]] = {}
         self.auto_resolved = 0
         # local day -> [tickets raised, auto-resolved later]: the auto-resolution report
         self.daily: dict[str, list[int]] = {}
@@ -133,8 +136,8 @@ class ComplaintDesk:
         self._complaint_queue.append((epoch, e.complaint_id))
         if e.order_id:
             record = self._refold(record) or record   # moot already: resolved at once
-            if not record["auto_resolved"]:   # a status (or an agent's intent) may moot it
-                self.open_by_order.setdefault(e.order_id, []).append(e.complaint_id)
+            # Resolved or not, a status read later may change it (see open_by_order).
+            self.open_by_order.setdefault(e.order_id, []).append(e.complaint_id)
         return record
 
     def local_time(self, epoch: int) -> str:
@@ -191,22 +194,23 @@ class ComplaintDesk:
         return self.resolve_waiting(oid)
 
     def resolve_waiting(self, oid: str) -> list[dict]:
-        """Auto-resolve the open complaints about ``oid`` its statuses made moot."""
+        """Refold the complaints about ``oid`` after one of its statuses; return those
+        whose record changed: newly auto-resolved, mostly, or resolved at an earlier
+        time (a status read after a later one)."""
         waiting = self.open_by_order.get(oid)
         if not waiting:
             return []
-        updated, still_open = [], []
+        updated, kept = [], []
         for cid in waiting:
             record = self.records.get(cid)
-            if record is None or record["auto_resolved"]:
-                continue   # gone, or resolved already: off the waiting list
-            record = self._refold(record) or record   # a status changes only that
-            if record["auto_resolved"]:
-                updated.append(record)
-            else:
-                still_open.append(cid)
-        if still_open:
-            self.open_by_order[oid] = still_open
+            if record is None:
+                continue   # past the ticket window: off the list
+            kept.append(cid)
+            changed = self._refold(record)   # a status changes only the auto-resolution
+            if changed is not None:
+                updated.append(changed)
+        if kept:
+            self.open_by_order[oid] = kept
         else:
             del self.open_by_order[oid]
         return updated
@@ -252,8 +256,10 @@ class ComplaintDesk:
                       (epoch, e.event_id, e.intent, e.status, e.csat), key=_update_order)
         record = self._refold(record, always=True)
         oid = record["order_id"]
-        if oid and not record["auto_resolved"] and e.complaint_id not in self.open_by_order.get(oid, ()):
-            self.open_by_order.setdefault(oid, []).append(e.complaint_id)   # un-resolved again
+        # Listed since its arrival; not so in a checkpoint written before 2026-11-24,
+        # which dropped auto-resolved tickets from the list.
+        if oid and e.complaint_id not in self.open_by_order.get(oid, ()):
+            self.open_by_order.setdefault(oid, []).append(e.complaint_id)
         return record
 
     def _refold(self, record: dict, *, always: bool = False) -> dict | None:

@@ -39,7 +39,7 @@ def _update(cid: str, t: float, **fields) -> dict:
 
 
 def _status(oid: str, t: float, status: str) -> dict:
-    return {"type": "order_status", "event_id": f"s-{oid}-{status}", "ts": iso(t),
+    return {"type": "order_status", "event_id": f"s-{oid}-{status}-{t}", "ts": iso(t),
             "order_id": oid, "status": status}
 
 
@@ -57,6 +57,7 @@ def _final(events: list[dict]) -> dict[str, dict]:
 
 
 PICKUP_TEXT = "约了上门取件，快递员一直没来取件，催一下"
+DELAY_TEXT = "快递好几天了还没送到，物流信息一直不更新，到底什么时候能到"
 
 
 @pytest.mark.parametrize("name,events,expected", [
@@ -80,6 +81,18 @@ PICKUP_TEXT = "约了上门取件，快递员一直没来取件，催一下"
      [_order("O1", T0), _complaint("c1", "O1", T0 + 0.5 * H, PICKUP_TEXT),
       _update("c1", T0 + 1 * H, intent="quality"), _status("O1", T0 + 2 * H, "shipped")],
      {"status": "open", "auto_resolved": False, "intent": "quality"}),
+    # Two statuses of one order read against their event time: the ticket was moot at
+    # the earlier one, however late that one is read.
+    ("the earlier of two pickup statuses read last",
+     [_order("O1", T0), _complaint("c1", "O1", T0 + 0.5 * H, PICKUP_TEXT),
+      _status("O1", T0 + 1 * H, "in_transit"), _status("O1", T0 + 2 * H, "shipped")],
+     {"status": "auto_resolved", "auto_resolved": True, "auto_resolved_at": iso(T0 + 1 * H)}),
+    # The first delivery decides (the customer complained after it: it never arrived),
+    # also when a second "delivered" after the complaint is read first.
+    ("a delivery before the complaint read after one after it",
+     [_order("O1", T0), _complaint("c1", "O1", T0 + 1.5 * H, DELAY_TEXT),
+      _status("O1", T0 + 1 * H, "delivered"), _status("O1", T0 + 2 * H, "delivered")],
+     {"status": "open", "auto_resolved": False, "intent": "delivery_delay"}),
 ])
 def test_every_reading_order_ends_in_the_state_of_event_time(name, events, expected):
     order, complaint, *rest = events
