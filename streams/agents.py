@@ -98,7 +98,10 @@ class SinkFeeder:
 
     async def add(self, batches: list[tuple[str, Sequence[dict]]]) -> None:
         """Queue ``(kind, records)`` pairs for every sink (records of one kind together:
-        a columnar sink gets them as one column block, see ``Sink.add_records``)."""
+        a columnar sink gets them as one column block, see ``Sink.add_records``).
+
+        Queued before the first ``await``, which only waits for room in the queue
+        (:func:`streams.publishing.publish` relies on it)."""
         if self._executor is None or not batches:
             return
         self._submit(self._add_all, batches)

@@ -125,10 +125,11 @@ async def publish(runtime: LiveRuntime) -> None:
                 attempt += 1
                 runtime.publish_errors += 1
                 if runtime.app.should_stop:
+                    fate = ("no checkpoint is written past them, so the restart redoes them"
+                            if runtime.checkpointer is not None
+                            else "they are lost: run workers with --checkpoint-dir")
                     logger.error("stopping with %d output record(s) not published (%r); %s",
-                                 len(backlog), exc,
-                                 "no checkpoint is written past them, so the restart redoes them" if runtime.checkpointer is not None
-                                 else "they are lost: run workers with --checkpoint-dir")
+                                 len(backlog), exc, fate)
                     return
                 pause = PUBLISH_RETRY.delay(attempt)
                 logger.error("publishing failed (attempt %d, %d record(s) waiting, next try in "
@@ -146,9 +147,14 @@ async def _hand_on(runtime: LiveRuntime, backlog: Unpublished) -> None:
         records.popleft()
         sent[kind] += 1
     while backlog.batches:
-        batch = backlog.batches[0]
-        await runtime.sinks.add(batch)
-        backlog.batches.popleft()
+        batch = backlog.batches.popleft()
+        try:
+            # SinkFeeder.add queues the batch before its first await (the await is only
+            # back-pressure), so a cancellation there must not queue it a second time.
+            await runtime.sinks.add(batch)
+        except Exception:
+            backlog.batches.appendleft(batch)   # raised before it was queued
+            raise
 
 
 async def _pause(runtime: LiveRuntime, seconds: float) -> None:
