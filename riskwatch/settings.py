@@ -132,14 +132,20 @@ def _int_env(name: str, default: int) -> int:
 
 
 def from_env(**overrides: object) -> PipelineSettings:
-    """Build settings from ``RISKWATCH_*`` environment variables plus explicit overrides."""
-    values: dict[str, object] = {
-        "bucket_seconds": _int_env("RISKWATCH_BUCKET_SECONDS", 300),
-        "allowed_lateness_seconds": _int_env("RISKWATCH_ALLOWED_LATENESS_SECONDS", 600),
-        "max_time_jump_seconds": _int_env("RISKWATCH_MAX_TIME_JUMP_SECONDS", 3 * 86400),
-    }
+    """Build settings from ``RISKWATCH_*`` environment variables plus explicit overrides.
+
+    An override (a flag) wins over its variable, which is then not read at all: a bad
+    value left in the environment does not fail a command that sets the flag.
+    """
+    given = {k for k, v in overrides.items() if v is not None}
+    values: dict[str, object] = {}
+    for name, env, default in (("bucket_seconds", "RISKWATCH_BUCKET_SECONDS", 300),
+                               ("allowed_lateness_seconds", "RISKWATCH_ALLOWED_LATENESS_SECONDS", 600),
+                               ("max_time_jump_seconds", "RISKWATCH_MAX_TIME_JUMP_SECONDS", 3 * 86400)):
+        if name not in given:
+            values[name] = _int_env(env, default)
     learning = os.environ.get("RISKWATCH_PROMOTION_LEARNING")
-    if learning:
+    if learning and "promotion_learning" not in given:
         if learning.lower() not in ("0", "1", "true", "false", "on", "off"):
             raise ConfigError(f"RISKWATCH_PROMOTION_LEARNING must be on or off (got {learning!r})")
         values["promotion_learning"] = learning.lower() in ("1", "true", "on")
