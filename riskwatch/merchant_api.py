@@ -56,6 +56,8 @@ def issue_token(secret: str, merchant_id: str) -> str:
     """The API token of ``merchant_id``: hex HMAC-SHA256 of the id under ``secret``."""
     if not secret:
         raise ConfigError("merchant API secret is empty (set --secret or RISKWATCH_MERCHANT_SECRET)")
+    if not merchant_id.strip():   # a token for no merchant would open nobody's scores
+        raise ConfigError("merchant id is empty")
     return hmac.new(secret.encode(), merchant_id.encode(), hashlib.sha256).hexdigest()
 
 

@@ -136,6 +136,11 @@ def test_token_command_prints_the_hmac_token():
                          cwd=ROOT, capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != "RISKWATCH_MERCHANT_SECRET"})
     assert bad.returncode == 2 and "RISKWATCH_MERCHANT_SECRET" in bad.stderr
+    for empty in ("", "  "):   # a token for no merchant is refused, not printed
+        none = subprocess.run([sys.executable, "-m", "riskwatch.cli", "merchant-api", "token", empty,
+                               "--secret", SECRET], cwd=ROOT, capture_output=True, text=True)
+        assert (none.returncode, none.stdout) == (2, "")
+        assert none.stderr == "riskwatch: error: merchant id is empty\n"
 
 
 _LOAD_CHDB = """
