@@ -129,6 +129,10 @@ class JsonlScores:
                 self._stamp = (st.st_mtime_ns, st.st_size)
             return self._by_merchant.get(merchant_id, [])[-limit:]
 
+    def merchants(self) -> int:
+        """How many merchants have a score in the file (as last read)."""
+        return len(self._by_merchant)
+
     def _load(self, *, strict: bool = False) -> None:
         by: dict[str, list[dict]] = {}
         with self.path.open("rb") as fh:

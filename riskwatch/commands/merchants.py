@@ -43,11 +43,13 @@ def cmd_merchant_api(args: argparse.Namespace) -> int:
     if args.chdb and not Path(args.chdb).exists():  # chDB would create an empty one to serve
         raise ConfigError(f"--chdb: directory {args.chdb} does not exist")
     source = JsonlScores(args.scores) if args.scores else ChdbScores(args.chdb)
-    if args.chdb and source.merchants() == 0:
-        # Not an error: deployed beside a worker that has not scored anyone yet, the API
-        # starts first. Said once, so a wrong path is not a silent wall of 404s.
-        print(f"riskwatch: warning: no merchant scores in {args.chdb} yet: every merchant gets "
-              "404 until a worker or `riskwatch replay --chdb` writes some", file=sys.stderr)
+    if source.merchants() == 0:
+        # Not an error: deployed beside a worker (or a replay) that has not scored anyone
+        # yet, the API starts first. Said once, so a wrong path is not a silent wall of 404s.
+        writer = "`riskwatch replay --scores-out`" if args.scores else \
+            "a worker or `riskwatch replay --chdb`"
+        print(f"riskwatch: warning: no merchant scores in {args.scores or args.chdb} yet: every "
+              f"merchant gets 404 until {writer} writes some", file=sys.stderr)
     sock = listen(args.host, args.port)
     # The bound port, not --port: with --port 0 the system picks one.
     port = sock.getsockname()[1]

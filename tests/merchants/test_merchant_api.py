@@ -278,3 +278,19 @@ def test_an_empty_chdb_store_is_served_with_one_warning(tmp_path):
         _stop(proc)
     assert proc.stderr.readline().startswith(
         f"riskwatch: warning: no merchant scores in {tmp_path / 'db'} yet")
+
+
+def test_an_empty_scores_file_is_served_with_one_warning(tmp_path):
+    """As an empty chDB store: a replay that has not written its scores yet."""
+    (tmp_path / "scores.jsonl").write_bytes(b"")
+    proc = subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "merchant-api", "--scores",
+                             str(tmp_path / "scores.jsonl"), "--port", "0", "--secret", SECRET],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("merchant API on http://127.0.0.1:"), line
+    finally:
+        _stop(proc)
+    assert proc.stderr.readline() == (
+        f"riskwatch: warning: no merchant scores in {tmp_path / 'scores.jsonl'} yet: every "
+        "merchant gets 404 until `riskwatch replay --scores-out` writes some\n")
