@@ -333,6 +333,28 @@ def test_evaluate_grace_minutes_must_be_a_number_at_least_zero(value, message, t
     assert r.stderr.splitlines()[-1] == f"riskwatch evaluate: error: {message}"
 
 
+@pytest.mark.parametrize("report, message", [
+    # each was overwritten with the HTML page, exit 0
+    ("agg.jsonl", "--report agg.jsonl is the --aggregates file: writing it would destroy the input"),
+    ("m.json", "--report m.json is the --truth file: writing it would destroy the input"),
+    ("a.jsonl", "--report a.jsonl is the --alerts file: writing it would destroy the input"),
+    # these two failed only after the evaluation had run and printed its tables
+    ("no/such/r.html", "--report: directory no/such does not exist"),
+    ("adir", "--report: adir is a directory; give a file name"),
+])
+def test_evaluate_checks_its_report_path_before_evaluating(report, message, tmp_path):
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n")
+    (tmp_path / "agg.jsonl").write_bytes(b"")
+    (tmp_path / "adir").mkdir()
+    before = {name: (tmp_path / name).read_bytes() for name in ("m.json", "a.jsonl", "agg.jsonl")}
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "a.jsonl", "--aggregates", "agg.jsonl",
+                  "--report", report, cwd=tmp_path)
+    assert_one_error(r, message)
+    assert r.stdout == ""   # refused before the evaluation, not after it printed
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
 @pytest.mark.parametrize("args, env, message", [
     (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--promotion-cold-lift", "50"], {},
      "riskwatch replay: error: argument --promotion-cold-lift: must be in [1, 10], got 50"),
