@@ -154,6 +154,17 @@ async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
 def cmd_feedback(args: argparse.Namespace) -> int:
     from streams.feedback import load_feedback, parse_feedback, precision_report
 
+    # --report with a verdict printed the report and stored nothing, without a word;
+    # --json without --report was ignored. Recording and reporting are separate runs.
+    recording = [name for name, given in (
+        ("ALERT_ID", args.alert_id), ("--verdict", args.verdict), ("--note", args.note),
+        ("--metric", args.metric), ("--broker", args.broker)) if given is not None]
+    if args.report and recording:
+        given = " and ".join(recording)
+        raise ConfigError(f"--report only prints precision and records nothing: drop {given} "
+                          "to see it, or drop --report to record the verdict (then run --report)")
+    if args.json and not args.report:
+        raise ConfigError("--json is only for --report (recording a verdict prints one line)")
     if args.report:
         feedback = load_feedback(args.store)
         alerts = _read_alerts(args.alerts) if args.alerts else []
@@ -220,7 +231,9 @@ def register(subparsers) -> None:
                         "in /: feedback.jsonl in it); replay --feedback reads the same path")
     p.add_argument("--broker", help="also send the verdict to the live workers (kafka://HOST:PORT)")
     p.add_argument("--topic-prefix", default="", help="topic name prefix of the live workers")
-    p.add_argument("--report", action="store_true", help="print verdict counts and precision per detector")
+    p.add_argument("--report", action="store_true",
+                   help="print verdict counts and precision per detector (records nothing: "
+                        "not with ALERT_ID, --verdict, --note, --metric or --broker)")
     p.add_argument("--alerts", help="alerts JSONL (riskwatch replay --alerts-out): with a verdict, "
                    "the alert's detector is taken from it; with --report, unreviewed alerts are counted")
     p.add_argument("--json", action="store_true", help="with --report: JSON output")

@@ -322,3 +322,23 @@ def test_cli_verdict_after_a_store_line_without_its_newline_starts_a_line(tmp_pa
     assert [r["alert_id"] for r in load_feedback(store)] == ["0123456789abcdef-6", "0123456789abcdef-7"]
     assert main(["feedback", "0123456789abcdef-8", "--verdict", "confirmed", "--store", str(store)]) == 0
     assert store.read_text().count("\n") == 3   # no blank line added when it ends with one
+
+
+@pytest.mark.parametrize("args, message", [
+    # printed the report and stored nothing, without a word
+    (["ID", "--verdict", "confirmed", "--report"],
+     "--report only prints precision and records nothing: drop ALERT_ID and --verdict to see it"),
+    (["--report", "--broker", "kafka://127.0.0.1:9"], "drop --broker to see it"),
+    # ignored: the verdict was stored and one line printed
+    (["ID", "--verdict", "confirmed", "--json"], "--json is only for --report"),
+])
+def test_cli_recording_and_reporting_are_separate_runs(tmp_path, capsys, args, message):
+    store = tmp_path / "fb.jsonl"
+    saved = json.dumps({"alert_id": "0123456789abcdef-6", "verdict": "expected"}).encode() + b"\n"
+    store.write_bytes(saved)
+    argv = [a.replace("ID", "0123456789abcdef-7") for a in args]
+    assert main(["feedback", *argv, "--store", str(store)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert captured.err.startswith("riskwatch: error: ") and message in captured.err, captured.err
+    assert store.read_bytes() == saved
