@@ -126,6 +126,11 @@ def test_bad_feedback_is_a_clear_error(tmp_path):
     bad.write_text('{"alert_id": "167c0feb71275f03-1", "verdict": "confirmed"}\n{oops\n')
     with pytest.raises(ConfigError, match="fb.jsonl:2"):
         load_feedback(bad)
+    # the reason quotes the bad value: a phone number in it was printed as typed
+    bad.write_text('{"alert_id": "客户 13812345678", "verdict": "confirmed"}\n')
+    with pytest.raises(ConfigError, match=r"fb.jsonl:1: .*138\*\*\*\*5678") as caught:
+        load_feedback(bad)
+    assert "13812345678" not in str(caught.value)
 
 
 def test_cli_records_masks_and_reports(tmp_path, capsys):
