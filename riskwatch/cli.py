@@ -305,6 +305,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.report) != bool(args.aggregates):
         raise ConfigError("--report needs --aggregates (and --aggregates is only for --report); "
                           "write aggregates with `riskwatch replay --aggregates-out FILE`")
+    # Before the evaluation: --report naming an input overwrote it with HTML (exit 0), and
+    # a missing directory was found only after the whole evaluation had run and printed.
+    check_outputs({"--report": args.report},
+                  {f"{flag} file": path for flag, path in (
+                      ("--truth", args.truth), ("--alerts", args.alerts),
+                      ("--aggregates", args.aggregates)) if path})
     truth, alerts = load_manifest(args.truth), load_alerts(args.alerts)
     result = evaluate(truth, alerts, grace_minutes=args.grace_minutes)
     if args.json:

@@ -19,7 +19,8 @@ carrier's delivery_delay rate a little). An episode of such a metric that matche
 incident otherwise is not a false episode, and not a detection either.
 
 Recall = incidents with a matching episode / incidents; precision = episodes matching an
-incident / episodes; delay = first matching episode start - incident start. ``by_metric``
+incident / episodes (each ``None``, printed ``n/a``, when it would divide by zero: a
+manifest without incidents is no evidence of perfect recall); delay = first matching episode start - incident start. ``by_metric``
 gives, per alert metric, its episodes and precision, and the incidents of its family
 it detected.
 
@@ -52,7 +53,66 @@ def _epoch(ts: str) -> float:
     return dt.datetime.fromisoformat(ts).timestamp()
 
 
+def _time_problem(value: object, field: str) -> str | None:
+    """Why ``value`` is not an RFC 3339 time with a UTC offset (``None``: it is one). The
+    value is not quoted: a hand-edited manifest is a user file, and may hold anything."""
+    if not isinstance(value, str):
+        return f"no {field!r} time" if value is None else f"{field!r} is not a string"
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return f"{field!r} is not an RFC 3339 time"
+    if when.tzinfo is None:   # a naive time would be read in this machine's zone
+        return f"{field!r} has no UTC offset"
+    return None
+
+
+def _window_problem(record: dict) -> str | None:
+    """Why ``record``'s ``start``/``end`` window cannot be scored (``None``: it can)."""
+    problem = _time_problem(record.get("start"), "start") or _time_problem(record.get("end"), "end")
+    if problem:
+        return problem
+    if _epoch(record["end"]) < _epoch(record["start"]):
+        return "'end' is before 'start'"
+    return None
+
+
+def _incident_problem(inc: object) -> str | None:
+    """Why ``inc`` is not an incident :func:`evaluate` and the report can score (``None``:
+    it is one). Each field checked is one they read; a wrong one was a KeyError or
+    ValueError traceback, or (a string as 'metrics') a silent substring match."""
+    if not isinstance(inc, dict):
+        return f"a JSON {type(inc).__name__}, not an incident object"
+    for field in ("id", "kind"):
+        if not isinstance(inc.get(field), str) or not inc[field]:
+            return f"no {field!r} (a non-empty string)"
+    problem = _window_problem(inc)
+    if problem:
+        return problem
+    if not isinstance(inc.get("dimensions", {}), dict):
+        return "'dimensions' is not an object"
+    if inc.get("intent") is not None and not isinstance(inc["intent"], str):
+        return "'intent' is not a string"
+    for field in ("metrics", "tolerated_metrics"):
+        value = inc.get(field, [])
+        if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+            return f"{field!r} is not a list of metric names"
+    effect_end = inc.get("effect_end", {})
+    if not isinstance(effect_end, dict):
+        return "'effect_end' is not an object"
+    for metric, value in effect_end.items():
+        problem = _time_problem(value, "effect_end")
+        if problem:
+            return f"{problem} for metric {metric!r}"
+    return None
+
+
 def load_manifest(path: str | Path) -> dict:
+    """A simulator manifest (``riskwatch simulate --manifest``), checked.
+
+    Raises :class:`InputError` naming the file, the incident (or promotion) by its place
+    in the list and the field, for the first one :func:`evaluate` could not score.
+    """
     try:
         data = orjson.loads(Path(path).read_bytes())
     except OSError as exc:
@@ -61,6 +121,23 @@ def load_manifest(path: str | Path) -> dict:
         raise InputError(f"manifest {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("incidents"), list):
         raise InputError(f"manifest {path} has no 'incidents' list (is it a simulator manifest?)")
+    incidents = data["incidents"]
+    seen: dict[str, int] = {}
+    for n, inc in enumerate(incidents, 1):
+        problem = _incident_problem(inc)
+        if not problem and inc["id"] in seen:   # the report finds an incident by its id
+            problem = f"'id' is the same as incident {seen[inc['id']]}'s"
+        if problem:
+            raise InputError(f"--truth {path}, incident {n} of {len(incidents)}: {problem}")
+        seen[inc["id"]] = n
+    promotions = data.get("promotions", [])
+    if not isinstance(promotions, list):
+        raise InputError(f"--truth {path}: 'promotions' is not a list")
+    for n, promo in enumerate(promotions, 1):
+        problem = (_window_problem(promo) if isinstance(promo, dict)
+                   else f"a JSON {type(promo).__name__}, not a promotion object")
+        if problem:
+            raise InputError(f"--truth {path}, promotion {n} of {len(promotions)}: {problem}")
     return data
 
 
@@ -75,6 +152,10 @@ _LOOKS_LIKE = (
 )
 
 
+#: The states an alert record can report (streams.paging and streams.signals write them).
+_STATUSES = ("firing", "resolved")
+
+
 def _alert_problem(record: object) -> str | None:
     """Why ``record`` is not an alert record evaluate can use (``None``: it is one)."""
     if not isinstance(record, dict):
@@ -86,6 +167,8 @@ def _alert_problem(record: object) -> str | None:
     for field in ("alert_id", "status", "ts"):
         if not isinstance(record.get(field), str) or not record[field]:
             return f"not an alert record: no {field!r}"
+    if record["status"] not in _STATUSES:   # was skipped without a word
+        return "'status' is neither 'firing' nor 'resolved'"
     try:
         when = dt.datetime.fromisoformat(record["ts"])
     except ValueError:
@@ -215,11 +298,13 @@ def evaluate(truth: dict, alerts: list[dict], *, grace_minutes: float = 60.0) ->
     return {
         "incidents": len(incidents),
         "detected": sum(i["detected"] for i in per_incident),
-        "recall": (sum(i["detected"] for i in per_incident) / len(incidents)) if incidents else 1.0,
+        # None, not 1.0, when there is nothing to divide by: a manifest without incidents
+        # (or a run without alerts) is no evidence of a perfect detector.
+        "recall": (sum(i["detected"] for i in per_incident) / len(incidents)) if incidents else None,
         "episodes": len(episodes),
         "true_episodes": len(episodes) - len(false_eps),
         "side_effect_episodes": len(tolerated_eps - matched_eps),
-        "precision": ((len(episodes) - len(false_eps)) / len(episodes)) if episodes else 1.0,
+        "precision": ((len(episodes) - len(false_eps)) / len(episodes)) if episodes else None,
         "median_delay_minutes": statistics.median(delays) if delays else None,
         "false_episodes": len(false_eps),
         "false_during_promotions": sum(ep["during_promotion"] for ep in false_eps),
@@ -238,9 +323,11 @@ def format_report(r: dict) -> str:
     def fmt(x, spec=".2f"):
         return "-" if x is None else format(x, spec)
     lines = [
-        f"incidents {r['incidents']}  detected {r['detected']}  recall {fmt(r['recall'])}",
-        f"episodes {r['episodes']}  true {r['true_episodes']}  precision {fmt(r['precision'])}  "
-        f"false {r['false_episodes']} (during promotions: {r['false_during_promotions']})"
+        f"incidents {r['incidents']}  detected {r['detected']}  recall "
+        + ("n/a (no incidents in the manifest)" if r["recall"] is None else fmt(r["recall"])),
+        f"episodes {r['episodes']}  true {r['true_episodes']}  precision "
+        + ("n/a (no alerts)" if r["precision"] is None else fmt(r["precision"]))
+        + f"  false {r['false_episodes']} (during promotions: {r['false_during_promotions']})"
         + (f"  side effects of an incident: {r['side_effect_episodes']}"
            if r.get("side_effect_episodes") else ""),
         f"median detection delay {fmt(r['median_delay_minutes'], '.1f')} min",

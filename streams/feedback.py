@@ -117,7 +117,8 @@ def load_feedback(path: str | Path) -> list[dict]:
         try:
             records.append(parse_feedback(orjson.loads(line)))
         except (orjson.JSONDecodeError, ConfigError) as exc:
-            raise ConfigError(f"{p}:{n}: bad feedback record: {exc}") from None
+            # masked: parse_feedback's reason quotes the value, which may be personal data
+            raise ConfigError(f"{p}:{n}: bad feedback record: {mask_pii(str(exc))}") from None
     return records
 
 

@@ -283,6 +283,8 @@ _ALERT = {"alert_id": "a1", "status": "firing", "ts": "2026-11-03T10:00:00+08:00
     ({**_ALERT, "ts": "2026-11-03T10:00:00"}, "line 2: 'ts' has no UTC offset"),
     ({"alert_id": "a2", "ts": "2026-11-03T10:00:00+08:00"}, "line 2: not an alert record: no 'status'"),
     ([1, 2], "line 2: a JSON list, not an alert record"),
+    # was skipped without a word: its episode neither ended nor counted
+    ({**_ALERT, "status": "weird"}, "line 2: 'status' is neither 'firing' nor 'resolved'"),
 ])
 def test_evaluate_refuses_a_file_that_is_not_alerts(record, message, tmp_path):
     (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
@@ -331,6 +333,70 @@ def test_evaluate_grace_minutes_must_be_a_number_at_least_zero(value, message, t
                   cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.splitlines()[-1] == f"riskwatch evaluate: error: {message}"
+
+
+_INCIDENT = {"id": "inc-01", "kind": "carrier_damage", "dimensions": {"region": "广东"},
+             "intent": "damaged", "start": "2026-11-03T10:00:00+08:00",
+             "end": "2026-11-03T12:00:00+08:00", "metrics": ["complaint_rate"]}
+
+
+@pytest.mark.parametrize("incident, message", [
+    # KeyError tracebacks
+    ({"foo": 1}, "incident 2 of 2: no 'id'"),
+    ({k: v for k, v in _INCIDENT.items() if k != "kind"}, "incident 2 of 2: no 'kind'"),
+    ({k: v for k, v in _INCIDENT.items() if k != "end"}, "incident 2 of 2: no 'end' time"),
+    # ValueError tracebacks
+    ({**_INCIDENT, "start": "yesterday"}, "incident 2 of 2: 'start' is not an RFC 3339 time"),
+    ({**_INCIDENT, "dimensions": "x"}, "incident 2 of 2: 'dimensions' is not an object"),
+    # scored without a word: an empty window, a time in this machine's zone, a substring test
+    ({**_INCIDENT, "end": "2026-11-03T09:00:00+08:00"}, "incident 2 of 2: 'end' is before 'start'"),
+    ({**_INCIDENT, "start": "2026-11-03T10:00:00"}, "incident 2 of 2: 'start' has no UTC offset"),
+    ({**_INCIDENT, "metrics": "complaint_rate"}, "incident 2 of 2: 'metrics' is not a list"),
+    (_INCIDENT, "incident 2 of 2: 'id' is the same as incident 1's"),
+    ("inc-02", "incident 2 of 2: a JSON str, not an incident object"),
+])
+def test_evaluate_names_the_bad_incident_and_field(incident, message, tmp_path):
+    (tmp_path / "m.json").write_bytes(orjson.dumps({"incidents": [_INCIDENT, incident],
+                                                    "promotions": []}))
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n")
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "a.jsonl", cwd=tmp_path)
+    assert_one_error(r, f"--truth m.json, {message}")
+
+
+def test_evaluate_without_incidents_says_recall_is_undefined(tmp_path):
+    """A manifest without incidents printed recall 1.00: a perfect score for no evidence."""
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n")
+    (tmp_path / "none.jsonl").write_bytes(b"")
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "a.jsonl", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "recall n/a (no incidents in the manifest)" in r.stdout.splitlines()[0]
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "none.jsonl", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    result = orjson.loads(r.stdout)
+    assert (result["recall"], result["precision"]) == (None, None)   # and no alerts: no precision
+
+
+@pytest.mark.parametrize("report, message", [
+    # each was overwritten with the HTML page, exit 0
+    ("agg.jsonl", "--report agg.jsonl is the --aggregates file: writing it would destroy the input"),
+    ("m.json", "--report m.json is the --truth file: writing it would destroy the input"),
+    ("a.jsonl", "--report a.jsonl is the --alerts file: writing it would destroy the input"),
+    # these two failed only after the evaluation had run and printed its tables
+    ("no/such/r.html", "--report: directory no/such does not exist"),
+    ("adir", "--report: adir is a directory; give a file name"),
+])
+def test_evaluate_checks_its_report_path_before_evaluating(report, message, tmp_path):
+    (tmp_path / "m.json").write_text('{"incidents": [], "promotions": []}')
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps(_ALERT) + b"\n")
+    (tmp_path / "agg.jsonl").write_bytes(b"")
+    (tmp_path / "adir").mkdir()
+    before = {name: (tmp_path / name).read_bytes() for name in ("m.json", "a.jsonl", "agg.jsonl")}
+    r = riskwatch("evaluate", "--truth", "m.json", "--alerts", "a.jsonl", "--aggregates", "agg.jsonl",
+                  "--report", report, cwd=tmp_path)
+    assert_one_error(r, message)
+    assert r.stdout == ""   # refused before the evaluation, not after it printed
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
 
 
 @pytest.mark.parametrize("args, env, message", [

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from riskwatch.commands import check_broker
+from riskwatch.commands import check_broker, same_file
 from riskwatch.errors import BrokerError, ConfigError
 
 __all__ = ["register"]
@@ -44,6 +44,65 @@ def _store_path(store: str) -> Path:
         p.mkdir(exist_ok=True)
         return p / "feedback.jsonl"
     return p
+
+
+# A stored record is well under this (its note is cut to 500 characters): the store check
+# reads no more than this from either end, so a large events or binary file costs nothing.
+_MAX_RECORD_BYTES = 64 * 1024
+
+
+def _record_problem(line: bytes) -> str | None:
+    """Why ``line`` is not a feedback record as ``--report`` and ``replay --feedback`` read
+    them (``None``: it is one). The reason is PII-masked: it may quote the line's values."""
+    from streams.feedback import parse_feedback
+    from streams.text import mask_pii
+
+    try:
+        parse_feedback(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        return "not a JSON line"
+    except ConfigError as exc:
+        return mask_pii(str(exc))
+    return None
+
+
+def _check_store(path: Path, alerts: str | None) -> bool:
+    """Refuse a ``--store`` a verdict must not be appended to; return whether the file
+    needs a newline first (a store edited by hand may lack its last one, and the record
+    was glued to that line, breaking both).
+
+    Any file was appended to: the ``--alerts`` file, an events file, a binary file. Each
+    is refused here, cheaply: the first and the last non-blank line must be feedback
+    records. An empty or new file is a new store.
+    """
+    if alerts and same_file(path, Path(alerts)):
+        raise ConfigError(f"--store {path} is the --alerts file: a verdict appended to it "
+                          "would corrupt it; give the feedback file (e.g. feedback.jsonl)")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"--store: cannot read {path}: {exc.strerror}") from None
+    if path.is_dir():   # a directory named feedback.jsonl inside --store DIR/
+        raise ConfigError(f"--store: {path} is a directory; give a feedback JSONL file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_MAX_RECORD_BYTES)
+            handle.seek(max(0, size - _MAX_RECORD_BYTES))
+            tail = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"--store: cannot read {path}: {exc.strerror}") from None
+    # A line cut by the window is cut JSON, so it is refused too: rightly, no record is
+    # that long.
+    first = next((line for line in head.splitlines() if line.strip()), None)
+    last = next((line for line in reversed(tail.splitlines()) if line.strip()), None)
+    for where, line in (("line 1", first), ("its last line", last)):
+        problem = line is not None and _record_problem(line)
+        if problem:
+            raise ConfigError(f"--store {path}: {where} is not a feedback record: {problem}; "
+                              "give the file earlier verdicts went to, or a new one")
+    return size > 0 and not tail.endswith(b"\n")
 
 
 def _read_alerts(path: str) -> list[dict]:
@@ -95,6 +154,17 @@ async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
 def cmd_feedback(args: argparse.Namespace) -> int:
     from streams.feedback import load_feedback, parse_feedback, precision_report
 
+    # --report with a verdict printed the report and stored nothing, without a word;
+    # --json without --report was ignored. Recording and reporting are separate runs.
+    recording = [name for name, given in (
+        ("ALERT_ID", args.alert_id), ("--verdict", args.verdict), ("--note", args.note),
+        ("--metric", args.metric), ("--broker", args.broker)) if given is not None]
+    if args.report and recording:
+        given = " and ".join(recording)
+        raise ConfigError(f"--report only prints precision and records nothing: drop {given} "
+                          "to see it, or drop --report to record the verdict (then run --report)")
+    if args.json and not args.report:
+        raise ConfigError("--json is only for --report (recording a verdict prints one line)")
     if args.report:
         feedback = load_feedback(args.store)
         alerts = _read_alerts(args.alerts) if args.alerts else []
@@ -122,8 +192,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     record.pop("start_bucket")
     line = orjson.dumps(record)
     path = _store_path(args.store)
+    newline_first = _check_store(path, args.alerts)
     with path.open("ab") as handle:
-        handle.write(line + b"\n")
+        handle.write((b"\n" if newline_first else b"") + line + b"\n")
     print(f"{record['verdict']} recorded for alert {record['alert_id']} -> {path}")
     if args.broker:
         from riskwatch.broker import bootstrap_from_url
@@ -160,7 +231,9 @@ def register(subparsers) -> None:
                         "in /: feedback.jsonl in it); replay --feedback reads the same path")
     p.add_argument("--broker", help="also send the verdict to the live workers (kafka://HOST:PORT)")
     p.add_argument("--topic-prefix", default="", help="topic name prefix of the live workers")
-    p.add_argument("--report", action="store_true", help="print verdict counts and precision per detector")
+    p.add_argument("--report", action="store_true",
+                   help="print verdict counts and precision per detector (records nothing: "
+                        "not with ALERT_ID, --verdict, --note, --metric or --broker)")
     p.add_argument("--alerts", help="alerts JSONL (riskwatch replay --alerts-out): with a verdict, "
                    "the alert's detector is taken from it; with --report, unreviewed alerts are counted")
     p.add_argument("--json", action="store_true", help="with --report: JSON output")

@@ -126,6 +126,11 @@ def test_bad_feedback_is_a_clear_error(tmp_path):
     bad.write_text('{"alert_id": "167c0feb71275f03-1", "verdict": "confirmed"}\n{oops\n')
     with pytest.raises(ConfigError, match="fb.jsonl:2"):
         load_feedback(bad)
+    # the reason quotes the bad value: a phone number in it was printed as typed
+    bad.write_text('{"alert_id": "客户 13812345678", "verdict": "confirmed"}\n')
+    with pytest.raises(ConfigError, match=r"fb.jsonl:1: .*138\*\*\*\*5678") as caught:
+        load_feedback(bad)
+    assert "13812345678" not in str(caught.value)
 
 
 def test_cli_records_masks_and_reports(tmp_path, capsys):
@@ -267,3 +272,78 @@ def test_cli_verdict_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("riskwatch: error: could not send the verdict") and r.stderr.count("\n") == 1, r.stderr
     assert len(store.read_text().splitlines()) == 1   # saved all the same
+
+
+def _store_lines() -> dict[str, bytes]:
+    """Files a --store must not be appended to, as a user might name one by mistake."""
+    good = json.dumps({"alert_id": "0123456789abcdef-6", "verdict": "expected"}).encode() + b"\n"
+    alert = alert_line("0123456789abcdef-7", "complaint_rate", {"region": "广东"}).encode()
+    return {
+        "alerts": alert,
+        "events": b"\n".join(steady_stream(days=0.05)) + b"\n",
+        "binary": bytes(range(256)) * 40,
+        # only the last line gives it away (a verdict appended after an events dump)
+        "tail": good + b'{"type": "order", "event_id": "e1"}\n',
+        # the reason quotes the value: a phone number in it is masked
+        "pii": json.dumps({"alert_id": "13812345678", "verdict": "expected"}).encode() + b"\n",
+    }
+
+
+@pytest.mark.parametrize("kind, alerts_flag, message", [
+    ("alerts", True, "--store STORE is the --alerts file: a verdict appended to it would corrupt it"),
+    ("alerts", False, "--store STORE: line 1 is not a feedback record: feedback 'verdict' must be one of"),
+    ("events", False, "--store STORE: line 1 is not a feedback record: feedback record needs a "
+                      "string 'alert_id'"),
+    ("binary", False, "--store STORE: line 1 is not a feedback record: not a JSON line"),
+    ("tail", False, "--store STORE: its last line is not a feedback record"),
+    ("pii", False, "--store STORE: line 1 is not a feedback record: not a riskwatch alert id: "
+                   "'138****5678'"),
+])
+def test_cli_refuses_to_append_a_verdict_to_a_file_that_is_not_a_store(tmp_path, capsys, kind,
+                                                                         alerts_flag, message):
+    """A verdict was appended to any file --store named: the alerts file it was read from,
+    an events file, a binary file."""
+    store = tmp_path / f"{kind}.jsonl"
+    content = _store_lines()[kind]
+    store.write_bytes(content)
+    fp = fingerprint("complaint_rate", {"region": "广东"})
+    extra = ["--alerts", str(store)] if alerts_flag else []
+    if alerts_flag:   # the alert must be in the file, or --alerts refuses first
+        store.write_bytes(alert_line(f"{fp}-7", "complaint_rate", {"region": "广东"}).encode())
+        content = store.read_bytes()
+    assert main(["feedback", f"{fp}-7", "--verdict", "confirmed", "--store", str(store), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"riskwatch: error: {message.replace('STORE', str(store))}"), err
+    assert err.count("\n") == 1 and "13812345678" not in err, err
+    assert store.read_bytes() == content
+
+
+def test_cli_verdict_after_a_store_line_without_its_newline_starts_a_line(tmp_path):
+    """A store edited by hand may end without a newline: the verdict was glued to its last
+    line, and the store could no longer be read."""
+    store = tmp_path / "fb.jsonl"
+    store.write_text(json.dumps({"alert_id": "0123456789abcdef-6", "verdict": "expected"}))
+    assert main(["feedback", "0123456789abcdef-7", "--verdict", "confirmed", "--store", str(store)]) == 0
+    assert [r["alert_id"] for r in load_feedback(store)] == ["0123456789abcdef-6", "0123456789abcdef-7"]
+    assert main(["feedback", "0123456789abcdef-8", "--verdict", "confirmed", "--store", str(store)]) == 0
+    assert store.read_text().count("\n") == 3   # no blank line added when it ends with one
+
+
+@pytest.mark.parametrize("args, message", [
+    # printed the report and stored nothing, without a word
+    (["ID", "--verdict", "confirmed", "--report"],
+     "--report only prints precision and records nothing: drop ALERT_ID and --verdict to see it"),
+    (["--report", "--broker", "kafka://127.0.0.1:9"], "drop --broker to see it"),
+    # ignored: the verdict was stored and one line printed
+    (["ID", "--verdict", "confirmed", "--json"], "--json is only for --report"),
+])
+def test_cli_recording_and_reporting_are_separate_runs(tmp_path, capsys, args, message):
+    store = tmp_path / "fb.jsonl"
+    saved = json.dumps({"alert_id": "0123456789abcdef-6", "verdict": "expected"}).encode() + b"\n"
+    store.write_bytes(saved)
+    argv = [a.replace("ID", "0123456789abcdef-7") for a in args]
+    assert main(["feedback", *argv, "--store", str(store)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert captured.err.startswith("riskwatch: error: ") and message in captured.err, captured.err
+    assert store.read_bytes() == saved
