@@ -401,3 +401,41 @@ def test_simulate_warns_when_requested_incidents_cannot_be_detected(tmp_path):
     assert (tmp_path / "e.jsonl").stat().st_size > 0
     r = riskwatch(*small, "--days", "3", "--incidents", "2", "--mix-incidents", "0", cwd=tmp_path)
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def _worker_module(*args: str, cwd) -> subprocess.CompletedProcess:
+    """``python -m streams.worker``: the worker's own parser, which the demo starts."""
+    env = {**os.environ, "PYTHONPATH": _REPO}
+    env.pop("RISKWATCH_BROKER", None)
+    return subprocess.run([sys.executable, "-m", "streams.worker", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("args, message", [
+    # bind() raised an OverflowError traceback
+    (["--broker", "kafka://127.0.0.1:1", "--web-port", "70000"],
+     "--web-port: must be a TCP port 1-65535, got 70000"),
+    # mkdir raised FileExistsError / NotADirectoryError tracebacks; the checkpoint one only
+    # after the embedded broker had started (no --broker here: nothing may start)
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "file.jsonl"],
+     "--data-dir: file.jsonl exists and is not a directory"),
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "file.jsonl/wd"],
+     "--data-dir: cannot make file.jsonl/wd: file.jsonl is not a directory"),
+    (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "file.jsonl"],
+     "--checkpoint-dir: file.jsonl exists and is not a directory"),
+    # said "[Errno 2] No such file or directory: 'nope.json'"; replay's message is this one
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "wd", "--calendar", "nope.json"],
+     "cannot read calendar file nope.json: No such file or directory"),
+])
+@pytest.mark.parametrize("command", ["riskwatch worker", "python -m streams.worker"])
+def test_worker_refuses_bad_paths_and_ports_before_starting(command, args, message, tmp_path):
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    env = {"RISKWATCH_BROKER": ""}
+    if command == "riskwatch worker":
+        r = riskwatch("worker", *args, cwd=tmp_path, env=env)
+        assert_one_error(r, message)
+    else:
+        r = _worker_module(*args, cwd=tmp_path)
+        assert (r.returncode, r.stdout) == (2, ""), r.stderr
+        assert r.stderr.splitlines() == [f"riskwatch worker: {message}"]
+    assert not (tmp_path / "wd").exists()   # refused before the data dir (and a broker)
