@@ -439,3 +439,18 @@ def test_worker_refuses_bad_paths_and_ports_before_starting(command, args, messa
         assert (r.returncode, r.stdout) == (2, ""), r.stderr
         assert r.stderr.splitlines() == [f"riskwatch worker: {message}"]
     assert not (tmp_path / "wd").exists()   # refused before the data dir (and a broker)
+
+
+@pytest.mark.parametrize("start, days, message", [
+    # were OverflowError "date value out of range" / ValueError "year 10000 is out of range"
+    ("9999-12-31T23:00:00+08:00", "0.05", "--start 9999-12-31T23:00:00+08:00 plus 0.05 days "
+     "ends after 9999-01-01T00:00:00Z (a simulation must end in the year 9998 at the latest)"),
+    ("9999-12-25T00:00:00+08:00", "10", "--start 9999-12-25T00:00:00+08:00 plus 10 days ends after"),
+    ("0001-01-01T00:00:00+08:00", "0.05",
+     "--start 0001-01-01T00:00:00+08:00 is before 1970-01-01T00:00:00Z"),
+])
+def test_simulate_refuses_a_start_outside_the_years_event_times_can_hold(start, days, message,
+                                                                         tmp_path):
+    r = riskwatch("simulate", "--days", days, "--start", start, "--out", "s.jsonl", cwd=tmp_path)
+    assert_one_error(r, message)
+    assert not (tmp_path / "s.jsonl").exists()
