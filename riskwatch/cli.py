@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -108,10 +109,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.pipeline import Pipeline
     from streams.replay import replay_file
 
-    if args.events != "-" and Path(args.events).is_dir():
-        raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
-    if args.events != "-" and not Path(args.events).is_file():
-        raise ConfigError(f"events file not found: {args.events}")
+    if args.events != "-":
+        # Only a path that does not exist is "not found": a pipe (<(zcat ...)), a named
+        # pipe or /dev/null is read as a stream, like stdin; other failures are read errors.
+        try:
+            events_stat = os.stat(args.events)
+        except FileNotFoundError:
+            raise ConfigError(f"events file not found: {args.events}") from None
+        except OSError:
+            events_stat = None   # replay_file's open says why
+        if events_stat is not None and stat.S_ISDIR(events_stat.st_mode):
+            raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
     calendar = Calendar.load(args.calendar) if args.calendar else None
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),

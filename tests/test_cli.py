@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -454,3 +455,41 @@ def test_simulate_refuses_a_start_outside_the_years_event_times_can_hold(start, 
     r = riskwatch("simulate", "--days", days, "--start", start, "--out", "s.jsonl", cwd=tmp_path)
     assert_one_error(r, message)
     assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_replay_turns_a_read_error_into_one_error_line(tmp_path):
+    # /proc/self/mem opens but every read fails with EIO: was an OSError traceback
+    r = riskwatch("replay", "/proc/self/mem", "--alerts-out", "a.jsonl", cwd=tmp_path)
+    assert_one_error(r, "cannot read events file /proc/self/mem: Input/output error")
+
+
+def test_replay_reads_a_pipe_or_device_as_a_stream(events, tmp_path):
+    # `replay <(zcat ...)`, a named pipe and /dev/null were "events file not found"
+    r = riskwatch("replay", "/dev/null", "--alerts-out", "null.jsonl", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("replayed 0 lines")
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": _REPO}
+    with subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "replay", str(fifo), "--alerts-out",
+                           "piped.jsonl", "--quiet"], cwd=tmp_path, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        # Open the writing end only once the replay has opened its end (ENXIO until then),
+        # so a replay that refuses the pipe fails this test instead of hanging it.
+        while proc.poll() is None:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.05)
+                continue
+            os.set_blocking(fd, True)
+            with open(fd, "wb") as writer:
+                writer.write(events.read_bytes())
+            break
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert riskwatch("replay", str(events), "--alerts-out", "file.jsonl", "--quiet",
+                     cwd=tmp_path).returncode == 0
+    piped = (tmp_path / "piped.jsonl").read_bytes()
+    assert piped and piped == (tmp_path / "file.jsonl").read_bytes()
