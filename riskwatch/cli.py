@@ -84,6 +84,7 @@ def _settings(args: argparse.Namespace):
                 parse(raw)
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{env}={raw}: {exc}") from None
+    _check_lateness(args)
     tail = getattr(args, "promotion_tail_hours", None)
     return from_env(bucket_seconds=args.bucket_seconds,
                     allowed_lateness_seconds=args.allowed_lateness_seconds,
@@ -91,6 +92,26 @@ def _settings(args: argparse.Namespace):
                     promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
                     promotion_tail_seconds=None if tail is None else int(tail * 3600),
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
+
+
+def _check_lateness(args: argparse.Namespace) -> None:
+    """A late event must still be recognised as a duplicate: event ids are remembered for
+    the dedup window (no flag sets it), so the allowed lateness cannot exceed it. Said
+    here, naming the flag or variable: the settings' own error names neither."""
+    from riskwatch.settings import PipelineSettings
+
+    window = PipelineSettings.dedup_window_seconds
+    value = args.allowed_lateness_seconds
+    source = f"--allowed-lateness-seconds {value}"
+    if value is None:   # the variable, checked as a number by _settings already
+        raw = os.environ.get("RISKWATCH_ALLOWED_LATENESS_SECONDS")
+        if not raw:
+            return
+        value, source = _lateness_seconds(raw), f"RISKWATCH_ALLOWED_LATENESS_SECONDS={raw}"
+    if value > window:
+        raise ConfigError(f"{source}: must not exceed the dedup window of {window} seconds "
+                          f"({window / 3600:g} hours: how long event ids are remembered to "
+                          "drop duplicates)")
 
 
 def _status(line: str) -> None:
@@ -128,9 +149,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     inputs = {"events file": args.events}
     inputs.update({f"{flag} file": path for flag, path in (
         ("--calendar", args.calendar), ("--feedback", args.feedback)) if path})
-    check_outputs({f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}, inputs)
+    outputs = {f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}
+    check_outputs(outputs, inputs)
     from sinks.wiring import build_sinks, options_from_args
     options = options_from_args(args)
+    if options.chdb_path:   # chDB makes its directory at setup, before the files are opened
+        for flag, path in outputs.items():
+            if same_file(Path(path), Path(options.chdb_path)):
+                raise ConfigError(f"{flag} and --chdb both name {path}; give each its own path")
     # A ClickHouse store gets every table, as from the worker: the aggregates the
     # dashboards read and the events rows of the pipeline-health panels.
     stores = bool(options.chdb_path or options.clickhouse_url)

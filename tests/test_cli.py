@@ -493,3 +493,23 @@ def test_replay_reads_a_pipe_or_device_as_a_stream(events, tmp_path):
                      cwd=tmp_path).returncode == 0
     piped = (tmp_path / "piped.jsonl").read_bytes()
     assert piped and piped == (tmp_path / "file.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("args, env, message", [
+    # said "dedup_window_seconds must cover allowed_lateness_seconds", naming no flag or limit
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--allowed-lateness-seconds", "200000"], {},
+     "--allowed-lateness-seconds 200000: must not exceed the dedup window of 172800 seconds"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl"], {"RISKWATCH_ALLOWED_LATENESS_SECONDS": "200000"},
+     "RISKWATCH_ALLOWED_LATENESS_SECONDS=200000: must not exceed the dedup window of 172800"),
+    (["worker", "--broker", "kafka://127.0.0.1:1", "--data-dir", "wd",
+      "--allowed-lateness-seconds", "172801"], {},
+     "--allowed-lateness-seconds 172801: must not exceed the dedup window of 172800 seconds"),
+    # the chDB directory was made, then the alerts file failed on it ("Is a directory")
+    (["replay", "EVENTS", "--alerts-out", "store", "--chdb", "store"], {},
+     "--alerts-out and --chdb both name store; give each its own path"),
+])
+def test_replay_and_worker_refuse_conflicting_settings_before_making_anything(args, env, message,
+                                                                              events, tmp_path):
+    r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
+    assert_one_error(r, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []   # no chDB, data dir or output
