@@ -513,3 +513,57 @@ def test_replay_and_worker_refuse_conflicting_settings_before_making_anything(ar
     r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
     assert_one_error(r, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == []   # no chDB, data dir or output
+
+
+@pytest.mark.parametrize("args, message", [
+    # were a NotADirectoryError traceback (rmtree of a file) and a chDB failure in worker.log
+    (["--data-dir", "file.jsonl"], "--data-dir: file.jsonl exists and is not a directory"),
+    (["--chdb", "file.jsonl"], "--chdb: file.jsonl exists and is not a directory"),
+    # these the worker found after ~20 s of status lines, ending "the worker exited early
+    # (status 2); see dd/worker.log", with the reason only in the log
+    (["--alertmanager-url", "notaurl"], "--alertmanager-url"),
+    (["--clickhouse-url", "http://x"], "bad ClickHouse URL 'http://x'"),
+    (["--webhook-url", "http://127.0.0.1:9/hook"], "--webhook-url needs a signing secret"),
+])
+def test_demo_refuses_bad_flags_before_starting_anything(args, message, tmp_path):
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    data_dir = [] if "--data-dir" in args else ["--data-dir", "dd"]
+    r = riskwatch("demo", "--duration", "5", *data_dir, *args, cwd=tmp_path,
+                  env={"RISKWATCH_WEBHOOK_SECRET": "", "RISKWATCH_CLICKHOUSE_URL": ""})
+    assert_one_error(r, message)
+    assert r.stdout == "" and not (tmp_path / "dd").exists()   # nothing printed or made
+
+
+def _need_broker() -> None:
+    from riskwatch.broker import find_broker_binary
+    from riskwatch.errors import BrokerError
+
+    try:
+        find_broker_binary()
+    except BrokerError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc} (CI=true: integration prerequisites must be present)")
+        pytest.skip(str(exc))
+
+
+@pytest.mark.integration
+def test_demo_says_why_its_worker_exited_early(tmp_path):
+    _need_broker()
+    # The worker reads this variable and refuses it; the demo does not look at it.
+    r = riskwatch("demo", "--duration", "20", "--data-dir", "dd", cwd=tmp_path,
+                  env={"RISKWATCH_ALLOWED_LATENESS_SECONDS": "soon"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        "riskwatch: error: the worker exited early (status 2): RISKWATCH_ALLOWED_LATENESS_SECONDS "
+        "must be an integer (got 'soon'); see dd/worker.log")
+
+
+@pytest.mark.integration
+def test_demo_stores_in_the_chdb_path_given(tmp_path):
+    _need_broker()
+    # --chdb was dropped: the data went to DATA_DIR/chdb whatever the flag said
+    r = riskwatch("demo", "--duration", "12", "--days", "0.2", "--orders-per-day", "3000",
+                  "--data-dir", "dd", "--chdb", "store", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "embedded ClickHouse (chDB) at store:" in r.stdout
+    assert (tmp_path / "store").is_dir() and not (tmp_path / "dd" / "chdb").exists()
