@@ -278,9 +278,9 @@ def _worker_error(log_path: Path) -> str | None:
     except OSError:
         return None
     for line in reversed(lines):
-        if line.startswith(_WORKER_ERROR_PREFIXES):
-            return line.split(": ", 1)[1] if line.startswith("riskwatch worker") \
-                else line[len("riskwatch: error: "):]
+        for prefix in _WORKER_ERROR_PREFIXES:
+            if line.startswith(prefix):
+                return line[len(prefix):]
     for line in reversed(lines):
         if line and not line[0].isspace() and ("Error" in line or "ERROR" in line):
             return line.strip()
