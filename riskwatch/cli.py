@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -83,6 +84,7 @@ def _settings(args: argparse.Namespace):
                 parse(raw)
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{env}={raw}: {exc}") from None
+    _check_lateness(args)
     tail = getattr(args, "promotion_tail_hours", None)
     return from_env(bucket_seconds=args.bucket_seconds,
                     allowed_lateness_seconds=args.allowed_lateness_seconds,
@@ -90,6 +92,26 @@ def _settings(args: argparse.Namespace):
                     promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
                     promotion_tail_seconds=None if tail is None else int(tail * 3600),
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
+
+
+def _check_lateness(args: argparse.Namespace) -> None:
+    """A late event must still be recognised as a duplicate: event ids are remembered for
+    the dedup window (no flag sets it), so the allowed lateness cannot exceed it. Said
+    here, naming the flag or variable: the settings' own error names neither."""
+    from riskwatch.settings import PipelineSettings
+
+    window = PipelineSettings.dedup_window_seconds
+    value = args.allowed_lateness_seconds
+    source = f"--allowed-lateness-seconds {value}"
+    if value is None:   # the variable, checked as a number by _settings already
+        raw = os.environ.get("RISKWATCH_ALLOWED_LATENESS_SECONDS")
+        if not raw:
+            return
+        value, source = _lateness_seconds(raw), f"RISKWATCH_ALLOWED_LATENESS_SECONDS={raw}"
+    if value > window:
+        raise ConfigError(f"{source}: must not exceed the dedup window of {window} seconds "
+                          f"({window / 3600:g} hours: how long event ids are remembered to "
+                          "drop duplicates)")
 
 
 def _status(line: str) -> None:
@@ -108,10 +130,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.pipeline import Pipeline
     from streams.replay import replay_file
 
-    if args.events != "-" and Path(args.events).is_dir():
-        raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
-    if args.events != "-" and not Path(args.events).is_file():
-        raise ConfigError(f"events file not found: {args.events}")
+    if args.events != "-":
+        # Only a path that does not exist is "not found": a pipe (<(zcat ...)), a named
+        # pipe or /dev/null is read as a stream, like stdin; other failures are read errors.
+        try:
+            events_stat = os.stat(args.events)
+        except FileNotFoundError:
+            raise ConfigError(f"events file not found: {args.events}") from None
+        except OSError:
+            events_stat = None   # replay_file's open says why
+        if events_stat is not None and stat.S_ISDIR(events_stat.st_mode):
+            raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
     calendar = Calendar.load(args.calendar) if args.calendar else None
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
@@ -120,9 +149,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     inputs = {"events file": args.events}
     inputs.update({f"{flag} file": path for flag, path in (
         ("--calendar", args.calendar), ("--feedback", args.feedback)) if path})
-    check_outputs({f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}, inputs)
+    outputs = {f"--{kind.replace('_', '-')}-out": path for kind, path in paths.items()}
+    check_outputs(outputs, inputs)
     from sinks.wiring import build_sinks, options_from_args
     options = options_from_args(args)
+    if options.chdb_path:   # chDB makes its directory at setup, before the files are opened
+        for flag, path in outputs.items():
+            if same_file(Path(path), Path(options.chdb_path)):
+                raise ConfigError(f"{flag} and --chdb both name {path}; give each its own path")
     # A ClickHouse store gets every table, as from the worker: the aggregates the
     # dashboards read and the events rows of the pipeline-health panels.
     stores = bool(options.chdb_path or options.clickhouse_url)

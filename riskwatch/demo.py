@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from riskwatch.broker import EmbeddedBroker, create_topics
+from riskwatch.commands import check_dirs
 from riskwatch.errors import BrokerError, RiskwatchError
 
 if TYPE_CHECKING:   # for annotations only: the sinks load when the demo builds them
@@ -122,7 +123,7 @@ class _View:
 
 
 async def _watch(bootstrap: str, port: int, view: _View, deadline: float,
-                 producer_done: asyncio.Event) -> None:
+                 producer_done: asyncio.Event, worker: subprocess.Popen | None = None) -> None:
     import httpx
     from aiokafka import AIOKafkaConsumer
 
@@ -133,6 +134,8 @@ async def _watch(bootstrap: str, port: int, view: _View, deadline: float,
         async with httpx.AsyncClient(timeout=2.0) as client:
             drained_since = None
             while time.monotonic() < deadline:
+                if worker is not None and worker.poll() is not None:
+                    break   # the worker died: run_demo says why, no 20 s of stale status lines
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
                     for r in records:
@@ -166,7 +169,7 @@ async def _run(bootstrap: str, port: int, config, speed: float, view: _View, dur
             producer_done.set()
 
     producer = asyncio.create_task(produce())
-    await _watch(bootstrap, port, view, deadline + 20, producer_done)
+    await _watch(bootstrap, port, view, deadline + 20, producer_done, worker)
     return await producer
 
 
@@ -174,7 +177,15 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
              days: float = 2.5, orders_per_day: int = 20_000, outputs: OutputOptions | None = None) -> int:
     """Run the demo; returns the exit status. See the module docstring."""
     from riskwatch.simulator import SimulationConfig, calendar, manifest
+    from sinks.wiring import OutputOptions
 
+    outputs = outputs or OutputOptions()
+    chdb = Path(outputs.chdb_path) if outputs.chdb_path else data_dir / "chdb"
+    # Every flag checked here, before anything is deleted, made or started: the worker
+    # would find a bad one only after the broker and the simulator were running, and its
+    # error went to worker.log behind ~20 s of status lines.
+    check_dirs({"--data-dir": data_dir, "--chdb": chdb})
+    _check_output_flags(outputs)
     # A fresh demo each time: chDB keeps its directory locked per process, and old
     # tables would mix two runs.
     if data_dir.exists():
@@ -201,14 +212,16 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
             port = _free_port()
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams.worker", "--broker", broker.url,
-                 "--data-dir", str(data_dir / "worker"), "--chdb", str(data_dir / "chdb"),
+                 "--data-dir", str(data_dir / "worker"), "--chdb", str(chdb),
                  "--web-port", str(port), "--calendar", str(data_dir / "calendar.json"),
                  "--log-level", "info", *_output_flags(outputs)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                stdout=log, stderr=subprocess.STDOUT, env=_worker_env(outputs))
             with _View(duration) as view:
                 sent = asyncio.run(_run(broker.bootstrap, port, config, speed, view, duration, worker))
             if worker.poll() is not None:
-                raise RiskwatchError(f"the worker exited early (status {worker.returncode}); "
+                reason = _worker_error(data_dir / "worker.log")
+                raise RiskwatchError(f"the worker exited early (status {worker.returncode})"
+                                     f"{': ' + reason if reason else ''}; "
                                      f"see {data_dir / 'worker.log'}")
             _stop(worker)
             worker = None
@@ -223,19 +236,55 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
         log.close()
     alerts = view.alerts
     (data_dir / "alerts.jsonl").write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
-    _summary(data_dir, sent, alerts)
+    _summary(data_dir, sent, alerts, chdb)
     return 0
 
 
 def _output_flags(outputs: OutputOptions | None) -> list[str]:
-    """The user's extra output flags (--alertmanager-url ...) for the worker; the demo
-    keeps its own chDB path."""
+    """The user's extra output flags (--alertmanager-url ...) for the worker; the chDB
+    path is passed on its own (the user's --chdb or the demo's DATA_DIR/chdb)."""
     if outputs is None:
         return []
     import dataclasses
 
     from sinks.wiring import worker_flags
     return worker_flags(dataclasses.replace(outputs, chdb_path=None))
+
+
+def _check_output_flags(outputs: OutputOptions) -> None:
+    """The worker's own checks of the output flags, run here: each sink refuses a bad
+    flag with a ConfigError when it is built, and connects to nothing before setup()."""
+    import dataclasses
+
+    from sinks.wiring import build_sinks
+    build_sinks(dataclasses.replace(outputs, chdb_path=None))   # chDB: checked by check_dirs
+
+
+def _worker_env(outputs: OutputOptions) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if outputs.webhook_secret:   # not a flag (visible to local users): the worker reads this
+        env["RISKWATCH_WEBHOOK_SECRET"] = outputs.webhook_secret
+    return env
+
+
+_WORKER_ERROR_PREFIXES = ("riskwatch worker: ", "riskwatch: error: ")
+
+
+def _worker_error(log_path: Path) -> str | None:
+    """The last error line the worker wrote (``riskwatch worker: ...``, else the last
+    line of a traceback), so the user sees why without opening the log."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        for prefix in _WORKER_ERROR_PREFIXES:
+            if line.startswith(prefix):
+                return line[len(prefix):]
+    for line in reversed(lines):
+        if line and not line[0].isspace() and ("Error" in line or "ERROR" in line):
+            return line.strip()
+    return None
 
 
 def _stop(worker: subprocess.Popen) -> None:
@@ -262,7 +311,7 @@ def _complaint_cells(p: dict) -> list[str]:
             f"[b]intent labels learned[/b] {p.get('intent_labels_learned', 0):,}"]
 
 
-def _summary(data_dir: Path, sent: int, alerts: list[dict]) -> None:
+def _summary(data_dir: Path, sent: int, alerts: list[dict], chdb: Path) -> None:
     from riskwatch.evaluate import evaluate, format_report
 
     print(f"\nproduced {sent:,} events; {len(alerts)} alert state changes "
@@ -272,9 +321,9 @@ def _summary(data_dir: Path, sent: int, alerts: list[dict]) -> None:
     print(format_report(evaluate(truth, alerts)))
     try:
         from sinks.clickhouse import ChdbSink
-        sink = ChdbSink(str(data_dir / "chdb"))
+        sink = ChdbSink(str(chdb))
         sink.setup()
-        print(f"\nembedded ClickHouse (chDB) at {data_dir / 'chdb'}:")
+        print(f"\nembedded ClickHouse (chDB) at {chdb}:")
         for table in ("events", "aggregates", "alerts", "complaints", "dead_letters", "scores"):
             rows = sink.query(f"SELECT count() AS n FROM riskwatch.{table} FINAL")
             print(f"  {table:<13} {rows[0]['n']:>10,} rows")

@@ -108,7 +108,8 @@ class PipelineSettings:
             raise ConfigError("exposure_lag_seconds must be at least one bucket "
                               f"(got {self.exposure_lag_seconds})")
         if self.dedup_window_seconds < self.allowed_lateness_seconds:
-            raise ConfigError("dedup_window_seconds must cover allowed_lateness_seconds")
+            raise ConfigError(f"allowed_lateness_seconds ({self.allowed_lateness_seconds}) must "
+                              f"not exceed dedup_window_seconds ({self.dedup_window_seconds})")
         if not 0 <= self.promotion_tail_seconds <= 7 * 86400:
             raise ConfigError("promotion_tail_seconds must be between 0 and 604800 "
                               f"(got {self.promotion_tail_seconds})")

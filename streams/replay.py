@@ -101,9 +101,10 @@ def _readable_lines(handle, name: str) -> Iterable[bytes]:
     """The lines of ``handle``, refusing a gzip file and without a leading UTF-8 BOM.
 
     A gzip file would otherwise run to the end as "0 events" and hundreds of dead
-    letters; a BOM (Windows editors write one) would make line 1 a dead letter.
+    letters; a BOM (Windows editors write one) would make line 1 a dead letter. A read
+    that fails (EIO, a directory on stdin) is an :class:`InputError`, not a traceback.
     """
-    first = handle.readline()
+    first = _read(handle.readline, name)
     if first.startswith(_GZIP_MAGIC):
         what, shown = ("the events on stdin look", "FILE") if name == "-" else (
             f"events file {name} looks", name)
@@ -111,14 +112,33 @@ def _readable_lines(handle, name: str) -> Iterable[bytes]:
                          f"`zcat {shown} | riskwatch replay - ...`")
     if first.startswith(_BOM):
         first = first[len(_BOM):]
-    return itertools.chain((first,) if first else (), handle)
+    return itertools.chain((first,) if first else (),
+                           itertools.chain.from_iterable(_batches(handle, name)))
+
+
+_READ_HINT = 1 << 20   # bytes of lines per read: the per-line work stays in C (chain)
+
+
+def _batches(handle, name: str) -> Iterable[list[bytes]]:
+    while batch := _read(lambda: handle.readlines(_READ_HINT), name):
+        yield batch
+
+
+def _read(read, name: str):
+    try:
+        return read()
+    except OSError as exc:
+        what = "the events on stdin" if name == "-" else f"events file {name}"
+        raise InputError(f"cannot read {what}: {exc.strerror or exc}") from None
 
 
 def replay_file(pipeline: Pipeline, path: str | Path, *, on_output: Callable[[Outputs], None],
                 progress: Callable[[int, float], None] | None = None) -> ReplayResult:
     """Replay a JSONL file (``-`` for standard input).
 
-    Raises :class:`InputError` for a gzip-compressed input; a leading UTF-8 BOM is dropped.
+    Raises :class:`InputError` for a gzip-compressed input or one that cannot be read; a
+    leading UTF-8 BOM is dropped. A pipe or a character device (``<(...)``, a named pipe,
+    ``/dev/null``) is read as a stream, like standard input.
     """
     if str(path) == "-":
         return replay_lines(pipeline, _readable_lines(sys.stdin.buffer, "-"), source="stdin",

@@ -30,7 +30,7 @@ from typing import Any
 import faust
 
 from riskwatch.broker import EmbeddedBroker, bootstrap_from_url, create_topics
-from riskwatch.commands import BROKER_ENV, check_broker
+from riskwatch.commands import BROKER_ENV, check_broker, check_dirs, check_port
 from riskwatch.errors import ConfigError, RiskwatchError
 from riskwatch.settings import PipelineSettings, from_env
 from sinks.wiring import OutputOptions, add_output_arguments, build_sinks, options_from_args
@@ -110,16 +110,14 @@ def _load_calendar(calendar: Any) -> Any:
     if calendar is None or not isinstance(calendar, (str, os.PathLike)):
         return calendar
     from riskwatch.calendar import Calendar
-    try:
-        return Calendar.from_json(Path(calendar).read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"cannot read calendar {calendar}: {exc}") from exc
+    return Calendar.load(calendar)   # replay's loading, so the same file gets the same message
 
 
 def _check_web_port(port: int | None) -> None:
     # faust would fail deep inside its service tree with a long traceback; say it plainly.
     if port is None:
         return
+    check_port("--web-port", port)   # bind() raises OverflowError outside 0-65535
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -152,10 +150,16 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     """
     started = time.monotonic()
     configure_logging(log_level)
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Every check before anything is made or started (the embedded broker, the data dir):
+    # a bad flag found later was a traceback with a broker to clean up.
+    check_dirs({"--data-dir": data_dir, "--checkpoint-dir": checkpoint_dir})
     calendar = _load_calendar(calendar)
     _check_web_port(web_port)
+    data_dir = Path(data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:   # e.g. no permission: checked paths can still fail here
+        raise ConfigError(f"--data-dir: cannot make {data_dir}: {exc.strerror}") from None
     broker_url = broker_url or os.environ.get(BROKER_ENV) or None
     broker: EmbeddedBroker | None = None
     if broker_url is None:

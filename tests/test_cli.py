@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -467,3 +468,168 @@ def test_simulate_warns_when_requested_incidents_cannot_be_detected(tmp_path):
     assert (tmp_path / "e.jsonl").stat().st_size > 0
     r = riskwatch(*small, "--days", "3", "--incidents", "2", "--mix-incidents", "0", cwd=tmp_path)
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def _worker_module(*args: str, cwd) -> subprocess.CompletedProcess:
+    """``python -m streams.worker``: the worker's own parser, which the demo starts."""
+    env = {**os.environ, "PYTHONPATH": _REPO}
+    env.pop("RISKWATCH_BROKER", None)
+    return subprocess.run([sys.executable, "-m", "streams.worker", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("args, message", [
+    # bind() raised an OverflowError traceback
+    (["--broker", "kafka://127.0.0.1:1", "--web-port", "70000"],
+     "--web-port: must be a TCP port 1-65535, got 70000"),
+    # mkdir raised FileExistsError / NotADirectoryError tracebacks; the checkpoint one only
+    # after the embedded broker had started (no --broker here: nothing may start)
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "file.jsonl"],
+     "--data-dir: file.jsonl exists and is not a directory"),
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "file.jsonl/wd"],
+     "--data-dir: cannot make file.jsonl/wd: file.jsonl is not a directory"),
+    (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "file.jsonl"],
+     "--checkpoint-dir: file.jsonl exists and is not a directory"),
+    # said "[Errno 2] No such file or directory: 'nope.json'"; replay's message is this one
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "wd", "--calendar", "nope.json"],
+     "cannot read calendar file nope.json: No such file or directory"),
+])
+@pytest.mark.parametrize("command", ["riskwatch worker", "python -m streams.worker"])
+def test_worker_refuses_bad_paths_and_ports_before_starting(command, args, message, tmp_path):
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    env = {"RISKWATCH_BROKER": ""}
+    if command == "riskwatch worker":
+        r = riskwatch("worker", *args, cwd=tmp_path, env=env)
+        assert_one_error(r, message)
+    else:
+        r = _worker_module(*args, cwd=tmp_path)
+        assert (r.returncode, r.stdout) == (2, ""), r.stderr
+        assert r.stderr.splitlines() == [f"riskwatch worker: {message}"]
+    assert not (tmp_path / "wd").exists()   # refused before the data dir (and a broker)
+
+
+@pytest.mark.parametrize("start, days, message", [
+    # were OverflowError "date value out of range" / ValueError "year 10000 is out of range"
+    ("9999-12-31T23:00:00+08:00", "0.05", "--start 9999-12-31T23:00:00+08:00 plus 0.05 days "
+     "ends after 9999-01-01T00:00:00Z (a simulation must end in the year 9998 at the latest)"),
+    ("9999-12-25T00:00:00+08:00", "10", "--start 9999-12-25T00:00:00+08:00 plus 10 days ends after"),
+    ("0001-01-01T00:00:00+08:00", "0.05",
+     "--start 0001-01-01T00:00:00+08:00 is before 1970-01-01T00:00:00Z"),
+])
+def test_simulate_refuses_a_start_outside_the_years_event_times_can_hold(start, days, message,
+                                                                         tmp_path):
+    r = riskwatch("simulate", "--days", days, "--start", start, "--out", "s.jsonl", cwd=tmp_path)
+    assert_one_error(r, message)
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_replay_turns_a_read_error_into_one_error_line(tmp_path):
+    # /proc/self/mem opens but every read fails with EIO: was an OSError traceback
+    r = riskwatch("replay", "/proc/self/mem", "--alerts-out", "a.jsonl", cwd=tmp_path)
+    assert_one_error(r, "cannot read events file /proc/self/mem: Input/output error")
+
+
+def test_replay_reads_a_pipe_or_device_as_a_stream(events, tmp_path):
+    # `replay <(zcat ...)`, a named pipe and /dev/null were "events file not found"
+    r = riskwatch("replay", "/dev/null", "--alerts-out", "null.jsonl", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("replayed 0 lines")
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": _REPO}
+    with subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "replay", str(fifo), "--alerts-out",
+                           "piped.jsonl", "--quiet"], cwd=tmp_path, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        # Open the writing end only once the replay has opened its end (ENXIO until then),
+        # so a replay that refuses the pipe fails this test instead of hanging it.
+        while proc.poll() is None:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.05)
+                continue
+            os.set_blocking(fd, True)
+            with open(fd, "wb") as writer:
+                writer.write(events.read_bytes())
+            break
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert riskwatch("replay", str(events), "--alerts-out", "file.jsonl", "--quiet",
+                     cwd=tmp_path).returncode == 0
+    piped = (tmp_path / "piped.jsonl").read_bytes()
+    assert piped and piped == (tmp_path / "file.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("args, env, message", [
+    # said "dedup_window_seconds must cover allowed_lateness_seconds", naming no flag or limit
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--allowed-lateness-seconds", "200000"], {},
+     "--allowed-lateness-seconds 200000: must not exceed the dedup window of 172800 seconds"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl"], {"RISKWATCH_ALLOWED_LATENESS_SECONDS": "200000"},
+     "RISKWATCH_ALLOWED_LATENESS_SECONDS=200000: must not exceed the dedup window of 172800"),
+    (["worker", "--broker", "kafka://127.0.0.1:1", "--data-dir", "wd",
+      "--allowed-lateness-seconds", "172801"], {},
+     "--allowed-lateness-seconds 172801: must not exceed the dedup window of 172800 seconds"),
+    # the chDB directory was made, then the alerts file failed on it ("Is a directory")
+    (["replay", "EVENTS", "--alerts-out", "store", "--chdb", "store"], {},
+     "--alerts-out and --chdb both name store; give each its own path"),
+])
+def test_replay_and_worker_refuse_conflicting_settings_before_making_anything(args, env, message,
+                                                                              events, tmp_path):
+    r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
+    assert_one_error(r, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []   # no chDB, data dir or output
+
+
+@pytest.mark.parametrize("args, message", [
+    # were a NotADirectoryError traceback (rmtree of a file) and a chDB failure in worker.log
+    (["--data-dir", "file.jsonl"], "--data-dir: file.jsonl exists and is not a directory"),
+    (["--chdb", "file.jsonl"], "--chdb: file.jsonl exists and is not a directory"),
+    # these the worker found after ~20 s of status lines, ending "the worker exited early
+    # (status 2); see dd/worker.log", with the reason only in the log
+    (["--alertmanager-url", "notaurl"], "--alertmanager-url"),
+    (["--clickhouse-url", "http://x"], "bad ClickHouse URL 'http://x'"),
+    (["--webhook-url", "http://127.0.0.1:9/hook"], "--webhook-url needs a signing secret"),
+])
+def test_demo_refuses_bad_flags_before_starting_anything(args, message, tmp_path):
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    data_dir = [] if "--data-dir" in args else ["--data-dir", "dd"]
+    r = riskwatch("demo", "--duration", "5", *data_dir, *args, cwd=tmp_path,
+                  env={"RISKWATCH_WEBHOOK_SECRET": "", "RISKWATCH_CLICKHOUSE_URL": ""})
+    assert_one_error(r, message)
+    assert r.stdout == "" and not (tmp_path / "dd").exists()   # nothing printed or made
+
+
+def _need_broker() -> None:
+    from riskwatch.broker import find_broker_binary
+    from riskwatch.errors import BrokerError
+
+    try:
+        find_broker_binary()
+    except BrokerError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc} (CI=true: integration prerequisites must be present)")
+        pytest.skip(str(exc))
+
+
+@pytest.mark.integration
+def test_demo_says_why_its_worker_exited_early(tmp_path):
+    _need_broker()
+    # The worker reads this variable and refuses it; the demo does not look at it.
+    r = riskwatch("demo", "--duration", "20", "--data-dir", "dd", cwd=tmp_path,
+                  env={"RISKWATCH_ALLOWED_LATENESS_SECONDS": "soon"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        "riskwatch: error: the worker exited early (status 2): RISKWATCH_ALLOWED_LATENESS_SECONDS "
+        "must be an integer (got 'soon'); see dd/worker.log")
+
+
+@pytest.mark.integration
+def test_demo_stores_in_the_chdb_path_given(tmp_path):
+    _need_broker()
+    # --chdb was dropped: the data went to DATA_DIR/chdb whatever the flag said
+    r = riskwatch("demo", "--duration", "12", "--days", "0.2", "--orders-per-day", "3000",
+                  "--data-dir", "dd", "--chdb", "store", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "embedded ClickHouse (chDB) at store:" in r.stdout
+    assert (tmp_path / "store").is_dir() and not (tmp_path / "dd" / "chdb").exists()

@@ -106,6 +106,8 @@ def _local_hour(epoch: int) -> int:
 @pytest.mark.parametrize(("field", "value"), [
     ("start", dt.datetime(2026, 11, 2)),          # naive
     ("start", "2026-11-02"),
+    ("start", dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc)),      # before UNIX time
+    ("start", dt.datetime(9998, 12, 31, 12, tzinfo=dt.timezone.utc)),  # + 7 days: year 9999
     ("days", 0),
     ("days", float("nan")),
     ("orders_per_day", 0),

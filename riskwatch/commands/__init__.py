@@ -154,3 +154,25 @@ def _is_stdin(p: Path) -> bool:
         return os.path.samestat(os.fstat(sys.stdin.fileno()), p.stat())
     except (OSError, ValueError, AttributeError):  # no stdin, or not a real file
         return False
+
+
+__all__ += ["check_dirs"]   # appended, like the helper below
+
+
+def check_dirs(dirs: dict[str, str | os.PathLike[str] | None]) -> None:
+    """Refuse directory flags (``{flag: path}``) that cannot be made into directories,
+    before anything starts: ``mkdir`` would fail late with a FileExistsError or
+    NotADirectoryError traceback (for the worker, after its embedded broker started).
+    A path that does not exist yet is fine if its nearest existing ancestor is a directory.
+    """
+    for flag, path in dirs.items():
+        if path is None or path == "":
+            continue
+        p = Path(path)
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"{flag}: {os.fspath(path)} exists and is not a directory")
+        ancestor = p.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not p.exists() and ancestor.exists() and not ancestor.is_dir():
+            raise ConfigError(f"{flag}: cannot make {os.fspath(path)}: {ancestor} is not a directory")

@@ -27,6 +27,11 @@ _MAX_DAYS = 400.0
 _MAX_ORDERS_PER_DAY = 50_000_000
 _MAX_MERCHANTS = 1_000_000
 _MAX_INCIDENTS = 500
+# Event times are UNIX seconds shown in China time: before 1970 or past the year 9998
+# (9999 would be the last year a China-time datetime can show) the simulator stops with an
+# OverflowError or "year out of range" traceback.
+_FIRST_START = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_LAST_END = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -98,6 +103,13 @@ class SimulationConfig:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
             raise ConfigError(f"start must be timezone-aware, e.g. +08:00 (got {self.start!r})")
         _number("days", self.days, low=1 / 24, high=_MAX_DAYS)
+        if self.start < _FIRST_START:
+            raise ConfigError(f"start {self.start.isoformat()} is before 1970-01-01T00:00:00Z "
+                              "(event times are UNIX seconds)")
+        if self.start > _LAST_END - dt.timedelta(days=self.days):   # start + days could overflow
+            raise ConfigError(f"start {self.start.isoformat()} plus {self.days:g} days ends after "
+                              "9999-01-01T00:00:00Z (a simulation must end in the year 9998 "
+                              "at the latest)")
         _integer("orders_per_day", self.orders_per_day, low=1, high=_MAX_ORDERS_PER_DAY)
         _integer("merchants", self.merchants, low=1, high=_MAX_MERCHANTS)
         _integer("seed", self.seed, low=0, high=2**63 - 1)
