@@ -177,6 +177,49 @@ def test_a_bad_broker_url_is_named_by_where_it_came_from(args, env, source, tmp_
     assert not (tmp_path / "wd").exists()   # refused before any state or verdict was written
 
 
+
+_SECRET_CH = "clickhouse://u:s3cretPW@host:99999/db"
+
+
+@pytest.mark.parametrize("args, env, message", [
+    # An http client takes these and fails at each post, which the sink retried forever
+    # as a receiver that is down.
+    (["replay", "EVENTS", "--alertmanager-url", "http://h:70000"], {},
+     "--alertmanager-url: port must be 1-65535 in 'http://h:70000'"),
+    (["replay", "EVENTS", "--webhook-url", "http://", "--webhook-secret", "k"], {},
+     "--webhook-url: expected http(s)://HOST[:PORT], got 'http://'"),
+    (["replay", "EVENTS", "--grafana-annotations-url", "http://h:0"], {},
+     "--grafana-annotations-url: port must be 1-65535"),
+    # Put into every alert's links as they were.
+    (["replay", "EVENTS", "--grafana-url", "notaurl"], {}, "--grafana-url: expected http(s)://"),
+    (["replay", "EVENTS", "--runbook-url", "javascript:alert(1)"], {},
+     "--runbook-url: expected http(s)://HOST[:PORT], got 'javascript:alert(1)'"),
+    (["worker", "--data-dir", "wd", "--alertmanager-url", "http://am:99999"], {},
+     "--alertmanager-url: port must be 1-65535"),
+    (["demo", "--data-dir", "wd", "--webhook-url", "hook:1"], {}, "--webhook-url: expected"),
+    # The password was echoed in the error line.
+    (["replay", "EVENTS", "--clickhouse-url", _SECRET_CH], {},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db': the port must be"),
+    (["replay", "EVENTS"], {"RISKWATCH_CLICKHOUSE_URL": _SECRET_CH},
+     "$RISKWATCH_CLICKHOUSE_URL: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["worker", "--data-dir", "wd", "--clickhouse-url", _SECRET_CH], {},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["db", "migrate", "--clickhouse-url", _SECRET_CH], {},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["replay", "EVENTS", "--grafana-annotations-url", "http://admin:s3cretPW@h:70000"], {},
+     "port must be 1-65535 in 'http://admin@h:70000'"),
+])
+def test_a_bad_output_url_is_one_error_line_without_its_password(args, env, message, events,
+                                                                  tmp_path):
+    if args[0] == "replay":
+        args = [*args, "--alerts-out", "a.jsonl", "--quiet"]
+    args = [a.replace("EVENTS", str(events)) for a in args]
+    r = riskwatch(*args, cwd=tmp_path, env={"RISKWATCH_CLICKHOUSE_URL": "", **env})
+    assert_one_error(r, message)
+    assert "s3cretPW" not in r.stderr
+    assert not (tmp_path / "wd").exists() and not (tmp_path / "a.jsonl").exists()
+
+
 def _unwritable(tmp_path: Path) -> Path:
     """A file path this user cannot create: in a read-only directory, or (as root, who
     writes anywhere) in sysfs."""
