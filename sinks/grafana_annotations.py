@@ -7,8 +7,8 @@ organisation-wide and tagged (``riskwatch``, the metric, severity, status, ``fp:
 and ``region:广东``-style slice tags); a dashboard shows them with an "Annotations &
 Alerts" query filtered by tag ``riskwatch`` (or pass ``dashboard_uid`` to pin them to one).
 
-Failures: a 5xx, a timeout or a refused connection is retried with backoff inside
-``flush()`` (:class:`~sinks.base.BatchingSink`); a 4xx (bad token, bad request) will not
+Failures: a 5xx, 408, 429, a timeout or a refused connection is retried with backoff inside
+``flush()`` (:class:`~sinks.base.BatchingSink`); another 4xx (bad token, bad request) will not
 get better by retrying, so the annotation is logged and counted in ``rejected``, not
 retried forever — annotations are context, not the page.
 
@@ -99,6 +99,8 @@ class GrafanaAnnotationsSink(BatchingSink):
 
         if isinstance(exc, GrafanaServerError | GrafanaTimeoutError):
             return True
+        if getattr(exc, "status_code", None) in (408, 429):  # a GrafanaClientError: busy
+            return True
         # niquests raises its own ConnectionError (a requests-style RequestException).
         if type(exc).__name__ in {"ConnectionError", "ConnectTimeout", "ReadTimeout"}:
             return True
@@ -121,6 +123,8 @@ class GrafanaAnnotationsSink(BatchingSink):
                 self.api.annotations.add_annotation(dashboard_uid=self.dashboard_uid, **kwargs)
                 self.written += 1
             except GrafanaClientError as exc:
+                if exc.status_code in (408, 429):   # busy, not a rejection: retried
+                    raise
                 self.rejected += 1
                 logger.error("Grafana rejected the annotation of alert %s: %s", record["alert_id"],
                              mask_pii(str(exc))[:300])

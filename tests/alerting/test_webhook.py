@@ -163,3 +163,24 @@ def test_receiver_down_compressed():
 def test_receiver_down_two_minutes():
     """The acceptance case in real time: 500s for 120 s, backoff capped at 15 s."""
     _receiver_down_for(120.0, backoff_cap=15.0)
+
+
+def test_408_is_retried_not_dead_lettered():
+    answers = iter([408, 429, 204])
+    sink = mock_sink(lambda request: httpx.Response(next(answers)))
+    sink.add("alerts", alert(1))
+    sink.flush()
+    assert sink.sleeps == [1.0, 2.0] and sink.delivered == 1 and sink.dead_letters == []
+
+
+def test_a_url_no_request_can_be_made_to_is_a_permanent_error():
+    """UnsupportedProtocol was retried forever, as a receiver that is down."""
+    from riskwatch.errors import SinkError
+
+    def handler(request):
+        raise httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
+    sink = mock_sink(handler)
+    sink.add("alerts", alert(1))
+    with pytest.raises(SinkError, match="UnsupportedProtocol"):
+        sink.flush()
+    assert len(sink.sleeps) == sink.retry.max_attempts - 1 and sink.pending() == {"alerts": 1}
