@@ -210,6 +210,8 @@ class AlertmanagerSink(HttpSink):
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"alerts"})
+    receiver = "Alertmanager"
+    any_url_will_do = True   # a post lands when any peer takes it
 
     def __init__(self, urls: Sequence[str], *, grafana_url: str | None = None,
                  runbook_url: str = DEFAULT_RUNBOOK_URL, resend_seconds: float = 60.0,

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from riskwatch.errors import ConfigError
+from riskwatch.errors import ConfigError, SinkError
 from sinks.base import BatchingSink, Record, RetryPolicy
 from streams.text.pii import mask_pii
 
@@ -92,7 +92,25 @@ class GrafanaAnnotationsSink(BatchingSink):
         if self.api is None:
             from grafana_client import GrafanaApi
 
-            self.api = GrafanaApi.from_url(self.url, credential=self.token, timeout=self.timeout)
+            from dashboards.push import bracket_ipv6
+            self.api = bracket_ipv6(GrafanaApi.from_url(self.url, credential=self.token,
+                                                        timeout=self.timeout))
+
+    def check_reachable(self) -> None:
+        """A SinkError unless Grafana answers HTTP (see ``HttpSink.check_reachable``)."""
+        from grafana_client.client import GrafanaException
+
+        from dashboards.push import _why_unreachable
+        from riskwatch.commands import redact_url
+
+        self.setup()
+        try:
+            self.api.health.check()
+        except GrafanaException:
+            pass   # it answered
+        except Exception as exc:  # noqa: BLE001 - niquests' errors: it did not
+            raise SinkError(f"cannot reach Grafana at {redact_url(self.url)} "
+                            f"({_why_unreachable(exc)})") from exc
 
     def is_transient(self, exc: BaseException) -> bool:
         from grafana_client.client import GrafanaServerError, GrafanaTimeoutError

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from riskwatch.errors import ConfigError
+from riskwatch.errors import ConfigError, SinkError
 from sinks.base import BatchingSink
 
 __all__ = ["HttpSink", "ReceiverUnavailable", "check_urls", "retryable_status",
@@ -76,6 +76,31 @@ class HttpSink(BatchingSink):
     def setup(self) -> None:
         if self._client is None:
             self._client = httpx.Client(timeout=self._timeout)
+
+    #: Who receives (for messages), and whether one reachable URL is enough (HA peers).
+    receiver: str = "receiver"
+    any_url_will_do: bool = False
+
+    def check_reachable(self) -> None:
+        """A SinkError unless the receivers answer HTTP (any status will do).
+
+        For a batch run (``riskwatch replay``), before it starts, as it checks a
+        ClickHouse server: a receiver that is down would otherwise be found at the first
+        post and retried. The live worker does not call it (it waits for the receiver).
+        """
+        from riskwatch.commands import redact_url
+
+        self.setup()
+        assert self._client is not None
+        down = []
+        for url in self.urls:
+            try:
+                self._client.head(url)
+            except httpx.TransportError as exc:
+                down.append(f"{redact_url(url)} ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())})")
+        if down and (len(down) == len(self.urls) or not self.any_url_will_do):
+            raise SinkError(f"cannot reach the {self.receiver} at {down[0]}")
 
     def teardown(self) -> None:
         if self._client is not None and self._own_client:

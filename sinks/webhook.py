@@ -128,6 +128,7 @@ class WebhookSink(HttpSink):
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"alerts"})
+    receiver = "webhook"
 
     def __init__(self, urls: Sequence[str], *, secret: bytes | str, timeout: float = 10.0,
                  client: httpx.Client | None = None, clock: Callable[[], float] = time.time,

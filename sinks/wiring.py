@@ -125,8 +125,41 @@ def worker_flags(options: OutputOptions) -> list[str]:
     return flags
 
 
-def build_sinks(options: OutputOptions) -> list[Any]:
-    """The sink objects for ``options``, not yet set up (the caller calls ``setup()``)."""
+#: How long a batch run (``riskwatch replay``) waits out a destination that went down
+#: mid-run before it fails; the live worker waits for ever (back-pressure).
+BATCH_RETRY_SECONDS = 60.0
+
+
+def build_sinks(options: OutputOptions, *, batch: bool = False) -> list[Any]:
+    """The sink objects for ``options``, not yet set up (the caller calls ``setup()``).
+
+    ``batch``: for a run that must end. A transient failure is retried for about
+    :data:`BATCH_RETRY_SECONDS`, then the run fails, instead of retrying until the
+    write lands as the live worker does.
+    """
+    sinks = _build_sinks(options)
+    if batch:
+        for sink in sinks:
+            sink.retry = dataclasses.replace(
+                sink.retry, max_transient_attempts=_attempts_within(sink.retry, BATCH_RETRY_SECONDS))
+    return sinks
+
+
+def _attempts_within(policy: Any, seconds: float) -> int:
+    """Attempts whose pauses (before jitter) add up to ``seconds`` or more.
+
+    >>> from sinks.base import RetryPolicy
+    >>> _attempts_within(RetryPolicy(initial_delay=0.5, max_delay=30.0), 60)  # 0.5+1+...+30 s
+    8
+    """
+    attempts, waited = 1, 0.0
+    while waited < seconds:
+        waited += min(policy.max_delay, policy.initial_delay * policy.multiplier ** (attempts - 1))
+        attempts += 1
+    return attempts
+
+
+def _build_sinks(options: OutputOptions) -> list[Any]:
     sinks: list[Any] = []
     if options.chdb_path:
         from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import

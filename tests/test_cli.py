@@ -21,11 +21,11 @@ _REPO = str(Path(__file__).resolve().parents[1])
 _ALERT_ID = "0123456789abcdef-5978857"
 
 
-def riskwatch(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+def riskwatch(*args: str, cwd=None, env=None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (_REPO, env.get("PYTHONPATH"))))
     return subprocess.run([sys.executable, "-m", "riskwatch.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300, env=env)
+                          text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +218,39 @@ def test_a_bad_output_url_is_one_error_line_without_its_password(args, env, mess
     assert_one_error(r, message)
     assert "s3cretPW" not in r.stderr
     assert not (tmp_path / "wd").exists() and not (tmp_path / "a.jsonl").exists()
+
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--alertmanager-url", "URL"], "riskwatch: error: cannot reach the Alertmanager at URL (ConnectError: "),
+    (["--webhook-url", "URL/hook", "--webhook-secret", "k"],
+     "riskwatch: error: cannot reach the webhook at URL/hook (ConnectError: "),
+    (["--grafana-annotations-url", "URL"], "riskwatch: error: cannot reach Grafana at URL (connection refused)"),
+])
+def test_replay_refuses_a_receiver_it_cannot_reach_before_it_starts(flags, message, events,
+                                                                     tmp_path):
+    """It read the whole file, then retried the first post for ever: a batch run checks
+    its receivers up front, as it checks a ClickHouse server."""
+    from tests.alerting.amkit import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"   # nothing listens there
+    flags = [f.replace("URL", url.replace("http://", "http://ops:s3cretPW@")) for f in flags]
+    r = riskwatch("replay", str(events), "--alerts-out", "a.jsonl", "--quiet", *flags,
+                  cwd=tmp_path, timeout=60)
+    assert_one_error(r, "")
+    assert r.stderr.startswith(message.replace("URL", url.replace("http://", "http://ops@"))), r.stderr
+    assert "s3cretPW" not in r.stderr and not (tmp_path / "a.jsonl").exists()
+
+
+def test_replay_posts_its_alerts_to_a_receiver_that_is_up(events, tmp_path):
+    from tests.alerting.amkit import RecordingReceiver
+
+    with RecordingReceiver() as receiver:
+        r = riskwatch("replay", str(events), "--alerts-out", "a.jsonl", "--quiet",
+                      "--webhook-url", f"{receiver.url}/hook", "--webhook-secret", "k", cwd=tmp_path)
+        posts = [q for q in receiver.snapshot() if q["path"] == "/hook"]
+    assert r.returncode == 0, r.stderr
+    assert len(posts) == len((tmp_path / "a.jsonl").read_bytes().splitlines()) > 0
 
 
 def _unwritable(tmp_path: Path) -> Path:

@@ -184,3 +184,30 @@ def test_a_url_no_request_can_be_made_to_is_a_permanent_error():
     with pytest.raises(SinkError, match="UnsupportedProtocol"):
         sink.flush()
     assert len(sink.sleeps) == sink.retry.max_attempts - 1 and sink.pending() == {"alerts": 1}
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_batch_run_gives_up_on_a_receiver_that_stays_down_the_worker_waits(batch):
+    """riskwatch replay (batch) fails after about a minute of a receiver that died
+    mid-run; the live worker keeps waiting for it (back-pressure, README)."""
+    import itertools
+
+    from riskwatch.errors import SinkError
+    from sinks.wiring import BATCH_RETRY_SECONDS, OutputOptions, build_sinks
+
+    [sink] = build_sinks(OutputOptions(webhook_urls=("http://hook.test/x",), webhook_secret="k"),
+                         batch=batch)
+    answers = itertools.count()
+    sink._client = httpx.Client(transport=httpx.MockTransport(
+        lambda request: httpx.Response(503 if next(answers) < 12 else 204)))
+    sleeps: list[float] = []
+    sink._sleep = sleeps.append
+    sink.add("alerts", alert(1))
+    if batch:
+        with pytest.raises(SinkError, match="HTTP 503"):
+            sink.flush()
+        assert 0.8 * BATCH_RETRY_SECONDS <= sum(sleeps) <= 3 * BATCH_RETRY_SECONDS
+        assert sink.pending() == {"alerts": 1}
+    else:
+        sink.flush()
+        assert len(sleeps) == 12 and sink.delivered == 1
