@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from riskwatch.commands import redact_url
 from riskwatch.errors import ConfigError, RiskwatchError
 from dashboards.alert_rules import GROUP, alert_rules
 from dashboards.provisioning import FOLDER_UID, GrafanaTargets, dashboard_json, datasources
 
-__all__ = ["push"]
+__all__ = ["bracket_ipv6", "push"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,17 @@ def _client(url: str, token: str | None) -> Any:
     from grafana_client import GrafanaApi
 
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--url must be http(s)://HOST:PORT, got {url!r}")
-    api = GrafanaApi.from_url(url, credential=token or None, timeout=10)
+        raise ConfigError(f"--url must be http(s)://HOST:PORT, got {redact_url(url)!r}")
+    return bracket_ipv6(GrafanaApi.from_url(url, credential=token or None, timeout=10))
+
+
+def bracket_ipv6(api: Any) -> Any:
+    """``api`` (a ``GrafanaApi``) with an IPv6 host in brackets again: ``from_url`` takes
+    the host without them, and ``http://::1:3000/api`` is an InvalidURL to every request."""
+    client = api.client
+    host = client.url_host or ""
+    if ":" in host and not host.startswith("["):
+        client.url = client.url.replace(f"://{host}", f"://[{host}]", 1)
     return api
 
 
@@ -97,7 +107,8 @@ def push(url: str, token: str | None = None, targets: GrafanaTargets | None = No
                                             "message": "riskwatch dashboards push"})
             done["dashboards"].append(uid)
     except GrafanaException as exc:
-        raise GrafanaPushError(f"Grafana at {url} refused the push: {exc}") from exc
+        raise GrafanaPushError(f"Grafana at {redact_url(url)} refused the push: {exc}") from exc
     except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
-        raise GrafanaPushError(f"cannot reach Grafana at {url}: {_why_unreachable(exc)}") from exc
+        raise GrafanaPushError(f"cannot reach Grafana at {redact_url(url)}: "
+                               f"{_why_unreachable(exc)}") from exc
     return done

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from riskwatch.commands import (BROKER_ENV, check_broker, check_outputs, number, positive_float,
                                 positive_int, same_file, share)
-from riskwatch.errors import ConfigError, RiskwatchError
+from riskwatch.errors import ConfigError, RiskwatchError, SinkError
 from sinks.wiring import add_output_arguments
 
 # Subcommands that live in their own modules: each module has ``register(subparsers)``
@@ -166,9 +166,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from streams.feedback import load_feedback
         for record in load_feedback(args.feedback):
             pipeline.apply_feedback(record)
-    extra_sinks = build_sinks(options)  # --chdb, --alertmanager-url, --webhook-url ...
+    # --chdb, --alertmanager-url, --webhook-url ...; batch: a destination that goes down
+    # mid-run fails the replay after a minute, where the worker would wait for it.
+    extra_sinks = build_sinks(options, batch=True)
     for extra in extra_sinks:
         extra.setup()
+        # A receiver that is down: one error line now, as for a ClickHouse server, not
+        # a post retried after the whole file was read.
+        check_reachable = getattr(extra, "check_reachable", None)
+        if check_reachable is not None:
+            check_reachable()
     sink = JsonlSink(paths, mode="w")
     sink.setup()
 
@@ -191,6 +198,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         result = replay_file(pipeline, args.events, on_output=on_output,
                              progress=None if args.quiet else progress)
+    except SinkError:
+        for extra in extra_sinks:   # the run failed: do not wait out a dead sink again in close()
+            extra.drain()
+        raise
     finally:
         sink.close()
         for extra in extra_sinks:

@@ -60,9 +60,11 @@ from typing import Any, ClassVar
 
 import httpx
 
+from riskwatch.commands import redact_url
 from riskwatch.errors import ConfigError, SinkError
 from sinks.base import Record, RetryPolicy
-from sinks.http import HttpSink, ReceiverUnavailable, check_urls
+from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, retryable_status,
+                        retryable_transport)
 from streams.text.pii import mask_pii
 
 __all__ = ["AlertmanagerSink", "DIMENSIONS", "scope_of", "to_alertmanager"]
@@ -208,6 +210,8 @@ class AlertmanagerSink(HttpSink):
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"alerts"})
+    receiver = "Alertmanager"
+    any_url_will_do = True   # a post lands when any peer takes it
 
     def __init__(self, urls: Sequence[str], *, grafana_url: str | None = None,
                  runbook_url: str = DEFAULT_RUNBOOK_URL, resend_seconds: float = 60.0,
@@ -322,8 +326,8 @@ class AlertmanagerSink(HttpSink):
             try:
                 response = self._client.post(f"{url}/api/v2/alerts", json=payload)
             except httpx.TransportError as exc:
-                errors.append(f"{url}: {type(exc).__name__}: {exc}")
-                retryable = True
+                errors.append(f"{redact_url(url)}: {type(exc).__name__}: {exc}")
+                retryable = retryable or retryable_transport(exc)
                 continue
             if response.is_success:
                 self.posts += 1
@@ -332,9 +336,9 @@ class AlertmanagerSink(HttpSink):
                     self._post_best_effort(other, payload)
                 return
             # logged: masked, then cut (the answer may quote our labels back)
-            errors.append(f"{url}: HTTP {response.status_code} "
+            errors.append(f"{redact_url(url)}: HTTP {response.status_code} "
                           f"{mask_pii(response.text[:20_000])[:200]}")
-            retryable = retryable or response.status_code >= 500 or response.status_code == 429
+            retryable = retryable or retryable_status(response.status_code)
         message = f"no Alertmanager accepted {len(payload)} alerts: " + "; ".join(errors)
         if retryable:
             raise ReceiverUnavailable(message)
@@ -345,6 +349,7 @@ class AlertmanagerSink(HttpSink):
         try:
             response = self._client.post(f"{url}/api/v2/alerts", json=payload)
             if not response.is_success:
-                logger.warning("Alertmanager %s answered HTTP %d", url, response.status_code)
+                logger.warning("Alertmanager %s answered HTTP %d", redact_url(url),
+                               response.status_code)
         except httpx.TransportError as exc:
-            logger.warning("Alertmanager %s unreachable: %s", url, exc)
+            logger.warning("Alertmanager %s unreachable: %s", redact_url(url), exc)

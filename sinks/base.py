@@ -593,7 +593,7 @@ class BatchingSink(Sink):
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as SinkError
                 transient = self.is_transient(exc)
                 limit = self.retry.max_transient_attempts if transient else self.retry.max_attempts
-                what = f"{rows} {kind} records (token {token!r})"
+                what = f"{rows} {kind} records" + (f" (token {token!r})" if token else "")
                 # One line: server messages span lines, and every log line should stand alone.
                 error = " ".join(f"{type(exc).__name__}: {exc}".split())
                 if limit is not None and attempt >= limit:

@@ -7,8 +7,8 @@ organisation-wide and tagged (``riskwatch``, the metric, severity, status, ``fp:
 and ``region:广东``-style slice tags); a dashboard shows them with an "Annotations &
 Alerts" query filtered by tag ``riskwatch`` (or pass ``dashboard_uid`` to pin them to one).
 
-Failures: a 5xx, a timeout or a refused connection is retried with backoff inside
-``flush()`` (:class:`~sinks.base.BatchingSink`); a 4xx (bad token, bad request) will not
+Failures: a 5xx, 408, 429, a timeout or a refused connection is retried with backoff inside
+``flush()`` (:class:`~sinks.base.BatchingSink`); another 4xx (bad token, bad request) will not
 get better by retrying, so the annotation is logged and counted in ``rejected``, not
 retried forever — annotations are context, not the page.
 
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from riskwatch.errors import ConfigError
+from riskwatch.errors import ConfigError, SinkError
 from sinks.base import BatchingSink, Record, RetryPolicy
 from streams.text.pii import mask_pii
 
@@ -92,12 +92,32 @@ class GrafanaAnnotationsSink(BatchingSink):
         if self.api is None:
             from grafana_client import GrafanaApi
 
-            self.api = GrafanaApi.from_url(self.url, credential=self.token, timeout=self.timeout)
+            from dashboards.push import bracket_ipv6
+            self.api = bracket_ipv6(GrafanaApi.from_url(self.url, credential=self.token,
+                                                        timeout=self.timeout))
+
+    def check_reachable(self) -> None:
+        """A SinkError unless Grafana answers HTTP (see ``HttpSink.check_reachable``)."""
+        from grafana_client.client import GrafanaException
+
+        from dashboards.push import _why_unreachable
+        from riskwatch.commands import redact_url
+
+        self.setup()
+        try:
+            self.api.health.check()
+        except GrafanaException:
+            pass   # it answered
+        except Exception as exc:  # noqa: BLE001 - niquests' errors: it did not
+            raise SinkError(f"cannot reach Grafana at {redact_url(self.url)} "
+                            f"({_why_unreachable(exc)})") from exc
 
     def is_transient(self, exc: BaseException) -> bool:
         from grafana_client.client import GrafanaServerError, GrafanaTimeoutError
 
         if isinstance(exc, GrafanaServerError | GrafanaTimeoutError):
+            return True
+        if getattr(exc, "status_code", None) in (408, 429):  # a GrafanaClientError: busy
             return True
         # niquests raises its own ConnectionError (a requests-style RequestException).
         if type(exc).__name__ in {"ConnectionError", "ConnectTimeout", "ReadTimeout"}:
@@ -121,6 +141,8 @@ class GrafanaAnnotationsSink(BatchingSink):
                 self.api.annotations.add_annotation(dashboard_uid=self.dashboard_uid, **kwargs)
                 self.written += 1
             except GrafanaClientError as exc:
+                if exc.status_code in (408, 429):   # busy, not a rejection: retried
+                    raise
                 self.rejected += 1
                 logger.error("Grafana rejected the annotation of alert %s: %s", record["alert_id"],
                              mask_pii(str(exc))[:300])

@@ -1,9 +1,11 @@
 """What the HTTP sinks share: one ``httpx.Client``, URL checks, and which failures to retry.
 
 :class:`~sinks.alertmanager.AlertmanagerSink` and :class:`~sinks.webhook.WebhookSink`
-both post to receivers that may be down for a while. A receiver answering 5xx/429, timing
-out or refusing the connection is *transient* (the batch is retried with backoff inside
-``flush()``, :class:`~sinks.base.BatchingSink`); anything else is not.
+both post to receivers that may be down for a while. A receiver answering 5xx/408/429,
+timing out or refusing the connection is *transient* (the batch is retried with backoff
+inside ``flush()``, :class:`~sinks.base.BatchingSink`); anything else is not: another 4xx,
+and a URL no request can be made to (``UnsupportedProtocol``, ``InvalidURL``), fail the
+same way however long one waits.
 
 >>> check_urls(["http://am:9093"], owner="AlertmanagerSink", flag="--alertmanager-url")
 ['http://am:9093']
@@ -19,14 +21,34 @@ from collections.abc import Sequence
 
 import httpx
 
-from riskwatch.errors import ConfigError
+from riskwatch.errors import ConfigError, SinkError
 from sinks.base import BatchingSink
 
-__all__ = ["HttpSink", "ReceiverUnavailable", "check_urls"]
+__all__ = ["HttpSink", "ReceiverUnavailable", "check_urls", "retryable_status",
+           "retryable_transport"]
+
+# Transport errors of the request itself, not of the receiver: a URL without a host or
+# with another scheme, a header httpx cannot send. Retrying sends the same request.
+_PERMANENT_TRANSPORT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 
 class ReceiverUnavailable(ConnectionError):
-    """A receiver answered 5xx/429 or could not be reached: worth waiting for."""
+    """A receiver answered 5xx/408/429 or could not be reached: worth waiting for."""
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP error status may go away by waiting (5xx, 408 timeout, 429 busy).
+
+    >>> [retryable_status(s) for s in (503, 429, 408, 400, 404)]
+    [True, True, True, False, False]
+    """
+    return status >= 500 or status in (408, 429)
+
+
+def retryable_transport(exc: BaseException) -> bool:
+    """Whether an httpx transport error may go away by waiting (a refused connection, a
+    timeout), unlike a request that cannot be made (``http://``: UnsupportedProtocol)."""
+    return isinstance(exc, httpx.TransportError) and not isinstance(exc, _PERMANENT_TRANSPORT)
 
 
 def check_urls(urls: Sequence[str], *, owner: str, flag: str) -> list[str]:
@@ -55,10 +77,37 @@ class HttpSink(BatchingSink):
         if self._client is None:
             self._client = httpx.Client(timeout=self._timeout)
 
+    #: Who receives (for messages), and whether one reachable URL is enough (HA peers).
+    receiver: str = "receiver"
+    any_url_will_do: bool = False
+
+    def check_reachable(self) -> None:
+        """A SinkError unless the receivers answer HTTP (any status will do).
+
+        For a batch run (``riskwatch replay``), before it starts, as it checks a
+        ClickHouse server: a receiver that is down would otherwise be found at the first
+        post and retried. The live worker does not call it (it waits for the receiver).
+        """
+        from riskwatch.commands import redact_url
+
+        self.setup()
+        assert self._client is not None
+        down = []
+        for url in self.urls:
+            try:
+                self._client.head(url)
+            except httpx.TransportError as exc:
+                down.append(f"{redact_url(url)} ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())})")
+        if down and (len(down) == len(self.urls) or not self.any_url_will_do):
+            raise SinkError(f"cannot reach the {self.receiver} at {down[0]}")
+
     def teardown(self) -> None:
         if self._client is not None and self._own_client:
             self._client.close()
             self._client = None
 
     def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, ReceiverUnavailable | httpx.TransportError) or super().is_transient(exc)
+        if isinstance(exc, httpx.TransportError):
+            return retryable_transport(exc)
+        return isinstance(exc, ReceiverUnavailable) or super().is_transient(exc)

@@ -13,11 +13,13 @@ replayed later) and dedupes on ``Idempotency-Key`` (delivery is at-least-once).
 
 Failures (modelled on Alertmanager's ``Retrier``):
 
-* 5xx, 429, timeouts, refused connections: retried with capped exponential backoff
+* 5xx, 408, 429, timeouts, refused connections: retried with capped exponential backoff
   until the receiver is back (:class:`~sinks.base.BatchingSink` retries inside
   ``flush()``; what was delivered is not sent again within the batch, and a receiver
   that just failed gets no more requests until the next attempt: one request per
   backoff step, not a storm). Nothing is lost.
+* a URL no request can be made to (``UnsupportedProtocol``): a permanent error, not
+  retried as a receiver that is down.
 * other 4xx: the receiver rejected this request and will again: no retry; the record
   becomes a ``dead_letters`` record (reason, status, masked excerpt) handed to
   ``on_dead_letter``.
@@ -49,9 +51,11 @@ from typing import ClassVar
 import httpx
 import orjson
 
-from riskwatch.errors import ConfigError
+from riskwatch.commands import redact_url
+from riskwatch.errors import ConfigError, SinkError
 from sinks.base import Record, RetryPolicy
-from sinks.http import HttpSink, ReceiverUnavailable, check_urls
+from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, retryable_status,
+                        retryable_transport)
 from streams.alerting import fingerprint
 from streams.text.pii import mask_pii
 
@@ -124,6 +128,7 @@ class WebhookSink(HttpSink):
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"alerts"})
+    receiver = "webhook"
 
     def __init__(self, urls: Sequence[str], *, secret: bytes | str, timeout: float = 10.0,
                  client: httpx.Client | None = None, clock: Callable[[], float] = time.time,
@@ -182,13 +187,15 @@ class WebhookSink(HttpSink):
         try:
             response = self._client.post(url, content=body, headers=headers)
         except httpx.TransportError as exc:
-            return self._failed(url, f"{url}: {type(exc).__name__}")
+            if not retryable_transport(exc):  # the same request fails the same way
+                raise SinkError(f"webhook {redact_url(url)}: {type(exc).__name__}: {exc}") from exc
+            return self._failed(url, f"{redact_url(url)}: {type(exc).__name__}")
         if response.is_success:
             self.delivered += 1
             self._recovered(url)
             return None
-        if response.status_code >= 500 or response.status_code == 429:
-            return self._failed(url, f"{url}: HTTP {response.status_code}")
+        if retryable_status(response.status_code):
+            return self._failed(url, f"{redact_url(url)}: HTTP {response.status_code}")
         # 4xx: the receiver will reject it again; keep it, with the reason, and go on.
         self._recovered(url)  # the receiver is up and answering
         letter = {
@@ -197,13 +204,13 @@ class WebhookSink(HttpSink):
             "source": "webhook", "partition": None, "offset": None, "index": 0,
             "reason": "webhook rejected",
             # masked, then cut: a number cut first might no longer be recognised
-            "detail": mask_pii(f"HTTP {response.status_code} from {url}: "
+            "detail": mask_pii(f"HTTP {response.status_code} from {redact_url(url)}: "
                                f"{response.text[:20_000]}")[:300],
             "event_id": record.get("alert_id"), "event_type": "alert",
             "payload_excerpt": mask_pii(str(record.get("summary", "")))[:200],
         }
         self.dead_letters.append(letter)
-        logger.error("webhook %s rejected alert %s with HTTP %d: dead-lettered", url,
+        logger.error("webhook %s rejected alert %s with HTTP %d: dead-lettered", redact_url(url),
                      record.get("alert_id"), response.status_code)
         if self.on_dead_letter is not None:
             self.on_dead_letter(letter)
@@ -213,7 +220,7 @@ class WebhookSink(HttpSink):
         self.failures_in_a_row += 1
         if self.failures_in_a_row >= self.meta_after and url not in self.meta_firing:
             self.meta_firing[url] = self._meta(url, "firing")
-            logger.error("webhook delivery to %s keeps failing (%d attempts): meta-alert", url,
+            logger.error("webhook delivery to %s keeps failing (%d attempts): meta-alert", redact_url(url),
                          self.failures_in_a_row)
             self._emit_meta(self.meta_firing[url])
         return error
@@ -226,7 +233,7 @@ class WebhookSink(HttpSink):
 
     def _meta(self, url: str, status: str) -> Record:
         now = int(self._clock())
-        dims = {"receiver": url.split("?")[0]}
+        dims = {"receiver": redact_url(url).split("?")[0]}
         fp = fingerprint("webhook_delivery", dims)
         ts = dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
         return {"alert_id": f"{fp}-{now // 300}", "fingerprint": fp, "status": status,

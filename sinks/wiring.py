@@ -18,8 +18,13 @@ import dataclasses
 import os
 from typing import Any
 
-__all__ = ["OutputOptions", "add_output_arguments", "build_sinks", "options_from_args",
-           "worker_flags"]
+from riskwatch.errors import ConfigError
+
+__all__ = ["CLICKHOUSE_ENV", "OutputOptions", "add_output_arguments", "build_sinks",
+           "options_from_args", "worker_flags"]
+
+#: The variable ``--clickhouse-url`` defaults to.
+CLICKHOUSE_ENV = "RISKWATCH_CLICKHOUSE_URL"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +50,9 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the output flags shared by ``worker``, ``demo`` and ``replay``."""
     parser.add_argument("--chdb", dest="chdb_path",
                         help="also store everything in embedded ClickHouse (chDB) at this path")
-    parser.add_argument("--clickhouse-url", default=os.environ.get("RISKWATCH_CLICKHOUSE_URL"),
+    # No argparse default: options_from_args reads $RISKWATCH_CLICKHOUSE_URL, so an
+    # error names where the URL came from.
+    parser.add_argument("--clickhouse-url",
                         metavar="URL", help="also store everything in a ClickHouse server: "
                         "clickhouse://user:password@host:9000/riskwatch (native protocol; "
                         "add ?compression=lz4 for a slow link, ?chunk_rows=N to build "
@@ -66,9 +73,36 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> OutputOptions:
-    """Read the flags added by :func:`add_output_arguments` (missing ones keep defaults)."""
+    """Read the flags added by :func:`add_output_arguments` (missing ones keep defaults),
+    with ``--clickhouse-url`` falling back to ``$RISKWATCH_CLICKHOUSE_URL``.
+
+    Every URL is checked here, before a run starts, with a ConfigError naming the flag
+    (or the variable): an HTTP client takes ``http://h:70000`` or ``http://`` and fails
+    at each post, which a sink retries forever as a receiver that is down, and the
+    Grafana and runbook URLs go into every alert's links unchecked.
+    """
+    from riskwatch.commands import check_http_url
+
     fields = {f.name for f in dataclasses.fields(OutputOptions)}
-    return OutputOptions(**{name: getattr(args, name) for name in fields if hasattr(args, name)})
+    values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    if "clickhouse_url" in values:
+        source = "--clickhouse-url"
+        if values["clickhouse_url"] is None:
+            values["clickhouse_url"] = os.environ.get(CLICKHOUSE_ENV) or None
+            source = f"${CLICKHOUSE_ENV}"
+        if values["clickhouse_url"]:
+            from sinks.clickhouse.server_sink import parse_clickhouse_url
+            try:
+                parse_clickhouse_url(values["clickhouse_url"])
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+    for name, flag in (("alertmanager_urls", "--alertmanager-url"), ("webhook_urls", "--webhook-url")):
+        for url in values.get(name) or ():
+            check_http_url(flag, url)
+    for name in ("grafana_url", "runbook_url", "grafana_annotations_url"):
+        if values.get(name):
+            check_http_url(f"--{name.replace('_', '-')}", values[name])
+    return OutputOptions(**values)
 
 
 def worker_flags(options: OutputOptions) -> list[str]:
@@ -91,8 +125,41 @@ def worker_flags(options: OutputOptions) -> list[str]:
     return flags
 
 
-def build_sinks(options: OutputOptions) -> list[Any]:
-    """The sink objects for ``options``, not yet set up (the caller calls ``setup()``)."""
+#: How long a batch run (``riskwatch replay``) waits out a destination that went down
+#: mid-run before it fails; the live worker waits for ever (back-pressure).
+BATCH_RETRY_SECONDS = 60.0
+
+
+def build_sinks(options: OutputOptions, *, batch: bool = False) -> list[Any]:
+    """The sink objects for ``options``, not yet set up (the caller calls ``setup()``).
+
+    ``batch``: for a run that must end. A transient failure is retried for about
+    :data:`BATCH_RETRY_SECONDS`, then the run fails, instead of retrying until the
+    write lands as the live worker does.
+    """
+    sinks = _build_sinks(options)
+    if batch:
+        for sink in sinks:
+            sink.retry = dataclasses.replace(
+                sink.retry, max_transient_attempts=_attempts_within(sink.retry, BATCH_RETRY_SECONDS))
+    return sinks
+
+
+def _attempts_within(policy: Any, seconds: float) -> int:
+    """Attempts whose pauses (before jitter) add up to ``seconds`` or more.
+
+    >>> from sinks.base import RetryPolicy
+    >>> _attempts_within(RetryPolicy(initial_delay=0.5, max_delay=30.0), 60)  # 0.5+1+...+30 s
+    8
+    """
+    attempts, waited = 1, 0.0
+    while waited < seconds:
+        waited += min(policy.max_delay, policy.initial_delay * policy.multiplier ** (attempts - 1))
+        attempts += 1
+    return attempts
+
+
+def _build_sinks(options: OutputOptions) -> list[Any]:
     sinks: list[Any] = []
     if options.chdb_path:
         from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import

@@ -22,11 +22,11 @@ _REPO = str(Path(__file__).resolve().parents[1])
 _ALERT_ID = "0123456789abcdef-5978857"
 
 
-def riskwatch(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+def riskwatch(*args: str, cwd=None, env=None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (_REPO, env.get("PYTHONPATH"))))
     return subprocess.run([sys.executable, "-m", "riskwatch.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300, env=env)
+                          text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +176,82 @@ def test_a_bad_broker_url_is_named_by_where_it_came_from(args, env, source, tmp_
     assert r.stderr.splitlines() == [f"{source}'kafka://127.0.0.1:abc': port 'abc' is not a whole "
                                      "number from 1 to 65535 (expected kafka://HOST:PORT)"]
     assert not (tmp_path / "wd").exists()   # refused before any state or verdict was written
+
+
+
+_SECRET_CH = "clickhouse://u:s3cretPW@host:99999/db"
+
+
+@pytest.mark.parametrize("args, env, message", [
+    # An http client takes these and fails at each post, which the sink retried forever
+    # as a receiver that is down.
+    (["replay", "EVENTS", "--alertmanager-url", "http://h:70000"], {},
+     "--alertmanager-url: port must be 1-65535 in 'http://h:70000'"),
+    (["replay", "EVENTS", "--webhook-url", "http://", "--webhook-secret", "k"], {},
+     "--webhook-url: expected http(s)://HOST[:PORT], got 'http://'"),
+    (["replay", "EVENTS", "--grafana-annotations-url", "http://h:0"], {},
+     "--grafana-annotations-url: port must be 1-65535"),
+    # Put into every alert's links as they were.
+    (["replay", "EVENTS", "--grafana-url", "notaurl"], {}, "--grafana-url: expected http(s)://"),
+    (["replay", "EVENTS", "--runbook-url", "javascript:alert(1)"], {},
+     "--runbook-url: expected http(s)://HOST[:PORT], got 'javascript:alert(1)'"),
+    (["worker", "--data-dir", "wd", "--alertmanager-url", "http://am:99999"], {},
+     "--alertmanager-url: port must be 1-65535"),
+    (["demo", "--data-dir", "wd", "--webhook-url", "hook:1"], {}, "--webhook-url: expected"),
+    # The password was echoed in the error line.
+    (["replay", "EVENTS", "--clickhouse-url", _SECRET_CH], {},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db': the port must be"),
+    (["replay", "EVENTS"], {"RISKWATCH_CLICKHOUSE_URL": _SECRET_CH},
+     "$RISKWATCH_CLICKHOUSE_URL: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["worker", "--data-dir", "wd", "--clickhouse-url", _SECRET_CH], {},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["db", "migrate", "--clickhouse-url", _SECRET_CH], {},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["replay", "EVENTS", "--grafana-annotations-url", "http://admin:s3cretPW@h:70000"], {},
+     "port must be 1-65535 in 'http://admin@h:70000'"),
+])
+def test_a_bad_output_url_is_one_error_line_without_its_password(args, env, message, events,
+                                                                  tmp_path):
+    if args[0] == "replay":
+        args = [*args, "--alerts-out", "a.jsonl", "--quiet"]
+    args = [a.replace("EVENTS", str(events)) for a in args]
+    r = riskwatch(*args, cwd=tmp_path, env={"RISKWATCH_CLICKHOUSE_URL": "", **env})
+    assert_one_error(r, message)
+    assert "s3cretPW" not in r.stderr
+    assert not (tmp_path / "wd").exists() and not (tmp_path / "a.jsonl").exists()
+
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--alertmanager-url", "URL"], "riskwatch: error: cannot reach the Alertmanager at URL (ConnectError: "),
+    (["--webhook-url", "URL/hook", "--webhook-secret", "k"],
+     "riskwatch: error: cannot reach the webhook at URL/hook (ConnectError: "),
+    (["--grafana-annotations-url", "URL"], "riskwatch: error: cannot reach Grafana at URL (connection refused)"),
+])
+def test_replay_refuses_a_receiver_it_cannot_reach_before_it_starts(flags, message, events,
+                                                                     tmp_path):
+    """It read the whole file, then retried the first post for ever: a batch run checks
+    its receivers up front, as it checks a ClickHouse server."""
+    from tests.alerting.amkit import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"   # nothing listens there
+    flags = [f.replace("URL", url.replace("http://", "http://ops:s3cretPW@")) for f in flags]
+    r = riskwatch("replay", str(events), "--alerts-out", "a.jsonl", "--quiet", *flags,
+                  cwd=tmp_path, timeout=60)
+    assert_one_error(r, "")
+    assert r.stderr.startswith(message.replace("URL", url.replace("http://", "http://ops@"))), r.stderr
+    assert "s3cretPW" not in r.stderr and not (tmp_path / "a.jsonl").exists()
+
+
+def test_replay_posts_its_alerts_to_a_receiver_that_is_up(events, tmp_path):
+    from tests.alerting.amkit import RecordingReceiver
+
+    with RecordingReceiver() as receiver:
+        r = riskwatch("replay", str(events), "--alerts-out", "a.jsonl", "--quiet",
+                      "--webhook-url", f"{receiver.url}/hook", "--webhook-secret", "k", cwd=tmp_path)
+        posts = [q for q in receiver.snapshot() if q["path"] == "/hook"]
+    assert r.returncode == 0, r.stderr
+    assert len(posts) == len((tmp_path / "a.jsonl").read_bytes().splitlines()) > 0
 
 
 def _unwritable(tmp_path: Path) -> Path:

@@ -14,13 +14,15 @@ from pathlib import Path
 from riskwatch.errors import ConfigError
 
 __all__ = ["BROKER_ENV", "check_broker", "check_http_url", "check_outputs", "check_port", "number",
-           "positive_float", "positive_int", "same_file", "share"]
+           "positive_float", "positive_int", "redact_url", "same_file", "share"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
 
-# http(s)://HOST[:PORT][/path]: HOST is a name, an IPv4 address or a bracketed IPv6 one.
-_HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[\w.-]+)(?::(?P<port>\d+))?(?:/\S*)?\Z")
+# http(s)://[USER[:PASSWORD]@]HOST[:PORT][/path][?query][#fragment]: HOST is a name, an
+# IPv4 address or a bracketed IPv6 one. (Grafana takes its credentials from the URL.)
+_HTTP_URL = re.compile(r"https?://(?:[^/?#@\s]+@)?(?:\[[0-9A-Fa-f:.]+\]|[\w.-]+)"
+                       r"(?::(?P<port>\d+))?(?:[/?#]\S*)?\Z")
 
 
 def check_port(flag: str, port: int, *, allow_zero: bool = False) -> int:
@@ -40,17 +42,43 @@ def check_port(flag: str, port: int, *, allow_zero: bool = False) -> int:
     return port
 
 
+def redact_url(url: str) -> str:
+    """``url`` without the password of its user info, to echo in an error or a log line.
+
+    >>> redact_url("clickhouse://writer:s3cret@10.0.0.5:99999/risk")
+    'clickhouse://writer@10.0.0.5:99999/risk'
+    >>> redact_url("http://grafana:3000/d/x?from=1")
+    'http://grafana:3000/d/x?from=1'
+    """
+    scheme, sep, rest = url.partition("://")
+    # The user info ends at the last '@' before any query or fragment, not at the first
+    # '/' as RFC 3986 has it: a password with an unescaped '/' would show otherwise (the
+    # price: an '@' in the path of a URL with a port hides that part too).
+    end = min((i for i in map(rest.find, "?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}@{host}{rest[end:]}"
+
+
 def check_http_url(flag: str, url: str) -> str:
-    """``url`` if it is ``http(s)://HOST[:PORT][/path]`` with a valid port; else a ConfigError.
+    """``url`` if it is ``http(s)://HOST[:PORT]`` (then any path, query or fragment) with a
+    host and a port 1-65535; else a ConfigError naming ``flag``, which shows the URL
+    without its password. An HTTP client would take a bad one and fail at each request:
+    a sink retries forever what looks like a receiver that is down.
 
     >>> check_http_url("--alertmanager-url", "http://alertmanager:9093")
     'http://alertmanager:9093'
+    >>> check_http_url("--url", "http://admin:pw@[::1]:70000")
+    Traceback (most recent call last):
+    ...
+    riskwatch.errors.ConfigError: --url: port must be 1-65535 in 'http://admin@[::1]:70000'
     """
     match = _HTTP_URL.match(url)
     if not match:
-        raise ConfigError(f"{flag}: expected http(s)://HOST[:PORT], got {url!r}")
+        raise ConfigError(f"{flag}: expected http(s)://HOST[:PORT], got {redact_url(url)!r}")
     if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
-        raise ConfigError(f"{flag}: port must be 1-65535 in {url!r}")
+        raise ConfigError(f"{flag}: port must be 1-65535 in {redact_url(url)!r}")
     return url
 
 

@@ -15,7 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
-from riskwatch.commands import check_http_url, check_port
+from riskwatch.commands import check_http_url, check_port, redact_url
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -56,8 +56,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     from dashboards.push import push
 
+    check_http_url("--url", args.url)  # 'http://h:70000' was a ValueError traceback
     done = push(args.url, args.token, _targets(args))
-    print(f"pushed to {args.url}: " + ", ".join(f"{len(v)} {k}" for k, v in done.items()))
+    print(f"pushed to {redact_url(args.url)}: "
+          + ", ".join(f"{len(v)} {k}" for k, v in done.items()))
     return 0
 
 

@@ -43,8 +43,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         from sinks.clickhouse.server_sink import ClickHouseServerSink, connect, execute_rows
 
-        sink = ClickHouseServerSink(args.clickhouse_url, database=args.database,
-                                    migrate_schema=False)
+        try:
+            sink = ClickHouseServerSink(args.clickhouse_url, database=args.database,
+                                        migrate_schema=False)
+        except ConfigError as exc:   # name the flag, as replay and the worker do
+            raise ConfigError(f"--clickhouse-url: {exc}") from None
         client = connect(sink.address)
         try:
             version = client.connection.server_info.version_tuple()

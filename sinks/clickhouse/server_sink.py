@@ -174,27 +174,36 @@ def parse_clickhouse_url(url: str, *, database: str | None = None) -> ServerAddr
     >>> parse_clickhouse_url("clickhouse://h/risk?chunk_rows=25000").chunk_rows
     25000
     """
+    from riskwatch.commands import redact_url
+
+    shown = redact_url(url)  # an error line is no place for the password
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"bad ClickHouse URL {url!r}: {exc}") from None
+        # Not urlsplit's text about the port: it quotes what it took for one, which is
+        # a piece of the password when that holds an unescaped '/'.
+        why = "the port must be a whole number from 1 to 65535" if "ort" in str(exc) else exc
+        raise ConfigError(f"bad ClickHouse URL {shown!r}: {why}") from None
+    if port == 0:
+        raise ConfigError(f"bad ClickHouse URL {shown!r}: the port must be a whole number "
+                          "from 1 to 65535")
     if parts.scheme not in ("clickhouse", "clickhouses"):
-        raise ConfigError(f"bad ClickHouse URL {url!r}: expected "
+        raise ConfigError(f"bad ClickHouse URL {shown!r}: expected "
                           "clickhouse://user:password@host:port/database (native protocol)")
     if not parts.hostname:
-        raise ConfigError(f"bad ClickHouse URL {url!r}: no host")
+        raise ConfigError(f"bad ClickHouse URL {shown!r}: no host")
     query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
     compression = query.pop("compression", [None])[-1]
     chunk_rows = query.pop("chunk_rows", [None])[-1]
     if query or parts.fragment:
-        raise ConfigError(f"bad ClickHouse URL {url!r}: the query parameters are "
+        raise ConfigError(f"bad ClickHouse URL {shown!r}: the query parameters are "
                           "compression=lz4|lz4hc|zstd and chunk_rows=N")
     if chunk_rows is not None and not (chunk_rows.isdigit() and int(chunk_rows) >= 1):
-        raise ConfigError(f"bad ClickHouse URL {url!r}: chunk_rows must be a whole number "
+        raise ConfigError(f"bad ClickHouse URL {shown!r}: chunk_rows must be a whole number "
                           ">= 1")
     if compression not in _COMPRESSIONS:
-        raise ConfigError(f"bad ClickHouse URL {url!r}: compression must be one of "
+        raise ConfigError(f"bad ClickHouse URL {shown!r}: compression must be one of "
                           f"{', '.join(sorted(c for c in _COMPRESSIONS if c))}")
     secure = parts.scheme == "clickhouses"
     path_db = parts.path.strip("/")

@@ -232,3 +232,30 @@ def test_the_pipeline_carries_open_alerts_in_its_checkpointed_state():
     p.out.alerts.append(record(status="resolved", ts="2026-11-22T10:40:00+08:00"))
     p.drain()
     assert len(p.open_alerts) == 0
+
+
+@pytest.mark.parametrize("status, transient", [(408, True), (429, True), (503, True),
+                                               (404, False), (422, False)])
+def test_only_statuses_that_can_pass_are_retried_until_accepted(status, transient):
+    rec = Recorder({"am1": [status] * 3 + [200]})
+    sink = make_sink(rec)
+    sink.add("alerts", record())
+    if transient:
+        sink.flush()
+        assert sink.pending() == {} and len(rec.calls) == 4
+    else:   # 408 was a permanent error, like 404
+        with pytest.raises(SinkError, match=f"HTTP {status}"):
+            sink.flush()
+        assert sink.pending() == {"alerts": 1}
+
+
+def test_a_url_no_request_can_be_made_to_is_not_retried_as_a_receiver_down():
+    """UnsupportedProtocol ('http://' has no host) was retried forever, as if refused."""
+    def recorder(request):
+        raise httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
+    sink = make_sink(recorder, urls=("http://u:s3cretPW@am1:9093",))
+    sink.add("alerts", record())
+    with pytest.raises(SinkError, match="UnsupportedProtocol") as raised:
+        sink.flush()
+    assert len(sink.sleeps) == sink.retry.max_attempts - 1   # a permanent error's attempts
+    assert "s3cretPW" not in str(raised.value) and "http://u@am1:9093" in str(raised.value)

@@ -163,3 +163,51 @@ def test_receiver_down_compressed():
 def test_receiver_down_two_minutes():
     """The acceptance case in real time: 500s for 120 s, backoff capped at 15 s."""
     _receiver_down_for(120.0, backoff_cap=15.0)
+
+
+def test_408_is_retried_not_dead_lettered():
+    answers = iter([408, 429, 204])
+    sink = mock_sink(lambda request: httpx.Response(next(answers)))
+    sink.add("alerts", alert(1))
+    sink.flush()
+    assert sink.sleeps == [1.0, 2.0] and sink.delivered == 1 and sink.dead_letters == []
+
+
+def test_a_url_no_request_can_be_made_to_is_a_permanent_error():
+    """UnsupportedProtocol was retried forever, as a receiver that is down."""
+    from riskwatch.errors import SinkError
+
+    def handler(request):
+        raise httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
+    sink = mock_sink(handler)
+    sink.add("alerts", alert(1))
+    with pytest.raises(SinkError, match="UnsupportedProtocol"):
+        sink.flush()
+    assert len(sink.sleeps) == sink.retry.max_attempts - 1 and sink.pending() == {"alerts": 1}
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_batch_run_gives_up_on_a_receiver_that_stays_down_the_worker_waits(batch):
+    """riskwatch replay (batch) fails after about a minute of a receiver that died
+    mid-run; the live worker keeps waiting for it (back-pressure, README)."""
+    import itertools
+
+    from riskwatch.errors import SinkError
+    from sinks.wiring import BATCH_RETRY_SECONDS, OutputOptions, build_sinks
+
+    [sink] = build_sinks(OutputOptions(webhook_urls=("http://hook.test/x",), webhook_secret="k"),
+                         batch=batch)
+    answers = itertools.count()
+    sink._client = httpx.Client(transport=httpx.MockTransport(
+        lambda request: httpx.Response(503 if next(answers) < 12 else 204)))
+    sleeps: list[float] = []
+    sink._sleep = sleeps.append
+    sink.add("alerts", alert(1))
+    if batch:
+        with pytest.raises(SinkError, match="HTTP 503"):
+            sink.flush()
+        assert 0.8 * BATCH_RETRY_SECONDS <= sum(sleeps) <= 3 * BATCH_RETRY_SECONDS
+        assert sink.pending() == {"alerts": 1}
+    else:
+        sink.flush()
+        assert len(sleeps) == 12 and sink.delivered == 1

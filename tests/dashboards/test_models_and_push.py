@@ -203,3 +203,51 @@ def test_check_command_runs_every_panel_on_chdb(demo_db, capsys) -> None:
     assert main(["dashboards", "check", "--chdb", demo_db.path, "--database", "dash_demo"]) == 0
     out = capsys.readouterr().out
     assert "25 panels: 25 with data, 0 empty, 0 failed" in out, out
+
+
+@pytest.mark.parametrize("url, message", [
+    # a ValueError traceback from urllib.parse
+    ("http://h:70000", "riskwatch: error: --url: port must be 1-65535 in 'http://h:70000'\n"),
+    # the password was echoed in the error line
+    ("http://admin:s3cretPW@127.0.0.1:9",
+     "riskwatch: error: cannot reach Grafana at http://admin@127.0.0.1:9: connection refused\n"),
+    ("http://admin:s3cretPW@", "riskwatch: error: --url: expected http(s)://HOST[:PORT], "
+                               "got 'http://admin@'\n"),
+])
+def test_push_refuses_a_bad_url_in_one_line_without_its_password(capsys, url, message) -> None:
+    assert main(["dashboards", "push", "--url", url, "--token", "t"]) == 2
+    assert capsys.readouterr().err == message
+
+
+def test_push_with_credentials_in_the_url_does_not_print_them(grafana_stub, capsys) -> None:
+    url, rec = grafana_stub
+    with_password = url.replace("http://", "http://admin:s3cretPW@")
+    assert main(["dashboards", "push", "--url", with_password, "--token", ""]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"pushed to {url.replace('http://', 'http://admin@')}: ")
+    assert "s3cretPW" not in out
+    assert {a for *_, a in rec.requests} == {"Basic YWRtaW46czNjcmV0UFc="}  # admin:s3cretPW
+
+
+def test_push_to_an_ipv6_literal(capsys) -> None:
+    """``http://[::1]:PORT`` was "cannot reach Grafana ...: InvalidURL" (grafana-client
+    drops the brackets)."""
+    import socket
+
+    class Server6(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    _Recorder.existing, _Recorder.requests = set(), []
+    try:
+        server = Server6(("::1", 0), _Recorder)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://[::1]:{server.server_address[1]}"
+        assert main(["dashboards", "push", "--url", url, "--token", "t"]) == 0, capsys.readouterr().err
+        assert ("POST", "/api/folders") in [(m, p) for m, p, _b, _a in _Recorder.requests]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -160,3 +160,21 @@ def test_retry_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         ListSink(batch_size=0)
+
+
+def test_the_retry_line_names_a_token_only_when_there_is_one(caplog: pytest.LogCaptureFixture) -> None:
+    """It said "(token None)" for every replay batch, which reads like a missing credential."""
+    sink = FailingSink(TimeoutError("server busy"), failures=1,
+                       retry=RetryPolicy(initial_delay=0.5, max_delay=4.0, jitter=0.0))
+    with caplog.at_level(logging.WARNING, logger="sinks.base"):
+        sink.add("alerts", {"alert_id": "a1"})
+        sink.flush()
+        sink.failures = 1
+        sink.add("alerts", {"alert_id": "a2"}, token="orders:0:1-2")
+        sink.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "FailingSink: writing 1 alerts records failed (attempt 1, TimeoutError: server busy); "
+        "retry in 0.50s",
+        "FailingSink: writing 1 alerts records (token 'orders:0:1-2') failed (attempt 1, "
+        "TimeoutError: server busy); retry in 0.50s"]
