@@ -507,7 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except RiskwatchError as exc:
-        print(f"riskwatch: error: {exc}", file=sys.stderr)
+        # Last line of defence: a message may quote a value from a user's file (an alert
+        # id, a verdict) holding a phone or ID number. Imported here: errors are rare.
+        from streams.text.pii import mask_pii
+
+        print(f"riskwatch: error: {mask_pii(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("riskwatch: interrupted", file=sys.stderr)

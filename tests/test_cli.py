@@ -709,3 +709,15 @@ def test_demo_stores_in_the_chdb_path_given(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "embedded ClickHouse (chDB) at store:" in r.stdout
     assert (tmp_path / "store").is_dir() and not (tmp_path / "dd" / "chdb").exists()
+
+
+def test_an_error_line_never_quotes_a_phone_number_from_a_users_file(events, tmp_path):
+    """riskwatch.cli masks the error line as a whole: messages quote values from files."""
+    calendar = tmp_path / "cal.json"
+    calendar.write_text('[{"name": "x", "start": "2026-11-01T00:00:00+08:00", '
+                        '"end": "2026-11-02T00:00:00+08:00", "kind": "13812345678"}]')
+    out = riskwatch("replay", str(events), "--calendar", str(calendar),
+                    "--alerts-out", str(tmp_path / "a.jsonl"))
+    assert out.returncode == 2
+    assert out.stderr.startswith("riskwatch: error: invalid calendar") and out.stderr.count("\n") == 1
+    assert "13812345678" not in out.stderr and "138****5678" in out.stderr
