@@ -257,7 +257,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.promotion_strain is not None:
         overrides["promotion_strain"] = args.promotion_strain
     if args.no_promotion_strain:
+        if args.promotion_strain is not None:
+            raise ConfigError("give --promotion-strain SCALE or --no-promotion-strain, not both")
         overrides["promotion_strain"] = 0.0
+    # Flags that would be silently ignored: say so instead.
+    if args.broker and args.out:
+        raise ConfigError("give --out FILE or --broker URL, not both")
+    if args.out and (args.speed is not None or args.batch != 1):
+        raise ConfigError("--speed and --batch apply to --broker only (--out writes the "
+                          "whole simulation at once)")
     try:
         config = SimulationConfig(**overrides)
     except ConfigError as exc:   # it names its field ('days must be ...'): name the flag

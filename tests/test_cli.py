@@ -282,6 +282,13 @@ _SIM = ["simulate", "--days", "0.2", "--orders-per-day", "100", "--merchants", "
     (_SIM + ["--out", "s.jsonl", "--manifest", "s.jsonl"], "--out and --manifest both name s.jsonl"),
     (_SIM + ["--out", "s.jsonl", "--calendar-out", "d/../s.jsonl"],
      "--out and --calendar-out both name d/../s.jsonl"),
+    # Flags the run would silently ignore.
+    (_SIM + ["--out", "s.jsonl", "--broker", "kafka://127.0.0.1:1"],
+     "give --out FILE or --broker URL, not both"),
+    (_SIM + ["--out", "s.jsonl", "--speed", "3600"], "--speed and --batch apply to --broker only"),
+    (_SIM + ["--out", "s.jsonl", "--batch", "5"], "--speed and --batch apply to --broker only"),
+    (_SIM + ["--out", "s.jsonl", "--promotion-strain", "2", "--no-promotion-strain"],
+     "give --promotion-strain SCALE or --no-promotion-strain, not both"),
 ])
 def test_simulate_refuses_outputs_that_cannot_work(args, message, tmp_path):
     (tmp_path / "d").mkdir()
