@@ -25,7 +25,7 @@ import orjson
 
 from riskwatch.broker import EmbeddedBroker, create_topics
 from riskwatch.commands import check_dirs
-from riskwatch.errors import BrokerError, RiskwatchError
+from riskwatch.errors import BrokerError, ConfigError, RiskwatchError
 
 if TYPE_CHECKING:   # for annotations only: the sinks load when the demo builds them
     from sinks.wiring import OutputOptions
@@ -187,10 +187,16 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     check_dirs({"--data-dir": data_dir, "--chdb": chdb})
     _check_output_flags(outputs)
     # A fresh demo each time: chDB keeps its directory locked per process, and old
-    # tables would mix two runs.
+    # tables would mix two runs. Only a previous demo's directory (or an empty one) is
+    # emptied: `--data-dir ~` must not delete a home directory.
     if data_dir.exists():
+        if any(data_dir.iterdir()) and not _is_demo_dir(data_dir):
+            raise ConfigError(f"--data-dir {data_dir} holds files that are not a previous demo's; "
+                              "give a new or empty directory (the demo empties it at each start)")
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
+    (data_dir / _DEMO_MARK).write_text("made by `riskwatch demo`, which empties this directory "
+                                       "at each start\n")
     config = SimulationConfig(days=days, orders_per_day=orders_per_day, merchants=600,
                               incidents=max(3, int(days * 2)))
     (data_dir / "truth.json").write_bytes(orjson.dumps(manifest(config), option=orjson.OPT_INDENT_2))
@@ -238,6 +244,15 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     (data_dir / "alerts.jsonl").write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
     _summary(data_dir, sent, alerts, chdb)
     return 0
+
+
+_DEMO_MARK = ".riskwatch-demo"
+
+
+def _is_demo_dir(path: Path) -> bool:
+    """Made by a demo: its mark, or (demos before the mark) its manifest, calendar and log."""
+    return (path / _DEMO_MARK).is_file() or all(
+        (path / name).is_file() for name in ("truth.json", "calendar.json", "worker.log"))
 
 
 def _output_flags(outputs: OutputOptions | None) -> list[str]:

@@ -683,6 +683,15 @@ def test_demo_refuses_bad_flags_before_starting_anything(args, message, tmp_path
     assert r.stdout == "" and not (tmp_path / "dd").exists()   # nothing printed or made
 
 
+def test_demo_never_empties_a_directory_it_did_not_make(tmp_path):
+    """The demo empties its --data-dir at each start: never a user's own directory."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work\n")
+    r = riskwatch("demo", "--duration", "5", "--data-dir", "mine", cwd=tmp_path)
+    assert_one_error(r, "--data-dir mine holds files that are not a previous demo's")
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work\n"
+
+
 def _need_broker() -> None:
     from riskwatch.broker import find_broker_binary
     from riskwatch.errors import BrokerError
@@ -716,6 +725,7 @@ def test_demo_stores_in_the_chdb_path_given(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "embedded ClickHouse (chDB) at store:" in r.stdout
     assert (tmp_path / "store").is_dir() and not (tmp_path / "dd" / "chdb").exists()
+    assert (tmp_path / "dd" / ".riskwatch-demo").is_file()   # so the next demo may empty it
 
 
 def test_an_error_line_never_quotes_a_phone_number_from_a_users_file(events, tmp_path):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from riskwatch.errors import ConfigError
 
-__all__ = ["BROKER_ENV", "check_broker", "check_http_url", "check_outputs", "check_port", "number",
-           "positive_float", "positive_int", "redact_url", "same_file", "share"]
+__all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_outputs", "check_port",
+           "number", "positive_float", "positive_int", "redact_url", "same_file", "share"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
@@ -183,8 +183,6 @@ def _is_stdin(p: Path) -> bool:
     except (OSError, ValueError, AttributeError):  # no stdin, or not a real file
         return False
 
-
-__all__ += ["check_dirs"]   # appended, like the helper below
 
 
 def check_dirs(dirs: dict[str, str | os.PathLike[str] | None]) -> None:
