@@ -22,6 +22,14 @@ Settings that matter, and why (measured on Tansu, see notes/libraries.md §1 and
   up to 10 ms to share a produce request instead of one request each; +7-10 % events
   per CPU-second with batched input (``benchmarks/live_throughput.py``). faust still
   flushes the producer before it commits input offsets.
+- ``consumer_max_fetch_size=4 MiB`` (aiokafka's ``max_partition_fetch_bytes``, faust's
+  default 1 MiB): aiokafka asks for a partition's next records only once the previous
+  fetch is consumed, so the worker waits a broker round trip per fetch. With 50-event
+  arrays 1 MiB is ~6k events (~0.1 s of work) and the worker sat idle 30-45 % of the
+  time: 34-42k events/s at 56-63k per CPU-second; with 4 MiB or more 54-58k at 59-62k
+  (``benchmarks/live_throughput.py --only throughput --modes batched``, 2026-11-24).
+  One event per message already fills a fetch with ~6k messages. The memory bound is
+  aiokafka's ``fetch_max_bytes`` (50 MiB) per fetch response, unchanged.
 """
 
 from __future__ import annotations
@@ -155,6 +163,7 @@ def create_app(settings: PipelineSettings, *, broker_url: str, data_dir: str | o
         store="memory://",
         processing_guarantee="at_least_once",
         producer_linger=0.01,   # see the module docstring
+        consumer_max_fetch_size=4 * 1024 * 1024,   # see the module docstring
         broker_session_timeout=10,
         broker_heartbeat_interval=2,
         key_serializer="raw",
