@@ -509,9 +509,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser,
+                    args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` are for, e.g. ``riskwatch db migrate``'s."""
+    while True:
+        subs = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = subs.choices.get(getattr(args, subs.dest, None)) if subs else None
+        if chosen is None:
+            return parser
+        parser = chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Not parse_args: a subcommand's parser hands the flags it does not know up to the
+    # top one, whose error showed `usage: riskwatch [-h] COMMAND ...` and no command name.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = _command_parser(parser, args)
+        command.error(f"unrecognized arguments: {' '.join(unknown)} (see {command.prog} --help)")
     try:
         return args.func(args)
     except RiskwatchError as exc:

@@ -129,6 +129,24 @@ def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     assert not (tmp_path / "nope").exists()  # a bad --chdb path is not created as a side effect
 
 
+@pytest.mark.parametrize("args, command", [
+    (["simulate", "--bogus"], "riskwatch simulate"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--bogus"], "riskwatch replay"),
+    (["db", "migrate", "--bogus", "x"], "riskwatch db migrate"),
+    (["merchant-api", "token", "m0001", "--bogus"], "riskwatch merchant-api token"),
+])
+def test_an_unknown_flag_is_named_by_its_subcommand(args, command, events, tmp_path):
+    # It was the top parser's `usage: riskwatch [-h] COMMAND ...` and
+    # `riskwatch: error: unrecognized arguments: --bogus`, with no command named.
+    r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.startswith(f"usage: {command} [-h]"), r.stderr
+    unknown = " ".join(args[args.index("--bogus"):])
+    assert r.stderr.splitlines()[-1] == (f"{command}: error: unrecognized arguments: {unknown} "
+                                         f"(see {command} --help)")
+    assert list(tmp_path.iterdir()) == []   # refused before anything ran
+
+
 def assert_one_error(r: subprocess.CompletedProcess, message: str) -> None:
     """Exit status 2 and exactly one stderr line, ``riskwatch: error: ...`` with ``message``."""
     assert r.returncode == 2, (r.returncode, r.stderr)
