@@ -274,7 +274,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
     check_broker(args.broker)
-    outputs = {"--out": args.out, "--manifest": args.manifest,
+    # --out - writes the events to stdout (`riskwatch simulate --out - | riskwatch replay -`);
+    # the summary lines then go to stderr, so stdout holds nothing but JSONL.
+    to_stdout = args.out == "-"
+    outputs = {"--out": None if to_stdout else args.out, "--manifest": args.manifest,
                "--calendar-out": args.calendar_out, "--intents-out": args.intents_out}
     check_outputs(outputs)
     _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
@@ -292,21 +295,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
 
     try:
-        counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
-                             intents_path=args.intents_out)
+        counts = write_files(config, sys.stdout.buffer if to_stdout else args.out, args.manifest,
+                             args.calendar_out, progress=progress, intents_path=args.intents_out)
+    except BrokenPipeError:   # `--out - | head`: main() says nothing of it
+        raise
     except OSError as exc:  # checked above, so a disk that filled up or went away meanwhile
+        if exc.filename is None and to_stdout:
+            raise ConfigError(f"--out -: cannot write standard output: {exc.strerror}") from None
         flag = next((f for f, path in outputs.items()
                      if path and exc.filename and same_file(Path(path), Path(exc.filename))),
                     "output")
         raise ConfigError(f"{flag}: cannot write {exc.filename}: {exc.strerror}") from None
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    print(f"wrote {counts['lines']:,} lines to {args.out} in {time.perf_counter() - started:.1f}s: "
-          + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "lines"))
+    report = sys.stderr if to_stdout else sys.stdout
+    print(f"wrote {counts['lines']:,} lines to {'standard output' if to_stdout else args.out} "
+          f"in {time.perf_counter() - started:.1f}s: "
+          + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "lines"), file=report)
     if args.manifest:
-        print(f"ground truth -> {args.manifest}")
+        print(f"ground truth -> {args.manifest}", file=report)
     if args.calendar_out:
-        print(f"calendar     -> {args.calendar_out}")
+        print(f"calendar     -> {args.calendar_out}", file=report)
     del dataclasses
     return 0
 
@@ -428,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("simulate", help="generate realistic traffic with incidents and ground truth")
-    p.add_argument("--out", help="write events here (JSONL)")
+    p.add_argument("--out", help="write events here (JSONL; - for stdout)")
     p.add_argument("--broker", help="produce to this broker instead (kafka://HOST:PORT)")
     p.add_argument("--speed", type=positive_float,
                    help="with --broker: simulated seconds per wall second (e.g. 3600)")

@@ -307,6 +307,9 @@ _SIM = ["simulate", "--days", "0.2", "--orders-per-day", "100", "--merchants", "
     (_SIM + ["--out", "s.jsonl", "--batch", "5"], "--speed and --batch apply to --broker only"),
     (_SIM + ["--out", "s.jsonl", "--promotion-strain", "2", "--no-promotion-strain"],
      "give --promotion-strain SCALE or --no-promotion-strain, not both"),
+    # '-' is stdout for the events only; it made a file named '-'
+    (_SIM + ["--out", "-", "--manifest", "-"], "--manifest -: this output is written to a file, "
+     "not to stdout (only `riskwatch simulate --out -` streams to stdout); give a file name"),
 ])
 def test_simulate_refuses_outputs_that_cannot_work(args, message, tmp_path):
     (tmp_path / "d").mkdir()
@@ -314,6 +317,33 @@ def test_simulate_refuses_outputs_that_cannot_work(args, message, tmp_path):
     r = riskwatch(*[a.replace("RO", ro) for a in args], cwd=tmp_path)
     assert_one_error(r, message.replace("RO", ro))
     assert sorted(p.name for p in tmp_path.iterdir()) == (["d", "ro"] if "RO" in args else ["d"])
+
+
+def test_simulate_out_dash_writes_the_events_to_stdout_and_nothing_else(tmp_path):
+    # It wrote a file named '-' (and the summary to stdout).
+    args = [*_SIM, "--orders-per-day", "2000", "--manifest", "m.json"]
+    r = riskwatch(*args, "--out", "-", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+    lines = r.stdout.splitlines()
+    assert len(lines) > 100
+    assert sum(line.startswith('{"type":"order",') for line in lines) > 100
+    # the summary and the progress line are on stderr: stdout is the stream, byte for byte
+    assert f"wrote {len(lines):,} lines to standard output in " in r.stderr
+    assert "ground truth -> m.json" in r.stderr
+    assert riskwatch(*args, "--out", "e.jsonl", cwd=tmp_path).returncode == 0
+    assert r.stdout.encode() == (tmp_path / "e.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("flag", ["--alerts-out", "--complaints-out", "--dead-letters-out",
+                                  "--aggregates-out", "--scores-out"])
+def test_replay_refuses_dash_for_an_output(flag, events, tmp_path):
+    # It wrote a file named '-' (with the summary on stdout); one rule for every output
+    # file flag: '-' is stdout only for `simulate --out -`.
+    args = ["--alerts-out", "a.jsonl"] if flag != "--alerts-out" else []
+    r = riskwatch("replay", str(events), *args, flag, "-", cwd=tmp_path)
+    assert_one_error(r, f"{flag} -: this output is written to a file, not to stdout")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("args, message", [

@@ -144,12 +144,17 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str] | None 
     Each of these used to be a traceback, silent data loss or a surprise: a missing
     parent directory, a directory, an unwritable file, two outputs naming one file (the
     last one written wins), an output naming an input (opening it for writing empties
-    the input before it is read). ``inputs`` is ``{description: path}``; ``-`` is stdin.
+    the input before it is read), ``-`` (a file named ``-`` was made: only the events of
+    ``simulate --out -`` go to stdout, and that caller leaves them out of ``outputs``).
+    ``inputs`` is ``{description: path}``; ``-`` is stdin.
     """
     seen: dict[str, Path] = {}
     for flag, path in outputs.items():
         if not path:
             continue
+        if path == "-":
+            raise ConfigError(f"{flag} -: this output is written to a file, not to stdout (only "
+                              "`riskwatch simulate --out -` streams to stdout); give a file name")
         p = Path(path)
         if p.is_dir():
             raise ConfigError(f"{flag}: {path} is a directory; give a file name")
