@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write every complaint's true intent here (JSONL; for intent accuracy)")
     p.add_argument("--start", help="first event time, RFC 3339 (default 2026-11-02T00:00:00+08:00)")
     p.add_argument("--days", type=positive_float, help="simulated days (default 7)")
-    p.add_argument("--orders-per-day", type=positive_int, help="average orders per day (default 50000)")
+    p.add_argument("--orders-per-day", type=positive_int, help="average orders per day, at least 100 (default 50000)")
     p.add_argument("--merchants", type=positive_int, help="number of merchants (default 2000)")
     p.add_argument("--seed", type=int, help="random seed (default 7)")
     p.add_argument("--incidents", type=int, help="incidents to inject (default 12)")

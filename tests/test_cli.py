@@ -543,12 +543,18 @@ def test_evaluate_checks_its_report_path_before_evaluating(report, message, tmp_
      "e.g. 2026-11-02T00:00:00+08:00"),
     (["simulate", "--out", "x.jsonl", "--incidents", "-1"], {},
      "riskwatch: error: --incidents must be between 0 and 500 (got -1)"),
+    # it wrote an empty (or one-line) events file and said nothing
+    (["simulate", "--out", "x.jsonl", "--orders-per-day", "1"], {},
+     "riskwatch: error: --orders-per-day must be between 100 and 50000000 (got 1)"),
+    (["simulate", "--out", "x.jsonl", "--orders-per-day", "99", "--days", "1"], {},
+     "riskwatch: error: --orders-per-day must be between 100 and 50000000 (got 99)"),
 ])
 def test_errors_name_the_flag_or_variable_and_the_value_as_typed(args, env, message, events,
                                                                   tmp_path):
     r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.splitlines()[-1] == message
+    assert list(tmp_path.iterdir()) == []   # refused before any file was written
 
 
 def test_simulate_a_tiny_market_writes_no_incident_it_cannot_carry(tmp_path):
