@@ -147,6 +147,28 @@ def test_an_unknown_flag_is_named_by_its_subcommand(args, command, events, tmp_p
     assert list(tmp_path.iterdir()) == []   # refused before anything ran
 
 
+@pytest.mark.parametrize("args", [
+    ["dashboards", "build", "--out", "out", "--clickhouse-user", "EMPTY"],
+    ["dashboards", "build", "--out", "out", "--database", "EMPTY"],
+    ["dashboards", "push", "--url", "http://127.0.0.1:9", "--clickhouse-user", "EMPTY"],
+    ["dashboards", "push", "--url", "http://127.0.0.1:9", "--database", "EMPTY"],
+    ["dashboards", "check", "--chdb", "store", "--database", "EMPTY"],
+    ["report", "--chdb", "store", "--out", "o.html", "--database", "EMPTY"],
+    ["db", "migrate", "--chdb", "store", "--database", "EMPTY"],
+])
+@pytest.mark.parametrize("empty", ["", " "])
+def test_an_empty_database_or_clickhouse_user_is_refused_naming_the_flag(args, empty, tmp_path):
+    # They were taken as given: `dashboards build` wrote a datasource with no user or
+    # database, and `db migrate --chdb` quietly used "riskwatch" instead.
+    flag = args[args.index("EMPTY") - 1]
+    command = " ".join(args[:2] if args[0] in ("dashboards", "db") else args[:1])
+    r = riskwatch(*[empty if a == "EMPTY" else a for a in args], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.splitlines()[-1] == (f"riskwatch {command}: error: argument {flag}: "
+                                         f"must not be empty, got {empty!r}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def assert_one_error(r: subprocess.CompletedProcess, message: str) -> None:
     """Exit status 2 and exactly one stderr line, ``riskwatch: error: ...`` with ``message``."""
     assert r.returncode == 2, (r.returncode, r.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 from riskwatch.errors import ConfigError
 
 __all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_outputs", "check_port",
-           "number", "positive_float", "positive_int", "redact_url", "same_file", "share"]
+           "nonempty", "number", "positive_float", "positive_int", "redact_url", "same_file", "share"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
@@ -108,6 +108,21 @@ def number(cast: type, low: float | None = None, high: float | None = None, *,
 positive_int = number(int, positive=True)
 positive_float = number(float, positive=True)
 share = number(float, 0, 1)
+
+
+def nonempty(text: str) -> str:
+    """An argparse type for names (``--database``, ``--clickhouse-user``): any text but an
+    empty or blank one, which was taken as given and failed later, or not at all (an empty
+    user written into Grafana's datasource).
+
+    >>> nonempty("")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must not be empty, got ''
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be empty, got {text!r}")
+    return text
 
 
 def check_broker(url: str | None, *, env: str | None = None) -> str | None:

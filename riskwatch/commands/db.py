@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from riskwatch.commands import nonempty
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -88,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--clickhouse-url",
                    help="clickhouse://user:password@host:port/database (native protocol; "
                         "a user allowed to run DDL)")
-    m.add_argument("--database", help="database name (default: the URL's, else riskwatch)")
+    m.add_argument("--database", type=nonempty, help="database name (default: the URL's, else riskwatch)")
     m.add_argument("--profile", choices=["modern", "legacy"],
                    help="DDL profile (default: from the server version)")
     m.set_defaults(func=cmd_migrate)
