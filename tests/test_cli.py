@@ -247,6 +247,11 @@ _SECRET_CH = "clickhouse://u:s3cretPW@host:99999/db"
      "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
     (["db", "migrate", "--clickhouse-url", _SECRET_CH], {},
      "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    # db migrate did not read the variable ("give exactly one of --chdb PATH or ...")
+    (["db", "migrate"], {"RISKWATCH_CLICKHOUSE_URL": _SECRET_CH},
+     "$RISKWATCH_CLICKHOUSE_URL: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["db", "migrate", "--clickhouse-url", _SECRET_CH], {"RISKWATCH_CLICKHOUSE_URL": "http://x"},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),   # the flag wins
     (["replay", "EVENTS", "--grafana-annotations-url", "http://admin:s3cretPW@h:70000"], {},
      "port must be 1-65535 in 'http://admin@h:70000'"),
 ])
@@ -260,6 +265,24 @@ def test_a_bad_output_url_is_one_error_line_without_its_password(args, env, mess
     assert "s3cretPW" not in r.stderr
     assert not (tmp_path / "wd").exists() and not (tmp_path / "a.jsonl").exists()
 
+
+def test_db_migrate_reads_the_clickhouse_url_variable_as_replay_does(tmp_path):
+    # It ignored $RISKWATCH_CLICKHOUSE_URL: "give exactly one of --chdb PATH or --clickhouse-url".
+    from tests.alerting.amkit import free_port
+
+    port = free_port()   # nothing listens there
+    env = {"RISKWATCH_CLICKHOUSE_URL": f"clickhouse://default:s3cretPW@127.0.0.1:{port}/risk"}
+    r = riskwatch("db", "migrate", cwd=tmp_path, env=env)
+    assert_one_error(r, f"cannot reach ClickHouse at clickhouse://default@127.0.0.1:{port}/risk ")
+    assert "s3cretPW" not in r.stderr
+    # a flag given wins over the variable
+    other = free_port()
+    r = riskwatch("db", "migrate", "--clickhouse-url", f"clickhouse://w@127.0.0.1:{other}/db",
+                  cwd=tmp_path, env=env)
+    assert_one_error(r, f"cannot reach ClickHouse at clickhouse://w@127.0.0.1:{other}/db ")
+    r = riskwatch("db", "migrate", cwd=tmp_path, env={"RISKWATCH_CLICKHOUSE_URL": ""})
+    assert_one_error(r, "give exactly one of --chdb PATH or --clickhouse-url URL "
+                        "(or set $RISKWATCH_CLICKHOUSE_URL)")
 
 
 @pytest.mark.parametrize("flags, message", [
