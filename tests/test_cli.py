@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.conftest import need_broker
 from tests.streamkit import steady_stream
 
 
@@ -791,21 +792,26 @@ def test_demo_never_empties_a_directory_it_did_not_make(tmp_path):
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work\n"
 
 
-def _need_broker() -> None:
-    from riskwatch.broker import find_broker_binary
+def test_need_broker_skips_without_the_broker_binary_and_fails_under_ci(monkeypatch):
+    """tests.conftest.need_broker, shared by the demo tests here and in test_pii_outputs."""
+    import riskwatch.broker
     from riskwatch.errors import BrokerError
 
-    try:
-        find_broker_binary()
-    except BrokerError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc} (CI=true: integration prerequisites must be present)")
-        pytest.skip(str(exc))
+    def missing() -> str:
+        raise BrokerError("no tansu binary on PATH")
+
+    monkeypatch.setattr(riskwatch.broker, "find_broker_binary", missing)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="^no tansu binary on PATH$"):
+        need_broker()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: integration prerequisites"):
+        need_broker()
 
 
 @pytest.mark.integration
 def test_demo_says_why_its_worker_exited_early(tmp_path):
-    _need_broker()
+    need_broker()
     # The worker reads this variable and refuses it; the demo does not look at it.
     r = riskwatch("demo", "--duration", "20", "--data-dir", "dd", cwd=tmp_path,
                   env={"RISKWATCH_ALLOWED_LATENESS_SECONDS": "soon"})
@@ -817,7 +823,7 @@ def test_demo_says_why_its_worker_exited_early(tmp_path):
 
 @pytest.mark.integration
 def test_demo_stores_in_the_chdb_path_given(tmp_path):
-    _need_broker()
+    need_broker()
     # --chdb was dropped: the data went to DATA_DIR/chdb whatever the flag said
     r = riskwatch("demo", "--duration", "12", "--days", "0.2", "--orders-per-day", "3000",
                   "--data-dir", "dd", "--chdb", "store", cwd=tmp_path)
