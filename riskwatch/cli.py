@@ -274,7 +274,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
     check_broker(args.broker)
-    outputs = {"--out": args.out, "--manifest": args.manifest,
+    # --out - writes the events to stdout (`riskwatch simulate --out - | riskwatch replay -`);
+    # the summary lines then go to stderr, so stdout holds nothing but JSONL.
+    to_stdout = args.out == "-"
+    outputs = {"--out": None if to_stdout else args.out, "--manifest": args.manifest,
                "--calendar-out": args.calendar_out, "--intents-out": args.intents_out}
     check_outputs(outputs)
     _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
@@ -292,21 +295,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
 
     try:
-        counts = write_files(config, args.out, args.manifest, args.calendar_out, progress=progress,
-                             intents_path=args.intents_out)
+        counts = write_files(config, sys.stdout.buffer if to_stdout else args.out, args.manifest,
+                             args.calendar_out, progress=progress, intents_path=args.intents_out)
+    except BrokenPipeError:   # `--out - | head`: main() says nothing of it
+        raise
     except OSError as exc:  # checked above, so a disk that filled up or went away meanwhile
+        if exc.filename is None and to_stdout:
+            raise ConfigError(f"--out -: cannot write standard output: {exc.strerror}") from None
         flag = next((f for f, path in outputs.items()
                      if path and exc.filename and same_file(Path(path), Path(exc.filename))),
                     "output")
         raise ConfigError(f"{flag}: cannot write {exc.filename}: {exc.strerror}") from None
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    print(f"wrote {counts['lines']:,} lines to {args.out} in {time.perf_counter() - started:.1f}s: "
-          + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "lines"))
+    report = sys.stderr if to_stdout else sys.stdout
+    print(f"wrote {counts['lines']:,} lines to {'standard output' if to_stdout else args.out} "
+          f"in {time.perf_counter() - started:.1f}s: "
+          + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "lines"), file=report)
     if args.manifest:
-        print(f"ground truth -> {args.manifest}")
+        print(f"ground truth -> {args.manifest}", file=report)
     if args.calendar_out:
-        print(f"calendar     -> {args.calendar_out}")
+        print(f"calendar     -> {args.calendar_out}", file=report)
     del dataclasses
     return 0
 
@@ -428,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("simulate", help="generate realistic traffic with incidents and ground truth")
-    p.add_argument("--out", help="write events here (JSONL)")
+    p.add_argument("--out", help="write events here (JSONL; - for stdout)")
     p.add_argument("--broker", help="produce to this broker instead (kafka://HOST:PORT)")
     p.add_argument("--speed", type=positive_float,
                    help="with --broker: simulated seconds per wall second (e.g. 3600)")
@@ -440,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write every complaint's true intent here (JSONL; for intent accuracy)")
     p.add_argument("--start", help="first event time, RFC 3339 (default 2026-11-02T00:00:00+08:00)")
     p.add_argument("--days", type=positive_float, help="simulated days (default 7)")
-    p.add_argument("--orders-per-day", type=positive_int, help="average orders per day (default 50000)")
+    p.add_argument("--orders-per-day", type=positive_int, help="average orders per day, at least 100 (default 50000)")
     p.add_argument("--merchants", type=positive_int, help="number of merchants (default 2000)")
     p.add_argument("--seed", type=int, help="random seed (default 7)")
     p.add_argument("--incidents", type=int, help="incidents to inject (default 12)")
@@ -509,9 +518,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser,
+                    args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` are for, e.g. ``riskwatch db migrate``'s."""
+    while True:
+        subs = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = subs.choices.get(getattr(args, subs.dest, None)) if subs else None
+        if chosen is None:
+            return parser
+        parser = chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Not parse_args: a subcommand's parser hands the flags it does not know up to the
+    # top one, whose error showed `usage: riskwatch [-h] COMMAND ...` and no command name.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = _command_parser(parser, args)
+        command.error(f"unrecognized arguments: {' '.join(unknown)} (see {command.prog} --help)")
     try:
         return args.func(args)
     except RiskwatchError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.conftest import need_broker
 from tests.streamkit import steady_stream
 
 
@@ -129,6 +130,46 @@ def test_bad_input_gets_one_clear_error(args, message, events, tmp_path):
     assert not (tmp_path / "nope").exists()  # a bad --chdb path is not created as a side effect
 
 
+@pytest.mark.parametrize("args, command", [
+    (["simulate", "--bogus"], "riskwatch simulate"),
+    (["replay", "EVENTS", "--alerts-out", "a.jsonl", "--bogus"], "riskwatch replay"),
+    (["db", "migrate", "--bogus", "x"], "riskwatch db migrate"),
+    (["merchant-api", "token", "m0001", "--bogus"], "riskwatch merchant-api token"),
+])
+def test_an_unknown_flag_is_named_by_its_subcommand(args, command, events, tmp_path):
+    # It was the top parser's `usage: riskwatch [-h] COMMAND ...` and
+    # `riskwatch: error: unrecognized arguments: --bogus`, with no command named.
+    r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.startswith(f"usage: {command} [-h]"), r.stderr
+    unknown = " ".join(args[args.index("--bogus"):])
+    assert r.stderr.splitlines()[-1] == (f"{command}: error: unrecognized arguments: {unknown} "
+                                         f"(see {command} --help)")
+    assert list(tmp_path.iterdir()) == []   # refused before anything ran
+
+
+@pytest.mark.parametrize("args", [
+    ["dashboards", "build", "--out", "out", "--clickhouse-user", "EMPTY"],
+    ["dashboards", "build", "--out", "out", "--database", "EMPTY"],
+    ["dashboards", "push", "--url", "http://127.0.0.1:9", "--clickhouse-user", "EMPTY"],
+    ["dashboards", "push", "--url", "http://127.0.0.1:9", "--database", "EMPTY"],
+    ["dashboards", "check", "--chdb", "store", "--database", "EMPTY"],
+    ["report", "--chdb", "store", "--out", "o.html", "--database", "EMPTY"],
+    ["db", "migrate", "--chdb", "store", "--database", "EMPTY"],
+])
+@pytest.mark.parametrize("empty", ["", " "])
+def test_an_empty_database_or_clickhouse_user_is_refused_naming_the_flag(args, empty, tmp_path):
+    # They were taken as given: `dashboards build` wrote a datasource with no user or
+    # database, and `db migrate --chdb` quietly used "riskwatch" instead.
+    flag = args[args.index("EMPTY") - 1]
+    command = " ".join(args[:2] if args[0] in ("dashboards", "db") else args[:1])
+    r = riskwatch(*[empty if a == "EMPTY" else a for a in args], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.splitlines()[-1] == (f"riskwatch {command}: error: argument {flag}: "
+                                         f"must not be empty, got {empty!r}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def assert_one_error(r: subprocess.CompletedProcess, message: str) -> None:
     """Exit status 2 and exactly one stderr line, ``riskwatch: error: ...`` with ``message``."""
     assert r.returncode == 2, (r.returncode, r.stderr)
@@ -207,6 +248,11 @@ _SECRET_CH = "clickhouse://u:s3cretPW@host:99999/db"
      "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
     (["db", "migrate", "--clickhouse-url", _SECRET_CH], {},
      "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    # db migrate did not read the variable ("give exactly one of --chdb PATH or ...")
+    (["db", "migrate"], {"RISKWATCH_CLICKHOUSE_URL": _SECRET_CH},
+     "$RISKWATCH_CLICKHOUSE_URL: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),
+    (["db", "migrate", "--clickhouse-url", _SECRET_CH], {"RISKWATCH_CLICKHOUSE_URL": "http://x"},
+     "--clickhouse-url: bad ClickHouse URL 'clickhouse://u@host:99999/db'"),   # the flag wins
     (["replay", "EVENTS", "--grafana-annotations-url", "http://admin:s3cretPW@h:70000"], {},
      "port must be 1-65535 in 'http://admin@h:70000'"),
 ])
@@ -220,6 +266,24 @@ def test_a_bad_output_url_is_one_error_line_without_its_password(args, env, mess
     assert "s3cretPW" not in r.stderr
     assert not (tmp_path / "wd").exists() and not (tmp_path / "a.jsonl").exists()
 
+
+def test_db_migrate_reads_the_clickhouse_url_variable_as_replay_does(tmp_path):
+    # It ignored $RISKWATCH_CLICKHOUSE_URL: "give exactly one of --chdb PATH or --clickhouse-url".
+    from tests.alerting.amkit import free_port
+
+    port = free_port()   # nothing listens there
+    env = {"RISKWATCH_CLICKHOUSE_URL": f"clickhouse://default:s3cretPW@127.0.0.1:{port}/risk"}
+    r = riskwatch("db", "migrate", cwd=tmp_path, env=env)
+    assert_one_error(r, f"cannot reach ClickHouse at clickhouse://default@127.0.0.1:{port}/risk ")
+    assert "s3cretPW" not in r.stderr
+    # a flag given wins over the variable
+    other = free_port()
+    r = riskwatch("db", "migrate", "--clickhouse-url", f"clickhouse://w@127.0.0.1:{other}/db",
+                  cwd=tmp_path, env=env)
+    assert_one_error(r, f"cannot reach ClickHouse at clickhouse://w@127.0.0.1:{other}/db ")
+    r = riskwatch("db", "migrate", cwd=tmp_path, env={"RISKWATCH_CLICKHOUSE_URL": ""})
+    assert_one_error(r, "give exactly one of --chdb PATH or --clickhouse-url URL "
+                        "(or set $RISKWATCH_CLICKHOUSE_URL)")
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -289,6 +353,9 @@ _SIM = ["simulate", "--days", "0.2", "--orders-per-day", "100", "--merchants", "
     (_SIM + ["--out", "s.jsonl", "--batch", "5"], "--speed and --batch apply to --broker only"),
     (_SIM + ["--out", "s.jsonl", "--promotion-strain", "2", "--no-promotion-strain"],
      "give --promotion-strain SCALE or --no-promotion-strain, not both"),
+    # '-' is stdout for the events only; it made a file named '-'
+    (_SIM + ["--out", "-", "--manifest", "-"], "--manifest -: this output is written to a file, "
+     "not to stdout (only `riskwatch simulate --out -` streams to stdout); give a file name"),
 ])
 def test_simulate_refuses_outputs_that_cannot_work(args, message, tmp_path):
     (tmp_path / "d").mkdir()
@@ -296,6 +363,33 @@ def test_simulate_refuses_outputs_that_cannot_work(args, message, tmp_path):
     r = riskwatch(*[a.replace("RO", ro) for a in args], cwd=tmp_path)
     assert_one_error(r, message.replace("RO", ro))
     assert sorted(p.name for p in tmp_path.iterdir()) == (["d", "ro"] if "RO" in args else ["d"])
+
+
+def test_simulate_out_dash_writes_the_events_to_stdout_and_nothing_else(tmp_path):
+    # It wrote a file named '-' (and the summary to stdout).
+    args = [*_SIM, "--orders-per-day", "2000", "--manifest", "m.json"]
+    r = riskwatch(*args, "--out", "-", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+    lines = r.stdout.splitlines()
+    assert len(lines) > 100
+    assert sum(line.startswith('{"type":"order",') for line in lines) > 100
+    # the summary and the progress line are on stderr: stdout is the stream, byte for byte
+    assert f"wrote {len(lines):,} lines to standard output in " in r.stderr
+    assert "ground truth -> m.json" in r.stderr
+    assert riskwatch(*args, "--out", "e.jsonl", cwd=tmp_path).returncode == 0
+    assert r.stdout.encode() == (tmp_path / "e.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("flag", ["--alerts-out", "--complaints-out", "--dead-letters-out",
+                                  "--aggregates-out", "--scores-out"])
+def test_replay_refuses_dash_for_an_output(flag, events, tmp_path):
+    # It wrote a file named '-' (with the summary on stdout); one rule for every output
+    # file flag: '-' is stdout only for `simulate --out -`.
+    args = ["--alerts-out", "a.jsonl"] if flag != "--alerts-out" else []
+    r = riskwatch("replay", str(events), *args, flag, "-", cwd=tmp_path)
+    assert_one_error(r, f"{flag} -: this output is written to a file, not to stdout")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("args, message", [
@@ -495,12 +589,18 @@ def test_evaluate_checks_its_report_path_before_evaluating(report, message, tmp_
      "e.g. 2026-11-02T00:00:00+08:00"),
     (["simulate", "--out", "x.jsonl", "--incidents", "-1"], {},
      "riskwatch: error: --incidents must be between 0 and 500 (got -1)"),
+    # it wrote an empty (or one-line) events file and said nothing
+    (["simulate", "--out", "x.jsonl", "--orders-per-day", "1"], {},
+     "riskwatch: error: --orders-per-day must be between 100 and 50000000 (got 1)"),
+    (["simulate", "--out", "x.jsonl", "--orders-per-day", "99", "--days", "1"], {},
+     "riskwatch: error: --orders-per-day must be between 100 and 50000000 (got 99)"),
 ])
 def test_errors_name_the_flag_or_variable_and_the_value_as_typed(args, env, message, events,
                                                                   tmp_path):
     r = riskwatch(*[a.replace("EVENTS", str(events)) for a in args], cwd=tmp_path, env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.splitlines()[-1] == message
+    assert list(tmp_path.iterdir()) == []   # refused before any file was written
 
 
 def test_simulate_a_tiny_market_writes_no_incident_it_cannot_carry(tmp_path):
@@ -692,21 +792,26 @@ def test_demo_never_empties_a_directory_it_did_not_make(tmp_path):
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work\n"
 
 
-def _need_broker() -> None:
-    from riskwatch.broker import find_broker_binary
+def test_need_broker_skips_without_the_broker_binary_and_fails_under_ci(monkeypatch):
+    """tests.conftest.need_broker, shared by the demo tests here and in test_pii_outputs."""
+    import riskwatch.broker
     from riskwatch.errors import BrokerError
 
-    try:
-        find_broker_binary()
-    except BrokerError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc} (CI=true: integration prerequisites must be present)")
-        pytest.skip(str(exc))
+    def missing() -> str:
+        raise BrokerError("no tansu binary on PATH")
+
+    monkeypatch.setattr(riskwatch.broker, "find_broker_binary", missing)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="^no tansu binary on PATH$"):
+        need_broker()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: integration prerequisites"):
+        need_broker()
 
 
 @pytest.mark.integration
 def test_demo_says_why_its_worker_exited_early(tmp_path):
-    _need_broker()
+    need_broker()
     # The worker reads this variable and refuses it; the demo does not look at it.
     r = riskwatch("demo", "--duration", "20", "--data-dir", "dd", cwd=tmp_path,
                   env={"RISKWATCH_ALLOWED_LATENESS_SECONDS": "soon"})
@@ -718,7 +823,7 @@ def test_demo_says_why_its_worker_exited_early(tmp_path):
 
 @pytest.mark.integration
 def test_demo_stores_in_the_chdb_path_given(tmp_path):
-    _need_broker()
+    need_broker()
     # --chdb was dropped: the data went to DATA_DIR/chdb whatever the flag said
     r = riskwatch("demo", "--duration", "12", "--days", "0.2", "--orders-per-day", "3000",
                   "--data-dir", "dd", "--chdb", "store", cwd=tmp_path)

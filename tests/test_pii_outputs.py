@@ -25,6 +25,7 @@ import pytest
 
 from riskwatch.merchant_api import issue_token
 from streams.text import contains_unmasked_pii
+from tests.conftest import need_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,16 +158,9 @@ def test_no_unmasked_personal_data_in_a_live_demo_run(tmp_path):
     """``riskwatch demo``: embedded broker, a live worker writing chDB, the simulator
     producing texts with personal data. Scans the worker log, the demo's output and
     alerts file, and every chDB table the live worker filled."""
-    from riskwatch.broker import find_broker_binary
-    from riskwatch.errors import BrokerError
     from riskwatch.simulator import SimulationConfig, generate
 
-    try:
-        find_broker_binary()
-    except BrokerError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc} (CI=true: integration prerequisites must be present)")
-        pytest.skip(str(exc))
+    need_broker()
     data = tmp_path / "demo"
     demo = _run(["-m", "riskwatch.cli", "demo", "--duration", "30", "--days", "1",
                  "--data-dir", str(data)])

@@ -111,6 +111,7 @@ def _local_hour(epoch: int) -> int:
     ("days", 0),
     ("days", float("nan")),
     ("orders_per_day", 0),
+    ("orders_per_day", 99),                       # an empty or nearly empty stream
     ("orders_per_day", 10.5),
     ("merchants", True),
     ("seed", -1),

@@ -14,7 +14,7 @@ from pathlib import Path
 from riskwatch.errors import ConfigError
 
 __all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_outputs", "check_port",
-           "number", "positive_float", "positive_int", "redact_url", "same_file", "share"]
+           "nonempty", "number", "positive_float", "positive_int", "redact_url", "same_file", "share"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
@@ -110,6 +110,21 @@ positive_float = number(float, positive=True)
 share = number(float, 0, 1)
 
 
+def nonempty(text: str) -> str:
+    """An argparse type for names (``--database``, ``--clickhouse-user``): any text but an
+    empty or blank one, which was taken as given and failed later, or not at all (an empty
+    user written into Grafana's datasource).
+
+    >>> nonempty("")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must not be empty, got ''
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be empty, got {text!r}")
+    return text
+
+
 def check_broker(url: str | None, *, env: str | None = None) -> str | None:
     """The broker URL to use, refused before anything starts if it is bad: the Kafka
     clients would fail late, with a bare ``ValueError`` traceback (a port that is not a
@@ -144,12 +159,17 @@ def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str] | None 
     Each of these used to be a traceback, silent data loss or a surprise: a missing
     parent directory, a directory, an unwritable file, two outputs naming one file (the
     last one written wins), an output naming an input (opening it for writing empties
-    the input before it is read). ``inputs`` is ``{description: path}``; ``-`` is stdin.
+    the input before it is read), ``-`` (a file named ``-`` was made: only the events of
+    ``simulate --out -`` go to stdout, and that caller leaves them out of ``outputs``).
+    ``inputs`` is ``{description: path}``; ``-`` is stdin.
     """
     seen: dict[str, Path] = {}
     for flag, path in outputs.items():
         if not path:
             continue
+        if path == "-":
+            raise ConfigError(f"{flag} -: this output is written to a file, not to stdout (only "
+                              "`riskwatch simulate --out -` streams to stdout); give a file name")
         p = Path(path)
         if p.is_dir():
             raise ConfigError(f"{flag}: {path} is a directory; give a file name")

@@ -15,7 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
-from riskwatch.commands import check_http_url, check_port, redact_url
+from riskwatch.commands import check_http_url, check_port, nonempty, redact_url
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -80,9 +80,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clickhouse-host", default="clickhouse",
                    help="ClickHouse host as Grafana sees it (default %(default)s)")
     p.add_argument("--clickhouse-port", type=int, default=9000, help="native port (default 9000)")
-    p.add_argument("--clickhouse-user", default="riskwatch_dashboard",
+    p.add_argument("--clickhouse-user", type=nonempty, default="riskwatch_dashboard",
                    help="read-only user (default %(default)s)")
-    p.add_argument("--database", default="riskwatch", help="database (default %(default)s)")
+    p.add_argument("--database", type=nonempty, default="riskwatch",
+                   help="database (default %(default)s)")
     p.add_argument("--alertmanager-url", default="http://alertmanager:9093",
                    help="Alertmanager as Grafana sees it (default %(default)s)")
 
@@ -105,5 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.set_defaults(func=cmd_push)
     c = dsub.add_parser("check", help="run every panel's query on a chDB database (no Grafana)")
     c.add_argument("--chdb", required=True, help="chDB directory, e.g. riskwatch-data/demo/chdb")
-    c.add_argument("--database", default="riskwatch", help="database (default %(default)s)")
+    c.add_argument("--database", type=nonempty, default="riskwatch",
+                   help="database (default %(default)s)")
     c.set_defaults(func=cmd_check)

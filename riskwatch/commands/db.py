@@ -4,6 +4,7 @@
 
     riskwatch db migrate --chdb riskwatch-data/chdb                 # embedded (chDB)
     riskwatch db migrate --clickhouse-url clickhouse://default:pw@host:9000/riskwatch
+    RISKWATCH_CLICKHOUSE_URL=clickhouse://... riskwatch db migrate   # as replay/worker read it
     riskwatch db users --modern            # SQL for the writer and dashboard users
     riskwatch db users --legacy            # users.xml for servers without SQL RBAC (< 20.5)
 
@@ -14,8 +15,10 @@ already applied are skipped (``schema_migrations``).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from riskwatch.commands import nonempty
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -26,8 +29,18 @@ _HERE = Path(__file__).resolve().parents[2] / "sinks" / "clickhouse"
 def cmd_migrate(args: argparse.Namespace) -> int:
     from sinks.clickhouse.schema import MIGRATIONS, migrate
 
-    if bool(args.chdb) == bool(args.clickhouse_url):
+    from sinks.wiring import CLICKHOUSE_ENV
+
+    if args.chdb and args.clickhouse_url:
         raise ConfigError("give exactly one of --chdb PATH or --clickhouse-url URL")
+    # As replay and the worker do (sinks.wiring.options_from_args): a flag not given
+    # falls back to the variable, and an error then names the variable. --chdb wins too.
+    url, source = args.clickhouse_url, "--clickhouse-url"
+    if url is None and not args.chdb:
+        url, source = os.environ.get(CLICKHOUSE_ENV) or None, f"${CLICKHOUSE_ENV}"
+    if not (args.chdb or url):
+        raise ConfigError("give exactly one of --chdb PATH or --clickhouse-url URL "
+                          f"(or set ${CLICKHOUSE_ENV})")
     if args.chdb:
         from sinks.clickhouse import ChdbSink
 
@@ -44,10 +57,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         from sinks.clickhouse.server_sink import ClickHouseServerSink, connect, execute_rows
 
         try:
-            sink = ClickHouseServerSink(args.clickhouse_url, database=args.database,
-                                        migrate_schema=False)
-        except ConfigError as exc:   # name the flag, as replay and the worker do
-            raise ConfigError(f"--clickhouse-url: {exc}") from None
+            sink = ClickHouseServerSink(url, database=args.database, migrate_schema=False)
+        except ConfigError as exc:   # name the flag or variable, as replay and the worker do
+            raise ConfigError(f"{source}: {exc}") from None
         client = connect(sink.address)
         try:
             version = client.connection.server_info.version_tuple()
@@ -87,8 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--chdb", help="embedded ClickHouse (chDB) directory")
     m.add_argument("--clickhouse-url",
                    help="clickhouse://user:password@host:port/database (native protocol; "
-                        "a user allowed to run DDL)")
-    m.add_argument("--database", help="database name (default: the URL's, else riskwatch)")
+                        "a user allowed to run DDL; default $RISKWATCH_CLICKHOUSE_URL)")
+    m.add_argument("--database", type=nonempty, help="database name (default: the URL's, else riskwatch)")
     m.add_argument("--profile", choices=["modern", "legacy"],
                    help="DDL profile (default: from the server version)")
     m.set_defaults(func=cmd_migrate)

@@ -62,18 +62,26 @@ def cmd_merchant_api(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add ``merchant-api`` (and its ``token`` subcommand) to the CLI."""
+    # The usage by hand: argparse shows the optional `token` subcommand as a required
+    # `token ...`, which read as "a token must be given" (it is the secret that is needed,
+    # and it may come from the environment).
     p = subparsers.add_parser(
         "merchant-api", help="HTTP API where a merchant reads its own quality score",
+        usage="%(prog)s (--scores FILE | --chdb PATH) [--host HOST] [--port PORT] [--secret SECRET]\n"
+              "       %(prog)s token MERCHANT_ID [--secret SECRET]",
         description="Serve GET /v1/merchants/{id}/score; each merchant authenticates with its "
-                    "own token, HMAC-SHA256(secret, merchant_id). `merchant-api token ID` prints one.")
-    p.add_argument("--scores", help="score records JSONL (riskwatch replay --scores-out)")
-    p.add_argument("--chdb", help="embedded ClickHouse path holding the scores table")
+                    "own token, HMAC-SHA256(secret, merchant_id). `merchant-api token ID` prints one. "
+                    f"The secret is --secret or, if that is not given, ${_SECRET_ENV} (which "
+                    "keeps it out of `ps`): set the variable and neither form needs a flag for it.")
+    p.add_argument("--scores", metavar="FILE", help="score records JSONL (riskwatch replay --scores-out)")
+    p.add_argument("--chdb", metavar="PATH", help="embedded ClickHouse path holding the scores table")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
     p.add_argument("--port", type=int, default=8088,
                    help="listen port, 1-65535, or 0 for any free one (default %(default)s)")
     p.add_argument("--secret", help=f"token secret (default ${_SECRET_ENV})")
     p.set_defaults(func=cmd_merchant_api, api_command=None)
-    sub = p.add_subparsers(dest="api_command", metavar="token")
-    t = sub.add_parser("token", help="print a merchant's bearer token")
-    t.add_argument("merchant_id")
+    sub = p.add_subparsers(dest="api_command", metavar="token", title="optional subcommand",
+                           prog=p.prog)   # not from the usage above: 'riskwatch merchant-api token'
+    t = sub.add_parser("token", help="print a merchant's bearer token (instead of serving)")
+    t.add_argument("merchant_id", metavar="MERCHANT_ID")
     t.add_argument("--secret", help=f"token secret (default ${_SECRET_ENV})")

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from riskwatch.commands import check_outputs
+from riskwatch.commands import check_outputs, nonempty
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "its charts and tables: the risk overview without a Grafana server.")
     p.add_argument("--chdb", required=True, help="embedded ClickHouse directory (e.g. riskwatch-data/demo/chdb)")
     p.add_argument("--out", required=True, help="HTML file to write")
-    p.add_argument("--database", default="riskwatch", help="database (default %(default)s)")
+    p.add_argument("--database", type=nonempty, default="riskwatch",
+                   help="database (default %(default)s)")
     p.add_argument("--dashboard", default="riskwatch-overview",
                    help="dashboard uid: riskwatch-overview (default), riskwatch-slice, "
                         "riskwatch-merchants, riskwatch-pipeline")

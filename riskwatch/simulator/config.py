@@ -25,6 +25,10 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 # Upper bounds that keep a typo (days=7000) from becoming a run that never ends.
 _MAX_DAYS = 400.0
 _MAX_ORDERS_PER_DAY = 50_000_000
+# Below this a day has about no complaint and an hour-long run a line or none: the file
+# came out empty or nearly so, with no word said. A hundred is the smallest market the
+# simulator sizes its incidents for (and warns about the ones it cannot carry).
+_MIN_ORDERS_PER_DAY = 100
 _MAX_MERCHANTS = 1_000_000
 _MAX_INCIDENTS = 500
 # Event times are UNIX seconds shown in China time: before 1970 or past the year 9998
@@ -46,6 +50,7 @@ class SimulationConfig:
         Length of the simulation in days (fractions allowed).
     orders_per_day
         Average orders per day before promotions; hours and weekdays follow seasonality.
+        At least 100 (fewer make an empty or nearly empty stream).
     merchants
         Number of shops (ids ``m0001``...), with Zipf-like sizes.
     seed
@@ -110,7 +115,8 @@ class SimulationConfig:
             raise ConfigError(f"start {self.start.isoformat()} plus {self.days:g} days ends after "
                               "9999-01-01T00:00:00Z (a simulation must end in the year 9998 "
                               "at the latest)")
-        _integer("orders_per_day", self.orders_per_day, low=1, high=_MAX_ORDERS_PER_DAY)
+        _integer("orders_per_day", self.orders_per_day, low=_MIN_ORDERS_PER_DAY,
+                 high=_MAX_ORDERS_PER_DAY)
         _integer("merchants", self.merchants, low=1, high=_MAX_MERCHANTS)
         _integer("seed", self.seed, low=0, high=2**63 - 1)
         _integer("incidents", self.incidents, low=0, high=_MAX_INCIDENTS)

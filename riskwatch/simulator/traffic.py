@@ -18,12 +18,13 @@ are emitted 2-6 h after their ``ts``; all others arrive 0-3 s after their ``ts``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -793,12 +794,15 @@ def manifest(config: SimulationConfig, *, counts: dict[str, int] | None = None) 
     return _manifest(_plan(config), counts)
 
 
-def write_files(config: SimulationConfig, events_path: str | os.PathLike[str],
+def write_files(config: SimulationConfig, events_path: str | os.PathLike[str] | BinaryIO,
                 manifest_path: str | os.PathLike[str] | None = None,
                 calendar_path: str | os.PathLike[str] | None = None,
                 progress: Callable[[int, float], None] | None = None,
                 intents_path: str | os.PathLike[str] | None = None) -> dict[str, int]:
     """Write the events (JSONL), and optionally the manifest and calendar (JSON).
+
+    ``events_path`` may also be an open binary file (``sys.stdout.buffer`` for
+    ``riskwatch simulate --out -``): written to and flushed, not closed.
 
     ``intents_path`` receives the true intent of every complaint, one
     ``{"complaint_id", "intent"}`` JSON line each (ground truth for intent accuracy; the
@@ -813,13 +817,16 @@ def write_files(config: SimulationConfig, events_path: str | os.PathLike[str],
     if intents_path is not None:
         engine.intent_truth = []
     next_report = 50_000
-    with open(events_path, "wb") as fh:
+    events = (contextlib.nullcontext(events_path) if hasattr(events_path, "write")
+              else open(events_path, "wb"))
+    with events as fh:
         for _, lines in engine.batches():
             fh.write(b"\n".join(lines))
             fh.write(b"\n")
             if progress is not None and engine.counts["lines"] >= next_report:
                 progress(engine.counts["lines"], engine.sim_fraction)
                 next_report = engine.counts["lines"] + 50_000
+        fh.flush()
     if progress is not None:
         progress(engine.counts["lines"], 1.0)
     if manifest_path is not None:

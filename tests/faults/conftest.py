@@ -15,6 +15,10 @@ from tests.integration.conftest import (  # noqa: F401
     tansu,
 )
 
+# The integration suite's fixtures, re-exported so that pytest finds them here (and
+# pyflakes, which does not read noqa comments, sees them used).
+__all__ = ["broker_binary", "kafka", "start_worker", "tansu"]
+
 
 @pytest.fixture
 def clickhouse_server(tmp_path) -> Iterator:

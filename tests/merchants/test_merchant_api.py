@@ -143,6 +143,29 @@ def test_token_command_prints_the_hmac_token():
         assert none.stderr == "riskwatch: error: merchant id is empty\n"
 
 
+def test_help_shows_the_token_subcommand_as_optional_and_the_secret_variable():
+    # The usage ended in a bare `token ...`, as if a token had to be given; the secret,
+    # which may come from $RISKWATCH_MERCHANT_SECRET, showed only as an optional flag.
+    env = {k: v for k, v in os.environ.items() if k != "RISKWATCH_MERCHANT_SECRET"}
+    out = subprocess.run([sys.executable, "-m", "riskwatch.cli", "merchant-api", "--help"],
+                         cwd=ROOT, capture_output=True, text=True, check=True, env=env).stdout
+    usage = out.split("\n\n", 1)[0].split("\n")
+    assert usage == [
+        "usage: riskwatch merchant-api (--scores FILE | --chdb PATH) [--host HOST] [--port PORT] "
+        "[--secret SECRET]",
+        "       riskwatch merchant-api token MERCHANT_ID [--secret SECRET]"]
+    assert "token ..." not in out
+    assert "if that is not given, $RISKWATCH_MERCHANT_SECRET" in " ".join(out.split())
+    token = subprocess.run([sys.executable, "-m", "riskwatch.cli", "merchant-api", "token", "--help"],
+                           cwd=ROOT, capture_output=True, text=True, check=True, env=env).stdout
+    assert token.startswith("usage: riskwatch merchant-api token [-h] [--secret SECRET] MERCHANT_ID\n")
+    # and the variable alone is enough, as the help says
+    printed = subprocess.run([sys.executable, "-m", "riskwatch.cli", "merchant-api", "token", "m0042"],
+                             cwd=ROOT, capture_output=True, text=True, check=True,
+                             env={**env, "RISKWATCH_MERCHANT_SECRET": SECRET}).stdout
+    assert printed.strip() == issue_token(SECRET, "m0042")
+
+
 _LOAD_CHDB = """
 import sys, orjson
 from sinks.clickhouse import ChdbSink
