@@ -186,6 +186,12 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     # error went to worker.log behind ~20 s of status lines.
     check_dirs({"--data-dir": data_dir, "--chdb": chdb})
     _check_output_flags(outputs)
+    try:
+        config = SimulationConfig(days=days, orders_per_day=orders_per_day, merchants=600,
+                                  incidents=max(3, int(days * 2)))
+    except ConfigError as exc:   # it names its field ('orders_per_day must be ...'): name the flag
+        field = str(exc).split(" ", 1)[0]
+        raise ConfigError(f"--{field.replace('_', '-')}{str(exc)[len(field):]}") from None
     # A fresh demo each time: chDB keeps its directory locked per process, and old
     # tables would mix two runs. Only a previous demo's directory (or an empty one) is
     # emptied: `--data-dir ~` must not delete a home directory.
@@ -197,8 +203,6 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     data_dir.mkdir(parents=True)
     (data_dir / _DEMO_MARK).write_text("made by `riskwatch demo`, which empties this directory "
                                        "at each start\n")
-    config = SimulationConfig(days=days, orders_per_day=orders_per_day, merchants=600,
-                              incidents=max(3, int(days * 2)))
     (data_dir / "truth.json").write_bytes(orjson.dumps(manifest(config), option=orjson.OPT_INDENT_2))
     (data_dir / "calendar.json").write_bytes(orjson.dumps(calendar(config), option=orjson.OPT_INDENT_2))
     # Leave a quarter of the time for the worker to drain and for the summary.

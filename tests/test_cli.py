@@ -151,6 +151,7 @@ def test_an_unknown_flag_is_named_by_its_subcommand(args, command, events, tmp_p
 @pytest.mark.parametrize("args", [
     ["dashboards", "build", "--out", "out", "--clickhouse-user", "EMPTY"],
     ["dashboards", "build", "--out", "out", "--database", "EMPTY"],
+    ["dashboards", "build", "--out", "out", "--clickhouse-host", "EMPTY"],
     ["dashboards", "push", "--url", "http://127.0.0.1:9", "--clickhouse-user", "EMPTY"],
     ["dashboards", "push", "--url", "http://127.0.0.1:9", "--database", "EMPTY"],
     ["dashboards", "check", "--chdb", "store", "--database", "EMPTY"],
@@ -167,6 +168,25 @@ def test_an_empty_database_or_clickhouse_user_is_refused_naming_the_flag(args, e
     assert (r.returncode, r.stdout) == (2, ""), r.stderr
     assert r.stderr.splitlines()[-1] == (f"riskwatch {command}: error: argument {flag}: "
                                          f"must not be empty, got {empty!r}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_dash_m_riskwatch_is_the_command(tmp_path):
+    # It said "No module named riskwatch.__main__; 'riskwatch' is a package and cannot
+    # be directly executed".
+    env = {**os.environ, "PYTHONPATH": _REPO}
+    ok = subprocess.run([sys.executable, "-m", "riskwatch", "simulate", "--out", "-", "--days", "0.1",
+                         "--orders-per-day", "1000"], capture_output=True, cwd=tmp_path, env=env)
+    assert ok.returncode == 0 and ok.stdout.startswith(b'{"type":"order"'), ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "riskwatch", "nosuch"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "riskwatch: error: argument COMMAND" in bad.stderr, bad.stderr
+
+
+def test_dashboards_build_refuses_dash_for_its_directory(tmp_path):
+    # It made a directory named '-' and said "wrote 4 files under -".
+    r = riskwatch("dashboards", "build", "--out", "-", cwd=tmp_path)
+    assert_one_error(r, "--out -: the provisioning files go to a directory")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -773,6 +793,8 @@ def test_replay_and_worker_refuse_conflicting_settings_before_making_anything(ar
     (["--alertmanager-url", "notaurl"], "--alertmanager-url"),
     (["--clickhouse-url", "http://x"], "bad ClickHouse URL 'http://x'"),
     (["--webhook-url", "http://127.0.0.1:9/hook"], "--webhook-url needs a signing secret"),
+    # was 'orders_per_day must be ...' (no flag), after dd/ was made
+    (["--orders-per-day", "50"], "--orders-per-day must be between 100"),
 ])
 def test_demo_refuses_bad_flags_before_starting_anything(args, message, tmp_path):
     (tmp_path / "file.jsonl").write_text("{}\n")

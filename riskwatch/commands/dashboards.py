@@ -39,6 +39,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     targets = _targets(args)
     out = Path(args.out)
+    if args.out == "-":   # made a directory named '-'
+        raise ConfigError("--out -: the provisioning files go to a directory, not to stdout; "
+                          "give a directory name")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out}: is a file; give the directory to write "
                           "the provisioning files under")
@@ -77,7 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--clickhouse-host", default="clickhouse",
+    p.add_argument("--clickhouse-host", type=nonempty, default="clickhouse",
                    help="ClickHouse host as Grafana sees it (default %(default)s)")
     p.add_argument("--clickhouse-port", type=int, default=9000, help="native port (default 9000)")
     p.add_argument("--clickhouse-user", type=nonempty, default="riskwatch_dashboard",
