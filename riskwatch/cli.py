@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from riskwatch.commands import (BROKER_ENV, check_broker, check_outputs, number, positive_float,
-                                positive_int, same_file, share)
+                                positive_int, same_file, share, simulation_config)
 from riskwatch.errors import ConfigError, RiskwatchError, SinkError
 from sinks.wiring import add_output_arguments
 
@@ -239,7 +239,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import dataclasses
     import datetime as dt
 
-    from riskwatch.simulator import SimulationConfig, write_files
+    from riskwatch.simulator import write_files
 
     overrides = {k: getattr(args, k) for k in (
         "days", "orders_per_day", "merchants", "seed", "incidents", "surge_incidents", "mix_incidents",
@@ -266,13 +266,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.out and (args.speed is not None or args.batch != 1):
         raise ConfigError("--speed and --batch apply to --broker only (--out writes the "
                           "whole simulation at once)")
-    try:
-        config = SimulationConfig(**overrides)
-    except ConfigError as exc:   # it names its field ('days must be ...'): name the flag
-        name = str(exc).split(" ", 1)[0].rstrip(":")
-        if name not in overrides:
-            raise
-        raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
+    config = simulation_config(overrides)
     check_broker(args.broker)
     # --out - writes the events to stdout (`riskwatch simulate --out - | riskwatch replay -`);
     # the summary lines then go to stderr, so stdout holds nothing but JSONL.

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from riskwatch.broker import EmbeddedBroker, create_topics
-from riskwatch.commands import check_dirs
+from riskwatch.commands import check_dirs, simulation_config
 from riskwatch.errors import BrokerError, ConfigError, RiskwatchError
 
 if TYPE_CHECKING:   # for annotations only: the sinks load when the demo builds them
@@ -176,7 +176,7 @@ async def _run(bootstrap: str, port: int, config, speed: float, view: _View, dur
 def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/demo"),
              days: float = 2.5, orders_per_day: int = 20_000, outputs: OutputOptions | None = None) -> int:
     """Run the demo; returns the exit status. See the module docstring."""
-    from riskwatch.simulator import SimulationConfig, calendar, manifest
+    from riskwatch.simulator import calendar, manifest
     from sinks.wiring import OutputOptions
 
     outputs = outputs or OutputOptions()
@@ -186,12 +186,8 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     # error went to worker.log behind ~20 s of status lines.
     check_dirs({"--data-dir": data_dir, "--chdb": chdb})
     _check_output_flags(outputs)
-    try:
-        config = SimulationConfig(days=days, orders_per_day=orders_per_day, merchants=600,
-                                  incidents=max(3, int(days * 2)))
-    except ConfigError as exc:   # it names its field ('orders_per_day must be ...'): name the flag
-        field = str(exc).split(" ", 1)[0]
-        raise ConfigError(f"--{field.replace('_', '-')}{str(exc)[len(field):]}") from None
+    config = simulation_config({"days": days, "orders_per_day": orders_per_day},
+                               merchants=600, incidents=max(3, int(days * 2)))
     # A fresh demo each time: chDB keeps its directory locked per process, and old
     # tables would mix two runs. Only a previous demo's directory (or an empty one) is
     # emptied: `--data-dir ~` must not delete a home directory.

@@ -14,7 +14,8 @@ from pathlib import Path
 from riskwatch.errors import ConfigError
 
 __all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_outputs", "check_port",
-           "nonempty", "number", "positive_float", "positive_int", "redact_url", "same_file", "share"]
+           "nonempty", "number", "positive_float", "positive_int", "redact_url", "same_file", "share",
+           "simulation_config"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
@@ -125,6 +126,27 @@ def nonempty(text: str) -> str:
     return text
 
 
+def simulation_config(flags: dict[str, object], **fixed: object):
+    """``SimulationConfig(**flags, **fixed)`` for ``simulate`` and ``demo``: the config
+    names a field in its error (``orders_per_day must be ...``); for a field that came
+    from ``flags`` the error names the flag instead (``--orders-per-day must be ...``).
+
+    >>> simulation_config({"orders_per_day": 5})
+    Traceback (most recent call last):
+    ...
+    riskwatch.errors.ConfigError: --orders-per-day must be between 100 and 50000000 (got 5)
+    """
+    from riskwatch.simulator import SimulationConfig
+
+    try:
+        return SimulationConfig(**flags, **fixed)
+    except ConfigError as exc:
+        name = str(exc).split(" ", 1)[0].rstrip(":")
+        if name not in flags:
+            raise
+        raise ConfigError(f"--{name.replace('_', '-')}{str(exc)[len(name):]}") from None
+
+
 def check_broker(url: str | None, *, env: str | None = None) -> str | None:
     """The broker URL to use, refused before anything starts if it is bad: the Kafka
     clients would fail late, with a bare ``ValueError`` traceback (a port that is not a
@@ -202,7 +224,6 @@ def _is_stdin(p: Path) -> bool:
         return os.path.samestat(os.fstat(sys.stdin.fileno()), p.stat())
     except (OSError, ValueError, AttributeError):  # no stdin, or not a real file
         return False
-
 
 
 def check_dirs(dirs: dict[str, str | os.PathLike[str] | None]) -> None:
