@@ -21,7 +21,7 @@ from typing import Any
 from riskwatch.errors import ConfigError
 
 __all__ = ["CLICKHOUSE_ENV", "OutputOptions", "add_output_arguments", "build_sinks",
-           "options_from_args", "worker_flags"]
+           "clickhouse_url", "options_from_args", "worker_flags"]
 
 #: The variable ``--clickhouse-url`` defaults to.
 CLICKHOUSE_ENV = "RISKWATCH_CLICKHOUSE_URL"
@@ -72,6 +72,19 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
                         "(token: $RISKWATCH_GRAFANA_TOKEN)")
 
 
+def clickhouse_url(flag_value: str | None) -> tuple[str | None, str]:
+    """The ClickHouse server URL to use and where it came from, for error messages:
+    ``--clickhouse-url`` when given, else ``$RISKWATCH_CLICKHOUSE_URL`` (``None`` when
+    neither is set).
+
+    >>> clickhouse_url("clickhouse://h/risk")
+    ('clickhouse://h/risk', '--clickhouse-url')
+    """
+    if flag_value is not None:
+        return flag_value, "--clickhouse-url"
+    return os.environ.get(CLICKHOUSE_ENV) or None, f"${CLICKHOUSE_ENV}"
+
+
 def options_from_args(args: argparse.Namespace) -> OutputOptions:
     """Read the flags added by :func:`add_output_arguments` (missing ones keep defaults),
     with ``--clickhouse-url`` falling back to ``$RISKWATCH_CLICKHOUSE_URL``.
@@ -86,14 +99,12 @@ def options_from_args(args: argparse.Namespace) -> OutputOptions:
     fields = {f.name for f in dataclasses.fields(OutputOptions)}
     values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
     if "clickhouse_url" in values:
-        source = "--clickhouse-url"
-        if values["clickhouse_url"] is None:
-            values["clickhouse_url"] = os.environ.get(CLICKHOUSE_ENV) or None
-            source = f"${CLICKHOUSE_ENV}"
-        if values["clickhouse_url"]:
+        url, source = clickhouse_url(values["clickhouse_url"])
+        values["clickhouse_url"] = url
+        if url:
             from sinks.clickhouse.server_sink import parse_clickhouse_url
             try:
-                parse_clickhouse_url(values["clickhouse_url"])
+                parse_clickhouse_url(url)
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
     for name, flag in (("alertmanager_urls", "--alertmanager-url"), ("webhook_urls", "--webhook-url")):

@@ -15,7 +15,6 @@ already applied are skipped (``schema_migrations``).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from riskwatch.commands import nonempty
@@ -29,15 +28,13 @@ _HERE = Path(__file__).resolve().parents[2] / "sinks" / "clickhouse"
 def cmd_migrate(args: argparse.Namespace) -> int:
     from sinks.clickhouse.schema import MIGRATIONS, migrate
 
-    from sinks.wiring import CLICKHOUSE_ENV
+    from sinks.wiring import CLICKHOUSE_ENV, clickhouse_url
 
     if args.chdb and args.clickhouse_url:
         raise ConfigError("give exactly one of --chdb PATH or --clickhouse-url URL")
-    # As replay and the worker do (sinks.wiring.options_from_args): a flag not given
-    # falls back to the variable, and an error then names the variable. --chdb wins too.
-    url, source = args.clickhouse_url, "--clickhouse-url"
-    if url is None and not args.chdb:
-        url, source = os.environ.get(CLICKHOUSE_ENV) or None, f"${CLICKHOUSE_ENV}"
+    # As replay and the worker read it: a flag not given falls back to the variable, and
+    # an error then names the variable. --chdb wins over the variable.
+    url, source = (None, "--chdb") if args.chdb else clickhouse_url(args.clickhouse_url)
     if not (args.chdb or url):
         raise ConfigError("give exactly one of --chdb PATH or --clickhouse-url URL "
                           f"(or set ${CLICKHOUSE_ENV})")
