@@ -7,15 +7,21 @@ import os
 import pytest
 
 
+def unavailable(reason: str) -> None:
+    """A missing prerequisite (a binary, a server): skip the calling test with ``reason``
+    on a laptop; with ``CI=true`` fail instead, since there integration prerequisites
+    must be present and a skip would hide that the test never ran."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: integration prerequisites must be present)")
+    pytest.skip(reason)
+
+
 def need_broker() -> None:
-    """Skip the calling test when the embedded broker's binary is missing; with
-    ``CI=true`` fail instead: there, integration prerequisites must be present."""
+    """The embedded broker's binary, or :func:`unavailable` with the reason it is missing."""
     from riskwatch.broker import find_broker_binary
     from riskwatch.errors import BrokerError
 
     try:
         find_broker_binary()
     except BrokerError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc} (CI=true: integration prerequisites must be present)")
-        pytest.skip(str(exc))
+        unavailable(str(exc))

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.integration.conftest import (  # noqa: F401
-    _unavailable,
     broker_binary,
     kafka,
     start_worker,
@@ -26,8 +26,8 @@ def clickhouse_server(tmp_path) -> Iterator:
     from sinks.clickhouse.local_server import LocalClickHouseServer, find_server_binary
 
     if find_server_binary() is None:
-        _unavailable("clickhouse-server is not installed (Debian: apt-get install "
-                     "clickhouse-server; `make test-deps` installs it)")
+        unavailable("clickhouse-server is not installed (Debian: apt-get install "
+                    "clickhouse-server; `make test-deps` installs it)")
     server = LocalClickHouseServer(tmp_path / "clickhouse").start()
     try:
         yield server

@@ -31,14 +31,9 @@ import pytest
 
 from riskwatch.broker import EmbeddedBroker, find_broker_binary
 from riskwatch.errors import BrokerError
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: integration prerequisites must be present)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +41,7 @@ def broker_binary() -> str:
     try:
         return find_broker_binary()
     except BrokerError as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
         raise  # unreachable; keeps type checkers happy
 
 

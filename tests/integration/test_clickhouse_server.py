@@ -27,7 +27,7 @@ from sinks.clickhouse.schema import migrate
 from sinks.clickhouse.server_sink import ClickHouseServerSink, execute_rows
 from streams.pipeline import Pipeline
 from streams.replay import replay_file
-from tests.integration.conftest import _unavailable
+from tests.conftest import unavailable
 from tests.sinks.conftest import sample_records
 
 pytestmark = pytest.mark.integration
@@ -36,8 +36,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClickHouseServer]:
     if find_server_binary() is None:
-        _unavailable("clickhouse-server is not installed (Debian: apt-get install "
-                     "clickhouse-server; `make test-deps` installs it)")
+        unavailable("clickhouse-server is not installed (Debian: apt-get install "
+                    "clickhouse-server; `make test-deps` installs it)")
     with LocalClickHouseServer(tmp_path_factory.mktemp("clickhouse")) as srv:
         yield srv
 
@@ -258,7 +258,7 @@ def test_columnar_batches_of_the_configured_size(server: LocalClickHouseServer, 
 
 def test_a_server_outage_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
     if find_server_binary() is None:
-        _unavailable("clickhouse-server is not installed")
+        unavailable("clickhouse-server is not installed")
     srv = LocalClickHouseServer(tmp_path).start()
     slept: list[float] = []
     sink = ClickHouseServerSink(srv.url, database="outage", sleep=slept.append,
@@ -418,7 +418,7 @@ def test_a_server_crash_mid_batch_then_redelivery_shows_every_row_once(
     restarted before its commit) follows: no row is visible twice to the dashboard
     queries (18.16 has no dedup tokens: under FINAL), none is missing."""
     if find_server_binary() is None:
-        _unavailable("clickhouse-server is not installed")
+        unavailable("clickhouse-server is not installed")
     records = _kinds_in_big_batches(replayed)["aggregates"][:4_500]
     srv = LocalClickHouseServer(tmp_path).start()
     slept: list[float] = []
