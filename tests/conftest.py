@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -14,6 +15,16 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: integration prerequisites must be present)")
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago: bound to 127.0.0.1:0, then released.
+    Nothing listens on it, so it serves both as the port to start a server on and as the
+    address of a server that is down (another process could take it meanwhile; rare
+    enough for tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def need_broker() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import need_broker
+from tests.conftest import free_port, need_broker
 from tests.streamkit import steady_stream
 
 
@@ -289,8 +289,6 @@ def test_a_bad_output_url_is_one_error_line_without_its_password(args, env, mess
 
 def test_db_migrate_reads_the_clickhouse_url_variable_as_replay_does(tmp_path):
     # It ignored $RISKWATCH_CLICKHOUSE_URL: "give exactly one of --chdb PATH or --clickhouse-url".
-    from tests.alerting.amkit import free_port
-
     port = free_port()   # nothing listens there
     env = {"RISKWATCH_CLICKHOUSE_URL": f"clickhouse://default:s3cretPW@127.0.0.1:{port}/risk"}
     r = riskwatch("db", "migrate", cwd=tmp_path, env=env)
@@ -316,8 +314,6 @@ def test_replay_refuses_a_receiver_it_cannot_reach_before_it_starts(flags, messa
                                                                      tmp_path):
     """It read the whole file, then retried the first post for ever: a batch run checks
     its receivers up front, as it checks a ClickHouse server."""
-    from tests.alerting.amkit import free_port
-
     url = f"http://127.0.0.1:{free_port()}"   # nothing listens there
     flags = [f.replace("URL", url.replace("http://", "http://ops:s3cretPW@")) for f in flags]
     r = riskwatch("replay", str(events), "--alerts-out", "a.jsonl", "--quiet", *flags,
@@ -639,10 +635,7 @@ def test_simulate_a_tiny_market_writes_no_incident_it_cannot_carry(tmp_path):
 
 
 def test_simulate_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
-    import socket
-    with socket.socket() as s:   # a port with nothing listening (bound, then released)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()   # nothing listens there
     r = riskwatch(*_SIM, "--incidents", "0", "--surge-incidents", "0", "--mix-incidents", "0",
                   "--broker", f"kafka://127.0.0.1:{port}", cwd=tmp_path)
     # No aiokafka log line, no "Unclosed AIOKafkaProducer" warning: only the error.

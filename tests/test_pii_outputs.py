@@ -25,7 +25,7 @@ import pytest
 
 from riskwatch.merchant_api import issue_token
 from streams.text import contains_unmasked_pii
-from tests.conftest import need_broker
+from tests.conftest import free_port, need_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_no_unmasked_personal_data_in_any_output(tmp_path):
         assert f"\n{table} " in "\n" + outputs["chDB tables"], table
 
     # the merchant API, for real, over the scores just written
-    port = _free_port()
+    port = free_port()
     secret = "pii-test-secret"
     log = (tmp_path / "api.log").open("wb")
     api = subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "merchant-api", "--scores",
@@ -121,13 +121,6 @@ def test_no_unmasked_personal_data_in_any_output(tmp_path):
 
     leaks = {name: _lines_with_pii(text) for name, text in outputs.items()}
     assert not any(leaks.values()), {k: v[:3] for k, v in leaks.items() if v}
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(base: str, proc: subprocess.Popen) -> None:

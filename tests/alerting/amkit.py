@@ -16,7 +16,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "dashboards" / "alertmanager" / "alertmanager.yml"
@@ -43,12 +44,6 @@ def binary(name: str) -> str:
     if path is None:
         unavailable(f"{name} not found (Debian package prometheus-alertmanager)")
     return path  # type: ignore[return-value]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RecordingReceiver:

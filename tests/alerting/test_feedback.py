@@ -17,6 +17,7 @@ from streams.alerting import fingerprint
 from streams.feedback import load_feedback, parse_feedback
 from streams.pipeline import Pipeline
 from streams.replay import replay_lines
+from tests.conftest import free_port
 from tests.streamkit import steady_stream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,10 +260,7 @@ def test_cli_refuses_a_bad_metric_or_store_in_one_line(tmp_path, capsys, args, m
 
 def test_cli_verdict_to_a_broker_nobody_runs_is_one_error_line(tmp_path):
     # aiokafka logged each failed connection attempt to stderr before our error line.
-    import socket
-    with socket.socket() as s:   # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()   # nothing listens there
     store = tmp_path / "fb.jsonl"
     root = Path(__file__).resolve().parents[2]
     r = subprocess.run([sys.executable, "-m", "riskwatch.cli", "feedback", "0123456789abcdef-7", "--verdict",

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import pytest
 
 from riskwatch.broker import EmbeddedBroker, find_broker_binary
 from riskwatch.errors import BrokerError
-from tests.conftest import unavailable
+from tests.conftest import free_port, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,12 +48,6 @@ def broker_binary() -> str:
 def tansu(broker_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(data_dir=tmp_path_factory.mktemp("tansu"), binary=broker_binary) as broker:
         yield broker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def unique_prefix(tag: str) -> str:

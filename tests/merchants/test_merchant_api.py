@@ -4,7 +4,6 @@ port, queried with httpx. A merchant reads its own score and nothing else."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from riskwatch.merchant_api import issue_token
 from streams.text import contains_unmasked_pii
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-not-for-production"
@@ -29,18 +29,12 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def api(scored_day, tmp_path_factory):
     _, scores, _ = scored_day
     path = tmp_path_factory.mktemp("api") / "scores.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in scores))
-    port = _free_port()
+    port = free_port()
     log = (path.parent / "api.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "riskwatch.cli", "merchant-api", "--scores", str(path),
@@ -187,7 +181,7 @@ def test_api_serves_scores_from_chdb(api, tmp_path):
     load = subprocess.run([sys.executable, "-c", _LOAD_CHDB, str(jsonl), str(db)], cwd=ROOT,
                           capture_output=True, text=True)
     assert load.returncode == 0, load.stderr
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "riskwatch.cli", "merchant-api", "--chdb", str(db),
          "--port", str(port), "--secret", SECRET], cwd=ROOT,

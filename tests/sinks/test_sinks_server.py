@@ -5,8 +5,6 @@ The sink against a real server is in tests/integration/test_clickhouse_server.py
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from riskwatch.cli import build_parser
@@ -20,6 +18,7 @@ from sinks.clickhouse.server_sink import (
     profile_for_version,
 )
 from sinks.wiring import build_sinks, options_from_args, worker_flags
+from tests.conftest import free_port
 from tests.sinks.conftest import sample_records
 
 
@@ -52,9 +51,7 @@ def test_url_parts_and_overrides() -> None:
 
 
 def test_an_unreachable_server_is_a_clear_sink_error_at_setup() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     sink = ClickHouseServerSink(f"clickhouse://127.0.0.1:{port}/riskwatch")
     with pytest.raises(SinkError, match=rf"cannot reach ClickHouse at .*127.0.0.1:{port}"):
         sink.setup()
