@@ -3,6 +3,9 @@
 Idempotent: the folder and datasources are created, or updated when they exist (matched by
 uid); dashboards are saved with ``overwrite``.  Resources are pushed with provenance
 disabled, so people may still edit them in the UI (the next push overwrites their edits).
+
+:func:`bracket_ipv6` and :func:`why_unreachable` are public: the Grafana annotations sink
+(``sinks/grafana_annotations.py``) talks to the same Grafana through the same client.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from riskwatch.errors import ConfigError, RiskwatchError
 from dashboards.alert_rules import GROUP, alert_rules
 from dashboards.provisioning import FOLDER_UID, GrafanaTargets, dashboard_json, datasources
 
-__all__ = ["bracket_ipv6", "push"]
+__all__ = ["bracket_ipv6", "push", "why_unreachable"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def bracket_ipv6(api: Any) -> Any:
     return api
 
 
-def _why_unreachable(exc: BaseException) -> str:
+def why_unreachable(exc: BaseException) -> str:
     """The root cause of a connection failure in a few words ("connection refused").
 
     requests wraps urllib3's MaxRetryError, which wraps a NewConnectionError, which wraps
@@ -110,5 +113,5 @@ def push(url: str, token: str | None = None, targets: GrafanaTargets | None = No
         raise GrafanaPushError(f"Grafana at {redact_url(url)} refused the push: {exc}") from exc
     except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
         raise GrafanaPushError(f"cannot reach Grafana at {redact_url(url)}: "
-                               f"{_why_unreachable(exc)}") from exc
+                               f"{why_unreachable(exc)}") from exc
     return done

@@ -100,7 +100,7 @@ class GrafanaAnnotationsSink(BatchingSink):
         """A SinkError unless Grafana answers HTTP (see ``HttpSink.check_reachable``)."""
         from grafana_client.client import GrafanaException
 
-        from dashboards.push import _why_unreachable
+        from dashboards.push import why_unreachable
         from riskwatch.commands import redact_url
 
         self.setup()
@@ -110,7 +110,7 @@ class GrafanaAnnotationsSink(BatchingSink):
             pass   # it answered
         except Exception as exc:  # noqa: BLE001 - niquests' errors: it did not
             raise SinkError(f"cannot reach Grafana at {redact_url(self.url)} "
-                            f"({_why_unreachable(exc)})") from exc
+                            f"({why_unreachable(exc)})") from exc
 
     def is_transient(self, exc: BaseException) -> bool:
         from grafana_client.client import GrafanaServerError, GrafanaTimeoutError
