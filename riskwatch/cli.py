@@ -21,6 +21,7 @@ import stat
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from riskwatch.commands import (BROKER_ENV, check_broker, check_outputs, number, positive_float,
                                 positive_int, same_file, share, simulation_config)
@@ -407,8 +408,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser -------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser
+                 ) -> argparse.ArgumentParser:
+    """The riskwatch parser; ``parser_class`` is that of every (sub)command parser."""
+    parser = parser_class(
         prog="riskwatch",
         description="Streaming risk early-warning for e-commerce and express-logistics after-sales.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -523,11 +526,58 @@ def _command_parser(parser: argparse.ArgumentParser,
         parser = chosen
 
 
+class _NotParsed(Exception):
+    pass
+
+
+class _UnknownArgumentFinder(argparse.ArgumentParser):
+    """A parser that only looks for arguments no (sub)command knows (see
+    :func:`_unknown_arguments`). Nothing is required in it, so its usage would show
+    required flags as optional: on an error or ``-h`` it raises :class:`_NotParsed`
+    instead of printing, and the real parser parses again and prints."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _NotParsed(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise _NotParsed(message)
+
+    def print_help(self, file=None) -> None:
+        pass
+
+
+def _unknown_arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]] | None:
+    """``parse_known_args(argv)`` as if no argument were required; None if ``argv`` has
+    another error (a bad value) or asks for ``-h``, which the real parser then reports.
+
+    argparse checks required arguments before it hands the unknown ones up, so
+    `riskwatch replay --bogus` named the missing ``events`` and ``--alerts-out`` first,
+    and only once they were given said that ``--bogus`` is not a flag of replay."""
+    finder = build_parser(parser_class=_UnknownArgumentFinder)
+    parsers = [finder]
+    for parser in parsers:   # the list grows as it is walked: every (sub)command's parser
+        for action in parser._actions:
+            action.required = False
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+        for group in parser._mutually_exclusive_groups:
+            group.required = False
+    try:
+        return finder.parse_known_args(argv)
+    except _NotParsed:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Not parse_args: a subcommand's parser hands the flags it does not know up to the
     # top one, whose error showed `usage: riskwatch [-h] COMMAND ...` and no command name.
-    args, unknown = parser.parse_known_args(argv)
+    # An unknown flag is named first, even when required arguments are missing too.
+    found = _unknown_arguments(argv)
+    if found is not None and found[1]:
+        args, unknown = found
+    else:
+        args, unknown = parser.parse_known_args(argv)
     if unknown:
         command = _command_parser(parser, args)
         command.error(f"unrecognized arguments: {' '.join(unknown)} (see {command.prog} --help)")

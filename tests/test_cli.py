@@ -148,6 +148,43 @@ def test_an_unknown_flag_is_named_by_its_subcommand(args, command, events, tmp_p
     assert list(tmp_path.iterdir()) == []   # refused before anything ran
 
 
+def _every_command() -> list[tuple[str, ...]]:
+    """The words of riskwatch and of each of its (sub)commands: (), ("replay",), ("db", "migrate"), ..."""
+    import argparse
+
+    from riskwatch.cli import build_parser
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        found.append(words)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*words, name))
+
+    walk(build_parser(), ())
+    return found
+
+
+@pytest.mark.parametrize("words", _every_command(), ids=lambda words: " ".join(words) or "riskwatch")
+def test_an_unknown_flag_is_named_before_missing_arguments(words, capsys, tmp_path, monkeypatch):
+    # `riskwatch replay --bogus` answered "the following arguments are required: events,
+    # --alerts-out"; only once those were given did it say that --bogus was unknown.
+    from riskwatch.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main([*words, "--bogus"])
+    assert exited.value.code == 2
+    command = " ".join(("riskwatch", *words))
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {command} "), err
+    assert err.splitlines()[-1] == (f"{command}: error: unrecognized arguments: --bogus "
+                                    f"(see {command} --help)")
+    assert list(tmp_path.iterdir()) == []   # refused before anything ran
+
+
 @pytest.mark.parametrize("args", [
     ["dashboards", "build", "--out", "out", "--clickhouse-user", "EMPTY"],
     ["dashboards", "build", "--out", "out", "--database", "EMPTY"],
