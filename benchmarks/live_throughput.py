@@ -16,6 +16,11 @@ process, and is timed from its first message to its last (startup and the group 
 (c) a straightforward faust implementation of the counting: ``group_by`` a slice key
     (merchant x 10-minute bucket), a table increment per event (changelog writes);
     for arrays one agent fans the events out to a repartition topic, a second counts;
+    keys from raw bytes with orjson (faster than faust's own decoding);
+(c) with Records (``r`` in ``--consumers``, one event per message only): the same counting
+    as faust's own examples write it, a ``faust.Record`` per event type, topics with
+    ``value_type``, ``group_by(Model.field)``: what the issue calls "a straightforward
+    faust implementation";
 (d) riskwatch's live worker: ``python -m streams.worker``, the real pipeline (parse,
     validate, dedup, mask, classify, aggregate, close buckets, detect, alert, publish),
     no storage sinks; timed from its ``/stats/`` page (polled every 0.1 s).
@@ -30,7 +35,8 @@ alert record on the ``alerts`` topic, with the live traffic and incidents of
 4-partition topics, batched messages). ``--profile`` runs (b) and (d) once more, sampled by
 py-spy (``pip install 'py-spy==0.4.3'``, extra ``bench``), and prints their CPU microseconds
 per message area by area, side by side: what (d) spends beyond faust's floor.
-``--modes single`` and ``--consumers bd`` narrow the throughput section.
+``--modes single`` and ``--consumers bd`` narrow the throughput section (letters a, b, c,
+r, d).
 
 Besides events per wall second, each consumer's events per CPU-second of its own process
 is printed: on a shared machine that figure moves much less with the load.
@@ -62,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PY = sys.executable
+RECORDS_LABEL = "(c) with faust Records, group_by(field)"
 
 
 def log(msg: str) -> None:
@@ -189,6 +196,8 @@ def role_faust(args: argparse.Namespace) -> None:
                 except orjson.JSONDecodeError:
                     n = 1
                 progress(n)
+    elif args.role == "count-records":
+        _count_with_records(app, topics, state, progress)
     else:
         counts = app.Table("slice-counts", default=int, partitions=1)
 
@@ -239,6 +248,82 @@ def role_faust(args: argparse.Namespace) -> None:
                           name=f"count{i}")(count)
 
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+
+
+def _count_with_records(app, topics: list[str], state: dict, progress) -> None:
+    """(c) as faust's own examples write it: a ``faust.Record`` per event type, topics
+    with ``value_type``, ``group_by(Model.field)``, a table increment per event (the
+    merchant x 10-minute count of the raw variant). faust decodes every message into a
+    Record, twice (source and repartition topic); a message that does not decode is
+    counted and acked."""
+    import faust
+
+    class Order(faust.Record):
+        type: str
+        event_id: str
+        ts: str
+        order_id: str
+        merchant_id: str
+        region: str
+        carrier: str
+        category: str
+        amount: float
+
+    class OrderStatus(faust.Record):
+        type: str
+        event_id: str
+        ts: str
+        order_id: str
+        status: str
+
+    class Complaint(faust.Record):
+        type: str
+        event_id: str
+        ts: str
+        complaint_id: str
+        order_id: str | None
+        merchant_id: str
+        region: str
+        carrier: str | None
+        channel: str
+        text: str
+        declared_type: str | None = None
+        customer_tier: str | None = None
+
+    class ComplaintUpdate(faust.Record):
+        type: str
+        event_id: str
+        ts: str
+        complaint_id: str
+        intent: str | None = None
+        status: str | None = None
+        csat: float | None = None
+
+    counts = app.Table("slice-counts", default=int, partitions=1)
+    by_suffix = {"complaint-updates": (ComplaintUpdate, ComplaintUpdate.complaint_id),
+                 "order-status": (OrderStatus, OrderStatus.order_id),
+                 "complaints": (Complaint, Complaint.merchant_id),
+                 "orders": (Order, Order.merchant_id)}
+
+    class TolerantTopic(faust.Topic):
+        # faust throws a decode error into the agent's stream, which ends the agent;
+        # counted and acked instead (a subclass: faust clones topics by their type).
+        async def on_value_decode_error(self, exc: Exception, message) -> None:
+            state["messages"] += 1
+            progress(1)
+
+    for i, name in enumerate(topics):
+        model, field = next(v for suffix, v in by_suffix.items() if name.endswith(suffix))
+        topic = TolerantTopic(app, topics=[name], key_serializer="raw", value_type=model,
+                              value_serializer="json")
+
+        async def count(stream: faust.StreamT, field=field, i=i) -> None:
+            async for event in stream.group_by(field, name=f"by-{field.field}-{i}"):
+                state["messages"] += 1
+                counts[f"{getattr(event, field.field)}|{str(event.ts)[:15]}"] += 1
+                progress(1)
+
+        app.agent(topic, name=f"count{i}")(count)
 
 
 def role_memory(args: argparse.Namespace) -> None:
@@ -510,9 +595,10 @@ def section_throughput(args, work: Path, broker, lines: dict, results: dict) -> 
         row = results.setdefault(mode, {})
         for key, role, label in (("a", "bare", "(a) bare aiokafka, decode only"),
                                  ("b", "floor", "(b) faust agent, decode + count"),
-                                 ("c", "count", "(c) faust group_by + table per event")):
-            if key not in args.consumers:
-                continue
+                                 ("c", "count", "(c) faust group_by + table per event"),
+                                 ("r", "count-records", RECORDS_LABEL)):
+            if key not in args.consumers or (key == "r" and batch > 1):
+                continue   # (r: events of an array are not one Record; (c) covers arrays)
             row[key] = run_role(role, work, broker.bootstrap, inputs, expect, args.max_seconds,
                                 batched=batch > 1, label=label)
             _print_row(label, row[key], expect)
@@ -838,7 +924,8 @@ def verdicts(results: dict) -> None:
     s, b = results.get("single"), results.get("batched")
     if s and "d" in s:
         d = s["d"]
-        for key, target, what in (("b", 0.8, "faust floor"), ("c", 5.0, "naive faust counting")):
+        for key, target, what in (("b", 0.8, "faust floor"), ("c", 5.0, "naive faust counting"),
+                                  ("r", 5.0, "naive faust counting with Records")):
             if key in s:
                 wall = d["events_per_s"] / s[key]["events_per_s"]
                 cpu = d["events_per_cpu_s"] / s[key]["events_per_cpu_s"]
@@ -853,7 +940,8 @@ def verdicts(results: dict) -> None:
         log("\n| consumer | one event per message: events/s | batched: events/s |")
         log("|---|---:|---:|")
         for key, label in (("a", "(a) bare aiokafka, decode only"), ("b", "(b) faust agent, decode + count"),
-                           ("c", "(c) faust group_by + table"), ("d", "(d) riskwatch live worker")):
+                           ("c", "(c) faust group_by + table"), ("r", RECORDS_LABEL),
+                           ("d", "(d) riskwatch live worker")):
             cells = [f"{r[key]['events_per_s']:,.0f}" if r and key in r else "-" for r in (s, b)]
             log(f"| {label} | {cells[0]} | {cells[1]} |")
 
@@ -866,8 +954,9 @@ def main() -> int:
     ap.add_argument("--modes", default="single,batched",
                     help="throughput section: comma-separated message modes, single and/or batched "
                          "(default %(default)s; --modes single is the one-event-per-message target alone)")
-    ap.add_argument("--consumers", default="abcd",
-                    help="throughput section: which of the consumers a-d to run (default %(default)s)")
+    ap.add_argument("--consumers", default="abcrd",
+                    help="throughput section: which of the consumers a, b, c, r, d to run "
+                         "(default %(default)s)")
     ap.add_argument("--single-events", type=int, help="events for one-per-message runs")
     ap.add_argument("--batched-events", type=int, help="events for batched runs")
     ap.add_argument("--batch", type=int, default=50, help="events per message when batched")
@@ -881,7 +970,8 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="throughput section: also sample (b) and (d) with py-spy; print CPU per message "
                          "by area side by side")
     # internal: one consumer in its own process
-    ap.add_argument("--role", choices=["bare", "floor", "count", "memory"], help=argparse.SUPPRESS)
+    ap.add_argument("--role", choices=["bare", "floor", "count", "count-records", "memory"],
+                    help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
     ap.add_argument("--topics", help=argparse.SUPPRESS)
     ap.add_argument("--expect", type=int, help=argparse.SUPPRESS)
@@ -893,7 +983,7 @@ def main() -> int:
     if args.role == "bare":
         role_bare(args)
         return 0
-    if args.role in ("floor", "count"):
+    if args.role in ("floor", "count", "count-records"):
         role_faust(args)
         return 0
     if args.role == "memory":
@@ -901,8 +991,8 @@ def main() -> int:
         return 0
     q = args.quick
     args.modes = set(args.modes.split(","))
-    if not args.modes <= {"single", "batched"} or not set(args.consumers) <= set("abcd"):
-        ap.error("--modes takes single and/or batched; --consumers letters among abcd")
+    if not args.modes <= {"single", "batched"} or not set(args.consumers) <= set("abcrd"):
+        ap.error("--modes takes single and/or batched; --consumers letters among abcrd")
     args.single_events = args.single_events or (10_000 if q else 60_000)
     args.batched_events = args.batched_events or (50_000 if q else 300_000)
     args.max_seconds = args.max_seconds or (20.0 if q else 60.0)
