@@ -58,7 +58,7 @@ from river import base
 from detectors.cusum import UsedRowsPickle, cusum_step
 from riskwatch.events import INTENTS
 
-__all__ = ["IntentMixBank", "IntentMixDetector", "MixStep", "row_sum"]
+__all__ = ["IntentMixBank", "IntentMixDetector", "MixStep", "load_tail_model", "row_sum"]
 
 # Columns per (row, intent) cell. RUN_COVERED: complaints of the run that the caller
 # said were already explained elsewhere (the pipeline: in a complaint-rate alarm).
@@ -156,7 +156,8 @@ class IntentMixBank(UsedRowsPickle):
         """Bonferroni-corrected binomial tail of a run: ``K * P(X >= observed)``,
         X ~ Binomial(total, share) (``share``: the run's expected count / total)."""
         # Imported here: scipy.stats is 1.1 s of the pipeline's 1.8 s import, and a run's
-        # tail is needed a few dozen times a week (replay's and the worker's start-up).
+        # tail is needed a few dozen times a week (replay's start-up; the live worker
+        # imports it on its start-up thread, see load_tail_model).
         from scipy import stats
 
         tail = stats.binom.sf(np.asarray(observed) - 1.0, np.maximum(total, 0.0),
@@ -440,6 +441,15 @@ class IntentMixBank(UsedRowsPickle):
                 evidence[r] = [0.0] * k
         state[COUNT:PRIOR + 1:PRIOR - COUNT, rows] = np.array([counts, prior])
         return mus, evidence
+
+
+def load_tail_model() -> None:
+    """Import what :meth:`IntentMixBank.run_tail` needs (scipy.stats, ~1 s) now.
+
+    The live worker calls it on its start-up thread: otherwise the first run's tail,
+    hours into a stream, holds the event loop (and every partition) for that second.
+    """
+    from scipy import stats  # noqa: F401
 
 
 def _log1p_of_negative(x: np.ndarray) -> np.ndarray:

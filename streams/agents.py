@@ -233,8 +233,10 @@ class BacklogClock:
 
 
 def _build_pipeline(settings: PipelineSettings, calendar: Any, keep_rows: bool) -> Pipeline:
+    from detectors.intent_mix import load_tail_model
     from streams.pipeline import Pipeline
 
+    load_tail_model()   # here, not on the event loop at the first intent-mix run
     # Event and aggregate rows are only worth producing when a sink stores them.
     return Pipeline(settings, calendar, keep_events=keep_rows, keep_aggregates=keep_rows)
 
@@ -251,7 +253,7 @@ class LiveRuntime:
                  sinks: list[Any], calendar: Any = None, flush_on_stop: bool = True) -> None:
         self.app = app
         self.topics = topics
-        # Importing the pipeline (river, scipy) takes ~3 s; do it on a thread while faust
+        # Importing the pipeline (river, scipy.stats) takes ~3 s; do it on a thread while faust
         # connects and Tansu holds the JoinGroup (5 s), instead of before.
         init = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="riskwatch-init")
         self._pipeline = init.submit(_build_pipeline, settings, calendar, bool(sinks))

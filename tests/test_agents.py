@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import orjson
 import pytest
@@ -127,3 +130,18 @@ def test_stale_messages_of_a_previous_generation_or_stopped_flow_are_skipped(tmp
                                   _never_restored)) == 0
     assert runtime.pipeline.counters["messages"] == 50
     assert runtime.stale_skipped == 20
+
+
+def test_the_live_pipeline_is_built_with_scipy_stats_imported():
+    """The worker builds its pipeline on a start-up thread; scipy.stats (~1 s to import,
+    needed by the first intent-mix run's tail) is imported there too, not later on the
+    event loop in the middle of a stream. A fresh interpreter: this one has it already."""
+    code = ("import sys\n"
+            "from riskwatch.settings import PipelineSettings\n"
+            "from streams.agents import _build_pipeline\n"
+            "before = 'scipy.stats' in sys.modules\n"
+            "_build_pipeline(PipelineSettings(), None, False)\n"
+            "print(before, 'scipy.stats' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "True"]
