@@ -21,10 +21,10 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
 from riskwatch.commands import (BROKER_ENV, check_broker, check_outputs, number, positive_float,
                                 positive_int, same_file, share, simulation_config)
+from riskwatch.commands.parsing import parse_command_line
 from riskwatch.errors import ConfigError, RiskwatchError, SinkError
 from sinks.wiring import add_output_arguments
 
@@ -515,72 +515,9 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     return parser
 
 
-def _command_parser(parser: argparse.ArgumentParser,
-                    args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The parser of the (sub)command ``args`` are for, e.g. ``riskwatch db migrate``'s."""
-    while True:
-        subs = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-        chosen = subs.choices.get(getattr(args, subs.dest, None)) if subs else None
-        if chosen is None:
-            return parser
-        parser = chosen
-
-
-class _NotParsed(Exception):
-    pass
-
-
-class _UnknownArgumentFinder(argparse.ArgumentParser):
-    """A parser that only looks for arguments no (sub)command knows (see
-    :func:`_unknown_arguments`). Nothing is required in it, so its usage would show
-    required flags as optional: on an error or ``-h`` it raises :class:`_NotParsed`
-    instead of printing, and the real parser parses again and prints."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _NotParsed(message)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise _NotParsed(message)
-
-    def print_help(self, file=None) -> None:
-        pass
-
-
-def _unknown_arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]] | None:
-    """``parse_known_args(argv)`` as if no argument were required; None if ``argv`` has
-    another error (a bad value) or asks for ``-h``, which the real parser then reports.
-
-    argparse checks required arguments before it hands the unknown ones up, so
-    `riskwatch replay --bogus` named the missing ``events`` and ``--alerts-out`` first,
-    and only once they were given said that ``--bogus`` is not a flag of replay."""
-    finder = build_parser(parser_class=_UnknownArgumentFinder)
-    parsers = [finder]
-    for parser in parsers:   # the list grows as it is walked: every (sub)command's parser
-        for action in parser._actions:
-            action.required = False
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
-        for group in parser._mutually_exclusive_groups:
-            group.required = False
-    try:
-        return finder.parse_known_args(argv)
-    except _NotParsed:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    # Not parse_args: a subcommand's parser hands the flags it does not know up to the
-    # top one, whose error showed `usage: riskwatch [-h] COMMAND ...` and no command name.
-    # An unknown flag is named first, even when required arguments are missing too.
-    found = _unknown_arguments(argv)
-    if found is not None and found[1]:
-        args, unknown = found
-    else:
-        args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        command = _command_parser(parser, args)
-        command.error(f"unrecognized arguments: {' '.join(unknown)} (see {command.prog} --help)")
+    # Not parse_args: an unknown flag is named first, under its subcommand's usage.
+    args = parse_command_line(build_parser, argv)
     try:
         return args.func(args)
     except RiskwatchError as exc:

@@ -1,6 +1,7 @@
 """CLI subcommands that live in their own modules (see ``riskwatch.cli._COMMAND_MODULES``),
 and the checks of flag values they share (each raises a ConfigError naming the flag, or the
-environment variable the value came from)."""
+environment variable the value came from). ``riskwatch.commands.parsing`` is not a
+subcommand: it parses the command line for ``riskwatch.cli.main``."""
 
 from __future__ import annotations
 
