@@ -21,6 +21,7 @@ from riskwatch.errors import InputError
 from riskwatch.evaluate import evaluate, load_alerts, load_manifest
 from dashboards.render import TABLE_ROWS
 from riskwatch.report import _chart_series, _marks, build_report
+from tests.conftest import unavailable
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +146,7 @@ def _require_browser_with_cjk_font() -> None:
     elif not any(Path("/usr/share/fonts").glob("**/*CJK*")):
         reason = "no CJK font: Chinese would render as boxes (make test-deps installs fonts-noto-cjk)"
     if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason} (CI=true: the browser test must run)")
-        pytest.skip(reason)
+        unavailable(reason, ci_explanation="the browser test must run")
 
 
 @pytest.mark.integration

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -23,26 +22,20 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.conftest import free_port
+from tests.conftest import free_port, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "dashboards" / "alertmanager" / "alertmanager.yml"
 
 
-def unavailable(reason: str) -> None:
-    """A missing server binary: a failure under CI=true, a skip on a laptop."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: `make test-deps` installs it)")
-    pytest.skip(reason)
-
-
 def binary(name: str) -> str:
+    """The path of an Alertmanager binary; missing: a skip on a laptop, a failure under CI=true."""
     path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if path is None:
-        unavailable(f"{name} not found (Debian package prometheus-alertmanager)")
+        unavailable(f"{name} not found (Debian package prometheus-alertmanager)",
+                    ci_explanation="`make test-deps` installs it")
     return path  # type: ignore[return-value]
 
 
