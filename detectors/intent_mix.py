@@ -48,6 +48,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import math
 import operator
 from typing import NamedTuple
@@ -449,7 +450,7 @@ def load_tail_model() -> None:
     The live worker calls it on its start-up thread: otherwise the first run's tail,
     hours into a stream, holds the event loop (and every partition) for that second.
     """
-    from scipy import stats  # noqa: F401
+    importlib.import_module("scipy.stats")
 
 
 def _log1p_of_negative(x: np.ndarray) -> np.ndarray:
