@@ -50,7 +50,8 @@ sys.path.insert(0, str(ROOT))
 from riskwatch.broker import EmbeddedBroker, create_topics  # noqa: E402
 from streams.app import TopicNames  # noqa: E402
 from tests import streamkit  # noqa: E402
-from tests.alerting.amkit import Alertmanager, RecordingReceiver, free_port, render_test_config  # noqa: E402
+from tests.alerting.amkit import Alertmanager, RecordingReceiver, render_test_config  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 TZ = streamkit.TZ
 SLICES = [("广东", "中通"), ("浙江", "顺丰"), ("江苏", "圆通"), ("北京", "中通"),

@@ -59,6 +59,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,7 +73,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PY = sys.executable
-RECORDS_LABEL = "(c) with faust Records, group_by(field)"
+#: The consumers the worker is compared with: (letter, role of its process, label).
+CONSUMERS = (("a", "bare", "(a) bare aiokafka, decode only"),
+             ("b", "floor", "(b) faust agent, decode + count"),
+             ("c", "count", "(c) faust group_by + table per event"),
+             ("r", "count-records", "(c) with faust Records, group_by(field)"))
+WORKER_LABEL = "(d) riskwatch live worker"
 
 
 def log(msg: str) -> None:
@@ -602,11 +608,11 @@ def section_throughput(args, work: Path, broker, lines: dict, results: dict) -> 
             if args.repeat > 1:
                 log(f"  -- run {n + 1} of {args.repeat}")
             runs.append(_run_consumers(args, work, broker, prefix, inputs, msgs, expect, batch))
-        for key in "abcrd":   # the run with the median rate stands for the consumer
-            rates = sorted((run[key] for run in runs if key in run),
+        for key in "abcrd":   # the run with the median rate (the lower one of an even
+            rates = sorted((run[key] for run in runs if key in run),   # count) stands for it
                            key=lambda r: r["events_per_s"])
             if rates:
-                row[key] = rates[len(rates) // 2]
+                row[key] = rates[(len(rates) - 1) // 2]
         if args.profile:
             profile_side_by_side(args, work, broker, prefix, inputs, len(msgs), expect, mode)
 
@@ -615,10 +621,7 @@ def _run_consumers(args, work: Path, broker, prefix: str, inputs: list[str], msg
                    expect: int, batch: int) -> dict:
     """Each chosen consumer once, in turn, on the same topics: {key: its rate}."""
     run: dict = {}
-    for key, role, label in (("a", "bare", "(a) bare aiokafka, decode only"),
-                             ("b", "floor", "(b) faust agent, decode + count"),
-                             ("c", "count", "(c) faust group_by + table per event"),
-                             ("r", "count-records", RECORDS_LABEL)):
+    for key, role, label in CONSUMERS:
         if key not in args.consumers or (key == "r" and batch > 1):
             continue   # (r: events of an array are not one Record; (c) covers arrays)
         run[key] = run_role(role, work, broker.bootstrap, inputs, expect, args.max_seconds,
@@ -631,7 +634,7 @@ def _run_consumers(args, work: Path, broker, prefix: str, inputs: list[str], msg
                                     "(d) riskwatch worker")
         finally:
             stop_process(proc, 40)
-        _print_row("(d) riskwatch live worker", run["d"], expect)
+        _print_row(WORKER_LABEL, run["d"], expect)
     return run
 
 
@@ -944,7 +947,6 @@ def verdicts(results: dict) -> None:
     log("\n== targets (issue 7)")
     s, b = results.get("single"), results.get("batched")
     if s and "d" in s:
-        d = s["d"]
         for key, target, what in (("b", 0.8, "faust floor"), ("c", 5.0, "naive faust counting"),
                                   ("r", 5.0, "naive faust counting with Records")):
             pairs = [(run["d"], run[key]) for run in s["runs"] if "d" in run and key in run]
@@ -952,7 +954,8 @@ def verdicts(results: dict) -> None:
                 continue
             walls = sorted(d["events_per_s"] / o["events_per_s"] for d, o in pairs)
             cpus = sorted(d["events_per_cpu_s"] / o["events_per_cpu_s"] for d, o in pairs)
-            wall, cpu = walls[len(walls) // 2], cpus[len(cpus) // 2]
+            # the median; of an even number of rounds the lower middle one, not the higher
+            wall, cpu = statistics.median_low(walls), statistics.median_low(cpus)
             each = (f" (runs: {', '.join(f'{w:.2f}x' for w in walls)}; met in "
                     f"{sum(w >= target for w in walls)} of {len(walls)})" if len(walls) > 1 else "")
             log(f"  one event per message: riskwatch / {what} = {wall:.2f}x wall, {cpu:.2f}x per "
@@ -966,9 +969,7 @@ def verdicts(results: dict) -> None:
     if s or b:
         log("\n| consumer | one event per message: events/s | batched: events/s |")
         log("|---|---:|---:|")
-        for key, label in (("a", "(a) bare aiokafka, decode only"), ("b", "(b) faust agent, decode + count"),
-                           ("c", "(c) faust group_by + table"), ("r", RECORDS_LABEL),
-                           ("d", "(d) riskwatch live worker")):
+        for key, _role, label in (*CONSUMERS, ("d", None, WORKER_LABEL)):
             cells = [f"{r[key]['events_per_s']:,.0f}" if r and key in r else "-" for r in (s, b)]
             log(f"| {label} | {cells[0]} | {cells[1]} |")
 
@@ -990,7 +991,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="throughput section: run the consumers this many times in turn; the "
                          "ratios are taken per run (neighbouring in time) and their median "
-                         "decides (default %(default)s)")
+                         "decides, the lower middle one of an even number (default %(default)s)")
     ap.add_argument("--max-seconds", type=float, help="cap on one consumer's measured time")
     ap.add_argument("--slices", type=int, help="merchant x intent slices for the memory section")
     ap.add_argument("--tracemalloc", action="store_true", help="memory section: also trace the heap (slow)")
