@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -63,6 +64,15 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
 
 def _lines_with_pii(text: str) -> list[str]:
     return [line[:200] for line in text.splitlines() if contains_unmasked_pii(line)]
+
+
+def _simulated_names(text: str) -> set[str]:
+    """The full names the simulator wrote into ``text`` (its own surname and given-name
+    lists): the scanner cannot tell a name from a word, but the names it was given are
+    known."""
+    from riskwatch.simulator.pii import GIVEN_NAMES, SURNAMES
+    given = "|".join(sorted(GIVEN_NAMES, key=len, reverse=True))
+    return set(re.findall(f"(?:{'|'.join(SURNAMES)})(?:{given})", text))
 
 
 @pytest.mark.integration
@@ -121,6 +131,11 @@ def test_no_unmasked_personal_data_in_any_output(tmp_path):
 
     leaks = {name: _lines_with_pii(text) for name, text in outputs.items()}
     assert not any(leaks.values()), {k: v[:3] for k, v in leaks.items() if v}
+    # names: after cue words, roles (快递员叫…), relations (我老公…) and 寄给…
+    names = _simulated_names(raw)
+    assert len(names) > 10, "the input must carry names for this test to mean anything"
+    named = {where: sorted(n for n in names if n in text) for where, text in outputs.items()}
+    assert not any(named.values()), {k: v[:5] for k, v in named.items() if v}
 
 
 def _wait(base: str, proc: subprocess.Popen) -> None:
@@ -177,3 +192,8 @@ def test_no_unmasked_personal_data_in_a_live_demo_run(tmp_path):
     assert "\nscores " in "\n" + outputs["chDB tables"]
     leaks = {name: _lines_with_pii(text) for name, text in outputs.items()}
     assert not any(leaks.values()), {k: v[:3] for k, v in leaks.items() if v}
+    # names: after cue words, roles (快递员叫…), relations (我老公…) and 寄给…
+    names = _simulated_names("\n".join(produced))
+    assert len(names) >= 5, "the input must carry names for this test to mean anything"
+    named = {where: sorted(n for n in names if n in text) for where, text in outputs.items()}
+    assert not any(named.values()), {k: v[:5] for k, v in named.items() if v}

@@ -423,7 +423,10 @@ class TextComposer:
         if kind == "address":
             return rng.choice(("地址是", "收货地址：", "我的地址", "送到")) + pii.full_address(rng)
         name = pii.chinese_name(rng)
-        return rng.choice((f"我是{name}", f"收件人{name}", f"我叫{name}", f"找{name}"))
+        # after a cue word, and as people write about couriers and family
+        return rng.choice((f"我是{name}", f"收件人{name}", f"我叫{name}", f"找{name}",
+                           f"快递员叫{name}", f"寄给{name}的", f"我老公{name}在家等着",
+                           f"收件人是我妈{name}"))
 
     def _punctuate(self, parts: list[str]) -> str:
         rng = self._rng

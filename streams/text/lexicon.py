@@ -100,7 +100,7 @@ COMPOUND_SURNAMES: tuple[str, ...] = (
 #: Characters that end a given name ("收件人张三电话…" -> 张三).
 NAME_STOP_CHARS: frozenset[str] = frozenset(
     "的了是在说和与及电手地址不没已未都也就还要把被给让打联先女士姐师签收取寄发等吗呢啊吧您你"
-    "我他她它们这那有到从快单号码信息写填改拒"
+    "我他她它们这那有到从快单号码信息写填改拒人态答回又竟根每很太挺非"
 )
 #: Two-character words after a name cue that start with a surname but are not names.
 NOT_NAMES: frozenset[str] = frozenset({
@@ -114,6 +114,9 @@ NOT_NAMES: frozenset[str] = frozenset({
     "吉林", "宁夏", "安徽", "江苏", "江西", "甘肃", "宁波", "成都", "武汉", "苏州", "申通",
     "方法", "方面", "高手", "单身", "钱包", "万万", "付款", "付钱", "包邮", "严重", "明显",
     "全额", "全新", "安装", "商品", "简单", "简直", "查看", "查到", "查收",
+    # after a role (快递员, 客服, 我妈 ...) or before a greeting ("麻烦你好好查")
+    "张口", "高速", "曾经", "何时", "宁愿", "安慰", "应付", "麻烦", "管家", "房东", "毕竟",
+    "谢谢", "马马", "包括", "路过", "任何", "何人", "高高", "高级",
 })
 
 # --- intents -------------------------------------------------------------------------------

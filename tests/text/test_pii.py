@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.text.lexicon import COMPOUND_SURNAMES
 from streams.text.pii import (
     SCANNED_KINDS,
     _id18_checksum_ok,
@@ -337,3 +338,99 @@ def test_every_simulator_name_form_is_masked():
         for text in (sentence, "快递破损，" + sentence + "！要求退款", sentence + " 要求退款",
                      "破损" + rng.choice("，,!。") + sentence + rng.choice(("", "，", "!", "？"))):
             assert name not in mask_pii(text), text
+
+
+# Names without a cue word: people named by their role (快递员, 骑手, 客服, 店主 ...) or
+# relation to the writer (我老公, 我妈 ...), a parcel handed to someone (寄给, 交给 ...), a
+# name before a greeting, title or signature (你好, 先生, 同学, 签收, 冒领), someone called
+# (给…打电话); a name found once is masked wherever it recurs.
+NAMES_WITHOUT_CUE_WORDS = [
+    ('快递员王小明态度很差，把包裹直接扔在门口', '王小明'),
+    ('派件员刘洋说放驿站了，可我根本没收到', '刘洋'),
+    ('配送员赵强电话一直不接', '赵强'),
+    ('骑手孙悦把汤洒了一半', '孙悦'),
+    ('客服王芳答应退款，到现在也没退', '王芳'),
+    ('我老公李建国的快递被别人拿走了', '李建国'),
+    ('收件人是我妈陈秀英，她说没收到', '陈秀英'),
+    ('张伟你好，我的包裹三天没动了', '张伟'),
+    ('周杰伦同学的快递被别人签收了', '周杰伦'),
+    ('寄给欧阳娜娜的包裹破损了', '欧阳娜娜'),
+    ('我给刘德华打电话也没人接', '刘德华'),
+    ('快递员说张伟签收了，可张伟根本不在家', '张伟'),
+    ('店主黄海涛拒绝退货', '黄海涛'),
+    ('快递小哥王强人很好，就是公司太慢', '王强'),
+    ('网点负责人马超说没办法', '马超'),
+    ('司机杨勇把货卸在路边', '杨勇'),
+    ('我朋友郭靖帮我代收的', '郭靖'),
+    ('我妈陈静说门口没有快递', '陈静'),
+    ('交给李四了，他说没见到', '李四'),
+    ('王小明先生您好，您的投诉已受理', '王小明'),
+    ('我是买家，收件人是我爸赵刚', '赵刚'),
+    ('售后何晓燕说七天内回复', '何晓燕'),
+    ('被郑磊冒领了，监控都拍到了', '郑磊'),
+    ('转给林志强处理，结果没人管', '林志强'),
+    ('我老婆刘丽在家等了一天', '刘丽'),
+    ('快递员杨帆又把件退回了', '杨帆'),
+    ('给罗娟发了三次消息都不回', '罗娟'),
+    ('客服主管宋佳答应今天给结果', '宋佳'),
+    ('外卖员朱文说超时不是他的错', '朱文'),
+    ('我儿子胡浩然的快递一直没到', '胡浩然'),
+    ('快递员叫蒋磊，工号也给了', '蒋磊'),
+    ('店长是谢婷婷，她态度还行', '谢婷婷'),
+    ('邓超签收的，但我不认识他', '邓超'),
+    ('韩梅梅女士的包裹破了', '韩梅梅'),
+    ('快递员：冯建华，一直不接电话', '冯建华'),
+    ('派送员许志强把东西放在楼下', '许志强'),
+    ('我同事曾小贤帮我拿的', '曾小贤'),
+    ('客服说让我找骑手彭宇', '彭宇'),
+    ('老板龚磊说不给退', '龚磊'),
+    ('我爸爸沈国强打了好几次电话', '沈国强'),
+    ('寄给上官婉儿的礼物丢了', '上官婉儿'),
+    ('快递员卢伟说明天再送', '卢伟'),
+]
+
+
+@pytest.mark.parametrize(("text", "name"), NAMES_WITHOUT_CUE_WORDS)
+def test_names_by_role_relation_greeting_or_signature_are_masked(text, name):
+    masked = mask_pii(text)
+    assert name not in masked
+    surname = name[:2] if name[:2] in COMPOUND_SURNAMES else name[0]
+    assert surname + "*" in masked       # the surname is kept, as after cue words
+    assert mask_pii(masked) == masked     # idempotent
+
+
+# The same words before ordinary words, a surname alone, greetings without a name: kept.
+# (Also checked on 30,000 simulator texts without personal data: no name found.)
+ROLE_WORDS_WITHOUT_NAMES = [
+    '快递员态度很差，直接把包裹扔在门口', '快递员张口就骂人', '客服高速回复了一堆模板话', '快递员和客服互相推卸责任', '快递员连个电话都不打就说派送失败',
+    '客服全程敷衍，问什么都不知道', '快递员常常不送上门', '我妈和我爸都不在家，快递员就放门口了', '麻烦你好好查一下物流', '快递小哥你好，麻烦放驿站',
+    '师傅你好，东西送到哪了', '商家你好，什么时候发货', '王先生说已经签收了', '快递员说明天再送', '客服说让我再等等', '我老公说没收到', '我朋友帮我签收的',
+    '交给门卫了，但是门卫说没有', '寄给商家的退货显示已签收', '没有授权任何人代收', '已经签收了但是东西不对', '明天签收可以吗', '家人签收的时候发现破损',
+    '骑手高高兴兴地说马上到', '司机师傅人很好', '老板娘说不给退', '店主说是快递的问题', '我给商家打电话没人接', '给客服打了十几个电话', '给快递员发了消息不回',
+    '派件员说放在丰巢柜了', '配送员马上就到了，结果等了两个小时', '客服安慰了我几句就没下文了', '快递员曾经送错过一次', '快递员宁愿退回也不送上门',
+    '经理说会尽快处理', '负责人一直联系不上', '小哥送货很快，就是包装破了', '售后说要寄回检测', '快递员于是就走了', '骑手时间估计不准', '快递员万一弄丢了谁负责',
+    '我姐姐帮我查了物流', '客服小姐姐很耐心', '快递员居然私自签收', '我先生出差了，家里没人签收', '外卖员骑车撞了人', '网点负责人态度恶劣', '你好，我的快递丢了',
+    '您好，请问退款什么时候到', '同学们都收到了就我没收到', '快递员毕竟也不容易', '司机向我要了加急费', '客服明明答应了今天退款', '老板包括客服都不理人',
+    '给钱了还不发货', '快递员安排好了明天送', '客服高级专员说会回电', '转给售后处理了', '交给物业签收', '寄给顾客的货发错了', '我妈妈说快递员很凶',
+    '快递员把包裹交给邻居了', '客服一直说在处理', '店家你好，发票开一下', '快递员一直打不通电话', '老板跑路了吧', '我先生说东西坏了', '师傅说今天送不了',
+]
+
+
+@pytest.mark.parametrize("text", ROLE_WORDS_WITHOUT_NAMES)
+def test_role_and_relation_words_before_ordinary_words_are_kept(text):
+    assert find_pii(text) == []
+
+
+def test_simulator_complaints_without_personal_data_have_no_names():
+    import random
+
+    from riskwatch.simulator.texts import TextComposer
+    from streams.text.intent import INTENTS
+    composer, rng = TextComposer(random.Random(7), 0.0), random.Random(1)
+    found = []
+    for _ in range(3000):
+        text, kinds = composer.compose(rng.choice(INTENTS), category="数码", region="广东",
+                                       carrier=rng.choice(("中通", "顺丰", None)), amount=199.0)
+        assert not kinds
+        found += [text for s in find_pii(text) if s.kind == "name"]
+    assert found == []
