@@ -66,13 +66,17 @@ def _lines_with_pii(text: str) -> list[str]:
     return [line[:200] for line in text.splitlines() if contains_unmasked_pii(line)]
 
 
-def _simulated_names(text: str) -> set[str]:
-    """The full names the simulator wrote into ``text`` (its own surname and given-name
-    lists): the scanner cannot tell a name from a word, but the names it was given are
-    known."""
+def _assert_no_simulated_names(source: str, outputs: dict[str, str], at_least: int) -> None:
+    """No full name the simulator wrote into ``source`` (after cue words, roles as in
+    快递员叫…, relations as in 我老公…, 寄给…的) appears in any output. The scanner cannot
+    tell a name from a word, but the names the simulator drew from its own surname and
+    given-name lists can be found in its output."""
     from riskwatch.simulator.pii import GIVEN_NAMES, SURNAMES
     given = "|".join(sorted(GIVEN_NAMES, key=len, reverse=True))
-    return set(re.findall(f"(?:{'|'.join(SURNAMES)})(?:{given})", text))
+    names = set(re.findall(f"(?:{'|'.join(SURNAMES)})(?:{given})", source))
+    assert len(names) >= at_least, "the input must carry names for this test to mean anything"
+    named = {where: sorted(n for n in names if n in text) for where, text in outputs.items()}
+    assert not any(named.values()), {k: v[:5] for k, v in named.items() if v}
 
 
 @pytest.mark.integration
@@ -131,11 +135,7 @@ def test_no_unmasked_personal_data_in_any_output(tmp_path):
 
     leaks = {name: _lines_with_pii(text) for name, text in outputs.items()}
     assert not any(leaks.values()), {k: v[:3] for k, v in leaks.items() if v}
-    # names: after cue words, roles (快递员叫…), relations (我老公…) and 寄给…
-    names = _simulated_names(raw)
-    assert len(names) > 10, "the input must carry names for this test to mean anything"
-    named = {where: sorted(n for n in names if n in text) for where, text in outputs.items()}
-    assert not any(named.values()), {k: v[:5] for k, v in named.items() if v}
+    _assert_no_simulated_names(raw, outputs, at_least=10)
 
 
 def _wait(base: str, proc: subprocess.Popen) -> None:
@@ -192,8 +192,4 @@ def test_no_unmasked_personal_data_in_a_live_demo_run(tmp_path):
     assert "\nscores " in "\n" + outputs["chDB tables"]
     leaks = {name: _lines_with_pii(text) for name, text in outputs.items()}
     assert not any(leaks.values()), {k: v[:3] for k, v in leaks.items() if v}
-    # names: after cue words, roles (快递员叫…), relations (我老公…) and 寄给…
-    names = _simulated_names("\n".join(produced))
-    assert len(names) >= 5, "the input must carry names for this test to mean anything"
-    named = {where: sorted(n for n in names if n in text) for where, text in outputs.items()}
-    assert not any(named.values()), {k: v[:5] for k, v in named.items() if v}
+    _assert_no_simulated_names("\n".join(produced), outputs, at_least=5)

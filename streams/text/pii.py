@@ -48,7 +48,7 @@ number, building, unit or room are not found: that needs a named-entity model. D
 letters therefore drop free text altogether rather than rely on this module. The role
 words are followed by ordinary words far more often than by names; those that start with
 a surname character are listed in ``NOT_NAMES`` ("快递员张口就骂", "客服高速回复") and
-checked against 3,000 simulator texts and 69 hand-written ones in ``tests/text/test_pii.py``.
+checked against 3,000 simulator texts and 73 hand-written ones in ``tests/text/test_pii.py``.
 
 Input is folded with a length-preserving map (full-width ASCII and the ideographic space
 become ASCII), so spans found on the folded text index the original text.

@@ -402,6 +402,7 @@ def test_names_by_role_relation_greeting_or_signature_are_masked(text, name):
 # The same words before ordinary words, a surname alone, greetings without a name: kept.
 # (Also checked on 30,000 simulator texts without personal data: no name found.)
 ROLE_WORDS_WITHOUT_NAMES = [
+    "寄给郑州的客户了", "转给桂林的网点处理", "交给安能物流了", "寄给黄山的朋友",
     '快递员态度很差，直接把包裹扔在门口', '快递员张口就骂人', '客服高速回复了一堆模板话', '快递员和客服互相推卸责任', '快递员连个电话都不打就说派送失败',
     '客服全程敷衍，问什么都不知道', '快递员常常不送上门', '我妈和我爸都不在家，快递员就放门口了', '麻烦你好好查一下物流', '快递小哥你好，麻烦放驿站',
     '师傅你好，东西送到哪了', '商家你好，什么时候发货', '王先生说已经签收了', '快递员说明天再送', '客服说让我再等等', '我老公说没收到', '我朋友帮我签收的',
