@@ -563,22 +563,21 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
             m = _LATIN_NAME.match(t, pos)
             if m is not None:
                 out.append(PiiSpan("name", pos, m.end()))
-    patterns = []
+    patterns = []   # each only where its words are (a search costs ~1.5 us per text)
     if _TITLE_WORDS.search(t):
         patterns.append(_TITLED_NAME)
     if "给" in t:
         patterns.append(_CALLED_NAME)
-    if patterns:
-        for pattern in patterns:
-            pos = 0
-            while (m := pattern.search(t, pos)) is not None:
-                start, end = m.span()
-                if t[start] in _NOT_A_SURNAME_HERE or t[start:start + 2] in NOT_NAMES:
-                    pos = start + 1   # "我和张伟签收": the name may start one later
-                    continue
-                if not any(s.start < end and start < s.end for s in out):
-                    out.append(PiiSpan("name", start, end))
-                pos = end
+    for pattern in patterns:
+        pos = 0
+        while (m := pattern.search(t, pos)) is not None:
+            start, end = m.span()
+            if t[start] in _NOT_A_SURNAME_HERE or t[start:start + 2] in NOT_NAMES:
+                pos = start + 1   # "我和张伟签收": the name may start one later
+                continue
+            if not any(s.start < end and start < s.end for s in out):
+                out.append(PiiSpan("name", start, end))
+            pos = end
     # A name found once is masked wherever it recurs ("说张伟签收了，可张伟不在家").
     for span in [s for s in out if s.kind == "name"]:
         name = t[span.start:span.end]
