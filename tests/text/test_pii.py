@@ -298,9 +298,9 @@ def test_slash_and_dot_dates_and_amounts_are_not_mobiles(text):
     assert find_pii(text) == []
 
 
-# Names after 我是 / 找 / 联系 / 本人是: every way the simulator embeds a name
-# (riskwatch/simulator/texts.py: 我是{name}, 收件人{name}, 我叫{name}, 找{name}), in each
-# punctuation style it writes (，！ . ! ? space, end of text).
+# Names after 我是 / 找 / 联系 / 本人是 (the simulator's 我是{name} and 找{name}), in each
+# punctuation style it writes (，！ . ! ? space, end of text). Every form the simulator
+# writes (riskwatch/simulator/texts.py, _pii_sentence) is checked by the test after next.
 @pytest.mark.parametrize(("text", "masked"), [
     ("我是田伟，快递三天没动", "我是田*，快递三天没动"),
     ("快递三天没动，找田伟!要求退款", "快递三天没动，找田*!要求退款"),
