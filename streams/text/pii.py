@@ -244,21 +244,24 @@ _ANY_NAME_CUE = re.compile(
     f"|(?P<role>(?:{_words(*_ROLE_WORDS)})[ \t]*(?:[:：][ \t]*|是|叫)?)"
     f"|(?P<handed>(?:{_words(*_HANDED_WORDS)})[ \t]*)"
     f"|(?P<weak>(?:{_words(*_WEAK_CUE_WORDS)})[ \t]*))")
+# A surname, compound ones first (欧阳 before 欧): where every Chinese name starts.
+_SURNAME = "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + "])"
 # A full name just before a greeting, a title or a signature ("张伟你好", "王小明先生",
-# "说张伟签收了"): a surname with a title ("王先生") identifies nobody and is kept.
-_TITLED_NAME = re.compile(
-    "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + "])[\u4e00-\u9fff]{1,2}?"
-    "(?=(?:你好|您好)(?![好像歹意])|先生|女士|小姐(?!姐)|同学|签收|代收|冒领|冒签)")
-_TITLE_WORDS = re.compile("你好|您好|先生|女士|小姐|同学|签收|代收|冒领|冒签")
+# "说张伟签收了"): a surname with a title ("王先生") identifies nobody and is kept. Some
+# words are not that word when followed by more ("你好好查", "你好像", "小姐姐").
+_TITLE_WORDS = ("你好", "您好", "先生", "女士", "小姐", "同学", "签收", "代收", "冒领", "冒签")
+_NOT_THE_TITLE_WHEN = {"你好": "(?![好像歹意])", "您好": "(?![好像歹意])", "小姐": "(?!姐)"}
+_TITLED_NAME = re.compile(_SURNAME + "[\u4e00-\u9fff]{1,2}?(?=" + "|".join(
+    word + _NOT_THE_TITLE_WHEN.get(word, "") for word in _TITLE_WORDS) + ")")
+_ANY_TITLE_WORD = re.compile("|".join(_TITLE_WORDS))
 # ... and a name someone called or wrote to ("给刘德华打电话").
 _CALLED_NAME = re.compile(
-    "(?<=给)(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + "])[\u4e00-\u9fff]{1,2}?"
+    "(?<=给)" + _SURNAME + "[\u4e00-\u9fff]{1,2}?"
     "(?=打电话|打了|打过|发消息|发了|发短信|发微信|回电|留言)")
 # Rare surnames that are far likelier "and", "to" or an adverb where a name could start
 # ("快递员和客服", "客服全程敷衍", "我和张伟签收").
 _NOT_A_SURNAME_HERE = frozenset("和向于连全时常万")
-_CN_NAME = re.compile(
-    "(?:" + "|".join(COMPOUND_SURNAMES) + "|[" + SURNAMES + "])[\u4e00-\u9fff]{1,2}")
+_CN_NAME = re.compile(_SURNAME + "[\u4e00-\u9fff]{1,2}")
 _LATIN_NAME = re.compile(r"[A-Z][a-z]+(?:[ .][A-Z][a-z]+){0,2}")
 
 
@@ -535,10 +538,6 @@ def _address_spans(t: str, out: list[PiiSpan]) -> None:
             out.append(PiiSpan("address", a, e))
 
 
-def _span_start(span: PiiSpan) -> int:
-    return span.start
-
-
 def _name_spans(t: str, out: list[PiiSpan]) -> None:
     for cue in _ANY_NAME_CUE.finditer(t):
         kind = cue.lastgroup
@@ -564,10 +563,11 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
             if m is not None:
                 out.append(PiiSpan("name", pos, m.end()))
     patterns = []   # each only where its words are (a search costs ~1.5 us per text)
-    if _TITLE_WORDS.search(t):
+    if _ANY_TITLE_WORD.search(t):
         patterns.append(_TITLED_NAME)
     if "给" in t:
         patterns.append(_CALLED_NAME)
+    more = []
     for pattern in patterns:
         pos = 0
         while (m := pattern.search(t, pos)) is not None:
@@ -575,19 +575,18 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
             if t[start] in _NOT_A_SURNAME_HERE or t[start:start + 2] in NOT_NAMES:
                 pos = start + 1   # "我和张伟签收": the name may start one later
                 continue
-            if not any(s.start < end and start < s.end for s in out):
-                out.append(PiiSpan("name", start, end))
+            more.append(PiiSpan("name", start, end))
             pos = end
-    # A name found once is masked wherever it recurs ("说张伟签收了，可张伟不在家").
-    for span in [s for s in out if s.kind == "name"]:
-        name = t[span.start:span.end]
-        at = t.find(name)
-        while at >= 0:
-            end = at + len(name)
-            if not any(s.start < end and at < s.end for s in out):
-                out.append(PiiSpan("name", at, end))
-            at = t.find(name, end)
-    out.sort(key=_span_start)
+    if more:
+        _merge(out, more)   # in place: those not overlapping a name found already, sorted
+    if out:   # a name found once is masked wherever it recurs ("说张伟签收了，可张伟不在家")
+        recurring = []
+        for name in dict.fromkeys(t[s.start:s.end] for s in out):   # in order: deterministic
+            at = t.find(name)
+            while at >= 0:
+                recurring.append(PiiSpan("name", at, at + len(name)))
+                at = t.find(name, at + len(name))
+        _merge(out, recurring)
 
 
 def find_pii(text: str) -> list[PiiSpan]:
@@ -648,7 +647,8 @@ def _find(text: str) -> tuple[list[PiiSpan], bool]:
 
 
 def _merge(kept: list[PiiSpan], new: list[PiiSpan], absorb: bool = False) -> list[PiiSpan]:
-    """Add ``new`` spans that do not overlap ``kept`` ones; with ``absorb`` a new span
+    """Add ``new`` spans that do not overlap ``kept`` ones, in turn, and sort (``kept``
+    itself is extended and sorted, unless ``absorb``); with ``absorb`` a new span
     swallows the kept spans it overlaps (an address around a house number)."""
     for s in new:
         hits = [k for k in kept if k.start < s.end and s.start < k.end]
