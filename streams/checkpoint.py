@@ -98,13 +98,14 @@ logger = logging.getLogger(__name__)
 MAGIC = b"RISKWATCH-CHECKPOINT\n"
 FORMAT = 1
 #: Bump when the pipeline's state layout changes in a way pickle cannot notice.
-STATE_VERSION = 9   # 2: the intent-mix stage (streams.mix); 3: delivery tracked per cohort;
+STATE_VERSION = 10  # 2: the intent-mix stage (streams.mix); 3: delivery tracked per cohort;
                     # 4: intent-mix bank column-major (+ lagged baseline), overdue per-row arrays
                     # 5: orders counted per slice (repeat complaints count once)
                     # 6: learned promotion effects (SliceScorer.promotions)
                     # 7: merchant scores, shop surge and exposures keep numpy rows (+ name order)
                     # 8: alert episodes keep the bucket they paged in (AlertEpisode.fired_bucket)
                     # 9: the complaint desk folds a ticket's updates in event time
+                    # 10: one order map of (category, merchant) (Pipeline._order_profile)
 _PREFIX, _SUFFIX = "checkpoint-", ".ckpt"
 
 Positions = Mapping[tuple[str, int], int]

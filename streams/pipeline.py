@@ -174,10 +174,11 @@ class Pipeline(AlertStage):
         # Slices of each complaint of the last half hour: which alarmed slices share them.
         self._recent_complaints: collections.deque[list[tuple]] = collections.deque(maxlen=6)
         self._wall: float | None = None
-        # Order -> category for the dedup window: a complaint counts in its order's category.
-        self._order_category = GenerationalMap(settings.dedup_window_seconds)
-        # Order -> merchant, for refunds and overdue deliveries in merchant scores.
-        self._order_merchant = GenerationalMap(settings.dedup_window_seconds)
+        # Order -> (category, merchant) for the dedup window: a complaint counts in its
+        # order's category; refunds and overdue deliveries count in its merchant's score.
+        # One map, not two: at a large platform's rate the maps hold millions of orders,
+        # and an insert into a dict of millions misses the CPU cache.
+        self._order_profile = GenerationalMap(settings.dedup_window_seconds)
         # Order -> {slice: epoch of its last *counted* complaint}: a customer writing
         # again about the same order is one problem, not a spike (see _count_complaints).
         self._counted_orders = GenerationalMap(REPEAT_WINDOW_SECONDS)
@@ -331,10 +332,9 @@ class Pipeline(AlertStage):
             if reload:
                 reload = False
                 dedup_cur, dedup_prev = self.dedup.current, self.dedup.previous
-                category_of = self._order_category.current
-                merchant_of = self._order_merchant.current
+                profile_of = self._order_profile.current
+                profile_prev = self._order_profile.previous
                 lane_of = self._order_lane.current
-                merchant_prev = self._order_merchant.previous
                 picked_cur, picked_prev = desk.picked_up.current, desk.picked_up.previous
                 delivered_cur = desk.delivered.current
                 delivered_prev = desk.delivered.previous
@@ -403,13 +403,14 @@ class Pipeline(AlertStage):
                     n_orders += 1
                     order_id = event.order_id
                     # The order maps hold each order for days: one shared object per
-                    # category, merchant and lane instead of the decoder's fresh copies
-                    # (less memory per order, and later lookups hit a few hot objects).
+                    # category, merchant, (category, merchant) and lane instead of the
+                    # decoder's fresh copies (less memory per order, and later lookups
+                    # hit a few hot objects).
                     category = shared(event.category, event.category)
                     merchant = shared(event.merchant_id, event.merchant_id)
+                    profile = (category, merchant)
                     lane = (event.region, event.carrier)
-                    category_of[order_id] = category
-                    merchant_of[order_id] = merchant
+                    profile_of[order_id] = shared(profile, profile)
                     lane_of[order_id] = shared(lane, lane)
                     if not late:
                         if bstart != last_bstart:
@@ -441,11 +442,13 @@ class Pipeline(AlertStage):
                             self.out.complaints.extend(updated)
                     if not late:
                         if status in _SCORED_STATUSES:
-                            # _score_status, inlined
-                            merchant = merchant_of.get(order_id)
-                            if merchant is None:
-                                merchant = merchant_prev.get(order_id)
-                            if merchant is not None:
+                            # The order's merchant (unknown: older than the dedup window
+                            # or never seen; not scored)
+                            profile = profile_of.get(order_id)
+                            if profile is None:
+                                profile = profile_prev.get(order_id)
+                            if profile is not None:
+                                merchant = profile[1]
                                 days = None
                                 if status == "delivered":
                                     picked = picked_cur.get(order_id)
@@ -464,7 +467,7 @@ class Pipeline(AlertStage):
                     if late:  # its bucket is closed: classified now, not counted
                         self.out.complaints.append(self.desk.on_complaint(
                             event, epoch,
-                            self._order_category.get(event.order_id) if event.order_id else None))
+                            self._category_of_order(event.order_id)))
                         self.out.complaints.extend(self.desk.take_early_updates(event.complaint_id))
                     else:  # classified when its bucket closes (streams.complaints: determinism)
                         self._bucket(bstart).arrived.append(
@@ -524,7 +527,7 @@ class Pipeline(AlertStage):
         for epoch, cid, _, event in sorted(b.arrived, key=_arrival_key):
             oid = event.order_id
             # None (order unknown or older than the dedup window): no category slice.
-            category = self._order_category.get(oid) if oid else None
+            category = self._category_of_order(oid)
             # Classified with the model as of the previous bucket's close: the intent
             # counted here is the one of the complaint record, on every path.
             record = self.desk.on_complaint(event, epoch, category)
@@ -626,8 +629,7 @@ class Pipeline(AlertStage):
             self._aggregate_rows(bstart, bucket, evaluations)
         self.dedup.prune(bstart)
         self.desk.prune(bstart)
-        self._order_category.prune(bstart)
-        self._order_merchant.prune(bstart)
+        self._order_profile.prune(bstart)
         self._counted_orders.prune(bstart)
 
     def _dims(self, key: tuple) -> dict[str, str]:
@@ -658,15 +660,11 @@ class Pipeline(AlertStage):
                  bucket.sensitive.get(key, 0))
 
     # -- merchant scores --------------------------------------------------------------
-    def _score_status(self, event: OrderStatus, epoch: int, bstart: int) -> None:
-        merchant = self._order_merchant.get(event.order_id)
-        if merchant is None:
-            return  # order older than the dedup window (or never seen): not scored
-        days = None
-        if event.status == "delivered":
-            picked = self.desk.picked_up.get(event.order_id)
-            days = None if picked is None else (epoch - picked) / 86400
-        self.merchant_scores.note_status(bstart, merchant, event.status, days)
+    def _category_of_order(self, order_id: str | None) -> str | None:
+        """The order's category; None if the order is older than the dedup window or
+        was never seen (the complaint then counts in no category slice)."""
+        profile = self._order_profile.get(order_id) if order_id else None
+        return None if profile is None else profile[0]
 
     def _merchant_of_complaint(self, complaint_id: str) -> str | None:
         record = self.desk.records.get(complaint_id)

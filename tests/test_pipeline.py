@@ -131,11 +131,11 @@ def test_order_maps_share_one_object_per_category_merchant_and_lane():
                              "carrier": "中通", "category": "服饰", "amount": 10})
     p = Pipeline()
     p.process_lines([order(n) for n in range(3)], source="t")
-    maps = (p._order_merchant.current, p._order_category.current, p._order_lane.current)
+    maps = (p._order_profile.current, p._order_lane.current)
     for values in maps:
         first = values["o0"]
         assert all(values[f"o{n}"] is first for n in (1, 2)), values
-    assert maps[2]["o0"] == ("浙江", "中通") and maps[0]["o0"] == "m-001"
+    assert maps[0]["o0"] == ("服饰", "m-001") and maps[1]["o0"] == ("浙江", "中通")
 
 
 def test_late_events_are_counted_stored_and_not_aggregated():
