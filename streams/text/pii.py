@@ -6,9 +6,10 @@ alert or a dead letter. The masker is rule based and errs on the side of masking
 ========  ===========================================================  ====================
 kind      what is recognised                                           masked as
 ========  ===========================================================  ====================
-mobile    mainland mobile ``1[3-9]`` + 9 digits; spaces, dashes (also   ``138****5678``
-          ``—``), dots, slashes, single spaced digits, ``+86``/``86``/``0086``
-          prefix, full-width digits, Chinese numerals (幺三八…, 壹叁捌…)
+mobile    mainland mobile ``1[3-9]`` + 9 digits; spaces, tabs, dashes   ``138****5678``
+          (also ``—``, ``‐``), ``~``, ``、``, ``·``, dots, slashes, single
+          spaced digits, ``+86``/``86``/``0086`` prefix, full-width digits,
+          Chinese numerals (幺三八…, 壹叁捌…, 138一二三四5678)
 id        18-character resident ID (GB 11643): valid birth date and     ``110***********1234``
           either a valid check digit or a valid province code; 15-digit
           legacy IDs (province + 19YYMMDD); anything ID-shaped after
@@ -16,16 +17,21 @@ id        18-character resident ID (GB 11643): valid birth date and     ``110***
 card      16-19 digits passing Luhn with a card-like first digit        ``6222 **** **** 1234``
           (3-6, 9), alone or grouped by spaces/dashes; anything
           16-19 digits after 卡号/银行卡/card
-landline  area code + 7-8 digits, grouped: ``0755-12345678``,            ``0755-****5678``
-          ``021 6123 4567``
-email     ``local@domain.tld``, also ``local (at) domain.tld``            ``z***@example.com``
-address   from the street/road/house number/building/unit/room on;      ``广东省深圳市南山区***``
-          province, city and district are kept
-name      a name after 收件人/寄件人/联系人/姓名/我叫/name …, or       ``张*``
-          after 我是/找/联系 when the name stands alone (``找田伟！``);
-          after a role or relation (快递员/骑手/客服/店主 …, 我老公/我妈
-          …) or 寄给/交给 …; before 你好/先生/女士/同学/签收/冒领; after
-          给 before 打电话/发消息; a name found once, wherever it recurs
+landline  area code + 7-8 digits: ``0755-12345678``, ``021 6123 4567``,   ``0755-****5678``
+          ``(0755)12345678``, ``075587654321``, ``+86-755-12345678``
+email     ``local@domain.tld``, also ``local (at) domain.tld``,           ``z***@example.com``
+          ``local#domain.tld``, ``local @ 163 . com``, ``… at qq dot com``
+address   from the street/road/house number/building/unit/room on, the  ``广东省深圳市南山区***``
+          building and room after a house number included; province,
+          city and district are kept
+name      a name after 收件人/代收人/联系人/姓名/我叫/名叫/name …     ``张*``
+          (in brackets or quotes too, and one joined by 和/、), or after
+          我是/找/联系 when the name stands alone (``找田伟！``); after a
+          role or relation (快递员/骑手/客服/店主 …, 我老公/我妈 …) or
+          寄给/交给/转告/请联系 …; before 你好/先生/女士/同学/签收/冒领;
+          after 给 before 打电话/发消息; after 我姓X, a name starting
+          with X; a name found once, wherever it recurs. Not a surname
+          with a title (王先生, 李经理)
 passport  a passport / travel permit number after 护照/通行证/passport     ``E*****678``
 ========  ===========================================================  ====================
 
@@ -124,7 +130,12 @@ _NEEDS_FOLD = re.compile("[０-９Ａ-Ｚａ-ｚ＠－＋．／\u3000]")
 # 18-digit ID or a card must not be read as a phone number, nor may the fraction of a
 # decimal (0.13812345678). The pattern starts with a character class so that the regex
 # engine skips ahead to the next digit quickly.
-_SEP = r"(?:\ ?[-—–_]\ ?|\ {1,2})"      # dashes as typed by Chinese IMEs too
+# Groups are joined by dashes (as typed by Chinese IMEs too, and the Unicode hyphens and
+# minus that copy-paste brings), a tilde, an enumeration comma or a middle dot, each
+# with spaces around or not, or by one to three spaces, tabs or no-break spaces. (A dot
+# or a slash joins groups only in the shapes below: elsewhere it is a decimal or a date.)
+_SPACE = "[ \t\u00a0]"
+_SEP = rf"(?:{_SPACE}{{0,3}}[-—–_~～\u2010\u2011\u2212、·・]{_SPACE}{{0,3}}|{_SPACE}{{1,3}})"
 _RUN = re.compile(rf"[+0-9][0-9]*(?:{_SEP}[0-9]+)*(?:[Xx](?![A-Za-z]))?")
 _MIN_DIGITS = 7
 _GROUP = re.compile(r"[0-9]+[Xx]?")
@@ -135,9 +146,13 @@ _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 # (3-4-4, optionally spaced); elsewhere it is a decimal, a date (2026/11/24) or a ratio.
 _DOTTED_MOBILE = re.compile(
     r"(?<![0-9./])1[3-9][0-9] ?[./] ?[0-9]{4} ?[./] ?[0-9]{4}(?![0-9]|[./][0-9])")
+# ... or a card or an ID written in dotted groups of four (6222.0212.3456.7890.128),
+# classified like any other run.
+_DOTTED_GROUPS = re.compile(
+    r"(?<![0-9./])[0-9]{4}(?: ?[./] ?[0-9]{4}){2,3} ?[./] ?[0-9]{1,4}[Xx]?(?![0-9]|[./][0-9])")
 # Letters glued in front of digits make a code (SF…, YT…, JDVA…), unless they say "phone".
 _PHONE_WORDS = frozenset({"tel", "phone", "mobile", "mob", "cell", "call", "sms", "wx", "vx",
-                          "wechat", "weixin", "whatsapp", "dh", "sj"})
+                          "wxid", "wechat", "weixin", "whatsapp", "dh", "sj"})
 _LETTERS_BEFORE = re.compile(r"[A-Za-z]+$")
 _ESCAPE_BEFORE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[nrtbf])$")
 # The nearest cue in the few characters before a run decides how generous to be.
@@ -163,22 +178,37 @@ _DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # would fall into it.
 _CARD_FIRST = frozenset("34569")
 _LANDLINE = re.compile(r"0[1-9][0-9]{1,2}")
+# An area code in brackets: (0755)12345678, （021）6123-4567.
+_BRACKET_LANDLINE = re.compile(
+    r"[(（] ?0[1-9][0-9]{1,2} ?[)）][ \-]?[0-9]{3,4}[ \-]?[0-9]{4}(?![0-9])")
+# The area code of a masked landline, as kept: 010 and 02x have three digits, others four.
+_AREA_CODE = re.compile(r"\(?(0(?:[12][0-9]|[3-9][0-9]{2}))")
+_ABROAD_AREA = re.compile(r"\+?(?:00)?86[ \-]?\(?([1-9][0-9]{1,2})")
 
 # Mobile numbers spelt in Chinese numerals, a common way to dodge filters.
 _CN_NUMERALS = "〇零一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
 _CN_DIGITS = str.maketrans(_CN_NUMERALS, "0012345678912123456789")
+# Numerals and digits may be mixed (138一二三四5678) and groups split by commas too
+# (一三八，一二三四，五六七八); a match must hold a numeral (digits alone are runs).
+_CN_SEP = "[ \\-，,、~·.]"
 _CN_MOBILE = re.compile(
-    rf"[一幺壹][ -]?[三四五六七八九叁肆伍陆柒捌玖](?:[ -]?[{_CN_NUMERALS}]){{9}}")
+    rf"[一幺壹1]{_CN_SEP}?[三四五六七八九叁肆伍陆柒捌玖3-9](?:{_CN_SEP}?[{_CN_NUMERALS}0-9]){{9}}")
+_ANY_CN_NUMERAL = re.compile(f"[{_CN_NUMERALS}]")
 
 # Passport / travel permit numbers are only recognised after their cue word.
 _PASSPORT = re.compile(r"(?:护照|通行证|[Pp]assport)\s?(?:号码|号|[Nn]o\.?)?(?:[:：是为]|\s)*"
                        r"([A-Za-z]{1,2}[0-9]{7,9})(?![0-9A-Za-z])")
 
-# also "name (at) qq.com" and "name @ qq.com", as people write to dodge spam filters
-_AT = re.compile(r" ?(?:@|\(at\)|\[at\]) ?")
+# also "name (at) qq.com", "name @ 163 . com", "name#qq.com" (# for @ keeps crawlers
+# off) and "qq。com", as people write to dodge spam filters; "name at qq dot com" only
+# with a common top-level domain (in words it could be English prose).
+_AT = re.compile(r" ?(?:@|#|\(at\)|\[at\]) ?| (?:at|AT) ")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*"
-                    r" ?(?:@|\(at\)|\[at\]) ?"
-                    r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+                    r" ?(?:@|#|\(at\)|\[at\]) ?"
+                    r"[A-Za-z0-9-]+(?: ?[.。] ?[A-Za-z0-9-]+)* ?[.。] ?[A-Za-z]{2,}"
+                    r"|(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]* (?:at|AT) "
+                    r"[A-Za-z0-9-]+(?: (?:dot|DOT) [A-Za-z0-9-]+)* (?:dot|DOT) "
+                    r"(?:com|cn|net|org|edu|gov|hk|cc|me|io|top|vip)(?![A-Za-z])")
 
 # --- addresses -----------------------------------------------------------------------------
 # An address is only masked around a detail anchor: road + number, building, unit, room,
@@ -187,22 +217,33 @@ _NUM = "0-9A-Za-z一二三四五六七八九十百零〇"
 _ADDR_ANCHOR = re.compile(
     rf"(?:(?:路|街|大道|巷|弄|胡同)(?:[一二三四五六七八九十0-9]{{1,2}}段|[东西南北中]段)?"
     rf"[{_NUM}\-]{{1,6}}(?:号|弄)"
-    r"|[0-9A-Za-z一二三四五六七八九十]{1,4}(?:号楼|号院|栋|幢|座|单元)"
+    r"|[0-9A-Za-z一二三四五六七八九十]{1,4}(?:号楼|号院|栋|幢|座|单元|楼[0-9一二三四五六七八九十]{1,2}门)"
     r"|[0-9]{2,5}(?:室|房|户)"
     r"|村[0-9一二三四五六七八九十]{1,3}组"
-    r"|(?:小区|花园|公寓|大厦|家园|新村|社区|苑|广场|大楼|宿舍)"
+    r"|(?:小区|园|公寓|大厦|家园|新村|社区|苑|广场|大楼|宿舍)"
     r"[0-9A-Za-z]{1,4}(?:-[0-9]{1,4}){1,3})"
 )
 # Every anchor ends in one of these (or in a dashed number after a community word), so
 # the costly anchor regex only runs on a short window before each such character.
-_ADDR_SUFFIX = re.compile(r"[号弄栋幢座元室房户组]|[区园寓厦村苑场楼舍][0-9A-Za-z]{1,4}-[0-9]")
+_ADDR_SUFFIX = re.compile(r"[号弄栋幢座元室房户组门]|[区园寓厦村苑场楼舍][0-9A-Za-z]{1,4}-[0-9]")
 _ANCHOR_REACH = 16
-_ADDR_TAIL = re.compile(r"[0-9A-Za-z\-#]*(?:室|号|楼|层|房|户)?")
+# (after a space only a short number: "B座 1203", not "501室 bad service" or a phone)
+_ADDR_TAIL = re.compile(
+    r"(?:[0-9A-Za-z\-#]+| [0-9][0-9A-Za-z\-#]{0,5}(?![0-9A-Za-z]))?(?:室|号|楼|层|房|户)?")
+# What follows a house number in the same address: a building's name and its floor or
+# room ("88号华星科技大厦12楼", "100号圣爱大厦1905"). Only taken when it ends in a number.
+_ADDR_BUILDING = re.compile(
+    r" ?[\u4e00-\u9fffA-Za-z]{0,8}?(?:大厦|大楼|写字楼|公寓|小区|花园|广场|中心|家园|"
+    r"新村|园区|苑|府|城|院|座|栋|幢|号楼)"
+    r" ?[0-9A-Za-z]+(?:-[0-9A-Za-z]+)*(?:室|号|楼|层|房|户|座|栋|幢|单元)?")
 # Province, city, district and county suffixes end the part we keep, unless they are part
 # of a word such as 小区 (community), 超市 (supermarket) or 市场 (market).
 _ADMIN = re.compile(
     r"省|自治区|行政区|自治州|盟|地区|(?<![超城])市(?!场)|(?<![小社园校厂营片景])区|县|旗")
 _ADDR_STOP = frozenset("在到址是于往给送寄住搬的了把从至向放:,;!? 。，；：！？、")
+# Road names that hold one of those characters (解放路, 向阳路, 至善路): the walk back
+# over a road name goes on through them.
+_ROAD_WORDS_WITH_STOPS = frozenset({"解放", "向阳", "向荣", "至善", "至诚"})
 _ADDR_BACK = 10      # at most this many characters of road/community name before an anchor
 _ADDR_GAP = 12       # anchors further apart than this belong to different sentences
 
@@ -213,12 +254,13 @@ def _words(*words: str) -> str:
 
 
 _STRONG_CUE_WORDS = ("收件人", "寄件人", "发件人", "收货人", "联系人", "签收人", "取件人", "持卡人",
-                     "户名", "姓名", "我叫", "本人叫", "名字叫", "名字是", "Name", "name")
+                     "代收人", "下单人", "投诉人", "户名", "姓名", "我叫", "本人叫", "名字叫",
+                     "名字是", "名叫", "Name", "name")
 # Weaker cues, which also start everyday phrases (我是不是, 找不到, 找客服, 联系方式): a
 # name after one counts only when it stands alone, that is ends before punctuation, a
 # space, the text's end or a character that cannot continue a name (NAME_STOP_CHARS):
 # "我是田伟，", "找田伟!要求退款", "找王芳要求退款", not "找方法解决".
-_WEAK_CUE_WORDS = ("我是", "本人是", "找", "联系")
+_WEAK_CUE_WORDS = ("我是", "本人是", "本人", "找一下", "找", "联系")
 # People named by their role or relation to the writer: couriers, riders, agents and shop
 # staff by name ("快递员王小明态度很差"), family and friends ("我老公李建国的快递"). A name
 # right after one is taken as after a strong cue; the words that follow such a cue and start
@@ -226,13 +268,15 @@ _WEAK_CUE_WORDS = ("我是", "本人是", "找", "联系")
 _ROLE_WORDS = (
     "快递员", "快递小哥", "快递哥", "派件员", "派送员", "配送员", "送货员", "揽件员", "揽收员",
     "收派员", "小哥", "骑手", "外卖员", "司机", "客服", "售后", "店主", "店长", "老板", "掌柜",
-    "业务员", "网点负责人", "负责人", "经理", "主管", "师傅",
+    "业务员", "网点负责人", "负责人", "经理", "主管", "师傅", "买家",
+    "送货的", "送快递的", "派件的", "配送的",
     *("我" + who for who in (
         "老公", "老婆", "爱人", "丈夫", "先生", "太太", "妻子", "媳妇", "妈妈", "妈", "爸爸", "爸",
         "母亲", "父亲", "儿子", "女儿", "哥哥", "哥", "姐姐", "姐", "弟弟", "弟", "妹妹", "妹",
         "朋友", "同事", "室友", "邻居", "家人", "婆婆", "公公", "奶奶", "爷爷", "外婆", "姥姥")))
 # A parcel handed to someone ("寄给欧阳娜娜的包裹", "转给林志强处理"): as after a role.
-_HANDED_WORDS = ("寄给", "转给", "交给", "送给", "递给", "打给", "发给", "拨给")
+_HANDED_WORDS = ("寄给", "转给", "交给", "送给", "递给", "打给", "发给", "拨给", "转告", "告诉",
+                 "请联系", "麻烦联系")
 # All cues in one pattern, scanned in C; the group that matched says which kind (strong
 # first: "我叫" before "我是"). The lookahead, the first character of every cue word,
 # keeps the scan from trying every branch at every position (6x slower without it).
@@ -240,8 +284,8 @@ _ANY_NAME_CUE = re.compile(
     "(?=[" + "".join(sorted({w[0] for w in (*_STRONG_CUE_WORDS, *_WEAK_CUE_WORDS, *_ROLE_WORDS,
                                              *_HANDED_WORDS)})) + "])(?:"
     f"(?P<strong>(?:{_words(*_STRONG_CUE_WORDS)})[ \t]*(?:[:：][ \t]*|是|为|叫)?"
-    "(?:写的是|写的|写成|填的是|填的|填成|改成|改为)?)"
-    f"|(?P<role>(?:{_words(*_ROLE_WORDS)})[ \t]*(?:[:：][ \t]*|是|叫)?)"
+    "(?:写的是|写的|写成|填的是|填的|填成|改成|改为)?[(（“\"「『]?)"
+    f"|(?P<role>(?:{_words(*_ROLE_WORDS)})[ \t]*(?:[:：][ \t]*|是|叫)?[(（“\"「『]?)"
     f"|(?P<handed>(?:{_words(*_HANDED_WORDS)})[ \t]*)"
     f"|(?P<weak>(?:{_words(*_WEAK_CUE_WORDS)})[ \t]*))")
 # A surname, compound ones first (欧阳 before 欧): where every Chinese name starts.
@@ -262,6 +306,16 @@ _CALLED_NAME = re.compile(
 # ("快递员和客服", "客服全程敷衍", "我和张伟签收").
 _NOT_A_SURNAME_HERE = frozenset("和向于连全时常万")
 _CN_NAME = re.compile(_SURNAME + "[\u4e00-\u9fff]{1,2}")
+# ... written with a space after the surname, as in a form ("收件人:张 伟")
+_SPACED_CN_NAME = re.compile(_SURNAME + " [\u4e00-\u9fff]{1,2}(?![\u4e00-\u9fff])")
+# A surname with a job title names nobody, like 王先生: "客服李经理", "王总说".
+_TITLES = frozenset({"经理", "主管", "师傅", "老师", "总监", "老板", "主任", "队长", "站长",
+                     "店长", "科长", "部长", "处长", "组长", "医生", "律师", "阿姨", "大姐",
+                     "大哥", "叔叔", "同学", "专员", "总"})
+# A second name joined to one just found ("收件人是李娜和王秀兰").
+_AND_NAME = re.compile("[和与跟及、]" + _SURNAME + "[\u4e00-\u9fff]{1,2}")
+# A surname someone states ("我姓赵，叫赵丽颖"): the full name may follow anywhere.
+_STATED_SURNAME = re.compile("我姓(" + _SURNAME + ")")
 _LATIN_NAME = re.compile(r"[A-Z][a-z]+(?:[ .][A-Z][a-z]+){0,2}")
 
 
@@ -304,7 +358,14 @@ def _kind(s: str, groups: list[str], cue: int) -> str | None:
             return None   # "2026-11-02 13" is a date, not one number
         if groups[0] in ("86", "+86", "0086", "+0086"):
             rest = "".join(groups[1:])
-            return "mobile" if len(groups) <= 4 and _MOBILE.fullmatch(rest) else None
+            if len(groups) <= 4 and _MOBILE.fullmatch(rest):
+                return "mobile"
+            # +86-755-12345678: an area code without its 0, then 7-8 digits
+            area = groups[1]
+            if (2 <= len(area) <= 3 and area[0] != "0" and len(groups) <= 4
+                    and len(rest) - len(area) in (7, 8)):
+                return "landline"
+            return None
     if s[0] == "+":
         s = s[1:]
         if not s.startswith("86"):
@@ -332,6 +393,8 @@ def _kind(s: str, groups: list[str], cue: int) -> str | None:
             return "card"
     if 2 <= len(groups) <= 3 and _LANDLINE.fullmatch(groups[0]) and n - len(groups[0]) in (7, 8):
         return "landline"
+    if len(groups) == 1 and n in (11, 12) and s[0] == "0" and s[1] != "0":
+        return "landline"   # area code and number without a dash: 075587654321
     return None
 
 
@@ -342,7 +405,7 @@ def _id18_ok(s: str) -> bool:
 
 
 _WHOLE_RUN_KINDS = frozenset({"mobile", "id", "card", "landline"})
-_MAX_GROUPS = 5   # the most groups one number is written in: 6222 0212 3456 7890 123
+_MAX_GROUPS = 6   # the most groups one number is written in: 440 305 199 001 011 23X
 
 
 def _digit_spans(t: str, out: list[PiiSpan]) -> bool:
@@ -371,16 +434,17 @@ def _digit_spans(t: str, out: list[PiiSpan]) -> bool:
                 glued = ""   # "\\n138…", "\\u8bdd138…" in a JSON excerpt: not a code
             elif glued in ("X", "x") and start >= 2 and t[start - 2].isdigit():
                 glued = ""   # the check letter of an ID typed just before: 1002X13812345678
-        cue = 0
-        if end - start >= 15:   # cues only change the verdict on ID- and card-length runs
-            for c in _CUE.finditer(t, max(0, start - _CUE_WINDOW), start):
-                cue = c.lastindex or 0
+        # cues only change the verdict on ID- and card-length runs
+        cue = _cue_before(t, start) if end - start >= 15 else 0
         n = len(groups)
         if n == 1 and end - start >= _MIN_GLUED:
             # Longer than any one number: an order or transaction number (left alone), or
             # numbers typed back to back ("1381234567813912345678", masked): the whole run
             # must split into valid numbers, which random digits rarely do.
-            out.extend(_glued_numbers(t, start, end, cue, glued))
+            pieces = _glued_numbers(t, start, end, cue, glued)
+            out.extend(pieces)
+            # numbers at the ends only: what is left between may read as a new number
+            partial = partial or bool(pieces) and sum(s.end - s.start for s in pieces) != end - start
             continue
         if n == 11 and end - start == 21 and _MOBILE.fullmatch(t[start:end:2]):
             out.append(PiiSpan("mobile", start, end))    # 1 3 8 1 2 3 4 5 6 7 8
@@ -400,6 +464,14 @@ def _digit_spans(t: str, out: list[PiiSpan]) -> bool:
             else:
                 i += 1
     return partial
+
+
+def _cue_before(t: str, start: int) -> int:
+    """The kind of the nearest cue word just before ``start``: 1 ID, 2 card, 3 order, 0."""
+    cue = 0
+    for c in _CUE.finditer(t, max(0, start - _CUE_WINDOW), start):
+        cue = c.lastindex or 0
+    return cue
 
 
 _MIN_GLUED = 22   # two mobile numbers, the shortest pair; a single number has <= 19 digits
@@ -505,15 +577,34 @@ def _address_spans(t: str, out: list[PiiSpan]) -> None:
     for m in _address_anchors(t):
         a, e = m.span()
         e = _ADDR_TAIL.match(t, e).end()
+        while (more := _ADDR_BUILDING.match(t, e)) is not None:
+            e = _ADDR_TAIL.match(t, more.end()).end()
         if spans and a - spans[-1][1] <= _ADDR_GAP and not any(
-                c in _ADDR_STOP for c in t[spans[-1][1]:a]):
+                c in _ADDR_STOP and c != " " for c in t[spans[-1][1]:a]):
             spans[-1][1:] = [max(spans[-1][1], e), True]   # next part of the same address
             continue
         start = a
         lo = max(0, a - _ADDR_BACK)
         # walk back over the road / community name, up to a cue such as 在/到/住/地址:
-        while start > lo and t[start - 1] not in _ADDR_STOP and t[start - 1].isalnum():
-            start -= 1
+        # (over a space between two names too: "三里屯SOHO 5号楼")
+        while start > lo:
+            c = t[start - 1]
+            if c == " " and start - 2 >= lo and t[start - 2].isalnum() and (
+                    t[start - 2] not in _ADDR_STOP):
+                start -= 1
+            elif c in _ADDR_STOP:
+                if t[start - 2:start] in _ROAD_WORDS_WITH_STOPS:      # 解放
+                    start -= 2
+                elif t[start - 1:start + 1] in _ROAD_WORDS_WITH_STOPS:  # 向阳
+                    start -= 1
+                else:
+                    break
+            elif c.isalnum():
+                start -= 1
+            else:
+                break
+        while t[start] == " ":
+            start += 1
         if t[start] == "第":
             start += 1
         admin = None
@@ -538,6 +629,20 @@ def _address_spans(t: str, out: list[PiiSpan]) -> None:
             out.append(PiiSpan("address", a, e))
 
 
+def _given_name_end(t: str, pos: int, most: int) -> int:
+    """Where the name starting at ``t[pos]`` (a surname) ends, at ``most`` at the latest;
+    0 if it is no name: no given-name character ("王先生"), a surname and a title
+    ("李经理"), or a word in NOT_NAMES ("黄牛")."""
+    given = pos + 2 if t[pos:pos + 2] in COMPOUND_SURNAMES else pos + 1
+    end = given
+    while end < most and t[end] not in NAME_STOP_CHARS:
+        end += 1
+    if end == given or t[pos:pos + 2] in NOT_NAMES or t[given:given + 2] in _TITLES or (
+            end == given + 1 and t[given] in _TITLES):
+        return 0
+    return end
+
+
 def _name_spans(t: str, out: list[PiiSpan]) -> None:
     for cue in _ANY_NAME_CUE.finditer(t):
         kind = cue.lastgroup
@@ -548,20 +653,28 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
             continue
         m = _CN_NAME.match(t, pos)
         if m is not None:
-            given = pos + 2 if t[pos:pos + 2] in COMPOUND_SURNAMES else pos + 1
-            end = given
-            while end < m.end() and t[end] not in NAME_STOP_CHARS:
-                end += 1
-            # at least one given-name character: "王先生" alone identifies nobody
-            if end > given and t[pos:pos + 2] not in NOT_NAMES and not (
-                    weak and end < len(t) and "\u4e00" <= t[end] <= "\u9fff"
-                    and t[end] not in NAME_STOP_CHARS):
+            end = _given_name_end(t, pos, m.end())
+            if end and not (weak and end < len(t) and "\u4e00" <= t[end] <= "\u9fff"
+                            and t[end] not in NAME_STOP_CHARS):
                 out.append(PiiSpan("name", pos, end))
-        elif kind == "strong" and (cue.group().lower().startswith("name")
-                                   or cue.group().startswith("姓名")):
-            m = _LATIN_NAME.match(t, pos)
+                if not weak:   # "和王秀兰" after it
+                    while (m := _AND_NAME.match(t, end)) is not None and (
+                            more := _given_name_end(t, end + 1, m.end())):
+                        out.append(PiiSpan("name", end + 1, more))
+                        end = more
+        elif kind == "strong":
+            m = _SPACED_CN_NAME.match(t, pos) or _LATIN_NAME.match(t, pos)
             if m is not None:
                 out.append(PiiSpan("name", pos, m.end()))
+    if "我姓" in t:
+        for stated in _STATED_SURNAME.finditer(t):
+            surname, pos = stated.group(1), t.find(stated.group(1), stated.end())
+            while pos >= 0:
+                m = _CN_NAME.match(t, pos)
+                end = m and _given_name_end(t, pos, m.end())
+                if end:
+                    out.append(PiiSpan("name", pos, end))
+                pos = t.find(surname, pos + 1)
     patterns = []   # each only where its words are (a search costs ~1.5 us per text)
     if _ANY_TITLE_WORD.search(t):
         patterns.append(_TITLED_NAME)
@@ -616,20 +729,37 @@ def _find(text: str) -> tuple[list[PiiSpan], bool]:
         return [], False
     t = text.translate(_FOLD) if _NEEDS_FOLD.search(text) else text
     found: list[PiiSpan] = []
-    if "@" in t or "at)" in t or "at]" in t:
+    if "@" in t or "at)" in t or "at]" in t or "#" in t or " dot " in t or " DOT " in t:
         found.extend(PiiSpan("email", *m.span()) for m in _EMAIL.finditer(t))
     new: list[PiiSpan] = []
     partial = _digit_spans(t, new)
+    # Numbers found by other shapes may overlap the digit runs' (138一二三四5678 holds
+    # the run 5678): they join those that do not overlap.
+    other: list[PiiSpan] = []
     if "." in t or "/" in t:
-        new.extend(PiiSpan("mobile", *m.span()) for m in _DOTTED_MOBILE.finditer(t))
+        other.extend(PiiSpan("mobile", *m.span()) for m in _DOTTED_MOBILE.finditer(t))
+        for m in _DOTTED_GROUPS.finditer(t):
+            kind = _classify(_GROUP.findall(m.group()), _cue_before(t, m.start()), "")
+            if kind in ("card", "id"):
+                other.append(PiiSpan(kind, *m.span()))
+    if "(" in t or "（" in t:
+        other.extend(PiiSpan("landline", *m.span()) for m in _BRACKET_LANDLINE.finditer(t))
     if "护照" in t or "通行证" in t or "assport" in t:
-        new.extend(PiiSpan("passport", *m.span(1)) for m in _PASSPORT.finditer(t))
-    if "一" in t or "幺" in t or "壹" in t:
+        other.extend(PiiSpan("passport", *m.span(1)) for m in _PASSPORT.finditer(t))
+    if _ANY_CN_NUMERAL.search(t):
         for m in _CN_MOBILE.finditer(t):
             a, b = m.span()
-            if (a == 0 or t[a - 1] not in _CN_NUMERALS) and (
-                    b == len(t) or t[b] not in _CN_NUMERALS):
-                new.append(PiiSpan("mobile", a, b))
+            if not _ANY_CN_NUMERAL.search(t, a, b):
+                continue   # digits alone: a digit run
+            if (a == 0 or t[a - 1] not in _CN_NUMERALS and not t[a - 1].isdigit()) and (
+                    b == len(t) or t[b] not in _CN_NUMERALS and not t[b].isdigit()):
+                other.append(PiiSpan("mobile", a, b))
+            # Masked, numerals become digits, which may join digits beside them; left
+            # alone against digits, they may read as a mobile once a number beside them
+            # is masked (its end digits kept). Either way the masked text is searched again.
+            partial = True
+    if other:
+        new = _merge(new, other) if new else other
     if new:
         found = _merge(found, new) if found else new
         new = []
@@ -678,8 +808,12 @@ def _replacement(kind: str, value: str) -> str:
             return d[:3] + "*" * (len(d) - 7) + d[-4:]
         if kind == "card":
             return f"{d[:4]} **** **** {d[-4:]}"
-        area = re.match(r"\(?(0[0-9]{2,3})", value.translate(_FOLD))
-        return f"{area.group(1) if area else d[:3]}-****{d[-4:]}"
+        plain = value.translate(_FOLD)
+        area = _AREA_CODE.match(plain)
+        if area is not None:
+            return f"{area.group(1)}-****{d[-4:]}"
+        abroad = _ABROAD_AREA.match(plain)
+        return f"+86-{abroad.group(1) if abroad else ''}-****{d[-4:]}"
     if kind == "passport":
         return value[0] + "*" * (len(value) - 4) + value[-3:]
     if kind == "email":
