@@ -245,6 +245,13 @@ def _peek_ids(raw: bytes) -> tuple[str | None, str | None]:
     )
 
 
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    """The detail of a line that is not UTF-8 (a GBK export, a cut multi-byte character).
+    Not the bytes (they may be a piece of a complaint), nor msgspec's offset (it counts
+    from the start of the string holding them, not of the line)."""
+    return f"JSON is malformed: a string is not UTF-8 ({exc.reason})"
+
+
 def _decode_one(raw: bytes, index: int) -> Event | BadEvent:
     try:
         event = _event_decoder.decode(raw)
@@ -256,6 +263,8 @@ def _decode_one(raw: bytes, index: int) -> Event | BadEvent:
         return BadEvent(index, _classify(detail), detail, event_id, event_type)
     except msgspec.DecodeError as exc:
         return BadEvent(index, "malformed json", str(exc))
+    except UnicodeDecodeError as exc:   # msgspec checks UTF-8 only inside strings
+        return BadEvent(index, "malformed json", _not_utf8(exc))
     try:
         epoch_of(event.ts)
     except ValueError as exc:
@@ -276,6 +285,8 @@ def decode_events(raw: bytes) -> tuple[list[Event], list[BadEvent]]:
             items = _raw_list_decoder.decode(raw)
         except msgspec.DecodeError as exc:  # includes ValidationError
             return [], [BadEvent(0, "malformed json", str(exc))]
+        except UnicodeDecodeError as exc:
+            return [], [BadEvent(0, "malformed json", _not_utf8(exc))]
         events: list[Event] = []
         bad: list[BadEvent] = []
         for i, item in enumerate(items):

@@ -76,7 +76,7 @@ def _valid_array(raw: bytes) -> list | None:
     so they are not parsed twice."""
     try:
         return _decode_array(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None
 
 
@@ -247,7 +247,9 @@ class Pipeline(AlertStage):
         for offset, raw in enumerate(lines, first_offset):
             try:
                 run.append(decode(raw))
-            except msgspec.DecodeError:  # arrays, and every kind of bad input
+            # arrays, and every kind of bad input (msgspec checks UTF-8 inside strings
+            # only, and raises UnicodeDecodeError there)
+            except (msgspec.DecodeError, UnicodeDecodeError):
                 if run:
                     self._on_events(run, src, start, 1, lines, first_offset)
                     run = []
@@ -264,7 +266,7 @@ class Pipeline(AlertStage):
                 # Fast path: one valid event object (the common case), or a whole array of
                 # valid events; timestamps are validated in _on_events.
                 events = (_decode_event(raw),)
-            except msgspec.DecodeError:  # arrays, and every kind of bad input
+            except (msgspec.DecodeError, UnicodeDecodeError):  # arrays, any bad input
                 events = _valid_array(raw)
                 if events is None:
                     events, bad = decode_events(raw)

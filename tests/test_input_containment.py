@@ -100,6 +100,8 @@ def message(draw) -> bytes:
     return draw(st.sampled_from([
         good[: draw(st.integers(0, len(good) - 1))],                  # truncated
         b"\xff\xfe" + good,                                           # not UTF-8
+        good.replace(b'":"', b'":"\xff', 1),                          # ... inside a string
+        good.decode().encode("gbk", errors="replace"),                # a GBK export
         ("备注 " + PII[2] + " " + PII[3]).encode(),                    # not JSON, with PII
         b"  ", b"[", b"[]", b"{}", good + b"}",
     ]))
@@ -109,7 +111,7 @@ def _units(raw: bytes) -> int:
     """Events a message holds: an array's items, else one (a malformed whole counts once)."""
     try:
         return len(msgspec.json.decode(raw, type=list[msgspec.Raw]))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return 1
 
 
@@ -144,3 +146,28 @@ def test_every_event_is_accounted_for_and_nothing_leaks(messages):
     # the fast paths (one msgspec call per message or array) decide as decode_events does
     slow_out, slow_counters = _run(messages, slow=True)
     assert (out, counters) == (slow_out, slow_counters)
+
+
+def test_lines_that_are_not_utf8_are_dead_letters_on_both_paths():
+    # A GBK export or a byte cut from a multi-byte character inside a string: msgspec
+    # raises UnicodeDecodeError there, not DecodeError; replay crashed on it (2026-11-25).
+    good = [orjson.dumps({"type": "order", "event_id": f"g{i}", "ts": iso(START.timestamp() + i),
+                          "order_id": f"O{i}", "merchant_id": "m1", "region": "广东",
+                          "carrier": "中通", "category": "服饰", "amount": 1.0}) for i in range(3)]
+    complaint = {"type": "complaint", "event_id": "c1", "ts": iso(START.timestamp()),
+                 "complaint_id": "C1", "order_id": "O1", "merchant_id": "m1", "region": "广东",
+                 "channel": "app", "text": "电话" + PII[0] + "，收件人张伟"}
+    bad = [b'{"type":"order","ts":"\xff"}',
+           orjson.dumps(complaint).decode().encode("gbk"),
+           b"[" + good[0] + b',{"type":"order","ts":"\xff"}]']
+    lines = [good[0], bad[0], good[1], bad[1], good[2], bad[2]]
+    replayed, live = Pipeline(), Pipeline()
+    replayed.process_lines(lines, source="f")
+    for offset, raw in enumerate(lines):
+        live.process(raw, source="t", partition=0, offset=offset)
+    for p in (replayed, live):
+        letters = p.drain().dead_letters
+        assert p.counters["orders"] == 3 and p.counters["internal_errors"] == 0
+        assert [d["reason"] for d in letters] == ["malformed json"] * 3
+        assert all("not UTF-8" in d["detail"] for d in letters)
+        assert PII[0] not in orjson.dumps(letters).decode()
