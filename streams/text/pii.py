@@ -620,13 +620,18 @@ def _address_spans(t: str, out: list[PiiSpan]) -> None:
     if spans:
         # never cut a digit run in two: the half left unmasked could be read as a new number
         runs = [m.span() for m in _RUN.finditer(t)]
+        widened: list[list[int]] = []
         for a, e in spans:
             for r0, r1 in runs:
                 if r0 < a < r1:
                     a = r0
                 if r0 < e < r1:
                     e = r1
-            out.append(PiiSpan("address", a, e))
+            if widened and a < widened[-1][1]:   # widened into the one before: one span
+                widened[-1][1] = max(widened[-1][1], e)
+            else:
+                widened.append([a, e])
+        out.extend(PiiSpan("address", a, e) for a, e in widened)
 
 
 def _given_name_end(t: str, pos: int, most: int) -> int:
@@ -644,6 +649,7 @@ def _given_name_end(t: str, pos: int, most: int) -> int:
 
 
 def _name_spans(t: str, out: list[PiiSpan]) -> None:
+    cued: list[PiiSpan] = []   # may overlap ("我姓赵，我叫赵丽颖"): merged below
     for cue in _ANY_NAME_CUE.finditer(t):
         kind = cue.lastgroup
         pos = cue.end()
@@ -656,16 +662,16 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
             end = _given_name_end(t, pos, m.end())
             if end and not (weak and end < len(t) and "\u4e00" <= t[end] <= "\u9fff"
                             and t[end] not in NAME_STOP_CHARS):
-                out.append(PiiSpan("name", pos, end))
+                cued.append(PiiSpan("name", pos, end))
                 if not weak:   # "和王秀兰" after it
                     while (m := _AND_NAME.match(t, end)) is not None and (
                             more := _given_name_end(t, end + 1, m.end())):
-                        out.append(PiiSpan("name", end + 1, more))
+                        cued.append(PiiSpan("name", end + 1, more))
                         end = more
         elif kind == "strong":
             m = _SPACED_CN_NAME.match(t, pos) or _LATIN_NAME.match(t, pos)
             if m is not None:
-                out.append(PiiSpan("name", pos, m.end()))
+                cued.append(PiiSpan("name", pos, m.end()))
     if "我姓" in t:
         for stated in _STATED_SURNAME.finditer(t):
             surname, pos = stated.group(1), t.find(stated.group(1), stated.end())
@@ -673,8 +679,9 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
                 m = _CN_NAME.match(t, pos)
                 end = m and _given_name_end(t, pos, m.end())
                 if end:
-                    out.append(PiiSpan("name", pos, end))
+                    cued.append(PiiSpan("name", pos, end))
                 pos = t.find(surname, pos + 1)
+    _merge(out, cued)   # in place: sorted, without overlaps
     patterns = []   # each only where its words are (a search costs ~1.5 us per text)
     if _ANY_TITLE_WORD.search(t):
         patterns.append(_TITLED_NAME)
