@@ -1,7 +1,9 @@
 """Dead letters keep no personal data and no complaint text, whatever shape the bad input
 has: masked ``event_type``/``detail``/``event_id``, and no complaint text in the excerpt
 of a CSV line, a ``text`` array or object, an escaped ``text`` key or text under another
-key. Run through the pipeline, as in production."""
+key, also in a line that does not parse; JSON escapes decoded before masking; no short
+CJK run but the contract's words (names in short fields). The audited leaks D1-D15 are
+replayed as they arrived. Run through the pipeline, as in production."""
 
 from __future__ import annotations
 
@@ -142,3 +144,227 @@ def test_a_long_line_is_cut_without_half_a_placeholder():
     assert excerpt.endswith("…") and len(excerpt.encode()) <= 304, excerpt
     assert_no_text(letter)
     assert re.search(r"<text(?! \d+ chars>)", excerpt) is None, excerpt
+
+
+# --- The PII audit of the dead-letter topic (cases D1-D15) ----------------------------------
+# Each audited line as it arrived (JSON escapes are the line's own: r-strings), what the
+# pipeline must still say about it, and what must not come out. Found in dead letters:
+# escaped full-width digits decoded only after masking (D1), a "text" key spelt with an
+# escape (D2) or holding an array (D14) in a line that does not parse, and names kept as
+# short CJK runs (D7, D12, D15).
+AUDIT = {
+    # case: (line, reason, event type, what the excerpt keeps)
+    "D1": (r'{"type":"complaint","event_id":"ev-audit-D1","ts":"2026-11-03T14:50:00+08:00",'
+           r'"complaint_id":"c-audit-D1","merchant_id":"m0008","region":"广东","channel":"app",'
+           r'"note":"\uff11\uff15\uff18\uff15\uff15\uff16\uff16\uff17\uff17\uff18\uff18","text":"收件',
+           "malformed json", None, ['"event_id":"ev-audit-D1"', '"region":"广东"',
+                                    '"note":"158****7788"', '"text":"<complaint text omitted>']),
+    "D2": (r'{"type":"complaint","event_id":"ev-audit-D2","ts":"2026-11-03T14:50:01+08:00",'
+           r'"complaint_id":"c-audit-D2","merchant_id":"m0008","region":"广东","channel":"app",'
+           r'"tex\u0074":"我是林黛玉，电话158~6666~7777 收件人林黛玉","x":',
+           "malformed json", None, ['"event_id":"ev-audit-D2"', '"region":"广东"',
+                                    '"text":"<complaint text omitted>","x":']),
+    "D3": (r'{"type":"complaint","event_id":"ev-audit-D3","ts":"2026-11-03T14:50:02+08:00",'
+           r'"complaint_id":"c-audit-D3","merchant_id":"m0008","region":"广东","channel":"app",'
+           r'"remark":"回电159~4444~5555 座机(0755)12340000","text":5}',
+           "invalid field", "complaint", ['"event_id":"ev-audit-D3"', '"region":"广东"', '"remark":"']),
+    "D4": (r'{"type":"order_status","event_id":"ev-audit-D4","ts":"2026-11-03T14:50:03+08:00",'
+           r'"order_id":"o-1","status":"联系(020)87654321"}',
+           "invalid field", "order_status", ['"event_id":"ev-audit-D4"', '"status":"']),
+    "D5": (r'complaint,ev-audit-D5,2026-11-03T14:50:04+08:00,c-audit-D5,o-1,m0008,广东,中通,app,'
+           r'电话157 3333 4444 座机(010)66667777,normal',
+           "malformed json", None, ["complaint,ev-audit-D5,2026-11-03T14:50:04+08:00,c-audit-D5,"
+                                    "o-1,m0008,广东,中通,app,", ",normal"]),
+    "D6": (r'{"type":"complaint","event_id":"ev-audit-D6","ts":"2026-11-03T14:50:05+08:00",'
+           r'"complaint_id":"c-audit-D6","merchant_id":"m0008","region":"广东","channel":"app",'
+           r'"comment":"电话156\t1111\t2222","text":"x"}x',
+           "missing field", None, ['"event_id":"ev-audit-D6"', '"region":"广东"',
+                                   '"text":"<complaint text omitted>"}x']),
+    "D7": (r'{"type":"complaint_update","event_id":"ev-audit-D7","ts":"2026-11-03T14:50:06+08:00",'
+           r'"complaint_id":"c-1","intent":"refund","status":"回电155~2222~1111","csat":"黄蓉"}',
+           "invalid field", "complaint_update", ['"event_id":"ev-audit-D7"', '"intent":"refund"',
+                                                 '"csat":"<text 2 chars>"}']),
+    "D11": (r'[{"type":"complaint","event_id":"ev-audit-D10","ts":"2026-11-03T14:50:09+08:00",'
+            r'"complaint_id":"c-audit-D10","merchant_id":"m0008","region":"广东","carrier":"中通",'
+            r'"channel":"app","order_id":"o-1","text":"电话13566667777","csat":1},'
+            r'{"type":"complaint_update","event_id":"ev-audit-D11","ts":"x","complaint_id":"c-1",'
+            r'"status":"138~5555~0000"}]',
+            "invalid field", "complaint_update", ['"event_id":"ev-audit-D10"', '"carrier":"中通"',
+                                                  '"text":"<complaint text omitted>"']),
+    "D12": (r'complaint,ev-audit-D12,2026-11-03T14:50:10+08:00,c-audit-D12,o-1,m0008,广东,中通,'
+            r'app,欧阳娜娜,快递没到,normal',
+            "malformed json", None, ["complaint,ev-audit-D12,2026-11-03T14:50:10+08:00,c-audit-D12,"
+                                     "o-1,m0008,广东,中通,app,<text 4 chars>,<text 4 chars>,normal"]),
+    "D14": (r'{"type":"complaint","event_id":"ev-audit-D14","ts":"2026-11-03T14:50:12+08:00",'
+            r'"complaint_id":"c-audit-D14","merchant_id":"m0008","region":"广东","channel":"app",'
+            r'"text":["关羽","地址 解放路12号"],"x":',
+            None, None, ['"event_id":"ev-audit-D14"', '"region":"广东"',
+                         '"text":"<complaint text omitted>","x":']),
+    "D15": (r'{"type":"complaint","event_id":"ev-audit-D15","ts":"2026-11-03T14:50:13+08:00",'
+            r'"complaint_id":"c-audit-D15","merchant_id":"m0008","region":"广东","channel":"app",'
+            r'"customer_name":"诸葛亮","text":null}',
+            "invalid field", "complaint", ['"event_id":"ev-audit-D15"', '"region":"广东"',
+                                           '"customer_name":"<text 3 chars>"']),
+}
+#: Gaps of the masker (streams/text/pii.py) that its pending change closes: "~" and tabs
+#: between a mobile's digit groups, landlines with the area code in parentheses.
+#: Strict: once the masker lands these pass, and the mark must go.
+MASKER_GAP = pytest.mark.xfail(strict=True, reason="masker gap (~ or tab separators, a landline's "
+                               "area code in parentheses): closed by the masker change")
+AUDIT_SECRETS = [
+    ("D1", "１５８５５６６７７８８"), ("D1", "15855667788"),
+    ("D1", r"\uff11\uff15\uff18\uff15\uff15\uff16\uff16\uff17\uff17\uff18\uff18"),
+    ("D2", "林黛玉"), ("D2", "158~6666~7777"), ("D2", "15866667777"), ("D2", "收件人"),
+    pytest.param("D3", "159~4444~5555", marks=MASKER_GAP),
+    ("D3", "15944445555"),
+    pytest.param("D3", "(0755)12340000", marks=MASKER_GAP),
+    ("D3", "075512340000"),
+    pytest.param("D4", "(020)87654321", marks=MASKER_GAP),
+    ("D4", "02087654321"),
+    ("D5", "157 3333 4444"), ("D5", "15733334444"),
+    pytest.param("D5", "(010)66667777", marks=MASKER_GAP),
+    ("D5", "01066667777"),
+    # as written (JSON escapes), and decoded: tab separators. The record's JSON writes a
+    # tab "\t" again, so the written form leaks until the masker masks the decoded one.
+    pytest.param("D6", r"156\t1111\t2222", marks=MASKER_GAP),
+    pytest.param("D6", "156\t1111\t2222", marks=MASKER_GAP),
+    ("D6", "15611112222"),
+    ("D7", "黄蓉"),
+    pytest.param("D7", "155~2222~1111", marks=MASKER_GAP),
+    ("D7", "15522221111"),
+    ("D11", "13566667777"),
+    pytest.param("D11", "138~5555~0000", marks=MASKER_GAP),
+    ("D11", "13855550000"),
+    ("D12", "欧阳娜娜"), ("D12", "快递没到"),
+    ("D14", "关羽"), ("D14", "解放路"), ("D14", "12号"),
+    ("D15", "诸葛亮"),
+]
+
+
+def audit_letter(case: str) -> dict:
+    line, reason, event_type, _ = AUDIT[case]
+    p = Pipeline()
+    p.process_lines([line.encode()], source="audit")
+    (letter,) = p.drain().dead_letters
+    return letter
+
+
+def leaks(letter: dict, secret: str) -> bool:
+    """``secret`` anywhere in the record: in its strings, or in its JSON bytes."""
+    strings = "\n".join(str(v) for v in letter.values())
+    return secret in strings or secret.encode() in orjson.dumps(letter)
+
+
+@pytest.mark.parametrize(("case", "secret"), AUDIT_SECRETS)
+def test_an_audited_dead_letter_carries_no_personal_data(case, secret):
+    letter = audit_letter(case)
+    assert not leaks(letter, secret), (secret, letter)
+    assert not contains_unmasked_pii("\n".join(str(v) for v in letter.values())), letter
+
+
+@pytest.mark.parametrize("case", sorted(AUDIT))
+def test_an_audited_dead_letter_is_still_debuggable(case):
+    _, reason, event_type, kept = AUDIT[case]
+    letter = audit_letter(case)
+    assert (letter["source"], letter["line"] if "line" in letter else letter["offset"]) == ("audit", 1)
+    if reason is not None:
+        assert letter["reason"] == reason, letter
+    assert letter["event_type"] == event_type, letter
+    for piece in kept:
+        assert piece in letter["payload_excerpt"], (piece, letter["payload_excerpt"])
+    assert "ev-audit-" in letter["payload_excerpt"]
+
+
+def test_a_named_value_in_a_short_field_is_blanked_in_detail_too():
+    letter = audit_letter("D7")
+    assert letter["detail"].startswith("Invalid enum value '<text 2 chars>"), letter["detail"]
+    assert letter["detail"].endswith("- at `$.status`"), letter["detail"]
+
+
+def line_letter(line: str) -> dict:
+    (letter,) = letters(line.encode())
+    return letter
+
+
+HEAD = '{"type":"complaint","event_id":"e1","region":"广东","carrier":"中通",'
+
+
+@pytest.mark.parametrize(("value", "after"), [
+    ('"我是林黛玉，电话13912345678"', ',"x":1'),                     # a string
+    ('["关羽","地址 解放路12号"]', ',"x":1'),                            # an array
+    ('{"name":"关羽","addr":["解放路12号","]}"]}', ',"x":1'),            # brackets inside strings
+    ('[["关羽"],{"a":"解放路12号"}]', '}'),                               # nested
+    ('"关羽 解放路12号', ''),                                            # cut inside the string
+    ('["关羽","解放路12号"', ''),                                         # cut inside the array
+    ('{"n":"关羽","a":"解放路12号', ''),                                  # cut inside the object
+    ('关羽,解放路12号', ',"x":1'),                                       # not JSON: to the end
+    (' [ "关羽" , "解放路12号" ] ', ',"x":1'),                            # spaces around
+])
+def test_a_text_value_of_any_shape_is_omitted_from_a_line_that_does_not_parse(value, after):
+    for key in ('"text"', r'"tex\u0074"', r'"\u0074\u0065\u0078\u0074"'):
+        line = HEAD + key + ":" + value + after + ',"y":'       # the trailing "y": never parses
+        letter = line_letter(line)
+        dump = orjson.dumps(letter).decode()
+        for secret in ("关羽", "解放路", "12号", "林黛玉", "13912345678"):
+            assert secret not in dump, (line, letter["payload_excerpt"])
+        excerpt = letter["payload_excerpt"]
+        lead, trail = value[:len(value) - len(value.lstrip())], value[len(value.rstrip()):]
+        assert excerpt.startswith(HEAD + '"text":' + lead + '"<complaint text omitted>'), excerpt
+        if after == ',"x":1' and not value.startswith("关羽"):
+            assert excerpt.endswith('"<complaint text omitted>"' + trail + ',"x":1,"y":'), excerpt
+
+
+@pytest.mark.parametrize(("written", "number"), [
+    (r"\u0031\u0033\u0039\u0031\u0032\u0033\u0034\u0035\u0036\u0037\u0038", MOBILE),   # ASCII digits
+    (r"\uff11\uff13\uff19\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18", MOBILE),   # full-width
+    (r"139\u00201234\u00205678", MOBILE),                                               # escaped spaces
+    (r"\u0031\u0031\u0030\u0031\u0030\u0035\u0031\u0039\u0034\u0039\u0031\u0032\u0033\u0031"
+     r"\u0030\u0030\u0032\u0031", ID),
+])
+def test_escaped_digits_are_decoded_before_masking(written, number):
+    truncated = '{"type":"order","event_id":"e1","note":"电话' + written + '","amount":'
+    wrong_type = '{"type":"order","event_id":"e1","ts":5,"note":"\\\\' + written + '"}'   # escaped twice
+    for line in (truncated, wrong_type):
+        letter = line_letter(line)
+        values = "\n".join(str(v) for v in letter.values())
+        assert number not in values and written not in values, (line, letter)
+        assert "****" in letter["payload_excerpt"], letter["payload_excerpt"]
+        assert '"event_id":"e1"' in letter["payload_excerpt"]
+
+
+def test_escaped_text_in_event_id_and_type_is_decoded_before_masking():
+    escaped = r"\uff11\uff13\uff19\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18"
+    (letter,) = letters(orjson.dumps({"type": "order", "event_id": escaped, "ts": "x"}))
+    assert letter["event_id"] == "139****5678", letter
+    (letter,) = letters(orjson.dumps({"type": "\\u9ec4\\u84c9", "event_id": "e1", "ts": TS}))
+    assert letter["event_type"] == "<text 2 chars>", letter      # 黄蓉, escaped
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("黄蓉", "<text 2 chars>"), ("诸葛亮", "<text 3 chars>"), ("欧阳娜娜", "<text 4 chars>"),
+    ("林*", "<text 1 chars>*"),                              # a name the masker cut short
+    ("广东", "广东"), ("广东省", "广东省"), ("深圳市", "深圳市"), ("黑龙江省", "黑龙江省"),
+    ("中通", "中通"), ("京东物流", "京东物流"), ("中通快递", "中通快递"), ("邮政EMS", "邮政EMS"),
+    ("服饰", "服饰"), ("已签收", "已签收"), ("满意", "满意"),
+    ("广东 中通", "广东 中通"),                               # words of the contract, together
+    ("广东 黄蓉", "<text 4 chars>"),                          # ... with a name: blanked whole
+    ("１５８", "１５８"),                                      # no ideograph: nothing to blank
+])
+def test_a_short_cjk_run_is_kept_only_if_it_is_a_word_of_the_contract(value, shown):
+    from streams.ingest import _blank_free_text
+    assert _blank_free_text(f"a,{value},b") == f"a,{shown},b"
+
+
+def test_every_region_carrier_and_category_of_the_simulator_stays_readable():
+    from riskwatch.simulator.world import CARRIERS, CATEGORIES, PROVINCES
+    from streams.ingest import _blank_free_text
+    words = [p.name for p in PROVINCES] + [c.name for c in CARRIERS] + [c.name for c in CATEGORIES]
+    line = ",".join(words)
+    assert _blank_free_text(line) == line
+
+
+def test_an_internal_error_letter_is_scrubbed_like_the_others():
+    from streams.ingest import internal_error_letter
+    letter = internal_error_letter(ValueError("客户黄蓉 13912345678"), source="s", partition=0,
+                                   offset=1, recorded_at=TS)
+    assert letter["detail"] == "ValueError: <text 4 chars> 139****5678", letter
