@@ -398,12 +398,21 @@ def _rss_mb(pid: int) -> float | None:
 
 # -- the conductor ----------------------------------------------------------------------
 
-def simulated_lines(events: int, seed: int = 11) -> list[bytes]:
+# The worlds events are drawn from: orders a day, merchants (replay_throughput.py's two).
+WORLDS = {"thin": (50_000, 2_000), "platform": (1_000_000, 20_000)}
+
+
+def simulated_lines(events: int, seed: int = 11, world: str = "thin") -> list[bytes]:
+    """The simulator's first ``events`` lines of a ``world`` (:data:`WORLDS`).
+
+    The thin world closes a bucket every ~500 events, the platform one every ~4,000 in
+    the day (fewer at night): per event, bucket closes cost a platform less."""
     from riskwatch.simulator import SimulationConfig, generate
 
-    days = max(0.2, events / 60_000)   # ~1.25 lines per order at 50k orders/day
-    config = SimulationConfig(days=round(days + 0.5, 1), orders_per_day=50_000, merchants=2000,
-                              seed=seed)
+    orders_per_day, merchants = WORLDS[world]
+    days = max(0.2, events / (1.2 * orders_per_day))   # ~1.25 lines per order
+    config = SimulationConfig(days=round(days + 0.5, 1), orders_per_day=orders_per_day,
+                              merchants=merchants, seed=seed)
     out = []
     for _, line in generate(config):
         out.append(line)
@@ -742,7 +751,7 @@ AREAS = [
     ("riskwatch pipeline: bucket close, detection, alerting, scores",
      ("_maybe_close (streams/pipeline.py", "Pipeline.flush (streams/pipeline.py", "Pipeline.tick (")),
     ("riskwatch pipeline: per event (decode, validate, dedup, count)",
-     ("(streams/pipeline.py", "(riskwatch/events.py", "(streams/ingest.py", "(streams/watermark.py")),
+     ("(streams/pipeline.py", "(riskwatch/events.py", "(streams/ingest.py", "(streams/dead_letters.py", "(streams/watermark.py")),
     ("agent body: (d) riskwatch glue (publish, stats, lag), (b) decode + count",
      ("(streams/agents.py", "(benchmarks/live_throughput.py", "(live_throughput.py")),
     ("faust + aiokafka: fetch, deliver, commit, produce", ("(faust/", "(aiokafka/", "(mode/")),
@@ -988,6 +997,10 @@ def main() -> int:
     ap.add_argument("--single-events", type=int, help="events for one-per-message runs")
     ap.add_argument("--batched-events", type=int, help="events for batched runs")
     ap.add_argument("--batch", type=int, default=50, help="events per message when batched")
+    ap.add_argument("--world", choices=sorted(WORLDS), default="thin",
+                    help="the simulated world: thin (50k orders a day, 2,000 merchants; the "
+                         "default) or platform (1M orders a day, 20,000 merchants, as "
+                         "replay_throughput.py's platform day)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="throughput section: run the consumers this many times in turn; the "
                          "ratios are taken per run (neighbouring in time) and their median "
@@ -1042,7 +1055,9 @@ def main() -> int:
     results: dict = {}
     work = Path(tempfile.mkdtemp(prefix="live-bench-"))
     try:
-        lines = simulated_lines(max(args.single_events, args.batched_events))
+        lines = simulated_lines(max(args.single_events, args.batched_events), world=args.world)
+        log(f"world: {args.world} ({WORLDS[args.world][0]:,} orders a day, "
+            f"{WORLDS[args.world][1]:,} merchants)")
         if "memory" in sections:
             section_memory(args, work, results)
         with EmbeddedBroker(data_dir=work / "broker") as broker:

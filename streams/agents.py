@@ -355,7 +355,7 @@ def handle_message(runtime: LiveRuntime, topic: str, partition: int, offset: int
     try:
         runtime.pipeline.process(value or b"", source=topic, partition=partition, offset=offset)
     except Exception as exc:  # noqa: BLE001 - per-message containment, see module docstring
-        from streams.ingest import internal_error_letter
+        from streams.dead_letters import internal_error_letter
 
         runtime.agent_errors += 1
         # The stack, not the message: an exception message may quote the payload.
@@ -428,7 +428,7 @@ def handle_feedback(runtime: LiveRuntime, topic: str, partition: int, offset: in
         runtime.pipeline.apply_feedback(orjson.loads(value or b""))
         runtime.feedback["applied"] += 1
     except Exception as exc:  # noqa: BLE001 - per-message containment, like handle_message
-        from streams.ingest import internal_error_letter
+        from streams.dead_letters import internal_error_letter
 
         runtime.feedback["rejected"] += 1
         letter = internal_error_letter(

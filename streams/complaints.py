@@ -34,7 +34,7 @@ import datetime as dt
 from riskwatch.events import Complaint, ComplaintUpdate, OrderStatus, epoch_of
 from riskwatch.settings import PipelineSettings
 from streams.ingest import GenerationalMap
-from streams.ingest import mask_short as _mask_short
+from streams.dead_letters import mask_short as _mask_short
 from streams.text import IntentClassifier, anger_and_sentiment, mask_pii, priority, sensitive_flags
 
 __all__ = ["AUTO_RESOLVABLE", "HANDLING_MINUTES", "PICKED_UP", "ComplaintDesk"]

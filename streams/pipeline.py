@@ -48,7 +48,8 @@ from streams.paging import AlertStage
 from streams.complaints import PICKED_UP, ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
 from streams.feedback import FeedbackBook
-from streams.ingest import Deduplicator, GenerationalMap, dead_letter, internal_error_letter
+from streams.dead_letters import dead_letter, internal_error_letter
+from streams.ingest import Deduplicator, GenerationalMap
 from streams.merchant_scores import MerchantScores
 from streams.scope import IncidentScope
 from streams.mix import IntentMixStage

@@ -206,34 +206,29 @@ AUDIT = {
             "invalid field", "complaint", ['"event_id":"ev-audit-D15"', '"region":"广东"',
                                            '"customer_name":"<text 3 chars>"']),
 }
-#: Gaps of the masker (streams/text/pii.py) that its pending change closes: "~" and tabs
-#: between a mobile's digit groups, landlines with the area code in parentheses.
-#: Strict: once the masker lands these pass, and the mark must go.
-MASKER_GAP = pytest.mark.xfail(strict=True, reason="masker gap (~ or tab separators, a landline's "
-                               "area code in parentheses): closed by the masker change")
 AUDIT_SECRETS = [
     ("D1", "１５８５５６６７７８８"), ("D1", "15855667788"),
     ("D1", r"\uff11\uff15\uff18\uff15\uff15\uff16\uff16\uff17\uff17\uff18\uff18"),
     ("D2", "林黛玉"), ("D2", "158~6666~7777"), ("D2", "15866667777"), ("D2", "收件人"),
-    pytest.param("D3", "159~4444~5555", marks=MASKER_GAP),
+    ("D3", "159~4444~5555"),
     ("D3", "15944445555"),
-    pytest.param("D3", "(0755)12340000", marks=MASKER_GAP),
+    ("D3", "(0755)12340000"),
     ("D3", "075512340000"),
-    pytest.param("D4", "(020)87654321", marks=MASKER_GAP),
+    ("D4", "(020)87654321"),
     ("D4", "02087654321"),
     ("D5", "157 3333 4444"), ("D5", "15733334444"),
-    pytest.param("D5", "(010)66667777", marks=MASKER_GAP),
+    ("D5", "(010)66667777"),
     ("D5", "01066667777"),
     # as written (JSON escapes), and decoded: tab separators. The record's JSON writes a
-    # tab "\t" again, so the written form leaks until the masker masks the decoded one.
-    pytest.param("D6", r"156\t1111\t2222", marks=MASKER_GAP),
-    pytest.param("D6", "156\t1111\t2222", marks=MASKER_GAP),
+    # tab "\t" again, so the written form would leak unless the decoded one is masked.
+    ("D6", r"156\t1111\t2222"),
+    ("D6", "156\t1111\t2222"),
     ("D6", "15611112222"),
     ("D7", "黄蓉"),
-    pytest.param("D7", "155~2222~1111", marks=MASKER_GAP),
+    ("D7", "155~2222~1111"),
     ("D7", "15522221111"),
     ("D11", "13566667777"),
-    pytest.param("D11", "138~5555~0000", marks=MASKER_GAP),
+    ("D11", "138~5555~0000"),
     ("D11", "13855550000"),
     ("D12", "欧阳娜娜"), ("D12", "快递没到"),
     ("D14", "关羽"), ("D14", "解放路"), ("D14", "12号"),
@@ -351,20 +346,20 @@ def test_escaped_text_in_event_id_and_type_is_decoded_before_masking():
     ("１５８", "１５８"),                                      # no ideograph: nothing to blank
 ])
 def test_a_short_cjk_run_is_kept_only_if_it_is_a_word_of_the_contract(value, shown):
-    from streams.ingest import _blank_free_text
+    from streams.dead_letters import _blank_free_text
     assert _blank_free_text(f"a,{value},b") == f"a,{shown},b"
 
 
 def test_every_region_carrier_and_category_of_the_simulator_stays_readable():
     from riskwatch.simulator.world import CARRIERS, CATEGORIES, PROVINCES
-    from streams.ingest import _blank_free_text
+    from streams.dead_letters import _blank_free_text
     words = [p.name for p in PROVINCES] + [c.name for c in CARRIERS] + [c.name for c in CATEGORIES]
     line = ",".join(words)
     assert _blank_free_text(line) == line
 
 
 def test_an_internal_error_letter_is_scrubbed_like_the_others():
-    from streams.ingest import internal_error_letter
+    from streams.dead_letters import internal_error_letter
     letter = internal_error_letter(ValueError("客户黄蓉 13912345678"), source="s", partition=0,
                                    offset=1, recorded_at=TS)
     assert letter["detail"] == "ValueError: <text 4 chars> 139****5678", letter
