@@ -655,8 +655,9 @@ def _name_spans(t: str, out: list[PiiSpan]) -> None:
         pos = cue.end()
         weak = kind == "weak"
         # after a role, an adverb or "and" is far likelier than these rare surnames
-        if (kind == "role" or kind == "handed") and t[pos:pos + 1] in _NOT_A_SURNAME_HERE:
-            continue
+        if t[pos:pos + 1] in _NOT_A_SURNAME_HERE and (
+                kind == "role" or kind == "handed" or cue.group().startswith("本人")):
+            continue   # ... and after 本人 ("本人于今天签收")
         m = _CN_NAME.match(t, pos)
         if m is not None:
             end = _given_name_end(t, pos, m.end())
