@@ -22,14 +22,22 @@ Settings that matter, and why (measured on Tansu, see notes/libraries.md §1 and
   up to 10 ms to share a produce request instead of one request each; +7-10 % events
   per CPU-second with batched input (``benchmarks/live_throughput.py``). faust still
   flushes the producer before it commits input offsets.
-- ``consumer_max_fetch_size=4 MiB`` (aiokafka's ``max_partition_fetch_bytes``, faust's
+- ``consumer_max_fetch_size=32 MiB`` (aiokafka's ``max_partition_fetch_bytes``, faust's
   default 1 MiB): aiokafka asks for a partition's next records only once the previous
   fetch is consumed, so the worker waits a broker round trip per fetch. With 50-event
   arrays 1 MiB is ~6k events (~0.1 s of work) and the worker sat idle 30-45 % of the
   time: 34-42k events/s at 56-63k per CPU-second; with 4 MiB or more 54-58k at 59-62k
   (``benchmarks/live_throughput.py --only throughput --modes batched``, 2026-11-24).
-  One event per message already fills a fetch with ~6k messages. The memory bound is
-  aiokafka's ``fetch_max_bytes`` (50 MiB) per fetch response, unchanged.
+  Now 32 MiB: a large platform's input is mostly one topic (orders, until statuses
+  catch up), and aiokafka fetches a partition again only once its buffered records
+  are consumed, so with a single busy partition each 4 MiB cost a round trip with
+  nothing else to do: 1M-orders/day events (``--world platform``) ran 40-43k events/s
+  at 57-67k per CPU-second, the worker in ``select`` 36 % of the time (py-spy
+  ``--idle``). 32 MiB: medians of three 55.0k / 60.7k / 58.5k (16 MiB: 49.3k / 61.0k /
+  48.5k; 4 MiB: 41.7k / 41.8k / 41.8k); the simulated world unchanged (58.0k against
+  61.3k, within its spread). One event per message already fills a fetch with ~6k
+  messages. The memory bound is aiokafka's ``fetch_max_bytes`` (50 MiB) per fetch
+  response, unchanged.
 """
 
 from __future__ import annotations
@@ -163,7 +171,7 @@ def create_app(settings: PipelineSettings, *, broker_url: str, data_dir: str | o
         store="memory://",
         processing_guarantee="at_least_once",
         producer_linger=0.01,   # see the module docstring
-        consumer_max_fetch_size=4 * 1024 * 1024,   # see the module docstring
+        consumer_max_fetch_size=32 * 1024 * 1024,   # see the module docstring
         broker_session_timeout=10,
         broker_heartbeat_interval=2,
         key_serializer="raw",
