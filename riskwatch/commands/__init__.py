@@ -16,7 +16,7 @@ from riskwatch.errors import ConfigError
 
 __all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_outputs", "check_port",
            "nonempty", "number", "positive_float", "positive_int", "redact_url", "same_file", "share",
-           "simulation_config"]
+           "simulation_config", "status_line"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
@@ -244,3 +244,12 @@ def check_dirs(dirs: dict[str, str | os.PathLike[str] | None]) -> None:
             ancestor = ancestor.parent
         if not p.exists() and ancestor.exists() and not ancestor.is_dir():
             raise ConfigError(f"{flag}: cannot make {os.fspath(path)}: {ancestor} is not a directory")
+
+
+def status_line(line: str) -> None:
+    """A periodic status line on stderr (rewritten in place on a terminal)."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + line)
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
