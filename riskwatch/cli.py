@@ -21,7 +21,7 @@ import stat
 import sys
 from pathlib import Path
 
-from riskwatch.commands import (BROKER_ENV, check_broker, check_outputs, number,
+from riskwatch.commands import (BROKER_ENV, check_broker, check_new_chdb, check_outputs, number,
                                 positive_float, positive_int, redact_url, same_file, share)
 from riskwatch.commands import status_line as _status
 from riskwatch.commands.parsing import parse_command_line
@@ -89,6 +89,7 @@ def _settings(args: argparse.Namespace):
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{env}={raw}: {exc}") from None
     _check_lateness(args)
+    _check_promotion_learning(args)
     tail = getattr(args, "promotion_tail_hours", None)
     return from_env(bucket_seconds=args.bucket_seconds,
                     allowed_lateness_seconds=args.allowed_lateness_seconds,
@@ -96,6 +97,24 @@ def _settings(args: argparse.Namespace):
                     promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
                     promotion_tail_seconds=None if tail is None else int(tail * 3600),
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
+
+
+def _check_promotion_learning(args: argparse.Namespace) -> None:
+    """The cold lift and the tail tune promotion learning: with learning off they would
+    be silently ignored, so the pair is refused (naming the variable if it turned it off)."""
+    given = [flag for flag, name in (("--promotion-cold-lift", "promotion_cold_lift"),
+                                     ("--promotion-tail-hours", "promotion_tail_hours"))
+             if getattr(args, name, None) is not None]
+    if not given:
+        return
+    if getattr(args, "no_promotion_learning", False):
+        off = "--no-promotion-learning"
+    elif os.environ.get("RISKWATCH_PROMOTION_LEARNING", "").lower() in ("0", "false", "off"):
+        off = f"RISKWATCH_PROMOTION_LEARNING={os.environ['RISKWATCH_PROMOTION_LEARNING']}"
+    else:
+        return
+    raise ConfigError(f"{off} and {given[0]}: {given[0]} tunes promotion learning, which "
+                      f"{off} turns off; give one of them")
 
 
 def _check_lateness(args: argparse.Namespace) -> None:
@@ -137,6 +156,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if events_stat is not None and stat.S_ISDIR(events_stat.st_mode):
             raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
     calendar = Calendar.load(args.calendar) if args.calendar else None
+    for warning in calendar.warnings if calendar else ():
+        print(f"riskwatch: warning: --calendar {args.calendar}: {warning}", file=sys.stderr)
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
         ("dead_letters", args.dead_letters_out),
@@ -148,6 +169,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     check_outputs(outputs, inputs)
     from sinks.wiring import build_sinks, options_from_args
     options = options_from_args(args)
+    check_new_chdb(options.chdb_path)   # chDB would make every missing parent
     if options.chdb_path:   # chDB makes its directory at setup, before the files are opened
         for flag, path in outputs.items():
             if same_file(Path(path), Path(options.chdb_path)):
@@ -269,6 +291,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   {f"{flag} file": path for flag, path in (
                       ("--truth", args.truth), ("--alerts", args.alerts),
                       ("--aggregates", args.aggregates)) if path})
+    if args.aggregates:   # read only by the report, after the evaluation has printed
+        try:
+            with open(args.aggregates, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"--aggregates {args.aggregates}: cannot read it: {exc.strerror}"
+                              ) from None
     truth, alerts = load_manifest(args.truth), load_alerts(args.alerts)
     result = evaluate(truth, alerts, grace_minutes=args.grace_minutes)
     if args.json:
@@ -402,7 +431,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
 
     p = sub.add_parser("demo", help="broker + worker + simulator + chDB + live view, on this laptop")
     p.add_argument("--duration", type=positive_float, default=90.0,
-                   help="wall-clock seconds to run (default %(default)s); Ctrl-C stops early")
+                   help="wall-clock seconds to run, at least 20 (default %(default)s); the "
+                        "simulated --days are streamed in 3/4 of it; Ctrl-C stops early")
     p.add_argument("--data-dir", default="riskwatch-data/demo", help="where the demo keeps its data")
     p.add_argument("--days", type=positive_float, default=2.5, help="simulated days to stream (default 2.5)")
     p.add_argument("--orders-per-day", type=positive_int, default=20_000,
