@@ -63,7 +63,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket-seconds", type=_bucket_seconds,
                    help="event-time bucket size (default 300; env RISKWATCH_BUCKET_SECONDS)")
     p.add_argument("--allowed-lateness-seconds", type=_lateness_seconds,
-                   help="how late an event may be before it counts as late (default 600)")
+                   help="how late an event may be before it counts as late (default 600; "
+                        "env RISKWATCH_ALLOWED_LATENESS_SECONDS)")
     p.add_argument("--max-time-jump-seconds", type=_lateness_seconds,
                    help="an event further ahead of the stream than this is dead-lettered "
                         "(default 259200 = 3 days; 0: no limit; env RISKWATCH_MAX_TIME_JUMP_SECONDS)")
@@ -344,6 +345,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     parser = parser_class(
         prog="riskwatch",
         description="Streaming risk early-warning for e-commerce and express-logistics after-sales.")
+    from riskwatch import __version__
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

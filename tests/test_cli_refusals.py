@@ -6,10 +6,13 @@ a result printed before the error, a directory left behind, or a flag silently i
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import orjson
 import pytest
 
-from tests.test_cli import assert_one_error, riskwatch
+from tests.test_cli import _REPO, assert_one_error, riskwatch
 
 _CAL = {"name": "x", "start": "2026-11-02T00:00:00+08:00", "end": "2026-11-02T06:00:00+08:00",
         "kind": "promotion"}
@@ -178,3 +181,30 @@ def test_evaluate_checks_its_aggregates_before_evaluating(tmp_path):
                   "--report", "r.html", cwd=tmp_path)
     assert_one_error(r, "--aggregates nope: cannot read it: No such file or directory")
     assert r.stdout == "" and not (tmp_path / "r.html").exists()
+
+
+# -- --version and the settings' help ----------------------------------------------------
+def test_version_prints_the_package_version(tmp_path):
+    import riskwatch as package
+
+    r = subprocess.run([sys.executable, "-m", "riskwatch", "--version"], capture_output=True,
+                       text=True, cwd=tmp_path, env={"PYTHONPATH": _REPO, "PATH": "/usr/bin:/bin"})
+    assert (r.returncode, r.stdout) == (0, f"riskwatch {package.__version__}\n"), r.stderr
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(_REPO) / "pyproject.toml").read_text())
+    # the one version: the wheel's is read from riskwatch.__version__
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "riskwatch.__version__"}
+
+
+@pytest.mark.parametrize("command", ["replay", "worker"])
+def test_every_setting_flag_help_names_its_environment_variable(command):
+    from riskwatch.cli import _SETTINGS_ENV, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    helps = {opt: action.help for action in sub._actions for opt in action.option_strings}
+    for env, name, _ in _SETTINGS_ENV:
+        assert env in helps[f"--{name.replace('_', '-')}"], name
+    assert "RISKWATCH_PROMOTION_LEARNING" in helps["--no-promotion-learning"]
