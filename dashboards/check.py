@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from dashboards.definitions import ALL, build_dashboards, panel_queries
 from dashboards.macros import expand, interpolate, interval_for
+from riskwatch.commands import existing_chdb
 
 __all__ = ["WALL_CLOCK_TABLES", "PanelResult", "board_variables", "check_chdb", "data_span",
            "existing_chdb", "panel_span", "panel_summary", "tables_read"]
@@ -38,7 +39,7 @@ def check_chdb(path: str, database: str = "riskwatch") -> list[PanelResult]:
     from riskwatch.errors import SinkError
     from sinks.clickhouse import ChdbSink
 
-    sink = ChdbSink(existing_chdb(path), database=database)
+    sink = ChdbSink(existing_chdb(path, database), database=database)
     try:
         sink.setup()
         span = data_span(sink, path, database)
@@ -122,20 +123,6 @@ def board_variables(sink, board, database: str) -> dict[str, list[str]]:
         else:
             raise ValueError(f"no value rule for single-valued variable ${var.name}")
     return values
-
-
-def existing_chdb(path: str) -> str:
-    """``path`` if it is a directory; else a clear error (chDB would create an empty one)."""
-    from pathlib import Path
-
-    from riskwatch.errors import ConfigError
-
-    if Path(path).exists() and not Path(path).is_dir():
-        raise ConfigError(f"--chdb: {path} is a file, not a chDB data directory")
-    if not Path(path).is_dir():
-        raise ConfigError(f"--chdb {path}: no such directory (point it at the --chdb "
-                          "directory of a replay, a worker or `make demo`)")
-    return path
 
 
 def panel_summary(results) -> tuple[str, bool]:

@@ -83,10 +83,18 @@ def bootstrap_from_url(url: str) -> str:
     Traceback (most recent call last):
     ...
     riskwatch.errors.BrokerError: 'kafka://:9092': no host before the port (expected kafka://HOST:PORT)
+    >>> bootstrap_from_url("notaurl")
+    Traceback (most recent call last):
+    ...
+    riskwatch.errors.BrokerError: 'notaurl' is not a Kafka broker address (expected kafka://HOST:PORT)
     """
     hosts = []
     for part in url.replace(",", ";").split(";"):
         part = part.strip()
+        if "://" not in part and part and ":" not in part.rstrip("/"):
+            # Neither a scheme nor a port: a word typed where the URL goes (a host name
+            # alone would be tried on port 9092 and fail as "cannot connect", much later).
+            raise BrokerError(f"{url!r} is not a Kafka broker address (expected kafka://HOST:PORT)")
         if "://" in part:
             scheme, part = part.split("://", 1)
             if scheme.lower() not in ("kafka", "aiokafka"):   # faust's two Kafka drivers

@@ -19,12 +19,15 @@ import argparse
 import os
 import stat
 import sys
-import time
 from pathlib import Path
 
-from riskwatch.commands import (BROKER_ENV, check_broker, check_outputs, number, positive_float,
-                                positive_int, same_file, share, simulation_config)
+from riskwatch.commands import (BROKER_ENV, check_broker, check_new_chdb, check_outputs, number,
+                                positive_float, positive_int, redact_url, same_file, share)
+from riskwatch.commands import status_line as _status
 from riskwatch.commands.parsing import parse_command_line
+from riskwatch.commands.simulate import cmd_simulate
+from riskwatch.commands.replay_summary import (DeadLetterTally, check_replay_result,
+                                               interrupted_message, reason_counts)
 from riskwatch.errors import ConfigError, RiskwatchError, SinkError
 from sinks.wiring import add_output_arguments
 
@@ -60,7 +63,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket-seconds", type=_bucket_seconds,
                    help="event-time bucket size (default 300; env RISKWATCH_BUCKET_SECONDS)")
     p.add_argument("--allowed-lateness-seconds", type=_lateness_seconds,
-                   help="how late an event may be before it counts as late (default 600)")
+                   help="how late an event may be before it counts as late (default 600; "
+                        "env RISKWATCH_ALLOWED_LATENESS_SECONDS)")
     p.add_argument("--max-time-jump-seconds", type=_lateness_seconds,
                    help="an event further ahead of the stream than this is dead-lettered "
                         "(default 259200 = 3 days; 0: no limit; env RISKWATCH_MAX_TIME_JUMP_SECONDS)")
@@ -86,6 +90,7 @@ def _settings(args: argparse.Namespace):
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{env}={raw}: {exc}") from None
     _check_lateness(args)
+    _check_promotion_learning(args)
     tail = getattr(args, "promotion_tail_hours", None)
     return from_env(bucket_seconds=args.bucket_seconds,
                     allowed_lateness_seconds=args.allowed_lateness_seconds,
@@ -93,6 +98,24 @@ def _settings(args: argparse.Namespace):
                     promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
                     promotion_tail_seconds=None if tail is None else int(tail * 3600),
                     promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
+
+
+def _check_promotion_learning(args: argparse.Namespace) -> None:
+    """The cold lift and the tail tune promotion learning: with learning off they would
+    be silently ignored, so the pair is refused (naming the variable if it turned it off)."""
+    given = [flag for flag, name in (("--promotion-cold-lift", "promotion_cold_lift"),
+                                     ("--promotion-tail-hours", "promotion_tail_hours"))
+             if getattr(args, name, None) is not None]
+    if not given:
+        return
+    if getattr(args, "no_promotion_learning", False):
+        off = "--no-promotion-learning"
+    elif os.environ.get("RISKWATCH_PROMOTION_LEARNING", "").lower() in ("0", "false", "off"):
+        off = f"RISKWATCH_PROMOTION_LEARNING={os.environ['RISKWATCH_PROMOTION_LEARNING']}"
+    else:
+        return
+    raise ConfigError(f"{off} and {given[0]}: {given[0]} tunes promotion learning, which "
+                      f"{off} turns off; give one of them")
 
 
 def _check_lateness(args: argparse.Namespace) -> None:
@@ -115,15 +138,6 @@ def _check_lateness(args: argparse.Namespace) -> None:
                           "drop duplicates)")
 
 
-def _status(line: str) -> None:
-    """A periodic status line on stderr (rewritten in place on a terminal)."""
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K" + line)
-    else:
-        sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
 # -- replay -------------------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace) -> int:
     from riskwatch.calendar import Calendar
@@ -143,6 +157,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if events_stat is not None and stat.S_ISDIR(events_stat.st_mode):
             raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
     calendar = Calendar.load(args.calendar) if args.calendar else None
+    for warning in calendar.warnings if calendar else ():
+        print(f"riskwatch: warning: --calendar {args.calendar}: {warning}", file=sys.stderr)
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
         ("dead_letters", args.dead_letters_out),
@@ -154,6 +170,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     check_outputs(outputs, inputs)
     from sinks.wiring import build_sinks, options_from_args
     options = options_from_args(args)
+    check_new_chdb(options.chdb_path)   # chDB would make every missing parent
     if options.chdb_path:   # chDB makes its directory at setup, before the files are opened
         for flag, path in outputs.items():
             if same_file(Path(path), Path(options.chdb_path)):
@@ -179,8 +196,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             check_reachable()
     sink = JsonlSink(paths, mode="w")
     sink.setup()
+    tally = DeadLetterTally()
 
     def on_output(out) -> None:
+        tally.add(out.dead_letters)
         for kind, records in out.items():
             if kind in paths:
                 for record in records:
@@ -203,6 +222,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for extra in extra_sinks:   # the run failed: do not wait out a dead sink again in close()
             extra.drain()
         raise
+    except KeyboardInterrupt as stop:   # main() prints it: where it stopped, what is partial
+        written = dict(outputs)
+        if options.chdb_path:
+            written["--chdb"] = options.chdb_path
+        if options.clickhouse_url:
+            written["--clickhouse-url"] = redact_url(options.clickhouse_url)
+        raise KeyboardInterrupt(interrupted_message(
+            stop, events=args.events, watermark=_watermark(pipeline), outputs=written)) from None
     finally:
         sink.close()
         for extra in extra_sinks:
@@ -213,7 +240,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
           f"{result['seconds']:.1f}s = {result['events_per_second']:,} events/s")
     print(f"orders {result['orders']:,}  order_status {result['order_status']:,}  "
           f"complaints {result['complaints']:,}  complaint_updates {result['complaint_updates']:,}")
-    print(f"dead letters {result['bad']:,}  duplicates dropped {result['duplicates']:,}  "
+    reasons = reason_counts(tally.by_reason)
+    print(f"dead letters {result['bad']:,}{f' ({reasons})' if reasons else ''}  "
+          f"duplicates dropped {result['duplicates']:,}  "
           f"late {result['late']:,}  internal errors {result['internal_errors']:,}")
     print(f"alerts fired {result['alerts_fired']}  escalated {result['alerts_escalated']}  "
           f"resolved {result['alerts_resolved']}  (kept quiet, explained by another slice: "
@@ -232,125 +261,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
                           for m in result["score_movers"][:5]))
     for kind, path in paths.items():
         print(f"  {kind:<13} -> {path}")
+    sys.stdout.flush()   # the summary before the warnings, when both go to one terminal
+    check_replay_result(result, tally, events=args.events,
+                        max_time_jump_seconds=pipeline.settings.max_time_jump_seconds,
+                        dead_letters_kept="dead_letters" in paths or stores)
     return 0
 
 
-# -- simulate -----------------------------------------------------------------------------
-def cmd_simulate(args: argparse.Namespace) -> int:
-    import dataclasses
-    import datetime as dt
-
-    from riskwatch.simulator import write_files
-
-    overrides = {k: getattr(args, k) for k in (
-        "days", "orders_per_day", "merchants", "seed", "incidents", "surge_incidents", "mix_incidents",
-        "label_share", "pii_share", "malformed_share", "duplicate_share", "late_share") if getattr(args, k) is not None}
-    if args.start:
-        try:
-            overrides["start"] = dt.datetime.fromisoformat(args.start)
-        except ValueError:
-            raise ConfigError(f"--start: not an RFC 3339 time: {args.start!r}") from None
-        if overrides["start"].utcoffset() is None:   # local time of which zone? say so
-            raise ConfigError(f"--start {args.start}: no UTC offset; add one, "
-                              f"e.g. {args.start}+08:00")
-    if args.no_promotions:
-        overrides["promotions"] = False
-    if args.promotion_strain is not None:
-        overrides["promotion_strain"] = args.promotion_strain
-    if args.no_promotion_strain:
-        if args.promotion_strain is not None:
-            raise ConfigError("give --promotion-strain SCALE or --no-promotion-strain, not both")
-        overrides["promotion_strain"] = 0.0
-    # Flags that would be silently ignored: say so instead.
-    if args.broker and args.out:
-        raise ConfigError("give --out FILE or --broker URL, not both")
-    if args.out and (args.speed is not None or args.batch != 1):
-        raise ConfigError("--speed and --batch apply to --broker only (--out writes the "
-                          "whole simulation at once)")
-    config = simulation_config(overrides)
-    check_broker(args.broker)
-    # --out - writes the events to stdout (`riskwatch simulate --out - | riskwatch replay -`);
-    # the summary lines then go to stderr, so stdout holds nothing but JSONL.
-    to_stdout = args.out == "-"
-    outputs = {"--out": None if to_stdout else args.out, "--manifest": args.manifest,
-               "--calendar-out": args.calendar_out, "--intents-out": args.intents_out}
-    check_outputs(outputs)
-    _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
-    if args.broker or args.out is None and args.speed:
-        from riskwatch.produce import produce_simulation
-        return produce_simulation(config, broker_url=args.broker, speed=args.speed,
-                                  manifest_path=args.manifest, calendar_path=args.calendar_out,
-                                  status=_status, batch=args.batch)
-    if args.out is None:
-        raise ConfigError("give --out FILE (JSONL) or --broker kafka://HOST:PORT")
-    started = time.perf_counter()
-
-    def progress(done: int, fraction: float) -> None:
-        _status(f"simulate: {done:,} lines  {fraction:6.1%} of {config.days:g} days  "
-                f"{done / max(time.perf_counter() - started, 1e-9):,.0f} lines/s")
-
+def _watermark(pipeline) -> str | None:
+    """The pipeline's event time for an interruption message; None if Ctrl-C left it
+    unable to say (it may stop the pipeline anywhere)."""
     try:
-        counts = write_files(config, sys.stdout.buffer if to_stdout else args.out, args.manifest,
-                             args.calendar_out, progress=progress, intents_path=args.intents_out)
-    except BrokenPipeError:   # `--out - | head`: main() says nothing of it
-        raise
-    except OSError as exc:  # checked above, so a disk that filled up or went away meanwhile
-        if exc.filename is None and to_stdout:
-            raise ConfigError(f"--out -: cannot write standard output: {exc.strerror}") from None
-        flag = next((f for f, path in outputs.items()
-                     if path and exc.filename and same_file(Path(path), Path(exc.filename))),
-                    "output")
-        raise ConfigError(f"{flag}: cannot write {exc.filename}: {exc.strerror}") from None
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
-    report = sys.stderr if to_stdout else sys.stdout
-    print(f"wrote {counts['lines']:,} lines to {'standard output' if to_stdout else args.out} "
-          f"in {time.perf_counter() - started:.1f}s: "
-          + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "lines"), file=report)
-    if args.manifest:
-        print(f"ground truth -> {args.manifest}", file=report)
-    if args.calendar_out:
-        print(f"calendar     -> {args.calendar_out}", file=report)
-    del dataclasses
-    return 0
-
-
-_LEARNING_SECONDS = 86400   # the detectors page only after a day of history
-
-
-def _warn_unseen_incidents(config) -> None:
-    """One warning line when requested incidents cannot be detected: dropped because the
-    run is too short to place them or the market has too few orders for them (see
-    riskwatch.simulator.incidents.INCIDENT_BUDGET), or placed in the first day, which the
-    detectors spend learning. Otherwise the user only sees recall 0 from evaluate, with
-    no reason (or fewer incidents in the manifest than asked for)."""
-    import datetime as dt
-
-    from riskwatch.simulator import manifest
-
-    incidents = manifest(config)["incidents"]   # cheap: the plan, no events
-    placed = {"new_shop_order_surge": 0, "intent_mix_shift": 0}
-    learning = 0
-    for inc in incidents:
-        if inc["kind"] in placed:
-            placed[inc["kind"]] += 1
-        learning += (dt.datetime.fromisoformat(inc["start"]).timestamp()
-                     < config.start_epoch + _LEARNING_SECONDS)
-    complaint_incidents = len(incidents) - sum(placed.values())
-    dropped = [f"{want - got} of --{flag} {want}" for flag, want, got in (
-        ("incidents", config.incidents, complaint_incidents),
-        ("surge-incidents", config.surge_incidents, placed["new_shop_order_surge"]),
-        ("mix-incidents", config.mix_incidents, placed["intent_mix_shift"])) if got < want]
-    problems = []
-    if learning:   # the simulator keeps the first third of a run under 3 days free of them
-        problems.append(f"{learning} of {len(incidents)} incidents start in the first day, "
-                        "which the detectors spend learning: evaluate will count them as "
-                        "missed (give --days 3 or more)")
-    if dropped:
-        problems.append(f"{' and '.join(dropped)} could not be placed (too short a run, or "
-                        "too small a market to see them: more --days or --orders-per-day)")
-    if problems:
-        print(f"riskwatch: warning: {'; '.join(problems)}", file=sys.stderr)
+        return pipeline.stats["watermark"]
+    except Exception:  # noqa: BLE001 - a message must not turn into a traceback
+        return None
 
 
 # -- evaluate -----------------------------------------------------------------------------
@@ -368,6 +292,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   {f"{flag} file": path for flag, path in (
                       ("--truth", args.truth), ("--alerts", args.alerts),
                       ("--aggregates", args.aggregates)) if path})
+    if args.aggregates:   # read only by the report, after the evaluation has printed
+        try:
+            with open(args.aggregates, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"--aggregates {args.aggregates}: cannot read it: {exc.strerror}"
+                              ) from None
     truth, alerts = load_manifest(args.truth), load_alerts(args.alerts)
     result = evaluate(truth, alerts, grace_minutes=args.grace_minutes)
     if args.json:
@@ -414,6 +345,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     parser = parser_class(
         prog="riskwatch",
         description="Streaming risk early-warning for e-commerce and express-logistics after-sales.")
+    from riskwatch import __version__
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -501,7 +434,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
 
     p = sub.add_parser("demo", help="broker + worker + simulator + chDB + live view, on this laptop")
     p.add_argument("--duration", type=positive_float, default=90.0,
-                   help="wall-clock seconds to run (default %(default)s); Ctrl-C stops early")
+                   help="wall-clock seconds to run, at least 20 (default %(default)s); the "
+                        "simulated --days are streamed in 3/4 of it; Ctrl-C stops early")
     p.add_argument("--data-dir", default="riskwatch-data/demo", help="where the demo keeps its data")
     p.add_argument("--days", type=positive_float, default=2.5, help="simulated days to stream (default 2.5)")
     p.add_argument("--orders-per-day", type=positive_int, default=20_000,
@@ -527,8 +461,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"riskwatch: error: {mask_pii(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("riskwatch: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:   # a command may say where it stopped (str(exc))
+        detail = str(exc)
+        print(f"riskwatch: interrupted{' ' + detail if detail else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `riskwatch ... | head`: the reader left, nothing to report
         sys.stderr.close()

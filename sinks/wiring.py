@@ -65,7 +65,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runbook-url", help="runbook page linked from every alert")
     parser.add_argument("--webhook-url", dest="webhook_urls", action="append", default=[],
                         metavar="URL", help="POST signed alert records here (repeatable)")
-    parser.add_argument("--webhook-secret",
+    from riskwatch.commands import signing_key
+    parser.add_argument("--webhook-secret", type=signing_key,
                         help="HMAC-SHA256 key for --webhook-url (default $RISKWATCH_WEBHOOK_SECRET)")
     parser.add_argument("--grafana-annotations-url", metavar="URL",
                         help="write alert state changes as Grafana annotations "
@@ -94,7 +95,7 @@ def options_from_args(args: argparse.Namespace) -> OutputOptions:
     at each post, which a sink retries forever as a receiver that is down, and the
     Grafana and runbook URLs go into every alert's links unchecked.
     """
-    from riskwatch.commands import check_http_url
+    from riskwatch.commands import check_http_url, secret_from_env
 
     fields = {f.name for f in dataclasses.fields(OutputOptions)}
     values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
@@ -113,6 +114,10 @@ def options_from_args(args: argparse.Namespace) -> OutputOptions:
     for name in ("grafana_url", "runbook_url", "grafana_annotations_url"):
         if values.get(name):
             check_http_url(f"--{name.replace('_', '-')}", values[name])
+    if values.get("webhook_secret") and not values.get("webhook_urls"):   # else ignored
+        raise ConfigError("--webhook-secret applies to --webhook-url only; give the URL too")
+    if values.get("webhook_urls") and not values.get("webhook_secret"):
+        secret_from_env("RISKWATCH_WEBHOOK_SECRET")   # a blank one is refused, naming it
     return OutputOptions(**values)
 
 

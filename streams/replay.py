@@ -17,7 +17,7 @@ from pathlib import Path
 from riskwatch.errors import InputError
 from streams.pipeline import Outputs, Pipeline
 
-__all__ = ["ReplayResult", "replay_file", "replay_lines"]
+__all__ = ["ReplayInterrupted", "ReplayResult", "replay_file", "replay_lines"]
 
 _DRAIN_EVERY = 20_000  # lines between hand-offs to sinks: bounds memory, amortises calls
 # Cyclic-GC thresholds while replaying. The pipeline holds millions of long-lived
@@ -29,6 +29,17 @@ _REPLAY_GC_THRESHOLDS = (50_000, 20, 100)
 
 class ReplayResult(dict):
     """Final pipeline stats plus ``lines``, ``seconds`` and ``events_per_second``."""
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a replay, saying where: lines 1 to ``done`` were processed and their
+    outputs handed to ``on_output``; lines ``done + 1`` to ``read`` (none if equal) were
+    being processed, their outputs not handed over. The caller tells the user which of
+    its outputs are therefore partial."""
+
+    def __init__(self, done: int, read: int) -> None:
+        super().__init__(done, read)
+        self.done, self.read = done, read
 
 
 def replay_lines(pipeline: Pipeline, lines: Iterable[bytes], *, source: str,
@@ -56,34 +67,39 @@ def _replay_lines(pipeline: Pipeline, lines: Iterable[bytes], *, source: str,
     n = 0
     next_report = 0.0
     lines = iter(lines)
-    while chunk := list(itertools.islice(lines, _DRAIN_EVERY)):
-        first = n + 1
-        n += len(chunk)
-        if b"" not in map(bytes.strip, chunk):   # in C: the common case, no blank line
-            pipeline.process_lines(chunk, source=source, first_offset=first)
-        else:
-            run: list[bytes] = []
-            for offset, line in enumerate(chunk, first):
-                if line.strip():
-                    run.append(line)
-                    continue
-                blank += 1
+    handed = 0   # lines whose outputs on_output has had: what a Ctrl-C leaves written
+    try:
+        while chunk := list(itertools.islice(lines, _DRAIN_EVERY)):
+            first = n + 1
+            n += len(chunk)
+            if b"" not in map(bytes.strip, chunk):   # in C: the common case, no blank line
+                pipeline.process_lines(chunk, source=source, first_offset=first)
+            else:
+                run: list[bytes] = []
+                for offset, line in enumerate(chunk, first):
+                    if line.strip():
+                        run.append(line)
+                        continue
+                    blank += 1
+                    if run:
+                        pipeline.process_lines(run, source=source, first_offset=offset - len(run))
+                        run = []
                 if run:
-                    pipeline.process_lines(run, source=source, first_offset=offset - len(run))
-                    run = []
-            if run:
-                pipeline.process_lines(run, source=source, first_offset=n + 1 - len(run))
-            if not chunk[-1].strip():
-                continue   # (as it always was: no hand-off after a blank last line)
-        if len(chunk) == _DRAIN_EVERY:
-            on_output(pipeline.drain())
-            if progress is not None:
-                now = time.perf_counter()
-                if now >= next_report:
-                    progress(n, now - started)
-                    next_report = now + 1.0
-    pipeline.flush()
-    on_output(pipeline.drain())
+                    pipeline.process_lines(run, source=source, first_offset=n + 1 - len(run))
+                if not chunk[-1].strip():
+                    continue   # (as it always was: no hand-off after a blank last line)
+            if len(chunk) == _DRAIN_EVERY:
+                on_output(pipeline.drain())
+                handed = n
+                if progress is not None:
+                    now = time.perf_counter()
+                    if now >= next_report:
+                        progress(n, now - started)
+                        next_report = now + 1.0
+        pipeline.flush()
+        on_output(pipeline.drain())
+    except KeyboardInterrupt:
+        raise ReplayInterrupted(handed, n) from None
     seconds = time.perf_counter() - started
     result = ReplayResult(pipeline.stats)
     result.update(lines=n, blank_lines=blank, seconds=round(seconds, 3),

@@ -110,7 +110,10 @@ def _load_calendar(calendar: Any) -> Any:
     if calendar is None or not isinstance(calendar, (str, os.PathLike)):
         return calendar
     from riskwatch.calendar import Calendar
-    return Calendar.load(calendar)   # replay's loading, so the same file gets the same message
+    loaded = Calendar.load(calendar)   # replay's loading, so the same file gets the same message
+    for warning in loaded.warnings:
+        logger.warning("--calendar %s: %s", calendar, warning)
+    return loaded
 
 
 def _check_web_port(port: int | None) -> None:
@@ -225,11 +228,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--topic-prefix", default="", help="prefix for every topic name")
     p.add_argument("--app-id", default="riskwatch", help="faust app id / consumer group")
     p.add_argument("--partitions", type=int, default=1, help="partitions for topics we create")
-    p.add_argument("--bucket-seconds", type=int, help="event-time bucket size (default 300)")
-    p.add_argument("--allowed-lateness-seconds", type=int)
+    p.add_argument("--bucket-seconds", type=int,
+                   help="event-time bucket size (default 300; env RISKWATCH_BUCKET_SECONDS)")
+    p.add_argument("--allowed-lateness-seconds", type=int,
+                   help="how late an event may be before it counts as late (default 600; "
+                        "env RISKWATCH_ALLOWED_LATENESS_SECONDS)")
     p.add_argument("--idle-source-seconds", type=float)
     p.add_argument("--max-time-jump-seconds", type=int,
-                   help="dead-letter events further ahead of the stream (default 3 days; 0: off)")
+                   help="dead-letter events further ahead of the stream (default 3 days; 0: off; "
+                        "env RISKWATCH_MAX_TIME_JUMP_SECONDS)")
     p.add_argument("--no-flush-on-stop", action="store_true",
                    help="do not close open buckets at shutdown")
     p.add_argument("--stop-timeout", type=float, default=30.0,

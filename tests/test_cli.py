@@ -829,7 +829,7 @@ def test_replay_and_worker_refuse_conflicting_settings_before_making_anything(ar
 def test_demo_refuses_bad_flags_before_starting_anything(args, message, tmp_path):
     (tmp_path / "file.jsonl").write_text("{}\n")
     data_dir = [] if "--data-dir" in args else ["--data-dir", "dd"]
-    r = riskwatch("demo", "--duration", "5", *data_dir, *args, cwd=tmp_path,
+    r = riskwatch("demo", "--duration", "20", *data_dir, *args, cwd=tmp_path,
                   env={"RISKWATCH_WEBHOOK_SECRET": "", "RISKWATCH_CLICKHOUSE_URL": ""})
     assert_one_error(r, message)
     assert r.stdout == "" and not (tmp_path / "dd").exists()   # nothing printed or made
@@ -839,7 +839,7 @@ def test_demo_never_empties_a_directory_it_did_not_make(tmp_path):
     """The demo empties its --data-dir at each start: never a user's own directory."""
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work\n")
-    r = riskwatch("demo", "--duration", "5", "--data-dir", "mine", cwd=tmp_path)
+    r = riskwatch("demo", "--duration", "20", "--data-dir", "mine", cwd=tmp_path)
     assert_one_error(r, "--data-dir mine holds files that are not a previous demo's")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work\n"
 
@@ -877,7 +877,7 @@ def test_demo_says_why_its_worker_exited_early(tmp_path):
 def test_demo_stores_in_the_chdb_path_given(tmp_path):
     need_broker()
     # --chdb was dropped: the data went to DATA_DIR/chdb whatever the flag said
-    r = riskwatch("demo", "--duration", "12", "--days", "0.2", "--orders-per-day", "3000",
+    r = riskwatch("demo", "--duration", "20", "--days", "0.2", "--orders-per-day", "3000",
                   "--data-dir", "dd", "--chdb", "store", cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "embedded ClickHouse (chDB) at store:" in r.stdout

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from riskwatch.errors import ConfigError
 
-__all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_outputs", "check_port",
-           "nonempty", "number", "positive_float", "positive_int", "redact_url", "same_file", "share",
-           "simulation_config"]
+__all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_new_chdb",
+           "existing_chdb", "check_outputs", "check_port",
+           "nonempty", "number", "signing_key", "positive_float", "positive_int", "redact_url", "same_file", "secret_from_env", "share",
+           "simulation_config", "status_line"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
@@ -125,6 +126,32 @@ def nonempty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"must not be empty, got {text!r}")
     return text
+
+
+def signing_key(text: str) -> str:
+    """An argparse type for HMAC keys (``--webhook-secret``, ``merchant-api --secret``): an
+    empty or blank key was taken (or fell back to the environment's without a word), and
+    a signature made with an empty key proves nothing: anyone can make it.
+
+    >>> signing_key(" ")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must not be empty: a signature made with an empty key proves nothing
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty: a signature made with an empty "
+                                         "key proves nothing")
+    return text
+
+
+def secret_from_env(name: str) -> str | None:
+    """``$name``, or None if unset or empty; a blank value (spaces) is a ConfigError, like
+    a blank flag: it is set, so it was meant as the key, and it would sign nothing."""
+    value = os.environ.get(name)
+    if value and not value.strip():
+        raise ConfigError(f"${name} is blank: a signature made with an empty key proves nothing; "
+                          "set a real key or unset it")
+    return value or None
 
 
 def simulation_config(flags: dict[str, object], **fixed: object):
@@ -244,3 +271,54 @@ def check_dirs(dirs: dict[str, str | os.PathLike[str] | None]) -> None:
             ancestor = ancestor.parent
         if not p.exists() and ancestor.exists() and not ancestor.is_dir():
             raise ConfigError(f"{flag}: cannot make {os.fspath(path)}: {ancestor} is not a directory")
+
+
+def status_line(line: str) -> None:
+    """A periodic status line on stderr (rewritten in place on a terminal)."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + line)
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+_CHDB_HINT = "point it at the --chdb directory of a replay, a worker or `make demo`"
+
+
+def existing_chdb(path: str, database: str = "riskwatch", flag: str = "--chdb") -> str:
+    """``path`` if it holds chDB database ``database``; else a ConfigError. For the
+    commands that only read (``report``, ``dashboards check``, ``merchant-api``): opening
+    any other path makes chDB create its ``data/ metadata/ store/ tmp/`` there, and the
+    tables be created in it, so a mistyped path left a new empty database behind.
+
+    What counts: chDB writes a database's definition to ``metadata/DATABASE.sql`` when
+    it creates it (``db migrate``, a replay or a worker with ``--chdb``)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag}: {path} is a file, not a chDB data directory")
+    if not p.is_dir():
+        raise ConfigError(f"{flag} {path}: no such directory ({_CHDB_HINT})")
+    metadata = p / "metadata"
+    if not metadata.is_dir():
+        raise ConfigError(f"{flag} {path}: not a chDB database (no metadata/ directory in it); "
+                          f"{_CHDB_HINT}")
+    if not (metadata / f"{database}.sql").is_file():
+        found = sorted(f.stem for f in metadata.glob("*.sql") if f.stem not in ("system", "default"))
+        have = f"it has {', '.join(found)}" if found else "it has none"
+        raise ConfigError(f"{flag} {path}: no database {database!r} in this chDB directory "
+                          f"({have}); {_CHDB_HINT}")
+    return path
+
+
+def check_new_chdb(path: str | None, flag: str = "--chdb") -> None:
+    """For the commands that create a chDB database (``replay``, ``db migrate``): the
+    directory may be new, but its parent must exist, as for an output file's (chDB made
+    every missing parent of ``/nonexist/x`` without a word)."""
+    if not path:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag}: {path} is a file, not a chDB data directory")
+    if not p.exists() and not p.parent.is_dir():
+        raise ConfigError(f"{flag}: directory {p.parent} does not exist")
+

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from riskwatch.commands import nonempty
+from riskwatch.commands import check_new_chdb, nonempty
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -41,6 +41,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if args.chdb:
         from sinks.clickhouse import ChdbSink
 
+        check_new_chdb(args.chdb)
         sink = ChdbSink(args.chdb, database=args.database or "riskwatch")
         try:
             sink.setup()  # applies the missing migrations

@@ -11,11 +11,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
-from riskwatch.commands import check_port
+from riskwatch.commands import check_port, existing_chdb, secret_from_env, signing_key
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -24,7 +22,7 @@ _SECRET_ENV = "RISKWATCH_MERCHANT_SECRET"
 
 
 def _secret(args: argparse.Namespace) -> str:
-    secret = args.secret or os.environ.get(_SECRET_ENV, "")
+    secret = args.secret or secret_from_env(_SECRET_ENV)
     if not secret:
         raise ConfigError(f"give --secret or set ${_SECRET_ENV} (the key merchant tokens are made with)")
     return secret
@@ -40,8 +38,8 @@ def cmd_merchant_api(args: argparse.Namespace) -> int:
         raise ConfigError("give exactly one of --scores FILE or --chdb PATH")
     check_port("--port", args.port, allow_zero=True)
     secret = _secret(args)
-    if args.chdb and not Path(args.chdb).exists():  # chDB would create an empty one to serve
-        raise ConfigError(f"--chdb: directory {args.chdb} does not exist")
+    if args.chdb:   # chDB would create an empty one to serve
+        existing_chdb(args.chdb)
     source = JsonlScores(args.scores) if args.scores else ChdbScores(args.chdb)
     if source.merchants() == 0:
         # Not an error: deployed beside a worker (or a replay) that has not scored anyone
@@ -78,10 +76,13 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
     p.add_argument("--port", type=int, default=8088,
                    help="listen port, 1-65535, or 0 for any free one (default %(default)s)")
-    p.add_argument("--secret", help=f"token secret (default ${_SECRET_ENV})")
+    p.add_argument("--secret", type=signing_key, help=f"token secret (default ${_SECRET_ENV})")
     p.set_defaults(func=cmd_merchant_api, api_command=None)
     sub = p.add_subparsers(dest="api_command", metavar="token", title="optional subcommand",
                            prog=p.prog)   # not from the usage above: 'riskwatch merchant-api token'
     t = sub.add_parser("token", help="print a merchant's bearer token (instead of serving)")
     t.add_argument("merchant_id", metavar="MERCHANT_ID")
-    t.add_argument("--secret", help=f"token secret (default ${_SECRET_ENV})")
+    # SUPPRESS: not given here, it must not overwrite a --secret given before `token`
+    # (argparse copies a subparser's defaults over the parent's values).
+    t.add_argument("--secret", type=signing_key, default=argparse.SUPPRESS,
+                   help=f"token secret (default ${_SECRET_ENV})")

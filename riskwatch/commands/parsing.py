@@ -66,6 +66,9 @@ class _UnknownArgumentFinder(argparse.ArgumentParser):
     def print_help(self, file=None) -> None:
         pass
 
+    def _print_message(self, message, file=None) -> None:
+        pass   # --version prints through this; the real parser prints it once
+
 
 def _unknown_arguments(build_parser: ParserFactory, argv: list[str] | None
                        ) -> tuple[argparse.Namespace, list[str]] | None:

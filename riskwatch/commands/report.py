@@ -15,22 +15,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from riskwatch.commands import check_outputs, nonempty
+from riskwatch.commands import check_outputs, existing_chdb, nonempty
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from dashboards.check import existing_chdb, panel_summary
+    from dashboards.check import panel_summary
     from dashboards.render import render_dashboard, run_dashboard
 
-    existing_chdb(args.chdb)
     out = Path(args.out)
     if out.is_dir():  # checked before the queries run, not after (IsADirectoryError then)
         raise ConfigError(f"--out {args.out}: is a directory; give the HTML file to write, "
                           f"e.g. {out / 'overview.html'}")
     check_outputs({"--out": args.out})   # its directory exists and it is writable
+    existing_chdb(args.chdb, args.database)   # read only: never make one
     title, description, span, panels = run_dashboard(
         args.chdb, args.database, args.dashboard,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr)))

@@ -236,7 +236,7 @@ def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     # an events file was served: HTTP 200 with "score": null for every merchant
     (["--scores", "EVENTS"], "--scores EVENTS:2: not a merchant score record (no 'score', 'tier')"),
     # a missing chDB directory was created empty and served (every merchant 404)
-    (["--chdb", "nosuchdb"], "--chdb: directory nosuchdb does not exist"),
+    (["--chdb", "nosuchdb"], "--chdb nosuchdb: no such directory"),
     # a file: a page of chDB C++ stack
     (["--chdb", "EVENTS"], "--chdb: EVENTS is a file, not a chDB data directory"),
     # a directory: "scores file not found"
@@ -280,7 +280,8 @@ def test_port_0_announces_the_port_it_listens_on(tmp_path):
 def test_an_empty_chdb_store_is_served_with_one_warning(tmp_path):
     """A store no worker has written to yet: the API starts (it may start before the worker)
     and says once why every merchant gets 404, instead of a silent wall of 404s."""
-    (tmp_path / "db").mkdir()
+    subprocess.run([sys.executable, "-m", "riskwatch.cli", "db", "migrate", "--chdb",
+                    str(tmp_path / "db")], cwd=ROOT, capture_output=True, check=True, timeout=300)
     proc = subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "merchant-api", "--chdb",
                              str(tmp_path / "db"), "--port", "0", "--secret", SECRET], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
