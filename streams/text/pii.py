@@ -13,7 +13,7 @@ mobile    mainland mobile ``1[3-9]`` + 9 digits; spaces, tabs, dashes   ``138***
 id        18-character resident ID (GB 11643): valid birth date and     ``110***********1234``
           either a valid check digit or a valid province code; 15-digit
           legacy IDs (province + 19YYMMDD); anything ID-shaped after
-          身份证/证件号
+          身份证/证件号, in Chinese numerals too
 card      16-19 digits passing Luhn with a card-like first digit        ``6222 **** **** 1234``
           (3-6, 9), alone or grouped by spaces/dashes; anything
           16-19 digits after 卡号/银行卡/card
@@ -194,6 +194,9 @@ _CN_SEP = "[ \\-，,、~·.]"
 _CN_MOBILE = re.compile(
     rf"[一幺壹1]{_CN_SEP}?[三四五六七八九叁肆伍陆柒捌玖3-9](?:{_CN_SEP}?[{_CN_NUMERALS}0-9]){{9}}")
 _ANY_CN_NUMERAL = re.compile(f"[{_CN_NUMERALS}]")
+# ... and an ID number spelt in numerals, after its cue word (身份证四四零三零五…X).
+_CN_ID = re.compile(rf"(?:身份证|证件号)(?:号码|号)?[:：是为 ]*([{_CN_NUMERALS}0-9]{{14,17}}[{_CN_NUMERALS}0-9Xx])"
+                    rf"(?![{_CN_NUMERALS}0-9])")
 
 # Passport / travel permit numbers are only recognised after their cue word.
 _PASSPORT = re.compile(r"(?:护照|通行证|[Pp]assport)\s?(?:号码|号|[Nn]o\.?)?(?:[:：是为]|\s)*"
@@ -755,6 +758,11 @@ def _find(text: str) -> tuple[list[PiiSpan], bool]:
     if "护照" in t or "通行证" in t or "assport" in t:
         other.extend(PiiSpan("passport", *m.span(1)) for m in _PASSPORT.finditer(t))
     if _ANY_CN_NUMERAL.search(t):
+        if "身份证" in t or "证件号" in t:
+            for m in _CN_ID.finditer(t):
+                if _ANY_CN_NUMERAL.search(m.group(1)):   # 15-18: as digits after the cue
+                    other.append(PiiSpan("id", *m.span(1)))
+                    partial = True
         for m in _CN_MOBILE.finditer(t):
             a, b = m.span()
             if not _ANY_CN_NUMERAL.search(t, a, b):
