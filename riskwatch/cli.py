@@ -90,30 +90,28 @@ def _settings(args: argparse.Namespace):
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{env}={raw}: {exc}") from None
     _check_lateness(args)
-    _check_promotion_learning(args)
     tail = getattr(args, "promotion_tail_hours", None)
-    return from_env(bucket_seconds=args.bucket_seconds,
-                    allowed_lateness_seconds=args.allowed_lateness_seconds,
-                    max_time_jump_seconds=getattr(args, "max_time_jump_seconds", None),
-                    promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
-                    promotion_tail_seconds=None if tail is None else int(tail * 3600),
-                    promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
+    settings = from_env(bucket_seconds=args.bucket_seconds,
+                        allowed_lateness_seconds=args.allowed_lateness_seconds,
+                        max_time_jump_seconds=getattr(args, "max_time_jump_seconds", None),
+                        promotion_learning=False if getattr(args, "no_promotion_learning", False) else None,
+                        promotion_tail_seconds=None if tail is None else int(tail * 3600),
+                        promotion_cold_lift=getattr(args, "promotion_cold_lift", None))
+    _check_promotion_learning(args, settings.promotion_learning)
+    return settings
 
 
-def _check_promotion_learning(args: argparse.Namespace) -> None:
+def _check_promotion_learning(args: argparse.Namespace, learning: bool) -> None:
     """The cold lift and the tail tune promotion learning: with learning off they would
-    be silently ignored, so the pair is refused (naming the variable if it turned it off)."""
+    be silently ignored, so the pair is refused (naming the variable if it turned it off).
+    ``learning``: the settings' value, so the variable is parsed in one place (from_env)."""
     given = [flag for flag, name in (("--promotion-cold-lift", "promotion_cold_lift"),
                                      ("--promotion-tail-hours", "promotion_tail_hours"))
              if getattr(args, name, None) is not None]
-    if not given:
+    if not given or learning:
         return
-    if getattr(args, "no_promotion_learning", False):
-        off = "--no-promotion-learning"
-    elif os.environ.get("RISKWATCH_PROMOTION_LEARNING", "").lower() in ("0", "false", "off"):
-        off = f"RISKWATCH_PROMOTION_LEARNING={os.environ['RISKWATCH_PROMOTION_LEARNING']}"
-    else:
-        return
+    off = ("--no-promotion-learning" if getattr(args, "no_promotion_learning", False)
+           else f"RISKWATCH_PROMOTION_LEARNING={os.environ.get('RISKWATCH_PROMOTION_LEARNING')}")
     raise ConfigError(f"{off} and {given[0]}: {given[0]} tunes promotion learning, which "
                       f"{off} turns off; give one of them")
 
