@@ -67,12 +67,14 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
                         speed: float | None = None, prefix: str = "",
                         status: Callable[[str], None] | None = None,
                         should_stop: Callable[[], bool] = lambda: False,
-                        batch: int = 1) -> int:
+                        batch: int = 1, tally: dict | None = None) -> int:
     """Send ``(event_epoch, line)`` pairs; with ``speed`` pace them at that many simulated
     seconds per wall second. With ``batch > 1``, up to that many consecutive events of a
     topic go in one message as a JSON array (the contract allows it, and a Kafka consumer
     pays per message, not per byte); a bad line always travels alone.
-    Returns the number of lines sent."""
+    Returns the number of lines sent. ``tally``, if given, gets ``sent`` (lines handed to
+    the producer), ``first`` and ``last`` (their event times) also when the run is
+    interrupted: what a Ctrl-C message reports."""
     from aiokafka import AIOKafkaProducer
 
     # No idempotence: the embedded broker (Tansu) rejects InitProducerId from aiokafka.
@@ -84,6 +86,7 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
     sim0: float | None = None
     last_status = wall0
     pending: dict[str, list[bytes]] = {}
+    first = epoch = None
 
     async def send_pending(topic: str) -> None:
         group = pending.pop(topic, None)
@@ -95,6 +98,8 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
         for epoch, line in lines:
             if should_stop():
                 break
+            if first is None:
+                first = epoch
             if speed is not None:
                 sim0 = epoch if sim0 is None else sim0
                 delay = (epoch - sim0) / speed - (time.monotonic() - wall0)
@@ -118,14 +123,20 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
             await send_pending(topic)
         await producer.flush()
     finally:
+        if tally is not None:
+            # lines still waiting for their array (batch > 1) were never handed over
+            tally.update(sent=sent - sum(map(len, pending.values())), first=first,
+                         last=epoch if sent else None)
         await producer.stop()
     return sent
 
 
 def produce_simulation(config, *, broker_url: str | None, speed: float | None,
                        manifest_path: str | None = None, calendar_path: str | None = None,
-                       status: Callable[[str], None] | None = None, batch: int = 1) -> int:
-    """``riskwatch simulate --broker URL [--speed X]``: stream a simulation into Kafka."""
+                       status: Callable[[str], None] | None = None, batch: int = 1,
+                       tally: dict | None = None) -> int:
+    """``riskwatch simulate --broker URL [--speed X]``: stream a simulation into Kafka
+    (``tally``: see :func:`produce_lines`)."""
     from riskwatch.broker import bootstrap_from_url
     from riskwatch.simulator import calendar, generate, manifest
 
@@ -139,6 +150,6 @@ def produce_simulation(config, *, broker_url: str | None, speed: float | None,
         with open(calendar_path, "wb") as f:
             f.write(orjson.dumps(calendar(config), option=orjson.OPT_INDENT_2))
     sent = asyncio.run(produce_lines(bootstrap, generate(config), speed=speed, status=status,
-                                     batch=batch))
+                                     batch=batch, tally=tally))
     print(f"produced {sent:,} events to {broker_url}")
     return 0

@@ -38,7 +38,9 @@ class OutputOptions:
     grafana_url: str | None = None              # browser base URL for drill-down links
     runbook_url: str | None = None
     webhook_urls: tuple[str, ...] = ()
-    webhook_secret: str | None = None           # default: $RISKWATCH_WEBHOOK_SECRET
+    # default: $RISKWATCH_WEBHOOK_SECRET (options_from_args reads it); kept out of repr so
+    # that printing or logging the options never shows the key
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
     grafana_annotations_url: str | None = None  # token: $RISKWATCH_GRAFANA_TOKEN
 
     def __post_init__(self) -> None:
@@ -117,7 +119,8 @@ def options_from_args(args: argparse.Namespace) -> OutputOptions:
     if values.get("webhook_secret") and not values.get("webhook_urls"):   # else ignored
         raise ConfigError("--webhook-secret applies to --webhook-url only; give the URL too")
     if values.get("webhook_urls") and not values.get("webhook_secret"):
-        secret_from_env("RISKWATCH_WEBHOOK_SECRET")   # a blank one is refused, naming it
+        # read once, here: a blank one is refused, naming it
+        values["webhook_secret"] = secret_from_env("RISKWATCH_WEBHOOK_SECRET")
     return OutputOptions(**values)
 
 
@@ -208,6 +211,8 @@ def _alerting_sinks(options: OutputOptions, stores: list[Any]) -> list[Any]:
                 alertmanager.write("alerts", [record], None)
 
         out.append(WebhookSink(options.webhook_urls,
+                               # options built in code (not by options_from_args) may leave
+                               # the secret to the environment
                                secret=options.webhook_secret or os.environ.get("RISKWATCH_WEBHOOK_SECRET", ""),
                                on_dead_letter=dead_letter, on_meta_alert=meta_alert))
     if options.grafana_annotations_url:

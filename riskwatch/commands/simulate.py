@@ -54,14 +54,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     _warn_unseen_incidents(config)   # after the errors: no warning before a refusal
     if args.broker:
         from riskwatch.produce import produce_simulation
+        tally: dict = {}
         try:
             return produce_simulation(config, broker_url=args.broker, speed=args.speed,
                                       manifest_path=args.manifest, calendar_path=args.calendar_out,
-                                      status=_status, batch=args.batch)
+                                      status=_status, batch=args.batch, tally=tally)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(
-                f"while producing: the broker {args.broker} got only part of the simulation"
-                + ("; --manifest describes all of it" if args.manifest else "")) from None
+            raise KeyboardInterrupt(_interrupted_producing(args, tally, config.days)) from None
     started = time.perf_counter()
     written = {"lines": 0, "fraction": 0.0}   # for a Ctrl-C: how far the events got
 
@@ -151,6 +150,21 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--no-promotions and {flag}: without promotion nights there is no "
                           "strain to set; give one of them")
     check_broker(args.broker)
+
+
+def _interrupted_producing(args: argparse.Namespace, tally: dict, days: float) -> str:
+    """What follows ``riskwatch: interrupted`` when Ctrl-C stops ``simulate --broker``:
+    how much the broker got, and that the manifest (written first) covers all of it, so
+    ``evaluate`` would count the incidents never sent as missed."""
+    sent = tally.get("sent", 0)
+    if sent and tally.get("last") is not None:
+        share = (tally["last"] - tally["first"]) / (days * 86400)
+        got = f"{sent:,} events (about {share:.0%} of the {days:g} days)"
+    else:
+        got = "no events"
+    manifest = (f"; --manifest {args.manifest} describes the whole simulation: evaluate "
+                "against it counts the incidents never sent as missed" if args.manifest else "")
+    return f"while producing: the broker {args.broker} got {got}{manifest}"
 
 
 def _interrupted(args: argparse.Namespace, written: dict, days: float) -> str:

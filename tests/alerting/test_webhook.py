@@ -211,3 +211,24 @@ def test_a_batch_run_gives_up_on_a_receiver_that_stays_down_the_worker_waits(bat
     else:
         sink.flush()
         assert len(sleeps) == 12 and sink.delivered == 1
+
+
+def test_the_webhook_secret_is_read_once_and_never_shown(monkeypatch):
+    """options_from_args carries the key it read from $RISKWATCH_WEBHOOK_SECRET (the
+    sink signs with that one), and printing the options does not show it."""
+    import argparse
+
+    from sinks.wiring import add_output_arguments, build_sinks, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_output_arguments(parser)
+    monkeypatch.setenv("RISKWATCH_WEBHOOK_SECRET", "s3cret-from-env")
+    options = options_from_args(parser.parse_args(["--webhook-url", "http://hook.test/x"]))
+    monkeypatch.delenv("RISKWATCH_WEBHOOK_SECRET")
+    assert options.webhook_secret == "s3cret-from-env"
+    assert "s3cret" not in repr(options) and "s3cret" not in str(options)
+    [sink] = build_sinks(options)
+    assert sink.secret == b"s3cret-from-env"
+    flagged = options_from_args(parser.parse_args(
+        ["--webhook-url", "http://hook.test/x", "--webhook-secret", "flag-key-123"]))
+    assert "flag-key-123" not in repr(flagged) and flagged.webhook_secret == "flag-key-123"
