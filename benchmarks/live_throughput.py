@@ -71,6 +71,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from replay_throughput import WORLDS  # noqa: E402  (one definition of the simulated markets)
 
 PY = sys.executable
 #: The consumers the worker is compared with: (letter, role of its process, label).
@@ -398,8 +400,7 @@ def _rss_mb(pid: int) -> float | None:
 
 # -- the conductor ----------------------------------------------------------------------
 
-# The worlds events are drawn from: orders a day, merchants (replay_throughput.py's two).
-WORLDS = {"thin": (50_000, 2_000), "platform": (1_000_000, 20_000)}
+# The worlds events are drawn from: WORLDS, orders a day and merchants (replay_throughput.py's).
 
 
 def simulated_lines(events: int, seed: int = 11, world: str = "thin") -> list[bytes]:

@@ -32,16 +32,19 @@ from riskwatch.simulator import SimulationConfig, write_files  # noqa: E402
 from streams.pipeline import Pipeline  # noqa: E402
 from streams.replay import replay_file  # noqa: E402
 
+#: The simulated markets, (orders per day, merchants): the simulator's default-sized thin
+#: one and a large platform's (live_throughput.py --world uses the same two).
+WORLDS = {"thin": (50_000, 2_000), "platform": (1_000_000, 20_000)}
 SCENARIOS = {
     # name: (days, orders per day, merchants)
-    "simulator week (50k orders/day)": (7.0, 50_000, 2000),
-    "large platform day (1M orders/day)": (1.0, 1_000_000, 20_000),
+    "simulator week (50k orders/day)": (7.0, *WORLDS["thin"]),
+    "large platform day (1M orders/day)": (1.0, *WORLDS["platform"]),
 }
 QUICK = {"quick (1 day, 20k orders/day)": (1.0, 20_000, 500)}
 # What the 100k target is for: "a week of a large platform backtested in minutes". The
 # day above keeps a day's state; a week holds the full dedup and order windows
 # (2 days of orders: ~400 B per event), which is slower per event and needs the memory.
-PLATFORM_WEEK = {"large platform week (1M orders/day)": (7.0, 1_000_000, 20_000)}
+PLATFORM_WEEK = {"large platform week (1M orders/day)": (7.0, *WORLDS["platform"])}
 
 
 def run(name: str, days: float, orders: int, merchants: int, workdir: Path, repeat: int) -> dict:
