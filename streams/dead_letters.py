@@ -144,13 +144,16 @@ _CONTRACT_WORDS: frozenset[str] = frozenset(w for w in (
 # contract or a single letter (an initial names nobody, "x" is a key); otherwise it
 # becomes "<text N chars>", N its letters. Our own markers are never touched.
 _LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0300-\u036f\u1e00-\u1eff\uff21-\uff3a\uff41-\uff5a"
-_LATIN_TOKEN = f"[{_LATIN}0-9\uff10-\uff19_-]+"
-_LATIN_TOKENS = re.compile(_LATIN_TOKEN)
-_LATIN_PHRASE = re.compile(
+# A letter-only token (no letter, digit, "_" or "-" on either side: a token with a digit
+# never matches), then more joined by spaces or a middle dot. Linear: a token can only
+# start at a token's start; a character class first lets the scan skip to a letter. Our
+# markers come first, so their words are never read.
+_LATIN_WORD_TOKEN = (rf"[{_LATIN}_-](?<![{_LATIN}0-9\uff10-\uff19_-].)[{_LATIN}_-]*"
+                     rf"(?![{_LATIN}0-9\uff10-\uff19_-])")
+_LATIN_RUN = re.compile(
     rf"<text \d+ chars>|{re.escape(_TEXT_OMITTED)}"
-    rf"|{_LATIN_TOKEN}(?:[ \t\u00a0\u3000\u00b7]+{_LATIN_TOKEN})*")
+    rf"|{_LATIN_WORD_TOKEN}(?:[ \t\u00a0\u3000\u00b7]+{_LATIN_WORD_TOKEN})*")
 _LATIN_WORD = re.compile(f"[{_LATIN}]+")
-_HAS_DIGIT = re.compile("[0-9\uff10-\uff19]")
 _CAMEL_HUMPS = re.compile("[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 
 
@@ -235,40 +238,30 @@ def _known_latin(word: str, vocabulary: frozenset[str]) -> bool:
             and all(len(h) == 1 or h.lower() in vocabulary for h in humps))
 
 
+# Verdicts on runs seen before, per vocabulary: field names and enum values come back in
+# every dead letter. Bounded: a producer may send any words.
+_VERDICTS: dict[frozenset[str], dict[str, str]] = {}
+
+
 def _latin_run(run: str, vocabulary: frozenset[str]) -> str:
-    words = _LATIN_WORD.findall(run)
-    if all(_known_latin(w, vocabulary) for w in words):
-        return run
-    return f"<text {sum(map(len, words))} chars>"
+    seen = _VERDICTS.setdefault(vocabulary, {})
+    verdict = seen.get(run)
+    if verdict is None:
+        words = _LATIN_WORD.findall(run)
+        verdict = run if all(_known_latin(w, vocabulary) for w in words) \
+            else f"<text {sum(map(len, words))} chars>"
+        if len(seen) < 4096:
+            seen[run] = verdict
+    return verdict
 
 
 def _blank_latin(s: str, vocabulary: frozenset[str] = _CONTRACT_LATIN) -> str:
     """``s`` with every run of Latin words that is not made of ``vocabulary``'s words
     replaced by its length; tokens with a digit and our own markers are kept."""
-    def phrase(m: re.Match[str]) -> str:
-        p = m.group()
-        if p[0] == "<":
-            return p   # a marker
-        if not _HAS_DIGIT.search(p):
-            return _latin_run(p, vocabulary)
-        out, done, start, end = [], 0, -1, 0
-        for t in _LATIN_TOKENS.finditer(p):
-            if _HAS_DIGIT.search(t.group()) is None:   # a word: the run goes on
-                if start < 0:
-                    start = t.start()
-                end = t.end()
-                continue
-            if start >= 0:
-                out += [p[done:start], _latin_run(p[start:end], vocabulary)]
-                done, start = end, -1
-            out.append(p[done:t.end()])
-            done = t.end()
-        if start >= 0:
-            out += [p[done:start], _latin_run(p[start:end], vocabulary)]
-            done = end
-        out.append(p[done:])
-        return "".join(out)
-    return _LATIN_PHRASE.sub(phrase, s)
+    def run(m: re.Match[str]) -> str:
+        r = m.group()
+        return r if r[0] == "<" else _latin_run(r, vocabulary)   # "<": a marker
+    return _LATIN_RUN.sub(run, s)
 
 _EXCERPT_BYTES = 300
 # What may continue a number past the excerpt's end (IDs end in X; groups are split by
