@@ -263,6 +263,7 @@ def _blank_latin(s: str, vocabulary: frozenset[str] = _CONTRACT_LATIN) -> str:
         return r if r[0] == "<" else _latin_run(r, vocabulary)   # "<": a marker
     return _LATIN_RUN.sub(run, s)
 
+
 _EXCERPT_BYTES = 300
 # What may continue a number past the excerpt's end (IDs end in X; groups are split by
 # spaces or dashes; full-width forms as typed by Chinese IMEs, which the masker folds),
