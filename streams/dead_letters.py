@@ -22,10 +22,37 @@ a word (黄蓉, 欧阳娜娜), so anything outside the list (:data:`_CONTRACT_WO
 that catches text the parser could not find (a line that is not JSON, a CSV line, a
 truncated object, text under another key) and names in short fields.
 
+Romanised names (``Zhang Wei``, ``LI NA``, ``ZhangWei``, ``Ou-Yang``, ``Zhāng Wěi``, full-width
+``Ｚｈａｎｇ``) take the same rule, in the same fields. A token of Latin letters, digits,
+``_`` and ``-`` that holds a digit is an identifier, a number or a timestamp (``o-123``,
+``ev-audit-D5``, ``2026-11-02T10:00:00+08:00``, ``1e5``) and stays; so does a name glued to
+digits (``ZhangWei138…``), read as an identifier. Letter-only tokens joined by spaces or
+a middle dot make a run, which stays only if each of its words (split at ``-``, ``_`` and
+camelCase humps, compared case-insensitively) is a word of the contract or a single
+letter (an initial names nobody; ``x`` is a key); otherwise the whole run becomes
+``<text N chars>``, N its letters (``广东 Zhang Hainan``: ``Hainan`` alone would be a region).
+The contract's Latin words (:data:`_CONTRACT_LATIN`) are read off the event models:
+field names, type tags and enum values (``order_status``, ``out_for_delivery``), with
+``true``/``false``/``null`` and the Latin menu values the models leave free (channels,
+tiers, carriers' codes such as SF and EMS, English category names). Pinyin place names
+are left out on purpose (``Hefei`` reads as He Fei), and so are keys outside the
+contract (``"note"`` shows as ``"<text 4 chars>"``: a key may be a name too). ``detail``
+holds our own messages and msgspec's, which quote the bad value (``Invalid enum value
+'…' - at `$.status```, ``timestamp '…' is not RFC 3339``): there the words of those
+messages are kept as well (:data:`_MESSAGE_LATIN`), so a message stays readable and
+only what it quotes is judged; an internal error keeps its exception's type. Our own
+markers (``<complaint text omitted>``, ``<text N chars>``) are never touched.
+
 >>> _blank_free_text('c-7,广东,中通,app,我是田伟，快递三天没动了,normal')
 'c-7,广东,中通,app,<text 11 chars>,normal'
 >>> _blank_free_text('{"region":"广东省","carrier":"中通快递","csat":"黄蓉"}')
 '{"region":"广东省","carrier":"中通快递","csat":"<text 2 chars>"}'
+>>> _blank_free_text('{"type":"order","event_id":"ev-o-1","carrier":"SF","name":"Zhang Wei"}')
+'{"type":"order","event_id":"ev-o-1","carrier":"SF","<text 4 chars>":"<text 8 chars>"}'
+>>> _blank_free_text('c-8,LI NA,ZhangWei,Ou-Yang,o-123,2026-11-02T10:00:00+08:00,SHIPPED,vip')
+'c-8,<text 4 chars>,<text 8 chars>,<text 6 chars>,o-123,2026-11-02T10:00:00+08:00,SHIPPED,vip'
+>>> _scrub("Invalid enum value 'Wang Xiuying 13812345678' - at `$.status`", _MESSAGE_LATIN)
+"Invalid enum value '<text 11 chars> 138****5678' - at `$.status`"
 >>> _omit_text('{"e":"e1","tex\\\\u0074":["关羽","解放路12号"],"x":1,"text":"林')
 '{"e":"e1","tex\\\\u0074":"<complaint text omitted>","x":1,"text":"<complaint text omitted>'
 """
@@ -34,11 +61,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
+import msgspec.inspect
 import orjson
 
-from riskwatch.events import BadEvent
-from streams.text import mask_pii
+from riskwatch.events import BadEvent, Event
+from streams.text import HIGH_TIERS, mask_pii
 
 __all__ = ["dead_letter", "internal_error_letter", "mask_short"]
 
@@ -88,7 +117,7 @@ _CONTRACT_WORDS: frozenset[str] = frozenset(w for w in (
              "郑州 成都 厦门 泉州 福州 武汉 石家庄 保定 长沙 合肥 西安 南昌 沈阳 大连 南宁 昆明 "
              "太原 哈尔滨 贵阳 长春 呼和浩特 乌鲁木齐 兰州 海口 三亚 银川 西宁 拉萨", "市")
     | _words("华东 华南 华北 华中 西南 西北 东北 全国 境外 海外 地区")
-    # carriers, alone or with their service word (EMS, SF are ASCII: kept anyway)
+    # carriers, alone or with their service word (EMS, SF: in _CONTRACT_LATIN below)
     | _words("中通 圆通 韵达 申通 极兔 顺丰 邮政 中国邮政 京东 德邦 百世 宅急送 菜鸟 丰网 "
              "安能 优速", "快递", "速递", "速运", "物流", "快运")
     | _words("快递 物流 速递 快运 同城 跨境")
@@ -105,6 +134,136 @@ _CONTRACT_WORDS: frozenset[str] = frozenset(w for w in (
     | _words("普通 会员 银卡 金卡 白金 钻石 高级")
     | _words("电话 热线 微信 网页 网站 官网 小程序 客服 邮件 短信 门店")
 ) if len(w) <= _MAX_KEPT_CJK)
+# Latin-script words (romanised names: "Zhang Wei", "LI NA", "Ou-Yang", "ZhangWei") take the
+# same rule as CJK runs. Letters: ASCII, Latin-1 and Latin Extended (pinyin's tone letters
+# ǎ ü), combining accents, full-width letters as typed by Chinese IMEs. A token is letters,
+# digits, "_" and "-"; one with a digit is an identifier, a number or a timestamp (o-123,
+# m0008, ev-audit-D5, 2026-11-02T10:00:00+08:00, 1e5) and stays. Letter-only tokens
+# joined by spaces or a middle dot form a run, judged whole like a CJK run: it is kept
+# only if each of its words (split at "-", "_" and camelCase humps) is a word of the
+# contract or a single letter (an initial names nobody, "x" is a key); otherwise it
+# becomes "<text N chars>", N its letters. Our own markers are never touched.
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0300-\u036f\u1e00-\u1eff\uff21-\uff3a\uff41-\uff5a"
+# A letter-only token (no letter, digit, "_" or "-" on either side: a token with a digit
+# never matches), then more joined by spaces or a middle dot. Linear: a token can only
+# start at a token's start; a character class first lets the scan skip to a letter. Our
+# markers come first, so their words are never read.
+_LATIN_WORD_TOKEN = (rf"[{_LATIN}_-](?<![{_LATIN}0-9\uff10-\uff19_-].)[{_LATIN}_-]*"
+                     rf"(?![{_LATIN}0-9\uff10-\uff19_-])")
+_LATIN_RUN = re.compile(
+    rf"<text \d+ chars>|{re.escape(_TEXT_OMITTED)}"
+    rf"|{_LATIN_WORD_TOKEN}(?:[ \t\u00a0\u3000\u00b7]+{_LATIN_WORD_TOKEN})*")
+_LATIN_WORD = re.compile(f"[{_LATIN}]+")
+_CAMEL_HUMPS = re.compile("[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+
+
+def _contract_fields_and_enums() -> set[str]:
+    """Every JSON name and string enum value of the event contract, read off its models:
+    the tag field and tags, the field names, the Literal values (statuses, intents)."""
+    words: set[str] = set()
+
+    def walk(info) -> None:
+        if isinstance(info, msgspec.inspect.UnionType):
+            for t in info.types:
+                walk(t)
+        elif isinstance(info, msgspec.inspect.StructType):
+            words.update((info.tag_field, info.tag) if info.tag_field else ())
+            for f in info.fields:
+                words.add(f.encode_name)
+                walk(f.type)
+        elif isinstance(info, msgspec.inspect.LiteralType):
+            words.update(v for v in info.values if isinstance(v, str))
+    walk(msgspec.inspect.type_info(Event))
+    return words
+
+
+def _latin_vocabulary(*groups) -> frozenset[str]:
+    """Lower-cased words, with the parts of compounds (out_for_delivery, key_account)."""
+    words = {w.lower() for g in groups for w in (g.split() if isinstance(g, str) else g)}
+    return frozenset(words | {p for w in words for p in re.split("[_-]", w) if p})
+
+
+# The contract's Latin words: its field names and enum values (from the models above, so
+# they follow the contract), JSON's literals, and the Latin forms of its menu values that
+# are free strings in the models: channels, customer tiers (HIGH_TIERS too), satisfaction,
+# carriers' codes and English category names. As with _CONTRACT_WORDS, a word missing here
+# costs readability, never privacy. Left out on purpose: pinyin place and carrier names
+# (Hefei, Wuxi, Jilin, Yunda read as He Fei, Wu Xi, Ji Lin, Yun Da) and any word that is a
+# pinyin syllable (NaN: Nan); tests/test_dead_letter_pii.py checks no surname is here.
+_CONTRACT_LATIN: frozenset[str] = _latin_vocabulary(
+    _contract_fields_and_enums(), HIGH_TIERS,
+    "true false null none infinity",
+    "app hotline wechat web website phone email sms miniprogram store online",
+    "normal vip svip silver member regular premium",
+    "satisfied dissatisfied unsatisfied neutral",
+    "SF EMS ZTO YTO STO JD JT DHL UPS FedEx TNT Best Deppon express logistics post china courier",
+    "apparel clothing fashion shoes bags digital electronics computers beauty cosmetics food "
+    "grocery home furniture textiles baby toys fresh books appliances sports outdoor pets "
+    "jewelry accessories health medicine auto office general daily",
+)
+# ... and in ``detail`` also the words of the messages it holds: msgspec's (its validation
+# and JSON errors), the timestamp checks' (riskwatch.events.epoch_of) and the pipeline's
+# (too far ahead in time), so they stay readable while the value they quote is judged
+# like an excerpt. An internal error's message is judged the same way (its type is kept).
+_MESSAGE_LATIN: frozenset[str] = _CONTRACT_LATIN | _latin_vocabulary(
+    # msgspec: "Expected `str`, got `int`", "Object missing required field `ts`", "Invalid
+    # enum value 'x'", "JSON is malformed: invalid character (byte 5)", "Input data was
+    # truncated", "Expected `str` of length <= 256", "that's a multiple of", "- at `$.x`"
+    "expected got of length at least most to with timezone component that multiple matching "
+    "regex str int float bool array object bytes dict list invalid enum value epoch encoded "
+    "datetime date time uuid decimal string duration object missing required field contains "
+    "unknown json is malformed byte input data was truncated character characters in unicode "
+    "escape escaped number utf surrogate pair trailing comma or keys must be strings unexpected "
+    "end hex maximum recursion depth exceeded",
+    # riskwatch.events: "timestamp '…' has no UTC offset (RFC 3339 needs one)", "is not RFC
+    # 3339: time out of range (expected YYYY-MM-DDTHH:MM:SS[.fraction] then Z or ±HH:MM,
+    # e.g. …)", "no such date", "a string is not UTF-8 (invalid start byte)", "no JSON value"
+    "timestamp has no utc offset rfc needs one not yyyy mm ddthh ss fraction then hh out range "
+    "such start continuation",
+    # streams.pipeline: "'…' is 3.2 days ahead of the wall clock (…); more than
+    # --max-time-jump-seconds 259200 (0: no limit, for a file with a longer gap)"
+    "days ahead the wall clock latest event more than max jump seconds limit for file longer gap",
+)
+
+
+def _known_latin(word: str, vocabulary: frozenset[str]) -> bool:
+    if len(word) == 1:
+        return True
+    if not word.isascii():
+        word = unicodedata.normalize("NFKC", word)   # full-width letters
+    if word.lower() in vocabulary:
+        return True
+    humps = _CAMEL_HUMPS.findall(word)   # orderStatus, eventId; ZhangWei is two names
+    return (len(humps) > 1 and "".join(humps) == word
+            and all(len(h) == 1 or h.lower() in vocabulary for h in humps))
+
+
+# Verdicts on runs seen before, per vocabulary: field names and enum values come back in
+# every dead letter. Bounded: a producer may send any words.
+_VERDICTS: dict[frozenset[str], dict[str, str]] = {}
+
+
+def _latin_run(run: str, vocabulary: frozenset[str]) -> str:
+    seen = _VERDICTS.setdefault(vocabulary, {})
+    verdict = seen.get(run)
+    if verdict is None:
+        words = _LATIN_WORD.findall(run)
+        verdict = run if all(_known_latin(w, vocabulary) for w in words) \
+            else f"<text {sum(map(len, words))} chars>"
+        if len(seen) < 4096:
+            seen[run] = verdict
+    return verdict
+
+
+def _blank_latin(s: str, vocabulary: frozenset[str] = _CONTRACT_LATIN) -> str:
+    """``s`` with every run of Latin words that is not made of ``vocabulary``'s words
+    replaced by its length; tokens with a digit and our own markers are kept."""
+    def run(m: re.Match[str]) -> str:
+        r = m.group()
+        return r if r[0] == "<" else _latin_run(r, vocabulary)   # "<": a marker
+    return _LATIN_RUN.sub(run, s)
+
+
 _EXCERPT_BYTES = 300
 # What may continue a number past the excerpt's end (IDs end in X; groups are split by
 # spaces or dashes; full-width forms as typed by Chinese IMEs, which the masker folds),
@@ -191,15 +350,16 @@ def _long_run(m: re.Match[str]) -> str:
     return f"<text {sum(map(len, words))} chars>"
 
 
-def _blank_free_text(s: str) -> str:
+def _blank_free_text(s: str, latin: frozenset[str] = _CONTRACT_LATIN) -> str:
     """``s`` with every run of CJK characters that is not made of words of the contract
-    (more than four ideographs: never) replaced by its length."""
-    return _CJK_RUN.sub(_long_run, s)
+    (more than four ideographs: never), and every run of Latin words not made of words
+    of ``latin``, replaced by its length."""
+    return _blank_latin(_CJK_RUN.sub(_long_run, s), latin)
 
 
-def _scrub(s: str) -> str:
+def _scrub(s: str, latin: frozenset[str] = _CONTRACT_LATIN) -> str:
     """A short field of a dead letter: escapes decoded, masked, free text blanked."""
-    return _blank_free_text(mask_pii(_unescape(s)))
+    return _blank_free_text(mask_pii(_unescape(s)), latin)
 
 
 def _drop_text(value):
@@ -286,8 +446,9 @@ def dead_letter(bad: BadEvent, raw: bytes, *, source: str, partition: int | None
         "index": bad.index,
         "reason": bad.reason,
         # msgspec's message quotes the bad value ("Invalid enum value '…' - at `$.status`",
-        # "timestamp '…' is not RFC 3339"): masked and blanked like the excerpt.
-        "detail": _scrub(bad.detail),
+        # "timestamp '…' is not RFC 3339"): masked and blanked like the excerpt, the
+        # words of the messages themselves kept (_MESSAGE_LATIN).
+        "detail": _scrub(bad.detail, _MESSAGE_LATIN),
         # Id and type are the producer's strings: a mobile number typed as one is masked
         # here like in the excerpt (dead letters are read by people, never joined on).
         "event_id": None if bad.event_id is None else _scrub(str(bad.event_id)),
@@ -308,7 +469,8 @@ def internal_error_letter(exc: BaseException, *, source: str, partition: int | N
         "offset": offset,
         "index": 0,
         "reason": "internal error",
-        "detail": _scrub(f"{type(exc).__name__}: {exc}")[:500],
+        # The type is code; the message may quote anything (a payload's value).
+        "detail": f"{type(exc).__name__}: {_scrub(str(exc), _MESSAGE_LATIN)}"[:500],
         "event_id": None,
         "event_type": None,
         "payload_excerpt": "",

@@ -63,8 +63,12 @@ def test_dead_letter_event_type_is_masked(value):
 def test_a_known_event_type_is_kept():
     (letter,) = letters(orjson.dumps({"type": "order", "event_id": "x1", "ts": TS}))
     assert (letter["event_type"], letter["event_id"]) == ("order", "x1")
+    for known in ("Order", "complaint-update", "order_v2", "ORDER_STATUS"):   # producers' typos
+        (letter,) = letters(orjson.dumps({"type": known, "event_id": "x1", "ts": TS}))
+        assert letter["event_type"] == known, letter
+    # a word outside the contract may be a name: blanked like one (the reason says enough)
     (letter,) = letters(orjson.dumps({"type": "heartbeat", "event_id": "x1", "ts": TS}))
-    assert letter["event_type"] == "heartbeat"
+    assert letter["event_type"] == "<text 9 chars>", letter
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -151,14 +155,15 @@ def test_a_long_line_is_cut_without_half_a_placeholder():
 # pipeline must still say about it, and what must not come out. Found in dead letters:
 # escaped full-width digits decoded only after masking (D1), a "text" key spelt with an
 # escape (D2) or holding an array (D14) in a line that does not parse, and names kept as
-# short CJK runs (D7, D12, D15).
+# short CJK runs (D7, D12, D15). Keys outside the contract (note, remark, customer_name)
+# show as <text N chars> since romanised names are blanked too (a key may be a name).
 AUDIT = {
     # case: (line, reason, event type, what the excerpt keeps)
     "D1": (r'{"type":"complaint","event_id":"ev-audit-D1","ts":"2026-11-03T14:50:00+08:00",'
            r'"complaint_id":"c-audit-D1","merchant_id":"m0008","region":"广东","channel":"app",'
            r'"note":"\uff11\uff15\uff18\uff15\uff15\uff16\uff16\uff17\uff17\uff18\uff18","text":"收件',
            "malformed json", None, ['"event_id":"ev-audit-D1"', '"region":"广东"',
-                                    '"note":"158****7788"', '"text":"<complaint text omitted>']),
+                                    '"<text 4 chars>":"158****7788"', '"text":"<complaint text omitted>']),
     "D2": (r'{"type":"complaint","event_id":"ev-audit-D2","ts":"2026-11-03T14:50:01+08:00",'
            r'"complaint_id":"c-audit-D2","merchant_id":"m0008","region":"广东","channel":"app",'
            r'"tex\u0074":"我是林黛玉，电话158~6666~7777 收件人林黛玉","x":',
@@ -167,7 +172,7 @@ AUDIT = {
     "D3": (r'{"type":"complaint","event_id":"ev-audit-D3","ts":"2026-11-03T14:50:02+08:00",'
            r'"complaint_id":"c-audit-D3","merchant_id":"m0008","region":"广东","channel":"app",'
            r'"remark":"回电159~4444~5555 座机(0755)12340000","text":5}',
-           "invalid field", "complaint", ['"event_id":"ev-audit-D3"', '"region":"广东"', '"remark":"']),
+           "invalid field", "complaint", ['"event_id":"ev-audit-D3"', '"region":"广东"', '"<text 6 chars>":"']),
     "D4": (r'{"type":"order_status","event_id":"ev-audit-D4","ts":"2026-11-03T14:50:03+08:00",'
            r'"order_id":"o-1","status":"联系(020)87654321"}',
            "invalid field", "order_status", ['"event_id":"ev-audit-D4"', '"status":"']),
@@ -204,7 +209,7 @@ AUDIT = {
             r'"complaint_id":"c-audit-D15","merchant_id":"m0008","region":"广东","channel":"app",'
             r'"customer_name":"诸葛亮","text":null}',
             "invalid field", "complaint", ['"event_id":"ev-audit-D15"', '"region":"广东"',
-                                           '"customer_name":"<text 3 chars>"']),
+                                           '"<text 12 chars>":"<text 3 chars>"']),
 }
 AUDIT_SECRETS = [
     ("D1", "１５８５５６６７７８８"), ("D1", "15855667788"),
@@ -363,3 +368,190 @@ def test_an_internal_error_letter_is_scrubbed_like_the_others():
     letter = internal_error_letter(ValueError("客户黄蓉 13912345678"), source="s", partition=0,
                                    offset=1, recorded_at=TS)
     assert letter["detail"] == "ValueError: <text 4 chars> 139****5678", letter
+
+
+# --- Romanised names --------------------------------------------------------------------------
+# Latin-script names passed untouched: a run of Latin words is kept only if it is made of
+# words of the contract (field names, enum values, menu values), like a CJK run.
+ROMANISED = [
+    # (line, the name, what the excerpt shows instead)
+    ('{"type":"complaint","event_id":"e1","csat":"Zhang Wei","region":"广东"',
+     "Zhang Wei", '"csat":"<text 8 chars>","region":"广东"'),                     # malformed
+    ("c-7,广东,Zhang Wei,app", "Zhang Wei", "c-7,广东,<text 8 chars>,app"),       # a CSV line
+    ('{"type":"order","event_id":"e1","name":"LI NA"}', "LI NA", '"<text 4 chars>"}'),
+    ('{"type":"complaint","event_id":"e1","contact":"zhang wei"', "zhang wei",
+     '"event_id":"e1","<text 7 chars>":"<text 8 chars>"'),
+    ('{"x":"Wang Xiuying 13812345678"}', "Wang Xiuying", '{"x":"<text 11 chars> 138****5678"}'),
+    ('{"type":"order","event_id":"e1","buyer":"ZhangWei"', "ZhangWei", '"<text 8 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"Zhang-Wei"', "Zhang-Wei", '"<text 8 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"Ou-Yang Nana"', "Ou-Yang", '"<text 10 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"Zhāng Wěi"', "Zhāng", '"<text 8 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"Lü Xiǎomíng"', "Xiǎomíng", '"<text 10 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"Ｚｈａｎｇ\u3000Ｗｅｉ"', "Ｚｈａｎｇ",
+     '"<text 8 chars>"'),                                                        # full-width
+    ('{"type":"order","event_id":"e1","buyer":"Zhang\\u0020Wei"', "Zhang",
+     '"<text 8 chars>"'),                                                        # escaped space
+    ('{"type":"order","event_id":"e1","buyer":"Sun Li·Wang"', "Sun Li",
+     '"<text 9 chars>"'),                                                        # a middle dot
+    ('{"type":"order","event_id":"e1","region":"广东 Zhang Hainan"', "Hainan",
+     '"region":"广东 <text 11 chars>"'),                      # a contract word in a name: whole
+    ('{"type":"order","event_id":"e1","carrier":"SF Zhang"', "Zhang", '"<text 7 chars>"'),
+    ('{"type":"order","event_id":"e1","Zhang Wei":"13812345678"}', "Zhang Wei",
+     '"<text 8 chars>":"138****5678"'),                                          # a key
+]
+
+
+@pytest.mark.parametrize(("line", "name", "shown"), ROMANISED)
+def test_a_romanised_name_in_an_excerpt_is_blanked(line, name, shown):
+    letter = line_letter(line)
+    for secret in (name, *name.replace("-", " ").split()):
+        assert not leaks(letter, secret), (secret, letter)
+    assert shown in letter["payload_excerpt"], letter["payload_excerpt"]
+
+
+# A line that parses but fails validation: the name goes into detail, event_id or
+# event_type as well as into the excerpt built by walking the parsed object.
+UPDATE = {"type": "complaint_update", "event_id": "u-1", "ts": TS, "complaint_id": "c-1"}
+
+
+@pytest.mark.parametrize(("obj", "field", "shown"), [
+    (dict(UPDATE, csat="Zhang Wei"), "payload_excerpt", '"csat":"<text 8 chars>"'),
+    (dict(UPDATE, status="Zhang Wei"), "detail",
+     "Invalid enum value '<text 8 chars>' - at `$.status`"),
+    (dict(UPDATE, status="O'Brien Zhang"), "detail",                 # quoted "…" by msgspec
+     "Invalid enum value \"O'<text 10 chars>\" - at `$.status`"),
+    (dict(UPDATE, type="Zhang Wei"), "detail", "Invalid value '<text 8 chars>' - at `$.type`"),
+    (dict(UPDATE, type="Zhang 'Wei"), "detail",                      # quoted raw by msgspec
+     "Invalid value '<text 5 chars> '<text 3 chars>' - at `$.type`"),
+    (dict(UPDATE, type="Zhang Wei"), "event_type", "<text 8 chars>"),
+    (dict(UPDATE, event_id="Zhang Wei", ts="x"), "event_id", "<text 8 chars>"),
+    (dict(UPDATE, ts="Zhang Wei"), "detail", "timestamp '<text 8 chars>' is not RFC 3339 ("),
+    (dict(UPDATE, ts="2026-11-02 Zhang Wei"), "detail", "timestamp '2026-11-02 <text 8 chars>'"),
+    (dict(UPDATE, ts="2026-11-02T10:00:00 Zhang"), "detail", "'2026-11-02T10:00:00 <text 5 chars>'"),
+])
+def test_a_romanised_name_in_a_valid_json_line_is_blanked_everywhere(obj, field, shown):
+    (letter,) = letters(orjson.dumps(obj))
+    for secret in ("Zhang", "Wei", "Brien"):
+        assert not leaks(letter, secret), (secret, letter)
+    assert shown in letter[field], (field, letter)
+    assert '"complaint_id":"c-1"' in letter["payload_excerpt"], letter
+
+
+def test_a_romanised_name_in_an_internal_error_is_blanked():
+    from streams.dead_letters import internal_error_letter
+    letter = internal_error_letter(KeyError("Zhang Wei"), source="s", partition=0, offset=1,
+                                   recorded_at=TS)
+    assert letter["detail"] == "KeyError: '<text 8 chars>'", letter
+    letter = internal_error_letter(ValueError("customer Li Na 13912345678"), source="s",
+                                   partition=0, offset=1, recorded_at=TS)
+    assert letter["detail"] == "ValueError: <text 12 chars> 139****5678", letter
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("Zhang Wei", "<text 8 chars>"), ("LI NA", "<text 4 chars>"), ("zhang wei", "<text 8 chars>"),
+    ("ZhangWei", "<text 8 chars>"), ("Zhang-Wei", "<text 8 chars>"), ("Ou-Yang", "<text 6 chars>"),
+    ("Xi'an Li", "<text 2 chars>'<text 4 chars>"),      # an apostrophe ends a run: each blanked
+    ("J. Smith", "J. <text 5 chars>"),                   # an initial alone names nobody
+    ("Wang X", "<text 5 chars>"), ("order Zhang", "<text 10 chars>"),
+    ("Wang Xiuying 138****5678", "<text 11 chars> 138****5678"),
+    ("Zhang 3 Wei", "<text 5 chars> 3 <text 3 chars>"),
+    ("邮政Zhang", "邮政<text 5 chars>"), ("Zhang黄蓉", "<text 5 chars><text 2 chars>"),
+    ("heartbeat", "<text 9 chars>"), ("yesterday", "<text 9 chars>"),
+])
+def test_a_latin_run_outside_the_contract_is_blanked(value, shown):
+    from streams.dead_letters import _blank_free_text
+    assert _blank_free_text(f"a,{value},b") == f"a,{shown},b"
+
+
+@pytest.mark.parametrize("value", [
+    "order", "order_status", "complaint_update", "out_for_delivery", "delivery_delay",
+    "SHIPPED", "Order", "OrderStatus", "eventId", "complaint-update", "in transit",
+    "app", "hotline", "wechat", "normal", "vip", "svip", "key_account", "SF", "EMS", "JD",
+    "邮政EMS", "邮政ＥＭＳ", "digital", "true", "false", "null", "x", "T",
+    "o-123", "m01313", "ev-o-0", "c-audit-D5", "bad-12", "order_v2", "88vip", TS,
+    "2026-11-02T02:26:21Z", "99.5", "-1.5e3", "6b9f0d2c-8a4e-4f1b-9c3d-2e7a5b1c0f93",
+    "<text 5 chars>", "<complaint text omitted>", "138****5678", "z***@<text 2 chars>",
+])
+def test_a_latin_run_of_the_contract_and_a_token_with_digits_are_kept(value):
+    from streams.dead_letters import _blank_free_text
+    assert _blank_free_text(f"a,{value},b") == f"a,{value},b"
+
+
+def test_every_field_name_and_enum_value_of_the_contract_stays_readable():
+    import msgspec.inspect
+
+    from riskwatch.events import INTENTS, ORDER_STATUSES, Event
+    from streams.dead_letters import _blank_free_text
+    from streams.text import HIGH_TIERS
+    words = set(INTENTS) | set(ORDER_STATUSES) | set(HIGH_TIERS) | {"resolved", "escalated",
+                                                                       "reopened"}
+    for struct in msgspec.inspect.type_info(Event).types:
+        words |= {struct.tag_field, struct.tag} | {f.name for f in struct.fields}
+    # the simulator's channels and tiers
+    words |= {"app", "hotline", "wechat", "web", "12315", "normal", "vip", "svip"}
+    line = ",".join(sorted(words))
+    assert _blank_free_text(line) == line
+
+
+def test_no_common_surname_is_a_word_of_the_contract():
+    # the vocabulary keeps words that cannot be names; a pinyin surname (Li, He, Nan) can
+    from streams.dead_letters import _CONTRACT_LATIN, _MESSAGE_LATIN
+    surnames = set("""wang li zhang liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he lin
+        gao luo zheng liang xie song tang han feng deng cao peng zeng xiao tian dong pan yuan cai
+        jiang yu du ye cheng wei su lu ding ren shen yao cui zhong tan fan jin shi liao jia xia
+        fu fang zou xiong bai meng qin qiu hou yin xue yan duan lei long tao gu mao hao gong shao
+        wan qian dai kong ji an ou ouyang zhuge situ nan bao lan mo ning qi rao shan""".split())
+    assert not surnames & _CONTRACT_LATIN
+    assert not surnames & _MESSAGE_LATIN
+
+
+READABLE_ORDER = {"type": "order", "event_id": "ev-o-17", "ts": TS, "order_id": "o-123",
+                  "merchant_id": "m01313", "region": "广东", "carrier": "SF",
+                  "category": "digital", "amount": -99.5}
+
+
+@pytest.mark.parametrize("obj", [
+    READABLE_ORDER,                                                   # amount below 0
+    dict(READABLE_ORDER, amount="99.5"),                              # a string
+    {k: v for k, v in READABLE_ORDER.items() if k != "carrier"},     # missing field
+    dict(READABLE_ORDER, ts="2026-11-02T10:00:00"),                   # no offset
+    dict(READABLE_ORDER, ts="2026-11-02T10:00+08:00"),                # not RFC 3339
+    dict(READABLE_ORDER, ts="2026-02-30T10:00:00+08:00"),             # no such date
+    dict(READABLE_ORDER, ts="2026-11-02T25:00:00+08:00"),             # time out of range
+    dict(READABLE_ORDER, type="Order"),                               # unknown type
+    dict(READABLE_ORDER, region="x" * 300),                           # too long
+    {"type": "order_status", "event_id": "ev-s-1", "ts": TS, "order_id": "o-1",
+     "status": "SHIPPED"},                                            # enum, wrong case
+    dict(UPDATE, csat=7, intent="damaged", status="resolved"),        # out of range
+    dict(UPDATE, csat="5", intent="lost_parcel"),
+])
+def test_a_malformed_line_stays_readable(obj):
+    # field names, enum values, ids, timestamps, numbers and the whole error message
+    from riskwatch.events import decode_events
+    raw = orjson.dumps(obj)
+    (letter,) = letters(raw)
+    (bad,) = decode_events(raw)[1] or [None]
+    if bad is not None:
+        assert letter["detail"] == bad.detail, letter
+    else:   # a timestamp the pipeline checks itself
+        assert letter["detail"].startswith("timestamp '") and "<text" not in letter["detail"]
+    assert letter["event_id"] == obj["event_id"] and letter["event_type"] == obj["type"]
+    if obj.get("region") != "x" * 300:
+        assert letter["payload_excerpt"] == raw.decode(), letter
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"type":"order","event_id":"ev-o-1","ts":"' + TS.encode() + b'","amount":',   # truncated
+    b'{"type":"order","event_id":"ev-o-1",,}',          # invalid character
+    b'{"type":"order","event_id":"ev-o-1"}x',           # trailing characters
+    b'{"type":"order","event_id" "ev-o-1"}',            # expected ':'
+    b'{"type":"order","event_id":"ev-o-1",}',           # trailing comma
+    b'{"type":"order","event_id":"ev-o-1\\q"}',          # invalid escaped character
+    b'[1]', b'"order"', b'{}', b'{"type":"order","event_id":"\xff"}',
+])
+def test_a_json_error_message_stays_readable(raw):
+    from riskwatch.events import decode_events
+    (letter,) = letters(raw)
+    (bad,) = decode_events(raw)[1]
+    assert letter["detail"] == bad.detail, letter
+    assert "<text" not in letter["payload_excerpt"] or raw == b'{"type":"order","event_id":"\xff"}'

@@ -93,20 +93,20 @@ def test_replay_dead_letters_non_rfc3339_times_and_processes_lowercase_z(tmp_pat
             _order("z1", "2026-11-02T02:26:19z"), _order("t1", "2026-11-02t10:26:20+08:00"),
             _order("leap", "2026-11-02T10:26:60+08:00")]
     bad = [_order(f"b{i}", ts) for i, ts in enumerate(t for t in REJECTED if "\n" not in t)]
-    array = b"[" + _order("a-good", "2026-11-02T02:26:21Z") + b"," \
-        + _order("a-bad", "2026-11-02T10:26+08:00") + b"]"
+    array = b"[" + _order("a1-good", "2026-11-02T02:26:21Z") + b"," \
+        + _order("a1-bad", "2026-11-02T10:26+08:00") + b"]"
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(good + bad + [array]) + b"\n")
     letters = []
     p = Pipeline(keep_events=True)
     result = replay_file(p, path, on_output=lambda out: letters.extend(out.dead_letters))
     by_id = {d["event_id"]: d for d in letters}
-    assert sorted(by_id) == sorted([f"b{i}" for i in range(len(bad))] + ["a-bad"])
+    assert sorted(by_id) == sorted([f"b{i}" for i in range(len(bad))] + ["a1-bad"])
     for letter in letters:
         assert letter["reason"] == "invalid field"
         assert "is not RFC 3339" in letter["detail"] and "`$.ts`" in letter["detail"]
         assert "expected YYYY-MM-DDTHH:MM:SS" in letter["detail"]
-    assert by_id["a-bad"]["index"] == 1
+    assert by_id["a1-bad"]["index"] == 1
     assert result["events"] == len(good) + 1   # the lowercase-z, "t" and leap ones too
     assert result["bad"] == len(bad) + 1
     assert p.counters["bad"] == len(bad) + 1

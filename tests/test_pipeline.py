@@ -235,7 +235,7 @@ def test_a_replayed_lines_excerpt_has_no_line_break(tmp_path):
     letters = []
     replay_file(Pipeline(), events, on_output=lambda out: letters.extend(out.dead_letters))
     assert [(d["line"] if "line" in d else d["offset"], d["payload_excerpt"]) for d in letters] == [
-        (1, "not json"), (2, '{"type":"order"'), (3, "[1]")]
+        (1, "<text 7 chars>"), (2, '{"type":"order"'), (3, "[1]")]
 
 
 def test_an_exception_inside_processing_is_contained():

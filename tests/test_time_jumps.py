@@ -53,11 +53,11 @@ def test_an_event_too_far_ahead_is_a_dead_letter_and_changes_nothing_else(stream
     latest = max(dt.datetime.fromisoformat(orjson.loads(line)["ts"]).timestamp()
                  for line in stream[:at])
     now = iso(latest)
-    bad = _order("typo", latest + ahead)
+    bad = _order("typo-1", latest + ahead)
     mixed = _run([*stream[:at], bad, *stream[at:]])
     assert _outputs(mixed) == _outputs(plain)   # alerts, tables, late count: all unchanged
     assert mixed.counters["bad"] == plain.counters["bad"] + 1
-    [letter] = [d for d in mixed.out.dead_letters if d["event_id"] == "typo"]
+    [letter] = [d for d in mixed.out.dead_letters if d["event_id"] == "typo-1"]
     assert letter["reason"] == "invalid field"
     assert "days ahead of the latest event time" in letter["detail"]
     assert "--max-time-jump-seconds 259200" in letter["detail"] and "$.ts" in letter["detail"]
@@ -84,12 +84,12 @@ def test_live_the_wall_clock_counts_as_the_present():
     p = Pipeline(PipelineSettings())
     p.process_lines(old, source="events")
     p.now_epoch = START.timestamp() + 7 * DAY
-    p.process_lines([_order("next-year", START.timestamp() + 372 * DAY)]
+    p.process_lines([_order("next-year-1", START.timestamp() + 372 * DAY)]
                     + [_order(f"n{i}", START.timestamp() + 7 * DAY + 60 * i) for i in range(20)],
                     source="events")
     assert p.counters["orders"] == 40 and p.counters["bad"] == 1
     [letter] = p.out.dead_letters
-    assert letter["event_id"] == "next-year" and "ahead of the wall clock" in letter["detail"]
+    assert letter["event_id"] == "next-year-1" and "ahead of the wall clock" in letter["detail"]
 
 
 def test_the_setting_is_checked(monkeypatch):

@@ -18,7 +18,8 @@ card      16-19 digits passing Luhn with a card-like first digit        ``6222 *
           (3-6, 9), alone or grouped by spaces/dashes; anything
           16-19 digits after 卡号/银行卡/card
 landline  area code + 7-8 digits: ``0755-12345678``, ``021 6123 4567``,   ``0755-****5678``
-          ``(0755)12345678``, ``075587654321``, ``+86-755-12345678``
+          ``(0755)12345678``, ``075587654321``, ``+86-755-12345678``,
+          dotted ``0755.1234.5678``, ``010.87654321`` (not 12.50, 2026.11.25)
 email     ``local@domain.tld``, also ``local (at) domain.tld``,           ``z***@example.com``
           ``local#domain.tld``, ``local @ 163 . com``, ``… at qq dot com``
 address   from the street/road/house number/building/unit/room on, the  ``广东省深圳市南山区***``
@@ -143,9 +144,16 @@ _DIGIT = re.compile(r"[0-9０-９]")
 _LONG_DIGITS = re.compile(r"[0-9]{7,}")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 # A dot or a slash only separates groups of a phone written 138.1234.5678 or 138/1234/5678
-# (3-4-4, optionally spaced); elsewhere it is a decimal, a date (2026/11/24) or a ratio.
-_DOTTED_MOBILE = re.compile(
-    r"(?<![0-9./])1[3-9][0-9] ?[./] ?[0-9]{4} ?[./] ?[0-9]{4}(?![0-9]|[./][0-9])")
+# (3-4-4, optionally spaced), or of a landline after a real area code (010, 02x, 0[3-9]xx:
+# a decimal or an amount never starts with 0 and a digit) then 3-4 + 4 digits or 7-8 in
+# one group: 0755.1234.5678, 010.8765.4321, 0755.12345678; elsewhere it is a decimal, a
+# date (2026/11/24, 2026.11.25), a version (1.2.3), an IP address or a ratio. One pass for
+# both (group 1 a mobile, group 2 a landline), on texts with a dot or a slash only; it
+# starts with a character class, so the scan skips to the next 0 or 1 quickly.
+_DOTTED_PHONE = re.compile(
+    r"[01](?<![0-9./][01])(?:(?<=1)([3-9][0-9] ?[./] ?[0-9]{4} ?[./] ?[0-9]{4})"
+    r"|(?<=0)((?:10|2[0-9]|[3-9][0-9]{2}) ?[./] ?(?:[0-9]{3,4} ?[./] ?[0-9]{4}|[0-9]{7,8})))"
+    r"(?![0-9]|[./][0-9])")
 # ... or a card or an ID written in dotted groups of four (6222.0212.3456.7890.128),
 # classified like any other run.
 _DOTTED_GROUPS = re.compile(
@@ -178,9 +186,9 @@ _DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # would fall into it.
 _CARD_FIRST = frozenset("34569")
 _LANDLINE = re.compile(r"0[1-9][0-9]{1,2}")
-# An area code in brackets: (0755)12345678, （021）6123-4567.
+# An area code in brackets: (0755)12345678, （021）6123-4567, (0755).1234.5678.
 _BRACKET_LANDLINE = re.compile(
-    r"[(（] ?0[1-9][0-9]{1,2} ?[)）][ \-]?[0-9]{3,4}[ \-]?[0-9]{4}(?![0-9])")
+    r"[(（] ?0[1-9][0-9]{1,2} ?[)）][ .\-]?[0-9]{3,4}[ .\-]?[0-9]{4}(?![0-9])")
 # The area code of a masked landline, as kept: 010 and 02x have three digits, others four.
 _AREA_CODE = re.compile(r"\(?(0(?:[12][0-9]|[3-9][0-9]{2}))")
 _ABROAD_AREA = re.compile(r"\+?(?:00)?86[ \-]?\(?([1-9][0-9]{1,2})")
@@ -748,7 +756,8 @@ def _find(text: str) -> tuple[list[PiiSpan], bool]:
     # the run 5678): they join those that do not overlap.
     other: list[PiiSpan] = []
     if "." in t or "/" in t:
-        other.extend(PiiSpan("mobile", *m.span()) for m in _DOTTED_MOBILE.finditer(t))
+        other.extend(PiiSpan("mobile" if m.lastindex == 1 else "landline", *m.span())
+                     for m in _DOTTED_PHONE.finditer(t))
         for m in _DOTTED_GROUPS.finditer(t):
             kind = _classify(_GROUP.findall(m.group()), _cue_before(t, m.start()), "")
             if kind in ("card", "id"):
