@@ -30,7 +30,7 @@ from typing import Any
 import faust
 
 from riskwatch.broker import EmbeddedBroker, bootstrap_from_url, create_topics
-from riskwatch.commands import BROKER_ENV, check_broker, check_dirs, check_port
+from riskwatch.commands import BROKER_ENV, check_broker, check_dirs, check_port, make_writable_dir
 from riskwatch.errors import ConfigError, RiskwatchError
 from riskwatch.settings import PipelineSettings, from_env
 from sinks.wiring import OutputOptions, add_output_arguments, build_sinks, options_from_args
@@ -158,11 +158,10 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     check_dirs({"--data-dir": data_dir, "--checkpoint-dir": checkpoint_dir})
     calendar = _load_calendar(calendar)
     _check_web_port(web_port)
-    data_dir = Path(data_dir)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:   # e.g. no permission: checked paths can still fail here
-        raise ConfigError(f"--data-dir: cannot make {data_dir}: {exc.strerror}") from None
+    # e.g. no permission: checked paths can still fail here
+    if checkpoint_dir is not None:
+        make_writable_dir("--checkpoint-dir", checkpoint_dir)
+    data_dir = make_writable_dir("--data-dir", data_dir)
     broker_url = broker_url or os.environ.get(BROKER_ENV) or None
     broker: EmbeddedBroker | None = None
     if broker_url is None:

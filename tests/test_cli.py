@@ -723,6 +723,10 @@ def _worker_module(*args: str, cwd) -> subprocess.CompletedProcess:
      "--data-dir: cannot make file.jsonl/wd: file.jsonl is not a directory"),
     (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "file.jsonl"],
      "--checkpoint-dir: file.jsonl exists and is not a directory"),
+    # a directory that cannot be made (no permission; here /proc, which refuses any new
+    # entry even to root): a FileNotFoundError traceback after the broker had started
+    (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "/proc/riskwatch-ckpt"],
+     "--checkpoint-dir: cannot make /proc/riskwatch-ckpt: No such file or directory"),
     # said "[Errno 2] No such file or directory: 'nope.json'"; replay's message is this one
     (["--broker", "kafka://127.0.0.1:1", "--data-dir", "wd", "--calendar", "nope.json"],
      "cannot read calendar file nope.json: No such file or directory"),
@@ -739,6 +743,28 @@ def test_worker_refuses_bad_paths_and_ports_before_starting(command, args, messa
         assert (r.returncode, r.stdout) == (2, ""), r.stderr
         assert r.stderr.splitlines() == [f"riskwatch worker: {message}"]
     assert not (tmp_path / "wd").exists()   # refused before the data dir (and a broker)
+
+
+def test_a_checkpoint_dir_the_worker_cannot_write_is_refused(tmp_path, monkeypatch):
+    """An existing checkpoint directory the worker may not write (another user's): it ran
+    on, with a PermissionError traceback at every checkpoint and none written, its clean
+    stop's included (which leaves the open buckets to the checkpoint: lost)."""
+    import tempfile
+
+    from riskwatch.commands import make_writable_dir
+    from riskwatch.errors import ConfigError
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ConfigError) as caught:
+        make_writable_dir("--checkpoint-dir", tmp_path)
+    assert str(caught.value) == (f"--checkpoint-dir: cannot write in {tmp_path}: Permission "
+                                 "denied; give a directory this user can write")
+    monkeypatch.undo()
+    assert make_writable_dir("--checkpoint-dir", tmp_path / "new") == tmp_path / "new"
+    assert list((tmp_path / "new").iterdir()) == []   # the probe is gone
 
 
 @pytest.mark.parametrize("start, days, message", [
