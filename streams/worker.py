@@ -158,6 +158,9 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     check_dirs({"--data-dir": data_dir, "--checkpoint-dir": checkpoint_dir})
     calendar = _load_calendar(calendar)
     _check_web_port(web_port)
+    # Built (not set up) before anything is made: a sink refusing its options (a
+    # --webhook-url without a secret) was an error after the embedded broker's log lines.
+    sinks = build_sinks(outputs or OutputOptions())
     # e.g. no permission: checked paths can still fail here
     if checkpoint_dir is not None:
         make_writable_dir("--checkpoint-dir", checkpoint_dir)
@@ -175,7 +178,7 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
         loop.run_until_complete(
             create_topics(bootstrap_from_url(broker_url), topics.all, topic_partitions))
         app = create_app(settings, broker_url=broker_url, data_dir=data_dir,
-                         sinks=build_sinks(outputs or OutputOptions()), web_port=web_port, app_id=app_id,
+                         sinks=sinks, web_port=web_port, app_id=app_id,
                          topic_partitions=topic_partitions, topic_prefix=topic_prefix,
                          calendar=calendar, flush_on_stop=flush_on_stop,
                          single_input=single_input, checkpoint_dir=checkpoint_dir,

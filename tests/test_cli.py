@@ -745,6 +745,25 @@ def test_worker_refuses_bad_paths_and_ports_before_starting(command, args, messa
     assert not (tmp_path / "wd").exists()   # refused before the data dir (and a broker)
 
 
+@pytest.mark.parametrize("command", ["riskwatch worker", "python -m streams.worker"])
+def test_a_webhook_without_a_secret_is_refused_before_the_broker_starts(command, tmp_path):
+    """The error came after the embedded broker had started (its log lines first) and the
+    data directory had been made."""
+    args = ["--data-dir", "wd", "--duration", "8", "--webhook-url", "http://127.0.0.1:1/hook"]
+    message = "--webhook-url needs a signing secret: --webhook-secret or RISKWATCH_WEBHOOK_SECRET"
+    if command == "riskwatch worker":
+        r = riskwatch("worker", *args, cwd=tmp_path,
+                      env={"RISKWATCH_BROKER": "", "RISKWATCH_WEBHOOK_SECRET": ""})
+        assert_one_error(r, message)
+    else:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RISKWATCH_BROKER", "RISKWATCH_WEBHOOK_SECRET")}
+        r = subprocess.run([sys.executable, "-m", "streams.worker", *args], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120, env={**env, "PYTHONPATH": _REPO})
+        assert (r.returncode, r.stderr) == (2, f"riskwatch worker: {message}\n")
+    assert not (tmp_path / "wd").exists()
+
+
 def test_a_checkpoint_dir_the_worker_cannot_write_is_refused(tmp_path, monkeypatch):
     """An existing checkpoint directory the worker may not write (another user's): it ran
     on, with a PermissionError traceback at every checkpoint and none written, its clean
