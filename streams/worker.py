@@ -156,6 +156,14 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     # Every check before anything is made or started (the embedded broker, the data dir):
     # a bad flag found later was a traceback with a broker to clean up.
     check_dirs({"--data-dir": data_dir, "--checkpoint-dir": checkpoint_dir})
+    broker_url = broker_url or os.environ.get(BROKER_ENV) or None
+    if checkpoint_dir is not None and broker_url is None:
+        # The embedded broker starts empty on every run, so a restored checkpoint's
+        # positions lie past its new log: the worker sought there and waited without a
+        # word (lag 0, 0 events/s), skipping that many messages of the new stream.
+        raise ConfigError("--checkpoint-dir needs --broker (or $RISKWATCH_BROKER): the embedded "
+                          "broker starts empty on every run, so a checkpoint's input positions "
+                          "would point past its messages and the restarted worker would skip them")
     calendar = _load_calendar(calendar)
     _check_web_port(web_port)
     # Built (not set up) before anything is made: a sink refusing its options (a
@@ -165,7 +173,6 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     if checkpoint_dir is not None:
         make_writable_dir("--checkpoint-dir", checkpoint_dir)
     data_dir = make_writable_dir("--data-dir", data_dir)
-    broker_url = broker_url or os.environ.get(BROKER_ENV) or None
     broker: EmbeddedBroker | None = None
     if broker_url is None:
         broker = EmbeddedBroker(data_dir=data_dir / "broker").start()

@@ -725,8 +725,16 @@ def _worker_module(*args: str, cwd) -> subprocess.CompletedProcess:
      "--checkpoint-dir: file.jsonl exists and is not a directory"),
     # a directory that cannot be made (no permission; here /proc, which refuses any new
     # entry even to root): a FileNotFoundError traceback after the broker had started
-    (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "/proc/riskwatch-ckpt"],
+    # (now refused before it would reach a broker)
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "wd", "--checkpoint-dir",
+      "/proc/riskwatch-ckpt"],
      "--checkpoint-dir: cannot make /proc/riskwatch-ckpt: No such file or directory"),
+    # the embedded broker starts empty: a restarted worker sought to the checkpoint's
+    # positions past its new log and skipped that many messages without a word
+    (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "ck"],
+     "--checkpoint-dir needs --broker (or $RISKWATCH_BROKER): the embedded broker starts "
+     "empty on every run, so a checkpoint's input positions would point past its messages "
+     "and the restarted worker would skip them"),
     # said "[Errno 2] No such file or directory: 'nope.json'"; replay's message is this one
     (["--broker", "kafka://127.0.0.1:1", "--data-dir", "wd", "--calendar", "nope.json"],
      "cannot read calendar file nope.json: No such file or directory"),
