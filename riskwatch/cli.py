@@ -368,7 +368,8 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p.add_argument("--out", help="write events here (JSONL; - for stdout)")
     p.add_argument("--broker", help="produce to this broker instead (kafka://HOST:PORT)")
     p.add_argument("--speed", type=positive_float,
-                   help="with --broker: simulated seconds per wall second (e.g. 3600)")
+                   help="with --broker: simulated seconds per wall second (e.g. 3600; "
+                        "default: no pacing, every event as fast as the broker takes it)")
     p.add_argument("--batch", type=positive_int, default=1,
                    help="with --broker: events per message, as a JSON array (default 1)")
     p.add_argument("--manifest", help="write the ground-truth manifest here (JSON)")

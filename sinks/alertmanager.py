@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -75,6 +76,7 @@ logger = logging.getLogger(__name__)
 DIMENSIONS = ("region", "merchant_id", "carrier", "category", "intent")
 #: Grafana dashboard uid of the per-slice drill-down (provisioned in ``dashboards/``).
 SLICE_DASHBOARD_UID = "riskwatch-slice"
+_API_PATH = re.compile(r"/api/v[12](/alerts)?\Z")
 DEFAULT_RUNBOOK_URL = "https://github.com/riskwatch/riskwatch/blob/main/docs/runbook.md"
 _EXAMPLES = 3          # masked example complaints per alert
 _EXAMPLE_CHARS = 120
@@ -221,6 +223,13 @@ class AlertmanagerSink(HttpSink):
         super().__init__(batch_size=batch_size, sleep=sleep,
                          retry=retry or RetryPolicy(initial_delay=0.5, max_delay=30.0))
         urls = [u.rstrip("/") for u in check_urls(urls, owner="AlertmanagerSink", flag="--alertmanager-url")]
+        for url in urls:
+            # The API path pasted from Alertmanager's docs: every post went to
+            # .../api/v2/alerts/api/v2/alerts, a 404, and the worker stalled on it for good.
+            if _API_PATH.search(url.split("?", 1)[0]):
+                raise ConfigError(f"--alertmanager-url {redact_url(url)}: give Alertmanager's base "
+                                  "URL (e.g. http://alertmanager:9093, with its route prefix if it "
+                                  "has one); riskwatch adds /api/v2/alerts")
         if not 0 < resend_seconds < firing_ttl:
             raise ConfigError("AlertmanagerSink needs 0 < resend_seconds < firing_ttl "
                               f"(got {resend_seconds}, {firing_ttl})")

@@ -88,6 +88,10 @@ class GrafanaAnnotationsSink(BatchingSink):
         self.written = self.rejected = 0
         self._done: set[tuple[str, str, str]] = set()
 
+    def __repr__(self) -> str:   # named in the worker's sink error lines
+        from sinks.http import receiver_name
+        return f"GrafanaAnnotationsSink({receiver_name(self.url)})"
+
     def setup(self) -> None:
         if self.api is None:
             from grafana_client import GrafanaApi

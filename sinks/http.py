@@ -24,7 +24,7 @@ import httpx
 from riskwatch.errors import ConfigError, SinkError
 from sinks.base import BatchingSink
 
-__all__ = ["HttpSink", "ReceiverUnavailable", "check_urls", "retryable_status",
+__all__ = ["HttpSink", "ReceiverUnavailable", "check_urls", "receiver_name", "retryable_status",
            "retryable_transport"]
 
 # Transport errors of the request itself, not of the receiver: a URL without a host or
@@ -49,6 +49,20 @@ def retryable_transport(exc: BaseException) -> bool:
     """Whether an httpx transport error may go away by waiting (a refused connection, a
     timeout), unlike a request that cannot be made (``http://``: UnsupportedProtocol)."""
     return isinstance(exc, httpx.TransportError) and not isinstance(exc, _PERMANENT_TRANSPORT)
+
+
+def receiver_name(url: str) -> str:
+    """``url`` as log lines, dead letters and error messages show it: without the
+    password of its user info and without its query and fragment, where chat bridges
+    and hook relays carry their key (``.../send?key=...``, ``?access_token=...``): a
+    dead letter's detail is shown on the pipeline dashboard.
+
+    >>> receiver_name("https://ops:pw@hooks.example/send?key=k3y#x")
+    'https://ops@hooks.example/send'
+    """
+    from riskwatch.commands import redact_url
+
+    return redact_url(url.split("#", 1)[0].split("?", 1)[0])
 
 
 def check_urls(urls: Sequence[str], *, owner: str, flag: str) -> list[str]:
@@ -81,6 +95,11 @@ class HttpSink(BatchingSink):
     receiver: str = "receiver"
     any_url_will_do: bool = False
 
+    def __repr__(self) -> str:
+        # The worker's sink error lines name the sink with %r: it was
+        # "<sinks.alertmanager.AlertmanagerSink object at 0x7f86a2357190>".
+        return f"{type(self).__name__}({', '.join(map(receiver_name, self.urls))})"
+
     def check_reachable(self) -> None:
         """A SinkError unless the receivers answer HTTP (any status will do).
 
@@ -88,8 +107,6 @@ class HttpSink(BatchingSink):
         ClickHouse server: a receiver that is down would otherwise be found at the first
         post and retried. The live worker does not call it (it waits for the receiver).
         """
-        from riskwatch.commands import redact_url
-
         self.setup()
         assert self._client is not None
         down = []
@@ -97,7 +114,7 @@ class HttpSink(BatchingSink):
             try:
                 self._client.head(url)
             except httpx.TransportError as exc:
-                down.append(f"{redact_url(url)} ({type(exc).__name__}: "
+                down.append(f"{receiver_name(url)} ({type(exc).__name__}: "
                             f"{' '.join(str(exc).split())})")
         if down and (len(down) == len(self.urls) or not self.any_url_will_do):
             raise SinkError(f"cannot reach the {self.receiver} at {down[0]}")

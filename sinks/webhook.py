@@ -51,11 +51,10 @@ from typing import ClassVar
 import httpx
 import orjson
 
-from riskwatch.commands import redact_url
 from riskwatch.errors import ConfigError, SinkError
 from sinks.base import Record, RetryPolicy
-from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, retryable_status,
-                        retryable_transport)
+from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, receiver_name,
+                        retryable_status, retryable_transport)
 from streams.alerting import fingerprint
 from streams.text.pii import mask_pii
 
@@ -166,7 +165,7 @@ class WebhookSink(HttpSink):
                 if (url, key) in self._done:
                     continue
                 if url in down:
-                    failed.append(f"{url}: not tried, it just failed")
+                    failed.append(f"{receiver_name(url)}: not tried, it just failed")
                     continue
                 error = self._send(url, key, body, record)
                 if error is None:
@@ -188,14 +187,14 @@ class WebhookSink(HttpSink):
             response = self._client.post(url, content=body, headers=headers)
         except httpx.TransportError as exc:
             if not retryable_transport(exc):  # the same request fails the same way
-                raise SinkError(f"webhook {redact_url(url)}: {type(exc).__name__}: {exc}") from exc
-            return self._failed(url, f"{redact_url(url)}: {type(exc).__name__}")
+                raise SinkError(f"webhook {receiver_name(url)}: {type(exc).__name__}: {exc}") from exc
+            return self._failed(url, f"{receiver_name(url)}: {type(exc).__name__}")
         if response.is_success:
             self.delivered += 1
             self._recovered(url)
             return None
         if retryable_status(response.status_code):
-            return self._failed(url, f"{redact_url(url)}: HTTP {response.status_code}")
+            return self._failed(url, f"{receiver_name(url)}: HTTP {response.status_code}")
         # 4xx: the receiver will reject it again; keep it, with the reason, and go on.
         self._recovered(url)  # the receiver is up and answering
         letter = {
@@ -204,13 +203,13 @@ class WebhookSink(HttpSink):
             "source": "webhook", "partition": None, "offset": None, "index": 0,
             "reason": "webhook rejected",
             # masked, then cut: a number cut first might no longer be recognised
-            "detail": mask_pii(f"HTTP {response.status_code} from {redact_url(url)}: "
+            "detail": mask_pii(f"HTTP {response.status_code} from {receiver_name(url)}: "
                                f"{response.text[:20_000]}")[:300],
             "event_id": record.get("alert_id"), "event_type": "alert",
             "payload_excerpt": mask_pii(str(record.get("summary", "")))[:200],
         }
         self.dead_letters.append(letter)
-        logger.error("webhook %s rejected alert %s with HTTP %d: dead-lettered", redact_url(url),
+        logger.error("webhook %s rejected alert %s with HTTP %d: dead-lettered", receiver_name(url),
                      record.get("alert_id"), response.status_code)
         if self.on_dead_letter is not None:
             self.on_dead_letter(letter)
@@ -220,7 +219,7 @@ class WebhookSink(HttpSink):
         self.failures_in_a_row += 1
         if self.failures_in_a_row >= self.meta_after and url not in self.meta_firing:
             self.meta_firing[url] = self._meta(url, "firing")
-            logger.error("webhook delivery to %s keeps failing (%d attempts): meta-alert", redact_url(url),
+            logger.error("webhook delivery to %s keeps failing (%d attempts): meta-alert", receiver_name(url),
                          self.failures_in_a_row)
             self._emit_meta(self.meta_firing[url])
         return error
@@ -233,7 +232,7 @@ class WebhookSink(HttpSink):
 
     def _meta(self, url: str, status: str) -> Record:
         now = int(self._clock())
-        dims = {"receiver": redact_url(url).split("?")[0]}
+        dims = {"receiver": receiver_name(url)}
         fp = fingerprint("webhook_delivery", dims)
         ts = dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
         return {"alert_id": f"{fp}-{now // 300}", "fingerprint": fp, "status": status,

@@ -110,6 +110,10 @@ _PREFIX, _SUFFIX = "checkpoint-", ".ckpt"
 
 Positions = Mapping[tuple[str, int], int]
 
+#: What the settings digest covers, for the error of a checkpoint written with others.
+_SETTINGS_HINT = ("(other pipeline settings: --bucket-seconds, --allowed-lateness-seconds, "
+                  "--max-time-jump-seconds, the promotion flags, or their RISKWATCH_* variables)")
+
 
 def settings_digest(settings: Any) -> str:
     """A short digest of the pipeline settings: a checkpoint only fits the same settings.
@@ -249,6 +253,8 @@ class CheckpointStore:
             raise CheckpointError(f"{path.name}: truncated or damaged (checksum mismatch)", corrupt=True)
         ours = {**_versions(), "settings": self.settings_digest}
         differ = [f"{k} {header.get(k)!r} != {v!r}" for k, v in ours.items() if header.get(k) != v]
+        if header.get("settings") != self.settings_digest:   # a digest: say what it covers
+            differ[-1] += f" {_SETTINGS_HINT}"
         if differ:
             raise CheckpointError(f"{path.name}: written by an incompatible worker ({', '.join(differ)})")
         try:
@@ -336,8 +342,13 @@ class LiveCheckpointer:
             if ckpt is not None:
                 check_layout(ckpt.pipeline, fresh)
         except CheckpointError as exc:
+            # Said now: this worker's own checkpoints replace those files within minutes,
+            # and a restart with a mistyped setting then loses the learned state for good.
             logger.error("cannot use checkpoint %s; starting with empty state from the committed "
-                         "offsets", exc)
+                         "offsets. The files in %s are deleted once this worker has written %d "
+                         "checkpoints: to keep that state, stop this worker and start it with "
+                         "the settings and version that wrote them", exc, self.store.directory,
+                         self.store.keep)
             return
         if ckpt is None:
             logger.info("no checkpoint in %s: starting with empty state", self.store.directory)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,22 +63,28 @@ ALERT_METRICS = ("complaint_rate", "order_surge", "overdue_delivery", "intent_mi
 UNKNOWN_METRIC = "unknown"
 #: Verdicts that close the firing episode and mute the slice.
 QUIETING = frozenset({"expected", "false_alarm"})
+_HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
 def split_alert_id(alert_id: str) -> tuple[str, int]:
     """``"<fingerprint>-<start bucket>"`` -> (fingerprint, start bucket index).
 
+    The fingerprint is lower-cased: fingerprints are lower-case hex, and a verdict on
+    ``167C0FEB71275F03-5894`` (retyped from a page) was taken for a slice that does not
+    exist, so it muted nothing while the worker counted it as applied.
+
     >>> split_alert_id("167c0feb71275f03-5894")
+    ('167c0feb71275f03', 5894)
+    >>> split_alert_id("167C0FEB71275F03-5894")
     ('167c0feb71275f03', 5894)
     """
     fp, sep, start = str(alert_id).rpartition("-")
     if not sep or len(fp) != 16 or not start.isdigit():
         raise ConfigError(f"not a riskwatch alert id: {alert_id!r} (expected <16 hex>-<bucket>)")
-    try:
-        int(fp, 16)
-    except ValueError:
-        raise ConfigError(f"not a riskwatch alert id: {alert_id!r} (fingerprint is not hex)") from None
-    return fp, int(start)
+    # Not int(fp, 16): it also takes '0x', '_' and signs, which no fingerprint has.
+    if not _HEX16.fullmatch(fp.lower()):
+        raise ConfigError(f"not a riskwatch alert id: {alert_id!r} (fingerprint is not hex)")
+    return fp.lower(), int(start)
 
 
 def parse_feedback(raw: dict) -> dict:
@@ -91,6 +98,7 @@ def parse_feedback(raw: dict) -> dict:
     if not isinstance(alert_id, str):
         raise ConfigError("feedback record needs a string 'alert_id'")
     fp, start = split_alert_id(alert_id)
+    alert_id = f"{fp}-{start}"   # as the pipeline spells it: it matches firing episodes by id
     verdict = raw.get("verdict")
     if verdict not in VERDICTS:
         raise ConfigError(f"feedback 'verdict' must be one of {', '.join(VERDICTS)} (got {verdict!r})")

@@ -24,13 +24,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import faust
 
 from riskwatch.broker import EmbeddedBroker, bootstrap_from_url, create_topics
-from riskwatch.commands import BROKER_ENV, check_broker, check_dirs, check_port
+from riskwatch.commands import BROKER_ENV, check_broker, check_dirs, check_port, make_writable_dir
 from riskwatch.errors import ConfigError, RiskwatchError
 from riskwatch.settings import PipelineSettings, from_env
 from sinks.wiring import OutputOptions, add_output_arguments, build_sinks, options_from_args
@@ -156,14 +155,23 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     # Every check before anything is made or started (the embedded broker, the data dir):
     # a bad flag found later was a traceback with a broker to clean up.
     check_dirs({"--data-dir": data_dir, "--checkpoint-dir": checkpoint_dir})
+    broker_url = broker_url or os.environ.get(BROKER_ENV) or None
+    if checkpoint_dir is not None and broker_url is None:
+        # The embedded broker starts empty on every run, so a restored checkpoint's
+        # positions lie past its new log: the worker sought there and waited without a
+        # word (lag 0, 0 events/s), skipping that many messages of the new stream.
+        raise ConfigError("--checkpoint-dir needs --broker (or $RISKWATCH_BROKER): the embedded "
+                          "broker starts empty on every run, so a checkpoint's input positions "
+                          "would point past its messages and the restarted worker would skip them")
     calendar = _load_calendar(calendar)
     _check_web_port(web_port)
-    data_dir = Path(data_dir)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:   # e.g. no permission: checked paths can still fail here
-        raise ConfigError(f"--data-dir: cannot make {data_dir}: {exc.strerror}") from None
-    broker_url = broker_url or os.environ.get(BROKER_ENV) or None
+    # Built (not set up) before anything is made: a sink refusing its options (a
+    # --webhook-url without a secret) was an error after the embedded broker's log lines.
+    sinks = build_sinks(outputs or OutputOptions())
+    # e.g. no permission: checked paths can still fail here
+    if checkpoint_dir is not None:
+        make_writable_dir("--checkpoint-dir", checkpoint_dir)
+    data_dir = make_writable_dir("--data-dir", data_dir)
     broker: EmbeddedBroker | None = None
     if broker_url is None:
         broker = EmbeddedBroker(data_dir=data_dir / "broker").start()
@@ -176,7 +184,7 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
         loop.run_until_complete(
             create_topics(bootstrap_from_url(broker_url), topics.all, topic_partitions))
         app = create_app(settings, broker_url=broker_url, data_dir=data_dir,
-                         sinks=build_sinks(outputs or OutputOptions()), web_port=web_port, app_id=app_id,
+                         sinks=sinks, web_port=web_port, app_id=app_id,
                          topic_partitions=topic_partitions, topic_prefix=topic_prefix,
                          calendar=calendar, flush_on_stop=flush_on_stop,
                          single_input=single_input, checkpoint_dir=checkpoint_dir,

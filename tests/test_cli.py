@@ -723,6 +723,18 @@ def _worker_module(*args: str, cwd) -> subprocess.CompletedProcess:
      "--data-dir: cannot make file.jsonl/wd: file.jsonl is not a directory"),
     (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "file.jsonl"],
      "--checkpoint-dir: file.jsonl exists and is not a directory"),
+    # a directory that cannot be made (no permission; here /proc, which refuses any new
+    # entry even to root): a FileNotFoundError traceback after the broker had started
+    # (now refused before it would reach a broker)
+    (["--broker", "kafka://127.0.0.1:1", "--data-dir", "wd", "--checkpoint-dir",
+      "/proc/riskwatch-ckpt"],
+     "--checkpoint-dir: cannot make /proc/riskwatch-ckpt: No such file or directory"),
+    # the embedded broker starts empty: a restarted worker sought to the checkpoint's
+    # positions past its new log and skipped that many messages without a word
+    (["--data-dir", "wd", "--duration", "8", "--checkpoint-dir", "ck"],
+     "--checkpoint-dir needs --broker (or $RISKWATCH_BROKER): the embedded broker starts "
+     "empty on every run, so a checkpoint's input positions would point past its messages "
+     "and the restarted worker would skip them"),
     # said "[Errno 2] No such file or directory: 'nope.json'"; replay's message is this one
     (["--broker", "kafka://127.0.0.1:1", "--data-dir", "wd", "--calendar", "nope.json"],
      "cannot read calendar file nope.json: No such file or directory"),
@@ -739,6 +751,47 @@ def test_worker_refuses_bad_paths_and_ports_before_starting(command, args, messa
         assert (r.returncode, r.stdout) == (2, ""), r.stderr
         assert r.stderr.splitlines() == [f"riskwatch worker: {message}"]
     assert not (tmp_path / "wd").exists()   # refused before the data dir (and a broker)
+
+
+@pytest.mark.parametrize("command", ["riskwatch worker", "python -m streams.worker"])
+def test_a_webhook_without_a_secret_is_refused_before_the_broker_starts(command, tmp_path):
+    """The error came after the embedded broker had started (its log lines first) and the
+    data directory had been made."""
+    args = ["--data-dir", "wd", "--duration", "8", "--webhook-url", "http://127.0.0.1:1/hook"]
+    message = "--webhook-url needs a signing secret: --webhook-secret or RISKWATCH_WEBHOOK_SECRET"
+    if command == "riskwatch worker":
+        r = riskwatch("worker", *args, cwd=tmp_path,
+                      env={"RISKWATCH_BROKER": "", "RISKWATCH_WEBHOOK_SECRET": ""})
+        assert_one_error(r, message)
+    else:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RISKWATCH_BROKER", "RISKWATCH_WEBHOOK_SECRET")}
+        r = subprocess.run([sys.executable, "-m", "streams.worker", *args], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120, env={**env, "PYTHONPATH": _REPO})
+        assert (r.returncode, r.stderr) == (2, f"riskwatch worker: {message}\n")
+    assert not (tmp_path / "wd").exists()
+
+
+def test_a_checkpoint_dir_the_worker_cannot_write_is_refused(tmp_path, monkeypatch):
+    """An existing checkpoint directory the worker may not write (another user's): it ran
+    on, with a PermissionError traceback at every checkpoint and none written, its clean
+    stop's included (which leaves the open buckets to the checkpoint: lost)."""
+    import tempfile
+
+    from riskwatch.commands import make_writable_dir
+    from riskwatch.errors import ConfigError
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ConfigError) as caught:
+        make_writable_dir("--checkpoint-dir", tmp_path)
+    assert str(caught.value) == (f"--checkpoint-dir: cannot write in {tmp_path}: Permission "
+                                 "denied; give a directory this user can write")
+    monkeypatch.undo()
+    assert make_writable_dir("--checkpoint-dir", tmp_path / "new") == tmp_path / "new"
+    assert list((tmp_path / "new").iterdir()) == []   # the probe is gone
 
 
 @pytest.mark.parametrize("start, days, message", [

@@ -208,3 +208,32 @@ def test_every_setting_flag_help_names_its_environment_variable(command):
     for env, name, _ in _SETTINGS_ENV:
         assert env in helps[f"--{name.replace('_', '-')}"], name
     assert "RISKWATCH_PROMOTION_LEARNING" in helps["--no-promotion-learning"]
+
+
+# -- a chDB directory another process holds ------------------------------------------------
+@pytest.mark.parametrize("command", [
+    ["report", "--chdb", "db", "--out", "o.html"],
+    ["dashboards", "check", "--chdb", "db"],
+    ["merchant-api", "--chdb", "db", "--port", "0", "--secret", "k"],
+])
+def test_a_chdb_directory_a_running_worker_holds_is_named_with_its_process(command, tmp_path):
+    """`report` (or `dashboards check`, `merchant-api`) on the --chdb directory of a worker
+    that is running: chDB printed a raw `Code: 76 ... Cannot lock file` line, then an error
+    that guessed "another process may hold it". ClickHouse flocks <dir>/status, which names
+    the holder's PID: the error names it and says what to do."""
+    import fcntl
+    import os
+
+    db = tmp_path / "db"
+    (db / "metadata").mkdir(parents=True)
+    (db / "metadata" / "riskwatch.sql").write_text("ATTACH DATABASE riskwatch\n")
+    (db / "status").write_text("PID: 4242\nStarted at: 2026-11-25 08:08:42\nRevision: 54515\n")
+    fd = os.open(db / "status", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # as the worker's chDB holds it
+        r = riskwatch(*command, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(fd)
+    assert_one_error(r, f"chDB at '{db}' is in use by process 4242: a chDB directory can be "
+                        "open in one process at a time; stop the worker or replay writing it first")
+    assert sorted(p.name for p in db.iterdir()) == ["metadata", "status"]   # nothing made there

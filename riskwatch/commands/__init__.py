@@ -15,6 +15,7 @@ from pathlib import Path
 from riskwatch.errors import ConfigError
 
 __all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_new_chdb",
+           "make_writable_dir",
            "existing_chdb", "check_outputs", "check_port",
            "nonempty", "number", "signing_key", "positive_float", "positive_int", "redact_url", "same_file", "secret_from_env", "share",
            "simulation_config", "status_line"]
@@ -271,6 +272,30 @@ def check_dirs(dirs: dict[str, str | os.PathLike[str] | None]) -> None:
             ancestor = ancestor.parent
         if not p.exists() and ancestor.exists() and not ancestor.is_dir():
             raise ConfigError(f"{flag}: cannot make {os.fspath(path)}: {ancestor} is not a directory")
+
+
+def make_writable_dir(flag: str, path: str | os.PathLike[str]) -> Path:
+    """Make directory ``path`` (and its parents) and check that a file can be created in
+    it, as the worker will (a temp file, then a rename); a ConfigError naming ``flag`` if
+    not. The worker made its checkpoint directory after its embedded broker had started
+    (a traceback if it could not), and in a directory it could not write it ran on with
+    a traceback every ``--checkpoint-seconds`` and no checkpoint at all, its clean stop
+    included, which then lost the open buckets: they are left to the checkpoint."""
+    import tempfile
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot make {os.fspath(path)}: {exc.strerror}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=p)
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot write in {os.fspath(path)}: {exc.strerror}; "
+                          "give a directory this user can write") from None
+    os.close(fd)
+    os.unlink(probe)
+    return p
 
 
 def status_line(line: str) -> None:

@@ -117,10 +117,11 @@ def _read_alerts(path: str) -> list[dict]:
     return list({a["alert_id"]: a for a in load_alerts(path) if a["status"] == "firing"}.values())
 
 
-def _metric(args: argparse.Namespace) -> str:
+def _metric(args: argparse.Namespace, alert_id: str) -> str:
     """The detector a verdict is about: the alert's own (from ``--alerts``), else
     ``--metric``, else ``unknown``. It was ``complaint_rate`` by default, so a verdict on an
-    order_surge alert was counted against complaint_rate by ``--report``."""
+    order_surge alert was counted against complaint_rate by ``--report``. ``alert_id``: as
+    parse_feedback spells it (lower-case), as the alerts file does."""
     from streams.feedback import ALERT_METRICS, UNKNOWN_METRIC
 
     if args.metric is not None and args.metric not in ALERT_METRICS:
@@ -128,12 +129,12 @@ def _metric(args: argparse.Namespace) -> str:
                           f"one of {', '.join(ALERT_METRICS)}")
     if not args.alerts:
         return args.metric or UNKNOWN_METRIC
-    found = [a for a in _read_alerts(args.alerts) if a["alert_id"] == args.alert_id]
+    found = [a for a in _read_alerts(args.alerts) if a["alert_id"] == alert_id]
     if not found:
-        raise ConfigError(f"--alerts: alert {args.alert_id} never fired in {args.alerts}")
+        raise ConfigError(f"--alerts: alert {alert_id} never fired in {args.alerts}")
     metric = str(found[0].get("metric") or UNKNOWN_METRIC)
     if args.metric is not None and args.metric != metric:
-        raise ConfigError(f"--metric {args.metric}: alert {args.alert_id} has metric {metric} "
+        raise ConfigError(f"--metric {args.metric}: alert {alert_id} has metric {metric} "
                           f"in {args.alerts}")
     return metric
 
@@ -185,7 +186,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         raise ConfigError("give ALERT_ID and --verdict (or --report)")
     record = parse_feedback({"alert_id": args.alert_id, "verdict": args.verdict, "note": args.note,
                              "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
-    record["metric"] = _metric(args)  # after parse_feedback: a bad alert id is named first
+    record["metric"] = _metric(args, record["alert_id"])  # after parse_feedback: a bad alert id is named first
     # A bad --broker URL is refused before the verdict is stored: it was stored, then the
     # send failed, and the corrected command stored it a second time.
     check_broker(args.broker)

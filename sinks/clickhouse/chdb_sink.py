@@ -136,6 +136,7 @@ def _acquire(path: str | os.PathLike[str]) -> _Shared:
                 # Checked before chDB sees it: chDB answers a file with a page of C++ stack
                 # ending in BAD_ARGUMENTS, and the hint below would blame another process.
                 raise ConfigError(f"--chdb: {os.fspath(path)} is a file, not a chDB data directory")
+            _refuse_if_held(key)
             try:
                 from chdb.session import Session
             except ImportError as exc:  # pragma: no cover - chdb is a hard dependency
@@ -153,6 +154,40 @@ def _acquire(path: str | os.PathLike[str]) -> _Shared:
             logger.debug("opened chDB session at %s", key)
         shared.users += 1
         return shared
+
+
+def _refuse_if_held(key: str) -> None:
+    """A SinkError naming the process that holds chDB directory ``key``, if one does.
+
+    ClickHouse holds an exclusive ``flock`` on ``<path>/status`` (which names its PID)
+    while a process has the directory open. Checked here, before chDB sees the path: its
+    own answer was a raw ``Code: 76 ... Cannot lock file`` line on stderr and an error
+    that only guessed at "another process", so an operator running ``report`` or
+    ``merchant-api`` on a running worker's ``--chdb`` did not learn what to do.
+    """
+    import fcntl
+
+    status = os.path.join(key, "status")
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return   # a new or never-opened directory: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        with open(fd, closefd=False, errors="replace") as handle:
+            match = re.search(r"PID:\s*(\d+)", handle.read(200))
+        holder = f"process {match.group(1)}" if match else "another process"
+        if match and int(match.group(1)) == os.getpid():
+            holder = "this process (opened directly, not through this module)"
+        raise SinkError(f"chDB at {key!r} is in use by {holder}: a chDB directory can be open "
+                        "in one process at a time; stop the worker or replay writing it first") from None
+    except OSError:
+        return   # no locks on this file system: let chDB say what it finds
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def acquire_session(path: str | os.PathLike[str]) -> Any:

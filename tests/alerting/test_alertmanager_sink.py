@@ -165,6 +165,24 @@ def test_only_alerts_are_accepted_and_config_is_checked():
         AlertmanagerSink(["am1:9093"])
 
 
+@pytest.mark.parametrize("url", ["http://am:9093/api/v2/alerts", "http://am:9093/api/v2/alerts/",
+                                 "http://am:9093/api/v2", "http://ops:pw@am:9093/am/api/v1/alerts"])
+def test_the_api_path_pasted_into_the_url_is_refused(url, tmp_path):
+    """--alertmanager-url http://am:9093/api/v2/alerts (the path from Alertmanager's docs)
+    was taken: every post went to .../api/v2/alerts/api/v2/alerts, Alertmanager answered
+    404, and the live worker stalled on it for good, an error line a minute."""
+    with pytest.raises(ConfigError, match="give Alertmanager's base URL") as caught:
+        AlertmanagerSink([url])
+    assert "pw" not in str(caught.value)
+    AlertmanagerSink(["http://am:9093/alertmanager"])   # a route prefix is a base URL
+    from tests.test_cli import assert_one_error, riskwatch
+
+    r = riskwatch("worker", "--data-dir", "wd", "--alertmanager-url", url, cwd=tmp_path,
+                  env={"RISKWATCH_BROKER": ""})
+    assert_one_error(r, "riskwatch adds /api/v2/alerts")
+    assert not (tmp_path / "wd").exists()   # refused before anything started
+
+
 def test_a_batch_posts_only_the_latest_state_of_each_alert():
     """A replay hands over fire, escalations and resolve at once: Alertmanager gets one
     alert per fingerprint (posting all would let it flush a group half-filled)."""

@@ -106,6 +106,36 @@ def test_live_feedback_on_a_firing_alert(lines):
     assert pipeline.feedback.slices[closed[0]["fingerprint"]].level_bump == 1.0
 
 
+def test_an_alert_id_retyped_in_capitals_reaches_its_alert(lines, tmp_path, capsys):
+    """An id typed as E030F8B0E19A5A70-5978786 was accepted, stored and sent, and the
+    live worker counted it as applied, but it matched no firing episode and muted a
+    slice that does not exist: the page stayed open and nothing said why. Ids that no
+    fingerprint has ('0x...', '_') were accepted the same way."""
+    pipeline, alerts = Pipeline(), []
+
+    def on_output(out):
+        alerts.extend(out.alerts)
+        firing = [a for a in out.alerts if a["status"] == "firing"]
+        if firing and not any(a.get("feedback") for a in alerts):
+            pipeline.apply_feedback({"alert_id": firing[0]["alert_id"].upper(),
+                                     "verdict": "false_alarm"})
+
+    replay_lines(pipeline, lines, source="t", on_output=on_output)
+    closed = [a for a in alerts if a.get("feedback") == "false_alarm"]
+    assert len(closed) == 1 and closed[0]["fingerprint"] in pipeline.feedback.slices
+    # the CLI stores the id as the pipeline spells it, and finds it in --alerts
+    fp = fingerprint("complaint_rate", {"region": "广东"})
+    alerts_file = tmp_path / "alerts.jsonl"
+    alerts_file.write_text(alert_line(f"{fp}-7", "complaint_rate", {"region": "广东"}))
+    store = tmp_path / "fb.jsonl"
+    assert main(["feedback", f"{fp.upper()}-7", "--verdict", "expected", "--store", str(store),
+                 "--alerts", str(alerts_file)]) == 0
+    assert [(r["alert_id"], r["metric"]) for r in load_feedback(store)] == [(f"{fp}-7", "complaint_rate")]
+    for bad in ("0x" + fp[2:] + "-7", fp[:8] + "_" + fp[9:] + "-7"):
+        with pytest.raises(ConfigError, match="fingerprint is not hex"):
+            parse_feedback({"alert_id": bad, "verdict": "confirmed"})
+
+
 def test_fingerprints_are_stable_across_processes():
     """Same slice + metric, same fingerprint, whatever the process or hash seed."""
     code = "from streams.alerting import fingerprint; print(fingerprint('complaint_rate', {'region': '广东', 'carrier': '中通'}))"

@@ -104,6 +104,30 @@ def test_a_long_rejection_is_masked_before_it_is_cut():
     assert "110105194" not in letter["detail"] and "110*" in letter["detail"], letter["detail"]
 
 
+def test_the_sinks_name_their_receivers_without_keys_in_logs_and_dead_letters():
+    """The worker's error line for a sink that cannot write named it
+    "<sinks.alertmanager.AlertmanagerSink object at 0x7f86a2357190>"; and a webhook URL's
+    query, where hook relays carry their key (?key=...), went into log lines and into the
+    dead letter's detail, which the pipeline dashboard shows."""
+    from sinks.alertmanager import AlertmanagerSink
+    from sinks.grafana_annotations import GrafanaAnnotationsSink
+
+    am = AlertmanagerSink(["http://am-1:9093", "http://ops:pw@am-2:9093/"])
+    assert repr(am) == "AlertmanagerSink(http://am-1:9093, http://ops@am-2:9093)"
+    assert repr(GrafanaAnnotationsSink("http://admin:pw@grafana:3000")) == \
+        "GrafanaAnnotationsSink(http://admin@grafana:3000)"
+    letters = []
+    sink = WebhookSink(["https://hooks.test/send?key=s3cr3t-k3y"], secret=SECRET,
+                       client=httpx.Client(transport=httpx.MockTransport(
+                           lambda r: httpx.Response(400, text="bad"))),
+                       on_dead_letter=letters.append)
+    assert repr(sink) == "WebhookSink(https://hooks.test/send)"
+    sink.add("alerts", alert(1))
+    sink.flush()
+    (letter,) = letters
+    assert "s3cr3t" not in json.dumps(letter) and "https://hooks.test/send" in letter["detail"]
+
+
 def test_meta_alert_fires_when_delivery_keeps_failing_and_resolves():
     answers = iter([500] * 6 + [200] * 10)
     metas = []

@@ -147,6 +147,21 @@ def test_worker_starts_fresh_on_an_incompatible_checkpoint(tmp_path, caplog):
     assert "cannot use checkpoint" in caplog.text and "starting with empty state" in caplog.text
 
 
+def test_an_incompatible_checkpoint_says_what_differs_and_how_to_keep_it(tmp_path, caplog):
+    """A restart with a mistyped setting said only "settings '9c6e356fb81945d9' !=
+    '4d40a29f5ae7cf52'", then replaced the learned state's files with its own
+    checkpoints (three kept): the operator learned neither which setting nor that the
+    state was about to go."""
+    CheckpointStore(tmp_path, settings_digest=DIGEST).write(encode_state(Pipeline(SETTINGS), {}), {})
+    store = CheckpointStore(tmp_path, settings_digest="another")
+    with caplog.at_level(logging.INFO, logger="streams.checkpoint"):
+        LiveCheckpointer(store).on_assigned(_runtime(Pipeline(SETTINGS)), _assigned(("t", 0)))
+    assert "(other pipeline settings: --bucket-seconds," in caplog.text
+    assert (f"The files in {tmp_path} are deleted once this worker has written 3 checkpoints: "
+            "to keep that state, stop this worker and start it with the settings and version "
+            "that wrote them") in caplog.text
+
+
 def test_worker_restores_state_positions_and_clock(tmp_path):
     store = CheckpointStore(tmp_path, settings_digest=DIGEST)
     old = Pipeline(SETTINGS)
