@@ -77,7 +77,8 @@ DIMENSIONS = ("region", "merchant_id", "carrier", "category", "intent")
 #: Grafana dashboard uid of the per-slice drill-down (provisioned in ``dashboards/``).
 SLICE_DASHBOARD_UID = "riskwatch-slice"
 _API_PATH = re.compile(r"/api/v[12](/alerts)?\Z")
-DEFAULT_RUNBOOK_URL = "https://github.com/riskwatch/riskwatch/blob/main/docs/runbook.md"
+#: The README's "On-call runbook", one heading per metric (tests/test_readme.py checks them).
+DEFAULT_RUNBOOK_URL = "https://github.com/riskwatch/riskwatch/blob/main/README.md"
 _EXAMPLES = 3          # masked example complaints per alert
 _EXAMPLE_CHARS = 120
 

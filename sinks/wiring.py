@@ -64,7 +64,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="URL", help="post alerts to this Prometheus Alertmanager (API v2); "
                         "repeat for every peer of an HA cluster")
     parser.add_argument("--grafana-url", help="Grafana base URL for the drill-down link in alerts")
-    parser.add_argument("--runbook-url", help="runbook page linked from every alert")
+    parser.add_argument("--runbook-url", help="runbook page linked from every alert, with "
+                        "#<metric> appended (default: the README's On-call runbook)")
     parser.add_argument("--webhook-url", dest="webhook_urls", action="append", default=[],
                         metavar="URL", help="POST signed alert records here (repeatable)")
     from riskwatch.commands import signing_key

@@ -51,3 +51,18 @@ def test_the_demo_paragraph_gives_the_speed_and_the_incidents_the_demo_uses():
     assert f"at least {MIN_DURATION_SECONDS} s" in demo
     config = SimulationConfig(days=2.5, orders_per_day=20_000, merchants=600, incidents=5)
     assert f"{len(manifest(config)['incidents'])} at the defaults" in demo
+
+
+def test_every_alert_metric_has_its_runbook_heading():
+    # Every alert links DEFAULT_RUNBOOK_URL#<metric> (sinks/alertmanager.py); the default
+    # pointed at docs/runbook.md, which never existed, so every runbook link was a 404.
+    from sinks.alertmanager import DEFAULT_RUNBOOK_URL
+    from streams.feedback import ALERT_METRICS
+
+    assert DEFAULT_RUNBOOK_URL.endswith("/README.md")
+    runbook = README.split("\n## On-call runbook\n", 1)[1].split("\n## ", 1)[0]
+    # GitHub's heading anchors: lower case, spaces to dashes, punctuation dropped
+    anchors = {re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+               for title in re.findall(r"^### (.+)$", runbook, flags=re.M)}
+    for metric in (*ALERT_METRICS, "webhook_delivery"):
+        assert metric.replace("_", "-") in anchors, metric
