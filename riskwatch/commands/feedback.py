@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from riskwatch.commands import check_broker, same_file
+from riskwatch.commands import BROKER_ENV, check_broker, same_file
 from riskwatch.errors import BrokerError, ConfigError
 
 __all__ = ["register"]
@@ -189,7 +189,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     record["metric"] = _metric(args, record["alert_id"])  # after parse_feedback: a bad alert id is named first
     # A bad --broker URL is refused before the verdict is stored: it was stored, then the
     # send failed, and the corrected command stored it a second time.
-    check_broker(args.broker)
+    # $RISKWATCH_BROKER as for the worker: with it set and no --broker, the verdict was
+    # stored in the file only, and the live workers (on that broker) never heard of it.
+    broker = check_broker(args.broker, env=BROKER_ENV)
     record.pop("start_bucket")
     line = orjson.dumps(record)
     path = _store_path(args.store)
@@ -197,17 +199,19 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     with path.open("ab") as handle:
         handle.write((b"\n" if newline_first else b"") + line + b"\n")
     print(f"{record['verdict']} recorded for alert {record['alert_id']} -> {path}")
-    if args.broker:
-        from riskwatch.broker import bootstrap_from_url
+    if not broker:
+        print(f"not sent to live workers (no --broker, no ${BROKER_ENV}): a replay applies it "
+              f"with --feedback {path}")
+        return 0
+    from riskwatch.broker import bootstrap_from_url
 
-        topic = f"{args.topic_prefix}feedback"
-        try:
-            asyncio.run(_send(bootstrap_from_url(args.broker), topic, line,
-                              record["fingerprint"].encode()))
-        except Exception as exc:  # noqa: BLE001 - aiokafka errors vary; one clear line
-            raise BrokerError(f"could not send the verdict to {args.broker} topic {topic}: "
-                              f"{type(exc).__name__}: {exc} (it is saved in {path})") from None
-        print(f"sent to {args.broker} topic {topic}: live workers apply it now")
+    topic = f"{args.topic_prefix}feedback"
+    try:
+        asyncio.run(_send(bootstrap_from_url(broker), topic, line, record["fingerprint"].encode()))
+    except Exception as exc:  # noqa: BLE001 - aiokafka errors vary; one clear line
+        raise BrokerError(f"could not send the verdict to {broker} topic {topic}: "
+                          f"{type(exc).__name__}: {exc} (it is saved in {path})") from None
+    print(f"sent to {broker} topic {topic}: live workers apply it now")
     return 0
 
 
@@ -230,7 +234,8 @@ def register(subparsers) -> None:
     p.add_argument("--store", required=True, metavar="FILE",
                    help="feedback JSONL file, appended to (an existing directory, or one ending "
                         "in /: feedback.jsonl in it); replay --feedback reads the same path")
-    p.add_argument("--broker", help="also send the verdict to the live workers (kafka://HOST:PORT)")
+    p.add_argument("--broker", help="also send the verdict to the live workers (kafka://HOST:PORT; "
+                   "default $RISKWATCH_BROKER)")
     p.add_argument("--topic-prefix", default="", help="topic name prefix of the live workers")
     p.add_argument("--report", action="store_true",
                    help="print verdict counts and precision per detector (records nothing: "

@@ -375,3 +375,33 @@ def test_cli_recording_and_reporting_are_separate_runs(tmp_path, capsys, args, m
     assert captured.out == "" and captured.err.count("\n") == 1, captured
     assert captured.err.startswith("riskwatch: error: ") and message in captured.err, captured.err
     assert store.read_bytes() == saved
+
+
+def test_feedback_sends_to_the_broker_in_riskwatch_broker_and_says_when_it_sends_nowhere(
+        tmp_path, capsys, monkeypatch):
+    """The worker takes $RISKWATCH_BROKER; feedback ignored it, so with the variable set
+    and no --broker a verdict was stored in the file only, and nothing said that the
+    live workers never heard of it."""
+    import riskwatch.commands.feedback as feedback_command
+
+    fp = fingerprint("complaint_rate", {"region": "广东"})
+    store = tmp_path / "fb.jsonl"
+    monkeypatch.delenv("RISKWATCH_BROKER", raising=False)
+    assert main(["feedback", f"{fp}-10", "--verdict", "confirmed", "--store", str(store)]) == 0
+    assert (f"not sent to live workers (no --broker, no $RISKWATCH_BROKER): a replay applies "
+            f"it with --feedback {store}") in capsys.readouterr().out
+
+    sent = []
+
+    async def fake_send(bootstrap, topic, line, key):   # the send itself: test_alertmanager.py
+        sent.append((bootstrap, topic, json.loads(line)["alert_id"]))
+    monkeypatch.setattr(feedback_command, "_send", fake_send)
+    monkeypatch.setenv("RISKWATCH_BROKER", "kafka://127.0.0.1:9")
+    assert main(["feedback", f"{fp}-11", "--verdict", "confirmed", "--store", str(store)]) == 0
+    assert sent == [("127.0.0.1:9", "feedback", f"{fp}-11")]
+    assert "sent to kafka://127.0.0.1:9 topic feedback" in capsys.readouterr().out
+    # a bad variable is named as the variable, before anything is stored
+    monkeypatch.setenv("RISKWATCH_BROKER", "kafka://host:notaport")
+    before = store.read_bytes()
+    assert main(["feedback", f"{fp}-12", "--verdict", "confirmed", "--store", str(store)]) == 2
+    assert "$RISKWATCH_BROKER" in capsys.readouterr().err and store.read_bytes() == before
