@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -87,6 +88,13 @@ class GrafanaAnnotationsSink(BatchingSink):
         self.started: dict[str, str] = {}   # fingerprint -> ts of the episode's first firing
         self.written = self.rejected = 0
         self._done: set[tuple[str, str, str]] = set()
+        if api is None and not token and not urllib.parse.urlsplit(url).username:
+            # It started without a word, then every annotation came back 401 and was
+            # dropped (logged and counted: a 4xx is not retried), one line each.
+            logger.warning("%r: no $RISKWATCH_GRAFANA_TOKEN and no user in the URL: unless "
+                           "Grafana lets anonymous users edit, every annotation will be "
+                           "rejected; set RISKWATCH_GRAFANA_TOKEN to a service-account token",
+                           self)
 
     def __repr__(self) -> str:   # named in the worker's sink error lines
         from sinks.http import receiver_name

@@ -99,3 +99,16 @@ def test_5xx_retried_4xx_logged_not_retried():
         assert sink.rejected == 1 and len(stub.requests) == 4 and sink.pending() == {}
     finally:
         stub.close()
+
+
+def test_no_token_and_no_user_is_warned_at_start(caplog):
+    """Without $RISKWATCH_GRAFANA_TOKEN (or a user in the URL) the sink started without a
+    word, then every annotation was rejected with 401 and dropped, one log line each."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="sinks.grafana_annotations"):
+        GrafanaAnnotationsSink("http://grafana:3000")
+        GrafanaAnnotationsSink("http://grafana:3000", token="glsa_x")
+        GrafanaAnnotationsSink("http://admin:pw@grafana:3000")
+    [record] = caplog.records
+    assert "GrafanaAnnotationsSink(http://grafana:3000): no $RISKWATCH_GRAFANA_TOKEN" in record.getMessage()
