@@ -71,7 +71,8 @@ def coverage_warning(coverage: dict, group: str) -> str | None:
     group 'riskwatch' has the rest, so global, region and carrier slices count only part
     of the traffic and their baselines and alerts differ from one worker's. Run one
     active worker per group (more only as standbys, on topics with one partition each);
-    see README 'Scale-out'.
+    see README 'Scale-out'. Active workers must not share a --checkpoint-dir: each
+    overwrites the other's checkpoints.
     """
     if coverage.get("status") != "partial":
         return None
@@ -82,4 +83,5 @@ def coverage_warning(coverage: dict, group: str) -> str | None:
             "global, region and carrier slices count only part of the traffic and their "
             "baselines and alerts differ from one worker's. Run one active worker per group "
             "(more only as standbys, on topics with one partition each); see README "
-            "'Scale-out'.")
+            "'Scale-out'. Active workers must not share a --checkpoint-dir: each "
+            "overwrites the other's checkpoints.")

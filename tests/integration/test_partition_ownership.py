@@ -47,6 +47,7 @@ def test_two_active_workers_report_partial_slices_and_the_survivor_whole(tansu, 
             time.sleep(0.5)
         log = worker.log_text()
         assert "another active worker of group" in log and "README 'Scale-out'" in log, log[-3000:]
+        assert "must not share a --checkpoint-dir" in log, log[-3000:]
 
     assert second.stop() == 0
     stats = first.wait_for(lambda s: s["coverage"]["status"] == "whole", timeout=90,
