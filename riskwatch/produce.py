@@ -83,10 +83,9 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
     await start_quietly(producer, bootstrap)
     sent = 0
     wall0 = time.monotonic()
-    sim0: float | None = None
     last_status = wall0
     pending: dict[str, list[bytes]] = {}
-    first = epoch = None
+    first = epoch = None   # event times of the first and the current line (pacing, tally)
 
     async def send_pending(topic: str) -> None:
         group = pending.pop(topic, None)
@@ -101,8 +100,7 @@ async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,
             if first is None:
                 first = epoch
             if speed is not None:
-                sim0 = epoch if sim0 is None else sim0
-                delay = (epoch - sim0) / speed - (time.monotonic() - wall0)
+                delay = (epoch - first) / speed - (time.monotonic() - wall0)
                 if delay > 0.05:  # pace in 50 ms steps so batches can fill
                     for topic in list(pending):   # nothing waits while we sleep
                         await send_pending(topic)
