@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from riskwatch.commands import (BROKER_ENV, check_broker, check_new_chdb, check_outputs, number,
-                                positive_float, positive_int, redact_url, same_file, share)
+                                positive_float, positive_int, redact_url, same_file, share, warn)
 from riskwatch.commands import status_line as _status
 from riskwatch.commands.parsing import parse_command_line
 from riskwatch.commands.simulate import cmd_simulate
@@ -156,7 +156,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"events file {args.events} is a directory; give a JSONL file")
     calendar = Calendar.load(args.calendar) if args.calendar else None
     for warning in calendar.warnings if calendar else ():
-        print(f"riskwatch: warning: --calendar {args.calendar}: {warning}", file=sys.stderr)
+        warn(f"--calendar {args.calendar}: {warning}")
     paths = {kind: path for kind, path in (
         ("alerts", args.alerts_out), ("complaints", args.complaints_out),
         ("dead_letters", args.dead_letters_out),

@@ -18,7 +18,7 @@ __all__ = ["BROKER_ENV", "check_broker", "check_dirs", "check_http_url", "check_
            "make_writable_dir",
            "existing_chdb", "check_outputs", "check_port",
            "nonempty", "number", "signing_key", "positive_float", "positive_int", "redact_url", "same_file", "secret_from_env", "share",
-           "simulation_config", "status_line"]
+           "simulation_config", "status_line", "warn"]
 
 #: The variable the worker's ``--broker`` defaults to.
 BROKER_ENV = "RISKWATCH_BROKER"
@@ -296,6 +296,12 @@ def make_writable_dir(flag: str, path: str | os.PathLike[str]) -> Path:
     os.close(fd)
     os.unlink(probe)
     return p
+
+
+def warn(message: str) -> None:
+    """``riskwatch: warning: message`` on stderr: allowed, but probably not what the user
+    meant (main() prints errors the same way, as ``riskwatch: error: ...``)."""
+    print(f"riskwatch: warning: {message}", file=sys.stderr)
 
 
 def status_line(line: str) -> None:

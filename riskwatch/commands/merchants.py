@@ -11,9 +11,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from riskwatch.commands import check_port, existing_chdb, secret_from_env, signing_key
+from riskwatch.commands import check_port, existing_chdb, secret_from_env, signing_key, warn
 from riskwatch.errors import ConfigError
 
 __all__ = ["register"]
@@ -46,8 +45,8 @@ def cmd_merchant_api(args: argparse.Namespace) -> int:
         # yet, the API starts first. Said once, so a wrong path is not a silent wall of 404s.
         writer = "`riskwatch replay --scores-out`" if args.scores else \
             "a worker or `riskwatch replay --chdb`"
-        print(f"riskwatch: warning: no merchant scores in {args.scores or args.chdb} yet: every "
-              f"merchant gets 404 until {writer} writes some", file=sys.stderr)
+        warn(f"no merchant scores in {args.scores or args.chdb} yet: every merchant gets 404 "
+             f"until {writer} writes some")
     sock = listen(args.host, args.port)
     # The bound port, not --port: with --port 0 the system picks one.
     port = sock.getsockname()[1]

@@ -15,9 +15,9 @@ user learns that something was left out. Each of these went unsaid before, exit 
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
+from riskwatch.commands import warn as _warn
 from riskwatch.errors import InputError
 
 __all__ = ["DeadLetterTally", "check_replay_result", "interrupted_message", "reason_counts"]
@@ -104,7 +104,3 @@ def interrupted_message(stop: BaseException, *, events: str, watermark: str | No
     if not done:
         return f"{at}; nothing was written to {listed}"
     return f"{at}; partial outputs, up to line {done:,}: {listed}"
-
-
-def _warn(message: str) -> None:
-    print(f"riskwatch: warning: {message}", file=sys.stderr)

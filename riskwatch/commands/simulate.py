@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from riskwatch.commands import (check_broker, check_outputs, same_file, simulation_config,
+from riskwatch.commands import (check_broker, check_outputs, same_file, simulation_config, warn,
                                 status_line as _status)
 from riskwatch.errors import ConfigError
 
@@ -131,7 +131,7 @@ def _warn_unseen_incidents(config) -> None:
         problems.append(f"{' and '.join(dropped)} could not be placed (too short a run, or "
                         "too small a market to see them: more --days or --orders-per-day)")
     if problems:
-        print(f"riskwatch: warning: {'; '.join(problems)}", file=sys.stderr)
+        warn('; '.join(problems))
 
 
 def _check_flags(args: argparse.Namespace) -> None:
