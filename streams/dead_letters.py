@@ -350,11 +350,27 @@ def _long_run(m: re.Match[str]) -> str:
     return f"<text {sum(map(len, words))} chars>"
 
 
+# Letters of every other script (Hangul, kana, Cyrillic, Greek, Arabic, Thai, ...): the
+# contract has no word in them, so any run of them is a name or free text; words joined by
+# spaces, a middle dot or the katakana one ("ヤマダ・タロウ") form one run.
+_OTHER_LETTER = rf"(?:(?![{_LATIN}{_CJK}])[^\W\d_])+"
+_OTHER_SCRIPT_RUN = re.compile(
+    rf"{_OTHER_LETTER}(?:[ \t\u00a0\u3000\u00b7\u30fb]+{_OTHER_LETTER})*")
+_OTHER_LETTERS = re.compile(_OTHER_LETTER)
+
+
+def _other_script_run(m: re.Match[str]) -> str:
+    return f"<text {sum(map(len, _OTHER_LETTERS.findall(m.group())))} chars>"
+
+
 def _blank_free_text(s: str, latin: frozenset[str] = _CONTRACT_LATIN) -> str:
     """``s`` with every run of CJK characters that is not made of words of the contract
-    (more than four ideographs: never), and every run of Latin words not made of words
-    of ``latin``, replaced by its length."""
-    return _blank_latin(_CJK_RUN.sub(_long_run, s), latin)
+    (more than four ideographs: never), every run of Latin words not made of words of
+    ``latin``, and every run of letters of another script, replaced by its length."""
+    s = _CJK_RUN.sub(_long_run, s)
+    if not s.isascii():   # the common case, a dead letter of ASCII only, skips the scan
+        s = _OTHER_SCRIPT_RUN.sub(_other_script_run, s)
+    return _blank_latin(s, latin)
 
 
 def _scrub(s: str, latin: frozenset[str] = _CONTRACT_LATIN) -> str:

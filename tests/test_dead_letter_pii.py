@@ -409,6 +409,36 @@ def test_a_romanised_name_in_an_excerpt_is_blanked(line, name, shown):
     assert shown in letter["payload_excerpt"], letter["payload_excerpt"]
 
 
+# Names in other scripts: the contract has no word in them, so every run is blanked (a
+# cross-border order's buyer, a Korean or Russian customer's name in a stray field).
+OTHER_SCRIPTS = [
+    ('{"type":"order","event_id":"e1","buyer":"김민수"', "김민수", '"<text 3 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"やまだ たろう"', "たろう", '"<text 6 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"ヤマダ・タロウ"', "タロウ", '"<text 6 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"山田たろう"', "たろう",
+     '"<text 2 chars><text 3 chars>"'),                                  # kanji, then kana
+    ('{"type":"order","event_id":"e1","buyer":"Иван Петров"', "Петров", '"<text 10 chars>"'),
+    ('{"type":"order","event_id":"e1","buyer":"Γιώργος"', "Γιώργος", '"<text 7 chars>"'),
+    ('{"x":"Ахмед 13812345678"}', "Ахмед", '{"x":"<text 5 chars> 138****5678"}'),
+    ('{"type":"order","event_id":"e1","\\u0418\\u0432\\u0430\\u043d":"x"', "Иван",
+     '"<text 4 chars>":"x"'),                                            # an escaped key
+]
+
+
+@pytest.mark.parametrize(("line", "name", "shown"), OTHER_SCRIPTS)
+def test_a_name_in_another_script_is_blanked(line, name, shown):
+    letter = line_letter(line)
+    for secret in (name, *name.split()):
+        assert not leaks(letter, secret), (secret, letter)
+    assert shown in letter["payload_excerpt"], letter["payload_excerpt"]
+
+
+def test_another_script_in_a_message_detail_is_blanked():
+    (letter,) = letters(orjson.dumps(dict(UPDATE, status="Иван")))
+    assert not leaks(letter, "Иван"), letter
+    assert "Invalid enum value '<text 4 chars>' - at `$.status`" in letter["detail"], letter
+
+
 # A line that parses but fails validation: the name goes into detail, event_id or
 # event_type as well as into the excerpt built by walking the parsed object.
 UPDATE = {"type": "complaint_update", "event_id": "u-1", "ts": TS, "complaint_id": "c-1"}
