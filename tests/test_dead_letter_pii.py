@@ -433,6 +433,23 @@ def test_a_name_in_another_script_is_blanked(line, name, shown):
     assert shown in letter["payload_excerpt"], letter["payload_excerpt"]
 
 
+@pytest.mark.parametrize(("line", "shown"), [
+    ('{"type":"order","event_id":"e1","buyer":"ZhangWei13812345678"', "ZhangWei138****5678"),
+    ('{"type":"order","event_id":"ORD13812345678","ts":1}', "ORD138****5678"),
+    ("c-7,广东,abc13912345678,app", "abc139****5678"),
+])
+def test_a_mobile_glued_to_letters_is_masked(line, shown):
+    letter = line_letter(line)
+    assert not leaks(letter, shown.replace("****", "1234")[-11:]), letter
+    assert shown in json.dumps(letter, ensure_ascii=False), letter
+
+
+@pytest.mark.parametrize("token", ["SF1381234567890", "ev-1381234567", "o-123", "m0008"])
+def test_a_longer_or_shorter_number_after_letters_stays(token):
+    letter = line_letter('{"type":"order","event_id":"e1","x":"%s"' % token)
+    assert token in letter["payload_excerpt"], letter
+
+
 def test_another_script_in_a_message_detail_is_blanked():
     (letter,) = letters(orjson.dumps(dict(UPDATE, status="Иван")))
     assert not leaks(letter, "Иван"), letter
