@@ -260,6 +260,12 @@ class LiveRuntime:
         init.shutdown(wait=False)
         self._pipeline.add_done_callback(_log_init_failure)
         self.sinks = SinkFeeder(sinks)
+        # A sink's own dead letters (a webhook receiver answering 4xx) go where the
+        # pipeline's go: the dead-letters topic, and from there every store (it wrote
+        # them to the stores only, so the topic's consumers never saw them).
+        for sink in self.sinks.sinks:
+            if hasattr(sink, "on_dead_letter"):
+                sink.on_dead_letter = self._letter_from_sink
         self.flush_on_stop = flush_on_stop
         self.checkpointer: Any = None   # streams.checkpoint.LiveCheckpointer, set by create_app
         self.input_topic = app.topic(*topics.inputs, key_serializer="raw", value_serializer="raw")
@@ -294,6 +300,12 @@ class LiveRuntime:
         self.pending_letters: list[dict] = []
         self.rate = {"messages_per_s": 0.0, "events_per_s": 0.0}
         self._last_status = (time.monotonic(), 0, 0)
+
+    def _letter_from_sink(self, letter: dict) -> None:
+        """Queue a sink's dead letter for the next publish. Called on the sink thread;
+        ``pending_letters`` belongs to the event loop (publish swaps the list), so the
+        append runs there."""
+        self.app.loop.call_soon_threadsafe(lambda: self.pending_letters.append(letter))
 
     @property
     def bootstrap(self) -> str:
@@ -651,6 +663,8 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
                     runtime.pipeline.flush()
             await publish(runtime)
         await runtime.sinks.close()
+        if runtime.pending_letters:   # dead letters of the sinks' last flush (a webhook's 4xx)
+            await publish(runtime)
         _log_status(runtime)
 
     if app.conf.web_enabled:
