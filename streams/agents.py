@@ -42,6 +42,7 @@ from riskwatch.errors import SinkBackpressure, SinkError
 from riskwatch.settings import PipelineSettings
 from sinks.base import RetryPolicy
 from streams.app import TopicNames
+from streams.open_alerts import RECENT_ALERT_SECONDS
 from streams.publishing import Unpublished, publish
 
 if TYPE_CHECKING:
@@ -270,7 +271,8 @@ class LiveRuntime:
         self.checkpointer: Any = None   # streams.checkpoint.LiveCheckpointer, set by create_app
         self.input_topic = app.topic(*topics.inputs, key_serializer="raw", value_serializer="raw")
         self.feedback_topic = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw")
-        self.feedback = {"applied": 0, "rejected": 0}
+        # verdicts: on an alert this worker raised, on one it does not know, malformed
+        self.feedback = {"applied": 0, "unknown": 0, "rejected": 0}
         self.output_topics = {
             kind: app.topic(name, key_serializer="raw", value_serializer="raw")
             for kind, name in (("alerts", topics.alerts), ("dead_letters", topics.dead_letters),
@@ -433,12 +435,25 @@ def handle_feedback(runtime: LiveRuntime, topic: str, partition: int, offset: in
                     value: bytes | None) -> None:
     """Apply one operator verdict (``feedback`` topic) to the pipeline; never raises.
 
-    A bad verdict becomes a dead letter (reason ``bad feedback``) instead of stopping
-    the agent.
+    A verdict on an alert the pipeline knows (firing, or raised within the last week of
+    event time: :meth:`~streams.pipeline.Pipeline.alert_metric`) counts as ``applied``;
+    one on an alert it does not know counts as ``unknown``, with a warning naming the
+    id. It is applied all the same: it may be about an alert from before a restart
+    without checkpoints, and on an id that names no slice it mutes nothing. A bad
+    verdict becomes a dead letter (reason ``bad feedback``) instead of stopping the agent.
     """
+    from streams.feedback import parse_feedback
+
     try:
-        runtime.pipeline.apply_feedback(orjson.loads(value or b""))
-        runtime.feedback["applied"] += 1
+        record = parse_feedback(orjson.loads(value or b""))
+        known = runtime.pipeline.alert_metric(record["alert_id"]) is not None
+        runtime.pipeline.apply_feedback(record)
+        runtime.feedback["applied" if known else "unknown"] += 1
+        if not known:
+            logger.warning("feedback %s on alert %s: this worker has not raised that alert (not "
+                           "firing, not in the last %d days of event time); kept for its slice "
+                           "all the same (a mistyped id names no slice and mutes nothing)",
+                           record["verdict"], record["alert_id"], RECENT_ALERT_SECONDS // 86400)
     except Exception as exc:  # noqa: BLE001 - per-message containment, like handle_message
         from streams.dead_letters import internal_error_letter
 
