@@ -145,8 +145,9 @@ def test_help_shows_the_token_subcommand_as_optional_and_the_secret_variable():
                          cwd=ROOT, capture_output=True, text=True, check=True, env=env).stdout
     usage = out.split("\n\n", 1)[0].split("\n")
     assert usage == [
-        "usage: riskwatch merchant-api (--scores FILE | --chdb PATH) [--host HOST] [--port PORT] "
-        "[--secret SECRET]",
+        "usage: riskwatch merchant-api (--scores FILE | --chdb PATH | --clickhouse-url URL) "
+        "[--host HOST] [--port PORT]",
+        "       [--secret SECRET]",
         "       riskwatch merchant-api token MERCHANT_ID [--secret SECRET]"]
     assert "token ..." not in out
     assert "if that is not given, $RISKWATCH_MERCHANT_SECRET" in " ".join(out.split())
@@ -241,6 +242,12 @@ def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     (["--chdb", "EVENTS"], "--chdb: EVENTS is a file, not a chDB data directory"),
     # a directory: "scores file not found"
     (["--scores", "."], "--scores . is a directory; give the scores JSONL file"),
+    # a running worker's scores are on a ClickHouse server (a chDB path is one process's)
+    (["--scores", "SCORES", "--clickhouse-url", "clickhouse://127.0.0.1:1/riskwatch"],
+     "give one of --scores FILE, --chdb PATH or --clickhouse-url URL, not --scores and --clickhouse-url"),
+    (["--clickhouse-url", "http://127.0.0.1:8123/"], "--clickhouse-url: "),
+    (["--clickhouse-url", "clickhouse://127.0.0.1:1/riskwatch"],
+     "cannot reach ClickHouse at clickhouse://default@127.0.0.1:1/riskwatch"),
 ])
 def test_bad_flags_are_one_line_errors(tmp_path, args, message):
     (tmp_path / "scores.jsonl").write_bytes(b'{"merchant_id":"m1","ts":"2026-11-02T08:00:00+08:00",'
