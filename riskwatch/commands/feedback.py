@@ -144,19 +144,14 @@ def _metric_on_topic(bootstrap: str, topic: str, alert_id: str) -> tuple[str | N
     """The metric of ``alert_id`` as the live workers wrote it on their alerts topic, and
     a problem to tell the user (the id is not there) or to keep quiet about (the broker
     cannot be read: sending the verdict fails next, with one error line)."""
-    import logging
-
     from riskwatch.broker import find_alert
+    from riskwatch.produce import aiokafka_quiet
 
-    aiokafka_log = logging.getLogger("aiokafka")   # it prints each failed connection attempt
-    level = aiokafka_log.level
-    aiokafka_log.setLevel(logging.CRITICAL)
     try:
-        record = asyncio.run(find_alert(bootstrap, topic, alert_id))
+        with aiokafka_quiet():
+            record = asyncio.run(find_alert(bootstrap, topic, alert_id))
     except Exception as exc:  # noqa: BLE001 - aiokafka errors vary; said once, below
         return None, f"cannot read topic {topic} to find its metric ({type(exc).__name__})"
-    finally:
-        aiokafka_log.setLevel(level)
     if record is None or not record.get("metric"):
         return None, (f"alert {alert_id} is not on topic {topic}: check the id (its metric is "
                       "recorded as unknown; a worker that never raised it counts the verdict "
@@ -178,7 +173,9 @@ async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from streams.feedback import UNKNOWN_METRIC, load_feedback, parse_feedback, precision_report
+    from riskwatch.broker import bootstrap_from_url
+    from streams.feedback import (METRIC_SOURCES, UNKNOWN_METRIC, load_feedback, parse_feedback,
+                                  precision_report)
 
     # --report with a verdict printed the report and stored nothing, without a word;
     # --json without --report was ignored. Recording and reporting are separate runs.
@@ -222,9 +219,6 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     # $RISKWATCH_BROKER as for the worker: with it set and no --broker, the verdict was
     # stored in the file only, and the live workers (on that broker) never heard of it.
     broker = check_broker(args.broker, env=BROKER_ENV)
-    from riskwatch.broker import bootstrap_from_url
-    from streams.feedback import METRIC_SOURCES
-
     problem = None
     if broker and source is None:
         # A live verdict has no alerts file: the workers' alerts topic has the alert. Its
