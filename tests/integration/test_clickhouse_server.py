@@ -468,12 +468,11 @@ def test_merchant_api_serves_the_scores_a_writer_keeps_writing(server: LocalClic
     the read-only dashboard user (no migration) while a writer keeps inserting."""
     import subprocess
     import sys
-    import time
 
     import httpx
 
     from riskwatch.merchant_api import issue_token
-    from tests.conftest import free_port
+    from tests.conftest import free_port, wait_until_serving
 
     secret = "test-secret"
     scores = [r for kind, _token, records in replayed if kind == "scores" for r in records]
@@ -500,15 +499,7 @@ def test_merchant_api_serves_the_scores_a_writer_keeps_writing(server: LocalClic
             return httpx.get(f"{base}/v1/merchants/{merchant}/score",
                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.2)
+        wait_until_serving(base, proc, timeout=30, log=lambda: proc.communicate()[1])
         body = score_of(a).json()
         last = mine[a][-1]
         assert (body["ts"], body["score"], body["tier"], body["change_1d"]) == \
