@@ -38,7 +38,7 @@ from typing import Any
 
 from riskwatch.errors import BrokerError
 
-__all__ = ["EmbeddedBroker", "bootstrap_from_url", "create_topics", "find_broker_binary"]
+__all__ = ["EmbeddedBroker", "bootstrap_from_url", "create_topics", "find_alert", "find_broker_binary"]
 
 logger = logging.getLogger(__name__)
 
@@ -340,6 +340,38 @@ async def partition_counts(bootstrap: str, names: Iterable[str], *,
     """
     async with _plain_consumer(bootstrap, timeout) as consumer:
         return {name: len(consumer.partitions_for_topic(name) or ()) or None for name in names}
+
+
+async def find_alert(bootstrap: str, topic: str, alert_id: str, *,
+                     timeout: float = 10.0) -> dict | None:
+    """The latest record of alert ``alert_id`` on ``topic`` (the live workers' alerts
+    topic), or ``None`` when the topic does not hold it (or does not exist).
+
+    Read from the beginning to the end offsets at call time, without a group: alerts are
+    a few hundred records a day, and only records holding the id are parsed (the workers
+    write ``"alert_id":"<id>"`` with orjson, without spaces).
+    """
+    import orjson
+    from aiokafka import TopicPartition
+
+    needle = b'"alert_id":"' + alert_id.encode() + b'"'
+    async with _plain_consumer(bootstrap, timeout, enable_auto_commit=False,
+                               auto_offset_reset="earliest") as consumer:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return None
+        consumer.assign(tps)
+        end = await asyncio.wait_for(consumer.end_offsets(tps), timeout)
+        await consumer.seek_to_beginning(*tps)
+        found, deadline = None, time.monotonic() + timeout
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"reading topic {topic} took more than {timeout:g}s")
+            for tp, records in (await consumer.getmany(*tps, timeout_ms=500)).items():
+                for record in records:
+                    if record.offset < end[tp] and record.value and needle in record.value:
+                        found = orjson.loads(record.value)
+        return found
 
 
 async def next_records(bootstrap: str, wanted: Mapping[tuple[str, int], int], *,

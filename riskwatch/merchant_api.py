@@ -14,9 +14,12 @@ exists, so ids cannot be probed; 404 only for an authenticated merchant with no 
 yet. Rotate by changing the secret.
 
 **Data.** Score records as ``riskwatch replay --scores-out`` writes them
-(:class:`JsonlScores`, re-read when the file changes) or the ``scores`` table of chDB
-(:class:`ChdbScores`). Score records hold ids and numbers only; responses carry no
-personal data, and a test greps them.
+(:class:`JsonlScores`, re-read when the file changes), the ``scores`` table of chDB
+(:class:`ChdbScores`: a chDB directory belongs to one process, so once its writer has
+stopped) or of a ClickHouse server (:class:`ServerScores`: the scores a running worker
+writes with ``--clickhouse-url``, read with ``riskwatch db users``' read-only user).
+Score records hold ids and numbers only; responses carry no personal data, and a test
+greps them. A store that fails a query answers 503, not a traceback.
 
 >>> issue_token("s3cret", "m0001")[:16]
 'b63fdc399fde2cb3'
@@ -27,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import re
 import socket
@@ -41,10 +45,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from riskwatch.errors import ConfigError
+from riskwatch.errors import ConfigError, SinkError
 
-__all__ = ["ChdbScores", "JsonlScores", "ScoreSource", "create_app", "issue_token", "listen",
+__all__ = ["ChdbScores", "JsonlScores", "ScoreSource", "ServerScores", "create_app", "issue_token", "listen",
            "serve", "verify_token"]
+
+logger = logging.getLogger(__name__)
 
 #: Score records per merchant returned as the trend (newest last).
 TREND_POINTS = 48
@@ -157,18 +163,20 @@ class JsonlScores:
         self._by_merchant = by
 
 
-class ChdbScores:
-    """Score records from the ``scores`` table of an embedded ClickHouse (chDB) path."""
+class _TableScores:
+    """Score records from the ``scores`` table of a ClickHouse store: ``sink`` is the
+    store's sink, used for its ``query`` only (nothing is written or migrated)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, database: str = "riskwatch") -> None:
+    #: How the store's ``query`` spells the merchant id parameter.
+    _MERCHANT_PARAM = "{m:String}"
+
+    def __init__(self, sink, database: str) -> None:
         from zoneinfo import ZoneInfo
 
-        from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
         from sinks.clickhouse.schema import TZ
 
-        self.tz = ZoneInfo(TZ)   # the zone the table's DateTime64 columns are declared in
-        self.sink = ChdbSink(path, database=database)
-        self.sink.setup()
+        self.tz = ZoneInfo(TZ)   # the zone the table's time columns are declared in
+        self.sink = sink
         self.database = database
 
     def merchants(self) -> int:
@@ -179,11 +187,42 @@ class ChdbScores:
     def history(self, merchant_id: str, limit: int) -> list[dict]:
         rows = self.sink.query(
             f"SELECT merchant_id, toString(ts) AS ts, score, tier, components, change_1d "
-            f"FROM `{self.database}`.`scores` FINAL WHERE merchant_id = {{m:String}} "
+            f"FROM `{self.database}`.`scores` FINAL WHERE merchant_id = {self._MERCHANT_PARAM} "
             f"ORDER BY ts DESC LIMIT {int(limit)}", {"m": merchant_id})
-        for row in rows:   # the table's 'YYYY-MM-DD hh:mm:ss.sss' as the records' RFC 3339
+        for row in rows:   # the table's 'YYYY-MM-DD hh:mm:ss[.sss]' as the records' RFC 3339
             row["ts"] = _rfc3339(row["ts"], self.tz)
+            if isinstance(row["components"], str):   # an old server's table: the map as JSON
+                row["components"] = orjson.loads(row["components"])
         return rows[::-1]
+
+
+class ChdbScores(_TableScores):
+    """Score records from the ``scores`` table of an embedded ClickHouse (chDB) path."""
+
+    def __init__(self, path: str | os.PathLike[str], *, database: str = "riskwatch") -> None:
+        from sinks.clickhouse import ChdbSink  # late: chdb is a 500 MB import
+
+        sink = ChdbSink(path, database=database)
+        sink.setup()
+        super().__init__(sink, database)
+
+
+class ServerScores(_TableScores):
+    """Score records from the ``scores`` table of a ClickHouse server
+    (``clickhouse://user:password@host:9000/riskwatch``), which a running worker writes."""
+
+    _MERCHANT_PARAM = "%(m)s"   # clickhouse-driver's
+
+    def __init__(self, url: str) -> None:
+        from sinks.clickhouse.server_sink import ClickHouseServerSink
+
+        # A reader: no migration (a read-only user may not, and the writer did)
+        sink = ClickHouseServerSink(url, migrate_schema=False)
+        sink.setup()   # unreachable: SinkError naming the server
+        super().__init__(sink, sink.database)
+
+    def __str__(self) -> str:
+        return str(self.sink.address)   # without the password
 
 
 def _rfc3339(table_time: str, tz: dt.tzinfo) -> str:
@@ -224,7 +263,11 @@ def create_app(source: ScoreSource, secret: str, *,
                 log(f"403 for a token on /v1/merchants/{merchant_id[:64]!r}/score")
             return JSONResponse({"error": "this token does not open this merchant"},
                                 status_code=403)
-        history = source.history(merchant_id, TREND_POINTS)
+        try:
+            history = source.history(merchant_id, TREND_POINTS)
+        except SinkError as exc:   # the store is down or refuses the query: one line, no traceback
+            logger.error("503 for /v1/merchants/%s/score: the scores store failed: %s", merchant_id, exc)
+            return JSONResponse({"error": "scores are unavailable, try again later"}, status_code=503)
         if not history:
             return JSONResponse({"error": "no score yet for this merchant"}, status_code=404)
         return JSONResponse(_response(history))

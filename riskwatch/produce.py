@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 
 from riskwatch.errors import BrokerError
 
-__all__ = ["TOPIC_OF_TYPE", "produce_lines", "produce_simulation", "topic_for"]
+__all__ = ["TOPIC_OF_TYPE", "aiokafka_quiet", "produce_lines", "produce_simulation", "topic_for"]
 
 TOPIC_OF_TYPE = {
     "order": "orders",
@@ -41,26 +41,35 @@ def topic_for(line: bytes, prefix: str = "") -> tuple[str, bytes | None]:
     return prefix + topic, key.encode() if isinstance(key, str) else None
 
 
-async def start_quietly(producer, bootstrap: str) -> None:
-    """``await producer.start()``, or one :class:`BrokerError` and nothing else printed.
-
-    While connecting, aiokafka logs each failed attempt (no handler configured: Python
-    prints it to stderr) and a failed start() leaves the producer open ("Unclosed
-    AIOKafkaProducer" at exit). The BrokerError says it all: one line for the user.
-    """
-    from aiokafka.errors import KafkaError
-
+@contextlib.contextmanager
+def aiokafka_quiet() -> Iterator[None]:
+    """aiokafka's log silenced: while connecting it logs each failed attempt (no handler
+    configured: Python prints it to stderr), where the caller says it once."""
     aiokafka_log = logging.getLogger("aiokafka")
     level = aiokafka_log.level
     aiokafka_log.setLevel(logging.CRITICAL)
     try:
-        await producer.start()
-    except (KafkaError, OSError) as exc:
-        with contextlib.suppress(Exception):
-            await producer.stop()
-        raise BrokerError(f"cannot connect to broker {bootstrap}: {exc}") from None
+        yield
     finally:
         aiokafka_log.setLevel(level)
+
+
+async def start_quietly(producer, bootstrap: str) -> None:
+    """``await producer.start()``, or one :class:`BrokerError` and nothing else printed.
+
+    While connecting, aiokafka logs each failed attempt (:func:`aiokafka_quiet`) and a
+    failed start() leaves the producer open ("Unclosed AIOKafkaProducer" at exit). The
+    BrokerError says it all: one line for the user.
+    """
+    from aiokafka.errors import KafkaError
+
+    with aiokafka_quiet():
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise BrokerError(f"cannot connect to broker {bootstrap}: {exc}") from None
 
 
 async def produce_lines(bootstrap: str, lines: Iterable[tuple[float, bytes]], *,

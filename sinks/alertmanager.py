@@ -68,7 +68,7 @@ from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, retryable_sta
                         retryable_transport)
 from streams.text.pii import mask_pii
 
-__all__ = ["AlertmanagerSink", "DIMENSIONS", "scope_of", "to_alertmanager"]
+__all__ = ["AlertmanagerSink", "DIMENSIONS", "alert_links", "scope_of", "to_alertmanager"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,28 @@ def _drilldown(grafana_url: str, dims: dict[str, str], start: float, end: float)
             + urllib.parse.urlencode(query, quote_via=urllib.parse.quote))
 
 
+def alert_links(record: Record, *, grafana_url: str | None, runbook_url: str, start: float,
+                end: float) -> dict[str, str]:
+    """The links every alert carries, wherever it is sent (annotations here, the body of
+    :mod:`sinks.webhook`): ``runbook_url`` (``runbook_url#<metric>``) and, with a Grafana
+    base URL, ``grafana_url`` (the slice's drill-down from an hour before ``start`` to
+    ``end``, epoch seconds).
+
+    >>> alert_links({"metric": "order_surge", "dimensions": {"merchant_id": "m7"}},
+    ...             grafana_url=None, runbook_url="https://wiki/rw", start=0, end=0)
+    {'runbook_url': 'https://wiki/rw#order-surge'}
+    """
+    links = {"runbook_url": f"{runbook_url}#{record['metric'].replace('_', '-')}"}
+    if grafana_url:
+        links["grafana_url"] = _drilldown(grafana_url, _dimension_labels(record), start, end)
+    return links
+
+
+def _dimension_labels(record: Record) -> dict[str, str]:
+    return {k: str(v) for k, v in (record.get("dimensions") or {}).items()
+            if k in DIMENSIONS and v is not None}
+
+
 def to_alertmanager(record: Record, *, now: float, firing_ttl: float, grafana_url: str | None = None,
                     runbook_url: str = DEFAULT_RUNBOOK_URL, starts_at: float | None = None) -> dict:
     """One alert record (the output contract) as an Alertmanager API v2 ``postableAlert``.
@@ -142,8 +164,7 @@ def to_alertmanager(record: Record, *, now: float, firing_ttl: float, grafana_ur
     ``starts_at`` (epoch) overrides the record's own time: escalations keep the start of
     their episode.
     """
-    dims: dict[str, str] = {k: str(v) for k, v in (record.get("dimensions") or {}).items()
-                            if k in DIMENSIONS and v is not None}
+    dims = _dimension_labels(record)
     context = record.get("context") or {}
     ts = _epoch(record["ts"])
     start = starts_at if starts_at is not None else ts
@@ -168,7 +189,6 @@ def to_alertmanager(record: Record, *, now: float, firing_ttl: float, grafana_ur
         "observed": str(record.get("observed")),
         "expected": str(record.get("expected")),
         "alert_id": record["alert_id"],
-        "runbook_url": f"{runbook_url}#{record['metric'].replace('_', '-')}",
     }
     if contributors:
         annotations["contributors"] = contributors
@@ -178,12 +198,12 @@ def to_alertmanager(record: Record, *, now: float, firing_ttl: float, grafana_ur
         ends = max(ts, start + 1)  # Alertmanager rejects endsAt before startsAt
     else:
         ends = max(now, ts) + firing_ttl
+    annotations.update(alert_links(record, grafana_url=grafana_url, runbook_url=runbook_url, start=start,
+                                   end=ends if record["status"] == "resolved" else max(now, ts)))
     alert: dict[str, Any] = {"labels": labels, "annotations": annotations,
                              "startsAt": _rfc3339(start), "endsAt": _rfc3339(ends)}
-    if grafana_url:
-        link = _drilldown(grafana_url, dims, start, ends if record["status"] == "resolved" else max(now, ts))
-        annotations["grafana_url"] = link
-        alert["generatorURL"] = link
+    if "grafana_url" in annotations:
+        alert["generatorURL"] = annotations["grafana_url"]
     return alert
 
 

@@ -1,7 +1,10 @@
 """Signed webhooks: alert state changes for teams without Alertmanager.
 
 Each alert record is POSTed as JSON (personal data in examples and summary masked again,
-as a second line of defence) with three headers::
+as a second line of defence), with the links an Alertmanager alert carries as annotations
+added (:func:`sinks.alertmanager.alert_links`): ``runbook_url`` always, ``grafana_url``
+with a Grafana base URL. The record's own fields are never renamed or dropped. Three
+headers::
 
     X-Riskwatch-Timestamp: 1795313160                      (unix seconds of the send)
     X-Riskwatch-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
@@ -52,6 +55,7 @@ import httpx
 import orjson
 
 from riskwatch.errors import ConfigError, SinkError
+from sinks.alertmanager import DEFAULT_RUNBOOK_URL, alert_links
 from sinks.base import Record, RetryPolicy
 from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, receiver_name,
                         retryable_status, retryable_transport)
@@ -107,6 +111,26 @@ def _masked(record: Record) -> Record:
     return out
 
 
+def _episode_start(record: Record) -> float:
+    """Epoch seconds the record's episode started: the alert id's start bucket times the
+    bucket width (``bucket_end - bucket_start``); the record's own time when it has no
+    buckets (the meta-alert). Grafana's drill-down then shows the whole episode, as
+    Alertmanager's does (whose sink remembers each episode's first post).
+
+    >>> _episode_start({"alert_id": "167c0feb71275f03-5984374", "ts": "2026-11-22T10:05:00+08:00",
+    ...                 "bucket_start": "2026-11-22T10:00:00+08:00", "bucket_end": "2026-11-22T10:05:00+08:00"})
+    1795312200.0
+    """
+    ts = dt.datetime.fromisoformat(record["ts"]).timestamp()
+    try:
+        width = (dt.datetime.fromisoformat(record["bucket_end"]).timestamp()
+                 - dt.datetime.fromisoformat(record["bucket_start"]).timestamp())
+        start_bucket = int(str(record["alert_id"]).rpartition("-")[2])
+    except (KeyError, TypeError, ValueError):
+        return ts
+    return start_bucket * width if 0 < start_bucket * width <= ts else ts
+
+
 class WebhookSink(HttpSink):
     """POSTs signed alert records to one or more webhook URLs; see the module docstring.
 
@@ -116,6 +140,9 @@ class WebhookSink(HttpSink):
         Receivers; every record goes to every URL.
     secret
         HMAC key (bytes or text); required.
+    grafana_url, runbook_url
+        Links added to every body, as :class:`~sinks.alertmanager.AlertmanagerSink` adds
+        them to its annotations (``--grafana-url``, ``--runbook-url``).
     on_dead_letter
         Called with each ``dead_letters`` record (a 4xx-rejected alert).
     on_meta_alert
@@ -129,7 +156,8 @@ class WebhookSink(HttpSink):
     kinds: ClassVar[frozenset[str]] = frozenset({"alerts"})
     receiver = "webhook"
 
-    def __init__(self, urls: Sequence[str], *, secret: bytes | str, timeout: float = 10.0,
+    def __init__(self, urls: Sequence[str], *, secret: bytes | str, grafana_url: str | None = None,
+                 runbook_url: str = DEFAULT_RUNBOOK_URL, timeout: float = 10.0,
                  client: httpx.Client | None = None, clock: Callable[[], float] = time.time,
                  on_dead_letter: Callable[[Record], None] | None = None,
                  on_meta_alert: Callable[[Record], None] | None = None, meta_after: int = 5,
@@ -142,6 +170,8 @@ class WebhookSink(HttpSink):
             raise ConfigError("--webhook-url needs a signing secret: --webhook-secret or "
                               "RISKWATCH_WEBHOOK_SECRET")
         self.secret = secret.encode() if isinstance(secret, str) else secret
+        self.grafana_url = grafana_url
+        self.runbook_url = runbook_url
         self._init_http(timeout, client)
         self._clock = clock
         self.on_dead_letter = on_dead_letter
@@ -160,7 +190,7 @@ class WebhookSink(HttpSink):
         down: set[str] = set()   # failed in this attempt: no more requests to it until the retry
         for record in records:
             key = f"{record['alert_id']}:{record['status']}:{record.get('severity')}:{record.get('ts')}"
-            body = orjson.dumps(_masked(record))
+            body = orjson.dumps(self._body(record))
             for url in self.urls:
                 if (url, key) in self._done:
                     continue
@@ -176,6 +206,13 @@ class WebhookSink(HttpSink):
         if failed:
             raise ReceiverUnavailable(f"{len(failed)} webhook deliveries failed; first: {failed[0]}")
         self._done.clear()  # the whole batch landed
+
+    def _body(self, record: Record) -> Record:
+        """What is posted: the masked record plus its links (added, never replacing a field)."""
+        ts = dt.datetime.fromisoformat(record["ts"]).timestamp()
+        links = alert_links(record, grafana_url=self.grafana_url, runbook_url=self.runbook_url,
+                            start=_episode_start(record), end=ts)
+        return {**links, **_masked(record)}
 
     def _send(self, url: str, key: str, body: bytes, record: Record) -> str | None:
         """Deliver one body to one URL; None when done (delivered or dead-lettered)."""

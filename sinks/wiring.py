@@ -63,9 +63,10 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alertmanager-url", dest="alertmanager_urls", action="append", default=[],
                         metavar="URL", help="post alerts to this Prometheus Alertmanager (API v2); "
                         "repeat for every peer of an HA cluster")
-    parser.add_argument("--grafana-url", help="Grafana base URL for the drill-down link in alerts")
-    parser.add_argument("--runbook-url", help="runbook page linked from every alert, with "
-                        "#<metric> appended (default: the README's On-call runbook)")
+    parser.add_argument("--grafana-url", help="Grafana base URL for the drill-down link in alerts "
+                        "(Alertmanager annotations and webhook bodies)")
+    parser.add_argument("--runbook-url", help="runbook page linked from every alert (Alertmanager "
+                        "and webhooks), with #<metric> appended (default: the README's On-call runbook)")
     parser.add_argument("--webhook-url", dest="webhook_urls", action="append", default=[],
                         metavar="URL", help="POST signed alert records here (repeatable)")
     from riskwatch.commands import signing_key
@@ -211,7 +212,9 @@ def _alerting_sinks(options: OutputOptions, stores: list[Any]) -> list[Any]:
             if alertmanager is not None:
                 alertmanager.write("alerts", [record], None)
 
-        out.append(WebhookSink(options.webhook_urls,
+        from sinks.alertmanager import DEFAULT_RUNBOOK_URL
+        out.append(WebhookSink(options.webhook_urls, grafana_url=options.grafana_url,
+                               runbook_url=options.runbook_url or DEFAULT_RUNBOOK_URL,
                                # options built in code (not by options_from_args) may leave
                                # the secret to the environment
                                secret=options.webhook_secret or os.environ.get("RISKWATCH_WEBHOOK_SECRET", ""),

@@ -42,6 +42,7 @@ from riskwatch.errors import SinkBackpressure, SinkError
 from riskwatch.settings import PipelineSettings
 from sinks.base import RetryPolicy
 from streams.app import TopicNames
+from streams.open_alerts import RECENT_ALERT_SECONDS
 from streams.publishing import Unpublished, publish
 
 if TYPE_CHECKING:
@@ -260,11 +261,18 @@ class LiveRuntime:
         init.shutdown(wait=False)
         self._pipeline.add_done_callback(_log_init_failure)
         self.sinks = SinkFeeder(sinks)
+        # A sink's own dead letters (a webhook receiver answering 4xx) go where the
+        # pipeline's go: the dead-letters topic, and from there every store (it wrote
+        # them to the stores only, so the topic's consumers never saw them).
+        for sink in self.sinks.sinks:
+            if hasattr(sink, "on_dead_letter"):
+                sink.on_dead_letter = self._letter_from_sink
         self.flush_on_stop = flush_on_stop
         self.checkpointer: Any = None   # streams.checkpoint.LiveCheckpointer, set by create_app
         self.input_topic = app.topic(*topics.inputs, key_serializer="raw", value_serializer="raw")
         self.feedback_topic = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw")
-        self.feedback = {"applied": 0, "rejected": 0}
+        # verdicts: on an alert this worker raised, on one it does not know, malformed
+        self.feedback = {"applied": 0, "unknown": 0, "rejected": 0}
         self.output_topics = {
             kind: app.topic(name, key_serializer="raw", value_serializer="raw")
             for kind, name in (("alerts", topics.alerts), ("dead_letters", topics.dead_letters),
@@ -294,6 +302,12 @@ class LiveRuntime:
         self.pending_letters: list[dict] = []
         self.rate = {"messages_per_s": 0.0, "events_per_s": 0.0}
         self._last_status = (time.monotonic(), 0, 0)
+
+    def _letter_from_sink(self, letter: dict) -> None:
+        """Queue a sink's dead letter for the next publish. Called on the sink thread;
+        ``pending_letters`` belongs to the event loop (publish swaps the list), so the
+        append runs there."""
+        self.app.loop.call_soon_threadsafe(lambda: self.pending_letters.append(letter))
 
     @property
     def bootstrap(self) -> str:
@@ -421,12 +435,25 @@ def handle_feedback(runtime: LiveRuntime, topic: str, partition: int, offset: in
                     value: bytes | None) -> None:
     """Apply one operator verdict (``feedback`` topic) to the pipeline; never raises.
 
-    A bad verdict becomes a dead letter (reason ``bad feedback``) instead of stopping
-    the agent.
+    A verdict on an alert the pipeline knows (firing, or raised within the last week of
+    event time: :meth:`~streams.pipeline.Pipeline.alert_metric`) counts as ``applied``;
+    one on an alert it does not know counts as ``unknown``, with a warning naming the
+    id. It is applied all the same: it may be about an alert from before a restart
+    without checkpoints, and on an id that names no slice it mutes nothing. A bad
+    verdict becomes a dead letter (reason ``bad feedback``) instead of stopping the agent.
     """
+    from streams.feedback import parse_feedback
+
     try:
-        runtime.pipeline.apply_feedback(orjson.loads(value or b""))
-        runtime.feedback["applied"] += 1
+        record = parse_feedback(orjson.loads(value or b""))
+        known = runtime.pipeline.alert_metric(record["alert_id"]) is not None
+        runtime.pipeline.apply_feedback(record)
+        runtime.feedback["applied" if known else "unknown"] += 1
+        if not known:
+            logger.warning("feedback %s on alert %s: this worker has not raised that alert (not "
+                           "firing, not in the last %d days of event time); kept for its slice "
+                           "all the same (a mistyped id names no slice and mutes nothing)",
+                           record["verdict"], record["alert_id"], RECENT_ALERT_SECONDS // 86400)
     except Exception as exc:  # noqa: BLE001 - per-message containment, like handle_message
         from streams.dead_letters import internal_error_letter
 
@@ -651,6 +678,8 @@ def register(app: faust.App, runtime: LiveRuntime) -> None:
                     runtime.pipeline.flush()
             await publish(runtime)
         await runtime.sinks.close()
+        if runtime.pending_letters:   # dead letters of the sinks' last flush (a webhook's 4xx)
+            await publish(runtime)
         _log_status(runtime)
 
     if app.conf.web_enabled:

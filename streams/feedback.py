@@ -51,7 +51,7 @@ import orjson
 from riskwatch.errors import ConfigError, InputError
 from streams.text.pii import mask_pii
 
-__all__ = ["ALERT_METRICS", "UNKNOWN_METRIC", "VERDICTS", "FeedbackBook", "load_feedback",
+__all__ = ["ALERT_METRICS", "METRIC_SOURCES", "UNKNOWN_METRIC", "VERDICTS", "FeedbackBook", "load_feedback",
            "parse_feedback", "precision_report", "split_alert_id"]
 
 VERDICTS = ("confirmed", "expected", "false_alarm")
@@ -61,6 +61,11 @@ ALERT_METRICS = ("complaint_rate", "order_surge", "overdue_delivery", "intent_mi
 #: The metric of a verdict whose alert was not looked up: guessing complaint_rate counted
 #: verdicts on other detectors' alerts against it in the precision report.
 UNKNOWN_METRIC = "unknown"
+#: Where a recorded verdict's metric came from (``metric_source``): ``feedback --alerts``,
+#: ``--metric``, or the live workers' alerts topic (``--broker``). The precision report
+#: shows it per detector, with ``--alerts`` (its own file), ``recorded`` (a verdict
+#: recorded before sources were kept) and ``nowhere`` (``unknown``).
+METRIC_SOURCES = {"file": "alerts file", "flag": "--metric", "topic": "alerts topic"}
 #: Verdicts that close the firing episode and mute the slice.
 QUIETING = frozenset({"expected", "false_alarm"})
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -103,10 +108,13 @@ def parse_feedback(raw: dict) -> dict:
     if verdict not in VERDICTS:
         raise ConfigError(f"feedback 'verdict' must be one of {', '.join(VERDICTS)} (got {verdict!r})")
     note = raw.get("note")
-    return {"alert_id": alert_id, "fingerprint": fp, "start_bucket": start, "verdict": verdict,
-            "metric": str(raw.get("metric") or UNKNOWN_METRIC),
-            "note": mask_pii(str(note))[:500] if note else None,
-            "ts": str(raw.get("ts") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))}
+    record = {"alert_id": alert_id, "fingerprint": fp, "start_bucket": start, "verdict": verdict,
+              "metric": str(raw.get("metric") or UNKNOWN_METRIC),
+              "note": mask_pii(str(note))[:500] if note else None,
+              "ts": str(raw.get("ts") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))}
+    if raw.get("metric_source") in METRIC_SOURCES.values():
+        record["metric_source"] = raw["metric_source"]
+    return record
 
 
 def load_feedback(path: str | Path) -> list[dict]:
@@ -193,7 +201,9 @@ def precision_report(feedback: Iterable[dict], alerts: Iterable[dict] = ()) -> d
     ``expected`` counts as a correct detection that needed no action. With ``alerts``
     (alert records), episodes without any verdict are counted as ``unreviewed`` and an
     alert's own metric wins over its verdict's (``unknown`` when recorded without
-    ``--alerts`` or ``--metric``); the latest verdict per alert wins.
+    ``--alerts``, ``--metric`` or the alerts topic); the latest verdict per alert wins.
+    Each row's ``metric_from`` counts where its alerts' metric came from
+    (:data:`METRIC_SOURCES`, ``--alerts``, ``recorded``, ``nowhere``).
 
     >>> fb = [{"alert_id": "a-1", "metric": "complaint_rate", "verdict": "confirmed"},
     ...       {"alert_id": "a-2", "metric": "complaint_rate", "verdict": "false_alarm"},
@@ -206,14 +216,23 @@ def precision_report(feedback: Iterable[dict], alerts: Iterable[dict] = ()) -> d
         latest[rec["alert_id"]] = rec
     metric_of = {a["alert_id"]: a.get("metric", "complaint_rate") for a in alerts}
     report: dict[str, dict] = {}
+
+    def row_of(metric: str, source: str) -> dict:
+        row = report.setdefault(metric, {**dict.fromkeys((*VERDICTS, "unreviewed"), 0), "metric_from": {}})
+        row["metric_from"][source] = row["metric_from"].get(source, 0) + 1
+        return row
+
     for alert_id, rec in latest.items():
-        metric = metric_of.get(alert_id, rec.get("metric") or UNKNOWN_METRIC)
-        row = report.setdefault(metric, dict.fromkeys((*VERDICTS, "unreviewed"), 0))
+        if alert_id in metric_of:
+            row = row_of(metric_of[alert_id], "--alerts")
+        else:
+            metric = rec.get("metric") or UNKNOWN_METRIC
+            row = row_of(metric, rec.get("metric_source")
+                         or ("nowhere" if metric == UNKNOWN_METRIC else "recorded"))
         row[rec["verdict"]] += 1
     for alert_id, metric in metric_of.items():
         if alert_id not in latest:
-            row = report.setdefault(metric, dict.fromkeys((*VERDICTS, "unreviewed"), 0))
-            row["unreviewed"] += 1
+            row_of(metric, "--alerts")["unreviewed"] += 1
     for row in report.values():
         true = row["confirmed"] + row["expected"]
         judged = true + row["false_alarm"]

@@ -43,8 +43,8 @@ from riskwatch.events import (_MINUTE_CACHE, _SECONDS, BadEvent, Complaint, Comp
 from riskwatch.settings import PipelineSettings
 from streams.aggregate_rows import AggregateRows, slice_name
 from streams.alerting import AlertEpisode
-from streams.open_alerts import OpenAlerts
-from streams.paging import AlertStage
+from streams.open_alerts import OpenAlerts, RecentAlerts
+from streams.paging import METRIC, AlertStage
 from streams.complaints import PICKED_UP, ComplaintDesk
 from streams.detection import Evaluation, SliceScorer
 from streams.feedback import FeedbackBook
@@ -211,6 +211,7 @@ class Pipeline(AlertStage):
         self._shared_values: dict = {}
         self._close_due = 1 << 62   # event time at which the next bucket may close
         self.open_alerts = OpenAlerts()  # firing alerts as emitted (see streams.open_alerts)
+        self.recent_alerts = RecentAlerts()  # the last week's alerts: verdicts on them are known
         self.counters = dict.fromkeys(
             ("messages", "orders", "order_status", "complaints", "complaint_updates",
              "bad", "duplicates", "late", "internal_errors", "buckets_closed",
@@ -222,6 +223,8 @@ class Pipeline(AlertStage):
         # STATE_VERSION: nothing else changed) starts a fresh table; after that the
         # pickle keeps the sharing (it stores each shared object once).
         state.setdefault("_shared_values", {})
+        # ... and before the recent alerts were kept: it knows only the firing ones.
+        state.setdefault("recent_alerts", RecentAlerts())
         self.__dict__.update(state)
 
     # -- input ------------------------------------------------------------------------
@@ -679,7 +682,23 @@ class Pipeline(AlertStage):
         out, self.out = self.out, Outputs()
         if out.alerts:
             self.open_alerts.update(out.alerts)   # checkpointed: sinks are primed from it
+            self.recent_alerts.update(out.alerts, now=self.closed_until)
         return out
+
+    def alert_metric(self, alert_id: str) -> str | None:
+        """The metric of an alert this pipeline raised (firing, or emitted within the last
+        :data:`~streams.open_alerts.RECENT_ALERT_SECONDS` of event time, drained or not);
+        None for an alert it does not know: from before a restart without checkpoints,
+        older than that, or never raised (a mistyped id)."""
+        for record in reversed(self.out.alerts):   # not drained yet
+            if record["alert_id"] == alert_id:
+                return str(record.get("metric"))
+        if any(ep.alert_id == alert_id for ep in self.firing.values()):
+            return METRIC
+        signal = next((key for key, ep in self.signals.firing.items() if ep.alert_id == alert_id), None)
+        if signal is not None:
+            return str(signal[0])
+        return self.recent_alerts.metric_of(alert_id)
 
     @property
     def stats(self) -> dict:

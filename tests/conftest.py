@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -27,6 +28,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_serving(base: str, proc, *, timeout: float, log: Callable[[], str] = lambda: "") -> None:
+    """Poll ``base``/healthz until it answers 200 (a server the test started as ``proc``,
+    a subprocess); fail, with ``log()``, if ``proc`` exits or ``timeout`` seconds pass."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{base} did not start (exit code {proc.poll()}): {log()}")
+        time.sleep(0.2)
 
 
 def need_broker() -> None:

@@ -145,3 +145,44 @@ def test_the_live_pipeline_is_built_with_scipy_stats_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_verdict_on_an_alert_the_worker_never_raised_counts_unknown(tmp_path, caplog):
+    """The on-call audit: a well-formed verdict on an alert id the worker never raised
+    (a typo, another deployment's id) was counted ``applied`` in /stats/. The worker
+    knows the alerts it raised in the last week (firing or not), and its checkpoints
+    carry them: a verdict on a resolved alert from before a restart is still known."""
+    import logging
+
+    from streams.agents import handle_feedback
+    from streams.alerting import fingerprint
+    from streams.checkpoint import CheckpointStore, encode_state
+    from streams.replay import replay_lines
+    from tests import streamkit
+
+    runtime = _runtime(tmp_path, "fb-unknown")
+    alerts: list[dict] = []
+    lines = streamkit.steady_stream(days=1.2, incident=("广东", "中通", 26.0, 28.0, 0.25))
+    replay_lines(runtime.pipeline, lines, source="orders", on_output=lambda out: alerts.extend(out.alerts))
+    fired = [a for a in alerts if a["status"] == "firing"]
+    assert fired and any(a["status"] == "resolved" for a in alerts)   # its episode is over
+    never = f"{fingerprint('complaint_rate', {'region': '西藏'})}-{fired[0]['alert_id'].split('-')[1]}"
+
+    def verdict(runtime, alert_id: str, offset: int) -> None:
+        value = orjson.dumps({"alert_id": alert_id, "verdict": "confirmed"})
+        handle_feedback(runtime, "feedback", 0, offset, value)
+
+    with caplog.at_level(logging.WARNING, logger="streams.agents"):
+        verdict(runtime, fired[0]["alert_id"], 0)
+        verdict(runtime, never, 1)
+    assert runtime.feedback == {"applied": 1, "unknown": 1, "rejected": 0}
+    (line,) = [r.getMessage() for r in caplog.records if "has not raised" in r.getMessage()]
+    assert never in line and fired[0]["alert_id"] not in line
+
+    # a restart from a checkpoint: the resolved alert is still known
+    store = CheckpointStore(tmp_path / "ckpt", settings_digest="s")
+    store.write(encode_state(runtime.pipeline, {("orders", 0): 1}), {("orders", 0): 1})
+    restarted = _runtime(tmp_path, "fb-restarted")
+    restarted.replace_pipeline(store.load_latest().pipeline)
+    verdict(restarted, fired[0]["alert_id"].upper(), 2)   # retyped from a page
+    assert restarted.feedback == {"applied": 1, "unknown": 0, "rejected": 0}

@@ -5,7 +5,7 @@
     riskwatch feedback 167c0feb71275f03-5978857 --verdict false_alarm --note "planned reroute" \\
         --store fb.jsonl --alerts alerts.jsonl           # appends to fb.jsonl (metric from alerts)
     riskwatch feedback 167c0feb71275f03-5978857 --verdict confirmed --store fb.jsonl \\
-        --broker kafka://127.0.0.1:9092                 # also tell the live workers
+        --broker kafka://127.0.0.1:9092   # also tell the live workers (metric from their alerts topic)
     riskwatch feedback --report --store fb.jsonl [--alerts alerts.jsonl] [--json]
     riskwatch replay events.jsonl --feedback fb.jsonl --alerts-out alerts.jsonl
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from riskwatch.commands import BROKER_ENV, check_broker, same_file
+from riskwatch.commands import BROKER_ENV, check_broker, same_file, warn
 from riskwatch.errors import BrokerError, ConfigError
 
 __all__ = ["register"]
@@ -117,18 +117,19 @@ def _read_alerts(path: str) -> list[dict]:
     return list({a["alert_id"]: a for a in load_alerts(path) if a["status"] == "firing"}.values())
 
 
-def _metric(args: argparse.Namespace, alert_id: str) -> str:
-    """The detector a verdict is about: the alert's own (from ``--alerts``), else
-    ``--metric``, else ``unknown``. It was ``complaint_rate`` by default, so a verdict on an
+def _metric(args: argparse.Namespace, alert_id: str) -> tuple[str, str | None]:
+    """The detector a verdict is about and where it came from: the alert's own (from
+    ``--alerts``), else ``--metric``, else (``unknown``, None): :func:`_metric_on_topic`
+    may still find it. It was ``complaint_rate`` by default, so a verdict on an
     order_surge alert was counted against complaint_rate by ``--report``. ``alert_id``: as
     parse_feedback spells it (lower-case), as the alerts file does."""
-    from streams.feedback import ALERT_METRICS, UNKNOWN_METRIC
+    from streams.feedback import ALERT_METRICS, METRIC_SOURCES, UNKNOWN_METRIC
 
     if args.metric is not None and args.metric not in ALERT_METRICS:
         raise ConfigError(f"--metric: {args.metric!r} is not a riskwatch detector; "
                           f"one of {', '.join(ALERT_METRICS)}")
     if not args.alerts:
-        return args.metric or UNKNOWN_METRIC
+        return (args.metric, METRIC_SOURCES["flag"]) if args.metric else (UNKNOWN_METRIC, None)
     found = [a for a in _read_alerts(args.alerts) if a["alert_id"] == alert_id]
     if not found:
         raise ConfigError(f"--alerts: alert {alert_id} never fired in {args.alerts}")
@@ -136,7 +137,26 @@ def _metric(args: argparse.Namespace, alert_id: str) -> str:
     if args.metric is not None and args.metric != metric:
         raise ConfigError(f"--metric {args.metric}: alert {alert_id} has metric {metric} "
                           f"in {args.alerts}")
-    return metric
+    return metric, METRIC_SOURCES["file"]
+
+
+def _metric_on_topic(bootstrap: str, topic: str, alert_id: str) -> tuple[str | None, str | None]:
+    """The metric of ``alert_id`` as the live workers wrote it on their alerts topic, and
+    a problem to tell the user (the id is not there) or to keep quiet about (the broker
+    cannot be read: sending the verdict fails next, with one error line)."""
+    from riskwatch.broker import find_alert
+    from riskwatch.produce import aiokafka_quiet
+
+    try:
+        with aiokafka_quiet():
+            record = asyncio.run(find_alert(bootstrap, topic, alert_id))
+    except Exception as exc:  # noqa: BLE001 - aiokafka errors vary; said once, below
+        return None, f"cannot read topic {topic} to find its metric ({type(exc).__name__})"
+    if record is None or not record.get("metric"):
+        return None, (f"alert {alert_id} is not on topic {topic}: check the id (its metric is "
+                      "recorded as unknown; a worker that never raised it counts the verdict "
+                      "as unknown)")
+    return str(record["metric"]), None
 
 
 async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
@@ -153,7 +173,9 @@ async def _send(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from streams.feedback import load_feedback, parse_feedback, precision_report
+    from riskwatch.broker import bootstrap_from_url
+    from streams.feedback import (METRIC_SOURCES, UNKNOWN_METRIC, load_feedback, parse_feedback,
+                                  precision_report)
 
     # --report with a verdict printed the report and stored nothing, without a word;
     # --json without --report was ignored. Recording and reporting are separate runs.
@@ -174,37 +196,51 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
             return 0
         print(f"{'detector (metric)':<22} {'confirmed':>9} {'expected':>9} {'false':>6} "
-              f"{'unreviewed':>10} {'precision':>9}")
+              f"{'unreviewed':>10} {'precision':>9}  metric from")
         for metric, row in report.items():
             precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+            sources = ", ".join(f"{source} {n}" for source, n in sorted(row["metric_from"].items()))
             print(f"{metric:<22} {row['confirmed']:>9} {row['expected']:>9} {row['false_alarm']:>6} "
-                  f"{row['unreviewed']:>10} {precision:>9}")
+                  f"{row['unreviewed']:>10} {precision:>9}  {sources}")
         if not report:
             print("(no feedback yet)")
+        elif UNKNOWN_METRIC in report:
+            print(f"{UNKNOWN_METRIC}: verdicts recorded without --alerts, --metric or --broker (whose "
+                  "alerts topic holds the alert); give this report --alerts FILE to count them")
         return 0
     if not args.alert_id or not args.verdict:
         raise ConfigError("give ALERT_ID and --verdict (or --report)")
     record = parse_feedback({"alert_id": args.alert_id, "verdict": args.verdict, "note": args.note,
                              "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
-    record["metric"] = _metric(args, record["alert_id"])  # after parse_feedback: a bad alert id is named first
+    # after parse_feedback: a bad alert id is named first
+    record["metric"], source = _metric(args, record["alert_id"])
     # A bad --broker URL is refused before the verdict is stored: it was stored, then the
     # send failed, and the corrected command stored it a second time.
     # $RISKWATCH_BROKER as for the worker: with it set and no --broker, the verdict was
     # stored in the file only, and the live workers (on that broker) never heard of it.
     broker = check_broker(args.broker, env=BROKER_ENV)
+    problem = None
+    if broker and source is None:
+        # A live verdict has no alerts file: the workers' alerts topic has the alert. Its
+        # metric was "unknown" and --report counted the verdict under no detector.
+        metric, problem = _metric_on_topic(bootstrap_from_url(broker), f"{args.topic_prefix}alerts",
+                                           record["alert_id"])
+        if metric is not None:
+            record["metric"], source = metric, METRIC_SOURCES["topic"]
+    if source is not None:
+        record["metric_source"] = source
     record.pop("start_bucket")
     line = orjson.dumps(record)
     path = _store_path(args.store)
     newline_first = _check_store(path, args.alerts)
     with path.open("ab") as handle:
         handle.write((b"\n" if newline_first else b"") + line + b"\n")
-    print(f"{record['verdict']} recorded for alert {record['alert_id']} -> {path}")
+    found = f"metric {record['metric']} from the {source}" if source else "metric unknown"
+    print(f"{record['verdict']} recorded for alert {record['alert_id']} ({found}) -> {path}")
     if not broker:
         print(f"not sent to live workers (no --broker, no ${BROKER_ENV}): a replay applies it "
               f"with --feedback {path}")
         return 0
-    from riskwatch.broker import bootstrap_from_url
-
     topic = f"{args.topic_prefix}feedback"
     try:
         asyncio.run(_send(bootstrap_from_url(broker), topic, line, record["fingerprint"].encode()))
@@ -212,6 +248,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         raise BrokerError(f"could not send the verdict to {broker} topic {topic}: "
                           f"{type(exc).__name__}: {exc} (it is saved in {path})") from None
     print(f"sent to {broker} topic {topic}: live workers apply it now")
+    if problem:
+        warn(problem)
     return 0
 
 
@@ -230,16 +268,17 @@ def register(subparsers) -> None:
     p.add_argument("--note", help="free text (personal data is masked before it is stored)")
     p.add_argument("--metric", help="the alert's detector: complaint_rate, order_surge, "
                    "overdue_delivery or intent_mix (default: the alert's own with --alerts, "
-                   "else 'unknown')")
+                   "else from the live workers' alerts topic with --broker, else 'unknown')")
     p.add_argument("--store", required=True, metavar="FILE",
                    help="feedback JSONL file, appended to (an existing directory, or one ending "
                         "in /: feedback.jsonl in it); replay --feedback reads the same path")
     p.add_argument("--broker", help="also send the verdict to the live workers (kafka://HOST:PORT; "
-                   "default $RISKWATCH_BROKER)")
+                   "default $RISKWATCH_BROKER); the alert's detector is read from their alerts topic")
     p.add_argument("--topic-prefix", default="", help="topic name prefix of the live workers")
     p.add_argument("--report", action="store_true",
-                   help="print verdict counts and precision per detector (records nothing: "
-                        "not with ALERT_ID, --verdict, --note, --metric or --broker)")
+                   help="print verdict counts and precision per detector, and where each "
+                        "detector's metric came from (records nothing: not with ALERT_ID, "
+                        "--verdict, --note, --metric or --broker)")
     p.add_argument("--alerts", help="alerts JSONL (riskwatch replay --alerts-out): with a verdict, "
                    "the alert's detector is taken from it; with --report, unreviewed alerts are counted")
     p.add_argument("--json", action="store_true", help="with --report: JSON output")

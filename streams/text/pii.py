@@ -19,7 +19,8 @@ card      16-19 digits passing Luhn with a card-like first digit        ``6222 *
           16-19 digits after 卡号/银行卡/card
 landline  area code + 7-8 digits: ``0755-12345678``, ``021 6123 4567``,   ``0755-****5678``
           ``(0755)12345678``, ``075587654321``, ``+86-755-12345678``,
-          dotted ``0755.1234.5678``, ``010.87654321`` (not 12.50, 2026.11.25)
+          dotted ``0755.1234.5678``, ``010.87654321``, ``+86.755.1234.5678``
+          (not 12.50, 2026.11.25, 86.755)
 email     ``local@domain.tld``, also ``local (at) domain.tld``,           ``z***@example.com``
           ``local#domain.tld``, ``local @ 163 . com``, ``… at qq dot com``
 address   from the street/road/house number/building/unit/room on, the  ``广东省深圳市南山区***``
@@ -154,6 +155,13 @@ _DOTTED_PHONE = re.compile(
     r"[01](?<![0-9./][01])(?:(?<=1)([3-9][0-9] ?[./] ?[0-9]{4} ?[./] ?[0-9]{4})"
     r"|(?<=0)((?:10|2[0-9]|[3-9][0-9]{2}) ?[./] ?(?:[0-9]{3,4} ?[./] ?[0-9]{4}|[0-9]{7,8})))"
     r"(?![0-9]|[./][0-9])")
+# ... and both after the country code, +86 or 0086, where the area code drops its 0:
+# +86.755.1234.5678, 0086.10.8765.4321, +86.138.1234.5678, 86.755.1234.5678 (group 1 a
+# mobile, group 2 a landline). 86.755 alone is a decimal: only the whole shape counts.
+_DOTTED_ABROAD = re.compile(
+    r"(?<![0-9A-Za-z+./])(?:\+|00)?86(?: ?[./] ?| ?-? ?)(?:(1[3-9][0-9] ?[./] ?[0-9]{4} ?[./] ?[0-9]{4})"
+    r"|((?:10|2[0-9]|[3-9][0-9]{2}) ?[./] ?(?:[0-9]{3,4} ?[./] ?[0-9]{4}|[0-9]{7,8})))"
+    r"(?![0-9]|[./][0-9])")
 # ... or a card or an ID written in dotted groups of four (6222.0212.3456.7890.128),
 # classified like any other run.
 _DOTTED_GROUPS = re.compile(
@@ -191,7 +199,7 @@ _BRACKET_LANDLINE = re.compile(
     r"[(（] ?0[1-9][0-9]{1,2} ?[)）][ .\-]?[0-9]{3,4}[ .\-]?[0-9]{4}(?![0-9])")
 # The area code of a masked landline, as kept: 010 and 02x have three digits, others four.
 _AREA_CODE = re.compile(r"\(?(0(?:[12][0-9]|[3-9][0-9]{2}))")
-_ABROAD_AREA = re.compile(r"\+?(?:00)?86[ \-]?\(?([1-9][0-9]{1,2})")
+_ABROAD_AREA = re.compile(r"\+?(?:00)?86(?: ?[./] ?|[ \-])?\(?([1-9][0-9]{1,2})")
 
 # Mobile numbers spelt in Chinese numerals, a common way to dodge filters.
 _CN_NUMERALS = "〇零一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
@@ -758,6 +766,9 @@ def _find(text: str) -> tuple[list[PiiSpan], bool]:
     if "." in t or "/" in t:
         other.extend(PiiSpan("mobile" if m.lastindex == 1 else "landline", *m.span())
                      for m in _DOTTED_PHONE.finditer(t))
+        if "86" in t:
+            other.extend(PiiSpan("mobile" if m.lastindex == 1 else "landline", *m.span())
+                         for m in _DOTTED_ABROAD.finditer(t))
         for m in _DOTTED_GROUPS.finditer(t):
             kind = _classify(_GROUP.findall(m.group()), _cue_before(t, m.start()), "")
             if kind in ("card", "id"):

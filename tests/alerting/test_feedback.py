@@ -179,7 +179,8 @@ def test_cli_records_masks_and_reports(tmp_path, capsys):
     assert main(["feedback", "--report", "--store", str(store), "--alerts", str(alerts), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == {"complaint_rate": {"confirmed": 1, "expected": 0, "false_alarm": 1,
-                                         "unreviewed": 1, "precision": 0.5}}
+                                         "unreviewed": 1, "precision": 0.5,
+                                         "metric_from": {"--alerts": 3}}}
     assert main(["feedback", "nope-1", "--verdict", "confirmed", "--store", str(store)]) == 2
 
 
@@ -253,7 +254,14 @@ def test_cli_verdict_metric_is_the_alerts_own_or_unknown(tmp_path, capsys):
     assert [r["metric"] for r in load_feedback(store)] == ["order_surge", "unknown"]
     capsys.readouterr()
     assert main(["feedback", "--report", "--store", str(store), "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"order_surge", "unknown"}
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"order_surge", "unknown"}
+    # where each metric came from: the verdict's --alerts file, or nowhere
+    assert (report["order_surge"]["metric_from"], report["unknown"]["metric_from"]) == \
+        ({"alerts file": 1}, {"nowhere": 1})
+    assert main(["feedback", "--report", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "alerts file 1" in out and "unknown: verdicts recorded without --alerts, --metric or --broker" in out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -59,6 +59,39 @@ def test_sent_body_is_signed_masked_and_keyed():
     assert json.loads(request.content)["alert_id"] == f"{1:016x}-100"
 
 
+def test_body_carries_the_runbook_and_grafana_links_of_an_alertmanager_alert():
+    """The on-call audit: a webhook body had no runbook or Grafana link, which every
+    Alertmanager alert carries as annotations. They are added; no field of the record is
+    renamed or dropped."""
+    from sinks.alertmanager import DEFAULT_RUNBOOK_URL, to_alertmanager
+
+    seen = []
+    record = {**alert(1), "bucket_start": "2026-11-22T10:00:00+08:00",
+              "bucket_end": "2026-11-22T10:05:00+08:00", "alert_id": f"{1:016x}-5984374"}
+    sink = mock_sink(lambda r: seen.append(r) or httpx.Response(204), grafana_url="http://grafana.test:3000")
+    sink.add("alerts", record)
+    sink.flush()
+    body = json.loads(seen[0].content)
+    assert verify_signature(SECRET, dict(seen[0].headers), seen[0].content)
+    assert body["runbook_url"] == f"{DEFAULT_RUNBOOK_URL}#complaint-rate"
+    # the episode's whole span: from an hour before its start bucket (09:50) to the record
+    episode_start = 5984374 * 300
+    assert body["grafana_url"] == to_alertmanager(
+        record, now=episode_start + 600, firing_ttl=300, grafana_url="http://grafana.test:3000",
+        starts_at=episode_start)["annotations"]["grafana_url"]
+    assert f"from={(episode_start - 3600) * 1000}&" in body["grafana_url"]
+    assert "var-region=%E5%B9%BF%E4%B8%9C" in body["grafana_url"]
+    assert {k: v for k, v in body.items() if k not in ("runbook_url", "grafana_url")} == \
+        {**record, "examples": ["电话 138****5678 收件人没收到"]}
+    # without a Grafana URL: the runbook link only, to --runbook-url's page
+    seen.clear()
+    sink = mock_sink(lambda r: seen.append(r) or httpx.Response(204), runbook_url="https://wiki.test/rw")
+    sink.add("alerts", {**alert(2), "metric": "order_surge"})
+    sink.flush()
+    body = json.loads(seen[0].content)
+    assert body["runbook_url"] == "https://wiki.test/rw#order-surge" and "grafana_url" not in body
+
+
 def test_5xx_and_timeouts_retried_with_capped_backoff_without_resending_delivered():
     answers = iter(["timeout", 500, 502, 503, 503, 500, 200, 200])
     seen = []

@@ -190,9 +190,12 @@ def test_live_worker_reads_feedback_topic(tansu, kafka, start_worker):
                  str(worker.log_path.parent / "fb.jsonl"), "--broker", tansu.url,
                  "--topic-prefix", prefix]) == 0
     kafka.produce([(topics.feedback, b'{"alert_id": "nope", "verdict": "confirmed", "note": "13812345678"}')])
-    stats = worker.wait_for(lambda s: s["feedback"]["applied"] == 1 and s["feedback"]["rejected"] == 1,
+    # The worker has raised no alert: the first verdict is on an alert it does not know
+    # (it was counted "applied"), said once in its log with the id.
+    stats = worker.wait_for(lambda s: s["feedback"] == {"applied": 0, "unknown": 1, "rejected": 1},
                             timeout=30, what="two feedback messages")
     assert worker.alive and stats["agent_errors"] == 0
+    assert worker.log_text().count(f"alert {fp}-5984272: this worker has not raised that alert") == 1
     letters = [json.loads(r.value) for r in kafka.read(topics.dead_letters)]
     assert [d["reason"] for d in letters] == ["bad feedback"]
     assert "13812345678" not in json.dumps(letters)

@@ -459,3 +459,64 @@ def test_a_server_crash_mid_batch_then_redelivery_shows_every_row_once(
         reference.close()
         sink.close()
         srv.stop()
+
+
+def test_merchant_api_serves_the_scores_a_writer_keeps_writing(server: LocalClickHouseServer,
+                                                               replayed, tmp_path: Path) -> None:
+    """``merchant-api --clickhouse-url``: a running worker's scores. A chDB directory is one
+    process's, so ``--chdb`` could serve only a stopped worker's. Here the API reads with
+    the read-only dashboard user (no migration) while a writer keeps inserting."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from riskwatch.merchant_api import issue_token
+    from tests.conftest import free_port, wait_until_serving
+
+    secret = "test-secret"
+    scores = [r for kind, _token, records in replayed if kind == "scores" for r in records]
+    mine: dict[str, list[dict]] = {}
+    for r in scores:
+        mine.setdefault(r["merchant_id"], []).append(r)
+    a, b = sorted(mine, key=lambda m: (-len(mine[m]), m))[:2]
+    writer = sink_for(server, "riskwatch")
+    port = free_port()
+    proc = None
+    try:
+        for r in scores:
+            writer.add("scores", r)
+        writer.flush()
+        url = server.user_url("riskwatch_dashboard", server.dashboard_password)
+        proc = subprocess.Popen([sys.executable, "-m", "riskwatch.cli", "merchant-api", "--clickhouse-url",
+                                 url, "--port", str(port), "--secret", secret],
+                                cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        base = f"http://127.0.0.1:{port}"
+
+        def score_of(merchant: str, token_of: str | None = None) -> httpx.Response:
+            token = issue_token(secret, token_of or merchant)
+            return httpx.get(f"{base}/v1/merchants/{merchant}/score",
+                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+        wait_until_serving(base, proc, timeout=30, log=lambda: proc.communicate()[1])
+        body = score_of(a).json()
+        last = mine[a][-1]
+        assert (body["ts"], body["score"], body["tier"], body["change_1d"]) == \
+            (last["ts"], last["score"], last["tier"], last["change_1d"])
+        assert body["components"] == last["components"]   # an 18.16 table keeps them as JSON
+        assert [(p["ts"], p["score"]) for p in body["trend"]] == [(s["ts"], s["score"]) for s in mine[a][-48:]]
+        assert score_of(b, token_of=a).status_code == 403
+        # the writer goes on: the next bucket's score is served at once
+        later = {**last, "ts": "2027-01-01T00:00:00+08:00", "score": 12.5, "tier": "at risk"}
+        writer.add("scores", later)
+        writer.flush()
+        assert score_of(a).json()["score"] == 12.5
+    finally:
+        if proc is not None:
+            proc.terminate()
+            out, err = proc.communicate(timeout=10)
+            assert "Traceback" not in err and "riskwatch_dashboard@" in out, (out, err)
+            assert server.dashboard_password not in out + err
+        writer.query("DROP DATABASE IF EXISTS riskwatch")
+        writer.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 
 from riskwatch.merchant_api import issue_token
 from streams.text import contains_unmasked_pii
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-not-for-production"
@@ -42,16 +41,7 @@ def api(scored_day, tmp_path_factory):
         env={**os.environ, "RISKWATCH_MERCHANT_SECRET": SECRET})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"merchant API did not start: {(path.parent / 'api.log').read_text()}")
-            time.sleep(0.2)
+        wait_until_serving(base, proc, timeout=30, log=(path.parent / "api.log").read_text)
         yield base, scores, path.parent / "api.log"
     finally:
         _stop(proc)
@@ -145,8 +135,9 @@ def test_help_shows_the_token_subcommand_as_optional_and_the_secret_variable():
                          cwd=ROOT, capture_output=True, text=True, check=True, env=env).stdout
     usage = out.split("\n\n", 1)[0].split("\n")
     assert usage == [
-        "usage: riskwatch merchant-api (--scores FILE | --chdb PATH) [--host HOST] [--port PORT] "
-        "[--secret SECRET]",
+        "usage: riskwatch merchant-api (--scores FILE | --chdb PATH | --clickhouse-url URL) "
+        "[--host HOST] [--port PORT]",
+        "       [--secret SECRET]",
         "       riskwatch merchant-api token MERCHANT_ID [--secret SECRET]"]
     assert "token ..." not in out
     assert "if that is not given, $RISKWATCH_MERCHANT_SECRET" in " ".join(out.split())
@@ -188,15 +179,7 @@ def test_api_serves_scores_from_chdb(api, tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "API did not start"
-            time.sleep(0.3)
+        wait_until_serving(base, proc, timeout=60)
         a, b = _merchants(scores)[:2]
         r = httpx.get(f"{base}/v1/merchants/{a}/score",
                       headers={"Authorization": f"Bearer {issue_token(SECRET, a)}"}, timeout=30)
@@ -241,6 +224,12 @@ def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     (["--chdb", "EVENTS"], "--chdb: EVENTS is a file, not a chDB data directory"),
     # a directory: "scores file not found"
     (["--scores", "."], "--scores . is a directory; give the scores JSONL file"),
+    # a running worker's scores are on a ClickHouse server (a chDB path is one process's)
+    (["--scores", "SCORES", "--clickhouse-url", "clickhouse://127.0.0.1:1/riskwatch"],
+     "give one of --scores FILE, --chdb PATH or --clickhouse-url URL, not --scores and --clickhouse-url"),
+    (["--clickhouse-url", "http://127.0.0.1:8123/"], "--clickhouse-url: "),
+    (["--clickhouse-url", "clickhouse://127.0.0.1:1/riskwatch"],
+     "cannot reach ClickHouse at clickhouse://default@127.0.0.1:1/riskwatch"),
 ])
 def test_bad_flags_are_one_line_errors(tmp_path, args, message):
     (tmp_path / "scores.jsonl").write_bytes(b'{"merchant_id":"m1","ts":"2026-11-02T08:00:00+08:00",'
