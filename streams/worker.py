@@ -155,6 +155,11 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     # Every check before anything is made or started (the embedded broker, the data dir):
     # a bad flag found later was a traceback with a broker to clean up.
     check_dirs({"--data-dir": data_dir, "--checkpoint-dir": checkpoint_dir})
+    if outputs is not None and outputs.chdb_path:
+        # A --chdb directory another worker holds was refused only when the sinks opened,
+        # after the embedded broker had started (its log lines, then its shutdown).
+        from sinks.clickhouse.chdb_sink import check_not_held
+        check_not_held(outputs.chdb_path)
     broker_url = broker_url or os.environ.get(BROKER_ENV) or None
     if checkpoint_dir is not None and broker_url is None:
         # The embedded broker starts empty on every run, so a restored checkpoint's
