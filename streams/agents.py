@@ -201,10 +201,12 @@ class SinkFeeder:
         loses. A sink retries transient errors inside flush() by itself; any other error
         (ClickHouse refusing a batch, e.g. ``No such column`` from a schema an admin has
         not migrated yet) is retried here with a growing pause and an error line each
-        time, so the worker stops consuming (lag grows, ``sink_errors`` in /stats/)
-        instead of committing past rows it could not store. A clean stop that cannot
-        flush ends at the worker's stop timeout, without committing: the messages come
-        again after the restart.
+        time, so the worker stops consuming (lag grows; /stats/ ``sink_errors``,
+        ``sink_retries`` and ``sink_stalled``, which names the sink for a transient
+        stall too) instead of committing past rows it could not store. A clean stop that
+        cannot flush ends at the worker's stop timeout, without committing, with a line
+        naming the sink (:func:`streams.sink_stall.forced_stop_reason`): the messages
+        come again after the restart.
         """
         attempt = 0
         while True:
