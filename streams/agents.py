@@ -549,16 +549,16 @@ def _log_status(runtime: LiveRuntime) -> None:
     runtime._last_status = (now, messages, events)
     lag = sum(v["lag"] or 0 for v in consumer_lag(runtime).values())
     cov = runtime.coverage
-    partial = (f", PARTIAL input: {cov['owned']} of {cov['total']} partitions"
-               if cov["status"] == "partial" else "")
+    warnings = (f", PARTIAL input: {cov['owned']} of {cov['total']} partitions"
+                if cov["status"] == "partial" else "")
     stall = runtime.sinks.stall
     if stall is not None:   # why the lag grows: said on the line an operator watches
-        partial += (f", STALLED on {stall.sink!r} for {time.time() - stall.since:.0f}s "
-                    f"({stall.attempts} failed attempts)")
+        warnings += (f", STALLED on {stall.sink!r} for {time.time() - stall.since:.0f}s "
+                     f"({stall.attempts} failed attempts)")
     logger.info("status: %d events (%.0f/s), %d msgs, lag %d, alerts %d, dead letters %d, "
                 "late %d, watermark %s%s", events, runtime.rate["events_per_s"], messages, lag,
                 runtime.sent["alerts"], runtime.sent["dead_letters"], stats.get("late", 0),
-                stats.get("watermark"), partial)
+                stats.get("watermark"), warnings)
 
 
 async def check_coverage(runtime: LiveRuntime) -> dict:

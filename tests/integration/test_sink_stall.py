@@ -54,6 +54,8 @@ def test_a_stalled_sink_is_on_stats_and_named_when_it_holds_the_stop(
     assert stalled["attempts"] >= 3 and stalled["for_s"] > 0 and stalled["since"].endswith("+00:00")
     assert stalled["last_error"], stalled
     assert stats["sink_errors"] == 0   # a transient failure: retried by the sink itself
+    status = f"STALLED on {stalled['sink']} for "   # the 5-s status line says it too
+    worker.wait_for(lambda s: status in worker.log_text(), timeout=12, what="the status line")
 
     assert worker.stop(timeout=30) == 70
     log = worker.log_text()
