@@ -324,6 +324,7 @@ class LiveCheckpointer:
         # (key -> (next offset, log end)), until the state takes a message of them; and
         # what was warned about already (one line per partition and position).
         self.past_log_end: dict[tuple[str, int], tuple[int, int]] = {}
+        self.log_check: asyncio.Future | None = None
         self._warned_past_end: set[tuple[tuple[str, int], int]] = set()
 
     # -- restore ------------------------------------------------------------------------
@@ -396,7 +397,7 @@ class LiveCheckpointer:
             self.past_log_end.pop(key, None)
         return verdict == ADMIT
 
-    async def check_log_ends(self, consumer: Any, wanted: Mapping[Any, int]) -> None:
+    async def check_log_ends(self, runtime: Any, consumer: Any, wanted: Mapping[Any, int]) -> None:
         """Warn about partitions whose state position lies past their log's end.
 
         On a broker whose topic was recreated (or that lost its log) the seek to the
@@ -406,10 +407,9 @@ class LiveCheckpointer:
         shown in /stats/ ``checkpoint.past_log_end`` until the state takes a message of
         that partition. The processing is unchanged: a log being re-sent (the broker
         restarted empty, its producer replaying) is waited for, and a message below the
-        position from a log that ends below it takes the gate's log-restart rule.
+        position from a log that ends below it takes the gate's log-restart rule. Run as
+        a task after the seek: a broker slow to answer must not hold the rebalance.
         """
-        if not wanted:
-            return
         try:
             ends = await asyncio.wait_for(consumer.highwaters(*wanted), 10.0)
         except Exception as exc:  # noqa: BLE001 - only a check: the seek stands either way
@@ -418,6 +418,8 @@ class LiveCheckpointer:
             return
         for tp, offset in wanted.items():
             key, end = (tp.topic, tp.partition), ends.get(tp)
+            if runtime.positions.get(key, -1) + 1 != offset:
+                continue   # the state has moved on meanwhile: a message of it was taken
             if end is None or offset <= end:
                 self.past_log_end.pop(key, None)
                 continue
@@ -624,7 +626,9 @@ def attach(app: Any, runtime: Any) -> None:
                             tp.topic, tp.partition, offset, committed.get(tp))
                 await seek_on_consumer_thread(consumer, tp, offset)
             committed[tp] = offset
-        await checkpointer.check_log_ends(consumer, wanted)
+        if wanted:   # kept on the checkpointer, or the task could be collected
+            checkpointer.log_check = asyncio.ensure_future(
+                checkpointer.check_log_ends(runtime, consumer, wanted))
         for tp in tps - set(wanted):
             # Starting at the committed offset: the next checkpoint must say so, or a
             # restore would read this partition from its beginning.
