@@ -197,6 +197,10 @@ def run_demo(*, duration: float = 90.0, data_dir: Path = Path("riskwatch-data/de
     # would find a bad one only after the broker and the simulator were running, and its
     # error went to worker.log behind ~20 s of status lines.
     check_dirs({"--data-dir": data_dir, "--chdb": chdb})
+    # A chDB directory a running worker (or demo) holds: refused here, not by our worker
+    # after the broker started, and before a previous demo's directory is emptied under it.
+    from sinks.clickhouse.chdb_sink import check_not_held
+    check_not_held(chdb)
     _check_output_flags(outputs)
     config = simulation_config({"days": days, "orders_per_day": orders_per_day},
                                merchants=600, incidents=max(3, int(days * 2)))

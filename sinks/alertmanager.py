@@ -61,14 +61,13 @@ from typing import Any, ClassVar
 
 import httpx
 
-from riskwatch.commands import redact_url
 from riskwatch.errors import ConfigError, SinkError
 from sinks.base import Record, RetryPolicy
-from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, retryable_status,
-                        retryable_transport)
+from sinks.http import (HttpSink, ReceiverUnavailable, check_urls, receiver_name,
+                        retryable_status, retryable_transport)
 from streams.text.pii import mask_pii
 
-__all__ = ["AlertmanagerSink", "DIMENSIONS", "alert_links", "scope_of", "to_alertmanager"]
+__all__ = ["AlertmanagerSink", "DIMENSIONS", "alert_links", "api_url", "scope_of", "to_alertmanager"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +90,17 @@ def scope_of(dimensions: dict[str, str]) -> str:
     """
     names = [d.removesuffix("_id") for d in DIMENSIONS if d in dimensions]
     return "_".join(names) or "all"
+
+
+def api_url(url: str) -> str:
+    """Where alerts are posted for the base URL ``url``: its path plus ``/api/v2/alerts``,
+    its query kept after that (an auth proxy's ``?token=``), not before it.
+
+    >>> api_url("http://am:9093/prefix?token=t")
+    'http://am:9093/prefix/api/v2/alerts?token=t'
+    """
+    base, sep, query = url.split("#", 1)[0].partition("?")
+    return f"{base.rstrip('/')}/api/v2/alerts{sep}{query}"
 
 
 def _rfc3339(epoch: float) -> str:
@@ -248,7 +258,7 @@ class AlertmanagerSink(HttpSink):
             # The API path pasted from Alertmanager's docs: every post went to
             # .../api/v2/alerts/api/v2/alerts, a 404, and the worker stalled on it for good.
             if _API_PATH.search(url.split("?", 1)[0]):
-                raise ConfigError(f"--alertmanager-url {redact_url(url)}: give Alertmanager's base "
+                raise ConfigError(f"--alertmanager-url {receiver_name(url)}: give Alertmanager's base "
                                   "URL (e.g. http://alertmanager:9093, with its route prefix if it "
                                   "has one); riskwatch adds /api/v2/alerts")
         if not 0 < resend_seconds < firing_ttl:
@@ -354,9 +364,9 @@ class AlertmanagerSink(HttpSink):
         retryable = False
         for url in self.urls:
             try:
-                response = self._client.post(f"{url}/api/v2/alerts", json=payload)
+                response = self._client.post(api_url(url), json=payload)
             except httpx.TransportError as exc:
-                errors.append(f"{redact_url(url)}: {type(exc).__name__}: {exc}")
+                errors.append(f"{receiver_name(url)}: {type(exc).__name__}: {exc}")
                 retryable = retryable or retryable_transport(exc)
                 continue
             if response.is_success:
@@ -366,7 +376,7 @@ class AlertmanagerSink(HttpSink):
                     self._post_best_effort(other, payload)
                 return
             # logged: masked, then cut (the answer may quote our labels back)
-            errors.append(f"{redact_url(url)}: HTTP {response.status_code} "
+            errors.append(f"{receiver_name(url)}: HTTP {response.status_code} "
                           f"{mask_pii(response.text[:20_000])[:200]}")
             retryable = retryable or retryable_status(response.status_code)
         message = f"no Alertmanager accepted {len(payload)} alerts: " + "; ".join(errors)
@@ -377,9 +387,9 @@ class AlertmanagerSink(HttpSink):
     def _post_best_effort(self, url: str, payload: list[dict]) -> None:
         assert self._client is not None
         try:
-            response = self._client.post(f"{url}/api/v2/alerts", json=payload)
+            response = self._client.post(api_url(url), json=payload)
             if not response.is_success:
-                logger.warning("Alertmanager %s answered HTTP %d", redact_url(url),
+                logger.warning("Alertmanager %s answered HTTP %d", receiver_name(url),
                                response.status_code)
         except httpx.TransportError as exc:
-            logger.warning("Alertmanager %s unreachable: %s", redact_url(url), exc)
+            logger.warning("Alertmanager %s unreachable: %s", receiver_name(url), exc)

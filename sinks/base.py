@@ -349,6 +349,9 @@ class BatchingSink(Sink):
     kinds: ClassVar[frozenset[str]] = KINDS
     #: Whether :meth:`write_columns` writes column blocks as they are (else rows via add()).
     columnar: ClassVar[bool] = False
+    #: Called with the one-line error of every failed write that will be retried (the
+    #: live worker's SinkFeeder counts them and shows the stall on /stats/).
+    on_retry: Callable[[str], None] | None = None
 
     def __init__(self, *, batch_size: int = 10_000, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -603,6 +606,8 @@ class BatchingSink(Sink):
                          else self.retry.delay(attempt))
                 logger.warning("%s: writing %s failed (attempt %d, %s); retry in %.2fs",
                                type(self).__name__, what, attempt, error, delay)
+                if self.on_retry is not None:
+                    self.on_retry(error)
                 self._sleep(delay)
 
 

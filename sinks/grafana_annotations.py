@@ -113,7 +113,7 @@ class GrafanaAnnotationsSink(BatchingSink):
         from grafana_client.client import GrafanaException
 
         from dashboards.push import why_unreachable
-        from riskwatch.commands import redact_url
+        from sinks.http import receiver_name
 
         self.setup()
         try:
@@ -121,7 +121,7 @@ class GrafanaAnnotationsSink(BatchingSink):
         except GrafanaException:
             pass   # it answered
         except Exception as exc:  # noqa: BLE001 - niquests' errors: it did not
-            raise SinkError(f"cannot reach Grafana at {redact_url(self.url)} "
+            raise SinkError(f"cannot reach Grafana at {receiver_name(self.url)} "
                             f"({why_unreachable(exc)})") from exc
 
     def is_transient(self, exc: BaseException) -> bool:

@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import datetime as dt
+import functools
 import logging
 import re
 import time
@@ -44,6 +46,7 @@ from sinks.base import RetryPolicy
 from streams.app import TopicNames
 from streams.open_alerts import RECENT_ALERT_SECONDS
 from streams.publishing import Unpublished, publish
+from streams.sink_stall import SinkStall, safe_error
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
@@ -78,6 +81,17 @@ class SinkFeeder:
         self.max_pending = max_pending
         self.max_retries = max_retries
         self.records = self.flushes = self.errors = 0
+        # Failed writes that were retried (by a sink inside flush(), or by
+        # _flush_until_written), and the stall in progress: /stats/ sink_retries and
+        # sink_stalled, the status line, the watchdog's reason (streams.sink_stall).
+        self.retries = 0
+        self.stall: SinkStall | None = None
+        # (sink, method, wall clock) of the call the sink thread is in, for a stop that
+        # hangs in a request without any error yet.
+        self.busy: tuple[Any, str, float] | None = None
+        for sink in self.sinks:
+            if hasattr(sink, "on_retry"):
+                sink.on_retry = functools.partial(self._attempt_failed, sink)
         # Pauses between flush attempts after a sink error other than a transient one.
         self.flush_retry = RetryPolicy(initial_delay=1.0, max_delay=60.0, jitter=0.0)
         self._sleep = time.sleep
@@ -138,13 +152,36 @@ class SinkFeeder:
         self._pending.append(future)
         return future
 
+    def _attempt_failed(self, sink: Any, error: str) -> None:
+        """A write to ``sink`` failed and is tried again: count it; the stall runs from
+        the first such failure until a write of that sink lands (:meth:`_landed`)."""
+        self.retries += 1
+        stall = self.stall
+        if stall is None or stall.sink is not sink:
+            stall = SinkStall(sink, time.time(), 0, "")
+        self.stall = dataclasses.replace(stall, attempts=stall.attempts + 1,
+                                         last_error=safe_error(error))
+
+    def _landed(self, sink: Any) -> None:
+        if self.stall is not None and self.stall.sink is sink:
+            self.stall = None
+
+    def _run(self, sink: Any, method: str, *args: Any) -> None:
+        """``sink.method(*args)``, known as :attr:`busy` while it runs."""
+        self.busy = (sink, method, time.time())
+        try:
+            getattr(sink, method)(*args)
+        finally:
+            self.busy = None
+
     def _call(self, sink: Any, method: str, *args: Any) -> None:
         # add_records / prime / close (flushes go through _flush_until_written): we only
         # honour an explicit SinkBackpressure, and log anything else (never raise into
         # faust: an agent that raises stops consuming).
         for attempt in range(self.max_retries + 1):
             try:
-                getattr(sink, method)(*args)
+                self._run(sink, method, *args)
+                self._landed(sink)   # a full batch written from add_records
                 return
             except SinkBackpressure as exc:
                 if attempt == self.max_retries:
@@ -165,19 +202,23 @@ class SinkFeeder:
         loses. A sink retries transient errors inside flush() by itself; any other error
         (ClickHouse refusing a batch, e.g. ``No such column`` from a schema an admin has
         not migrated yet) is retried here with a growing pause and an error line each
-        time, so the worker stops consuming (lag grows, ``sink_errors`` in /stats/)
-        instead of committing past rows it could not store. A clean stop that cannot
-        flush ends at the worker's stop timeout, without committing: the messages come
-        again after the restart.
+        time, so the worker stops consuming (lag grows; /stats/ ``sink_errors``,
+        ``sink_retries`` and ``sink_stalled``, which names the sink for a transient
+        stall too) instead of committing past rows it could not store. A clean stop that
+        cannot flush ends at the worker's stop timeout, without committing, with a line
+        naming the sink (:func:`streams.sink_stall.forced_stop_reason`): the messages
+        come again after the restart.
         """
         attempt = 0
         while True:
             try:
-                sink.flush()
+                self._run(sink, "flush")
+                self._landed(sink)
                 return
             except Exception as exc:  # noqa: BLE001 - whatever it is, the rows are not stored
                 attempt += 1
                 self.errors += 1
+                self._attempt_failed(sink, f"{type(exc).__name__}: {exc}")
                 pause = self.flush_retry.delay(attempt)
                 logger.error("sink %r could not write its rows (attempt %d, next in %.0f s; "
                              "consumption waits): %s", sink, attempt, pause, exc)
@@ -353,6 +394,8 @@ class LiveRuntime:
             "sent": dict(self.sent),
             "sink_records": self.sinks.records,
             "sink_errors": self.sinks.errors,
+            "sink_retries": self.sinks.retries,
+            "sink_stalled": self.sinks.stall.stats() if self.sinks.stall is not None else None,
             "feedback": dict(self.feedback),
             "pipeline": self.pipeline.stats if self.pipeline_ready else {},
             "checkpoint": self.checkpointer.stats() if self.checkpointer is not None else None,
@@ -533,12 +576,16 @@ def _log_status(runtime: LiveRuntime) -> None:
     runtime._last_status = (now, messages, events)
     lag = sum(v["lag"] or 0 for v in consumer_lag(runtime).values())
     cov = runtime.coverage
-    partial = (f", PARTIAL input: {cov['owned']} of {cov['total']} partitions"
-               if cov["status"] == "partial" else "")
+    warnings = (f", PARTIAL input: {cov['owned']} of {cov['total']} partitions"
+                if cov["status"] == "partial" else "")
+    stall = runtime.sinks.stall
+    if stall is not None:   # why the lag grows: said on the line an operator watches
+        warnings += (f", STALLED on {stall.sink!r} for {time.time() - stall.since:.0f}s "
+                     f"({stall.attempts} failed attempts)")
     logger.info("status: %d events (%.0f/s), %d msgs, lag %d, alerts %d, dead letters %d, "
                 "late %d, watermark %s%s", events, runtime.rate["events_per_s"], messages, lag,
                 runtime.sent["alerts"], runtime.sent["dead_letters"], stats.get("late", 0),
-                stats.get("watermark"), partial)
+                stats.get("watermark"), warnings)
 
 
 async def check_coverage(runtime: LiveRuntime) -> dict:

@@ -320,6 +320,12 @@ class LiveCheckpointer:
         self._owned: set[tuple[str, int]] = set()
         self.gate = OffsetGate()
         self._probe: asyncio.Future | None = None
+        # Partitions whose state position lay past their log's end at the last seek
+        # (key -> (next offset, log end)), until the state takes a message of them; and
+        # what was warned about already (one line per partition and position).
+        self.past_log_end: dict[tuple[str, int], tuple[int, int]] = {}
+        self.log_check: asyncio.Future | None = None
+        self._warned_past_end: set[tuple[tuple[str, int], int]] = set()
 
     # -- restore ------------------------------------------------------------------------
     def on_assigned(self, runtime: Any, assigned: set) -> None:
@@ -379,13 +385,58 @@ class LiveCheckpointer:
         if last is None or msg.offset == last + 1:   # the common case, without a call
             if self.gate.stuck or self.gate.windows:
                 self.gate.passed(key, msg.offset)
+            if self.past_log_end:
+                self.past_log_end.pop(key, None)
             return True
         now = time.monotonic()
         verdict = self.gate.check(runtime.positions, key, msg.offset,
                                   log_end=_log_end(runtime, msg.tp), now=now)
         if verdict == AHEAD:
             await self._seek_back(runtime, msg.tp, now)
+        elif verdict == ADMIT:
+            self.past_log_end.pop(key, None)
         return verdict == ADMIT
+
+    async def check_log_ends(self, runtime: Any, consumer: Any, wanted: Mapping[Any, int]) -> None:
+        """Warn about partitions whose state position lies past their log's end.
+
+        On a broker whose topic was recreated (or that lost its log) the seek to the
+        checkpoint's position lands past the end; the broker waits there rather than
+        resetting, /stats/ lag floors at 0, and the new log's messages below the position
+        are never read (the state takes the one at the position next). Said once per partition and position;
+        shown in /stats/ ``checkpoint.past_log_end`` until the state takes a message of
+        that partition. The processing is unchanged: a log being re-sent (the broker
+        restarted empty, its producer replaying) is waited for, and a message below the
+        position from a log that ends below it takes the gate's log-restart rule. Run as
+        a task after the seek: a broker slow to answer must not hold the rebalance.
+        """
+        try:
+            ends = await asyncio.wait_for(consumer.highwaters(*wanted), 10.0)
+        except Exception as exc:  # noqa: BLE001 - only a check: the seek stands either way
+            logger.info("cannot read the input logs' end offsets to check the resume "
+                        "positions against them: %r", exc)
+            return
+        for tp, offset in wanted.items():
+            key, end = (tp.topic, tp.partition), ends.get(tp)
+            if runtime.positions.get(key, -1) + 1 != offset:
+                continue   # the state has moved on meanwhile: a message of it was taken
+            if end is None or offset <= end:
+                self.past_log_end.pop(key, None)
+                continue
+            self.past_log_end[key] = (offset, end)
+            if (key, offset) in self._warned_past_end:
+                continue
+            self._warned_past_end.add((key, offset))
+            source = (f"checkpoint #{self.restored_from}" if self.restored_from is not None
+                      else "in-memory state")
+            logger.warning(
+                "%s/%d: the %s resumes at offset %d but the log ends at %d (the topic was "
+                "recreated, or the broker lost its log): the worker waits there, lag shows 0, "
+                "and its messages below offset %d are never read. If the old log "
+                "is being re-sent, let it wait; if the topic is new for good, stop the worker "
+                "and move the checkpoint files out of %s (the state then starts empty, from "
+                "the group's committed offsets)", tp.topic, tp.partition, source, offset, end,
+                offset, self.store.directory)
 
     async def _seek_back(self, runtime: Any, tp: Any, now: float) -> None:
         key = (tp.topic, tp.partition)
@@ -508,7 +559,9 @@ class LiveCheckpointer:
     def stats(self) -> dict:
         return {"directory": str(self.store.directory), "saved": self.saved,
                 "restored_from": self.restored_from, "last_save_s": self.last_seconds,
-                "offsets": dict(self.gate.counters)}
+                "offsets": dict(self.gate.counters),
+                "past_log_end": [{"topic": t, "partition": p, "next": offset, "log_end": end}
+                                 for (t, p), (offset, end) in sorted(self.past_log_end.items())]}
 
 
 def _log_end(runtime: Any, tp: Any) -> int | None:
@@ -573,6 +626,9 @@ def attach(app: Any, runtime: Any) -> None:
                             tp.topic, tp.partition, offset, committed.get(tp))
                 await seek_on_consumer_thread(consumer, tp, offset)
             committed[tp] = offset
+        if wanted:   # kept on the checkpointer, or the task could be collected
+            checkpointer.log_check = asyncio.ensure_future(
+                checkpointer.check_log_ends(runtime, consumer, wanted))
         for tp in tps - set(wanted):
             # Starting at the committed offset: the next checkpoint must say so, or a
             # restore would read this partition from its beginning.

@@ -9,13 +9,15 @@ Without ``--broker`` (and without ``$RISKWATCH_BROKER``) an embedded Tansu broke
 started on a free loopback port and stopped on exit. SIGINT/SIGTERM (or ``--duration``)
 stop the worker cleanly; if that hangs for ``stop_timeout`` seconds (measured: a worker
 whose broker vanished ignored SIGTERM) a watchdog stops the embedded broker and exits
-hard with status 70. A second SIGINT/SIGTERM exits hard at once.
+hard with status 70, naming the sink that held the stop if one did (a destination that is
+down: :mod:`streams.sink_stall`). A second SIGINT/SIGTERM exits hard at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -35,6 +37,7 @@ from riskwatch.settings import PipelineSettings, from_env
 from sinks.wiring import OutputOptions, add_output_arguments, build_sinks, options_from_args
 from streams.app import TopicNames, create_app
 from streams.checkpoint import add_fault_tolerance_arguments, fault_tolerance_options
+from streams.sink_stall import forced_stop_reason
 
 __all__ = ["configure_logging", "main", "run_worker"]
 
@@ -62,17 +65,22 @@ def configure_logging(log_level: str = "info") -> None:
     root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
     for name in _OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    # httpx logs every request at INFO with its whole URL: a receiver's password and the
+    # key in its query (?token=...), which our own lines leave out (sinks.http.receiver_name).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class _Worker(faust.Worker):
     """faust's worker plus a shutdown watchdog and a programmatic :meth:`request_stop`."""
 
     def __init__(self, app: faust.App, *, stop_timeout: float,
-                 on_force_exit: Callable[[], None], **kwargs: Any) -> None:
+                 on_force_exit: Callable[[], None],
+                 why_stuck: Callable[[], str | None] = lambda: None, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.spinner = None  # faust's terminal spinner writes escape codes even when quiet
         self._stop_timeout = stop_timeout
         self._on_force_exit = on_force_exit
+        self._why_stuck = why_stuck
         self._watchdog: threading.Timer | None = None
 
     def install_signal_handlers(self) -> None:
@@ -85,7 +93,7 @@ class _Worker(faust.Worker):
         """Stop the worker (from the loop thread); a second request exits hard."""
         if self._watchdog is not None:
             logger.warning("second stop request (%s): exiting now", reason)
-            self._force_exit()
+            self._force_exit(second_request=True)
         logger.info("stopping worker (%s)", reason)
         self._watchdog = threading.Timer(self._stop_timeout, self._force_exit)
         self._watchdog.daemon = True
@@ -96,8 +104,16 @@ class _Worker(faust.Worker):
         if self._watchdog is not None:
             self._watchdog.cancel()
 
-    def _force_exit(self) -> None:
-        logger.error("worker did not stop within %.0fs; exiting hard", self._stop_timeout)
+    def _force_exit(self, second_request: bool = False) -> None:
+        head = ("exiting hard on a second stop request" if second_request else
+                f"worker did not stop within {self._stop_timeout:.0f}s; exiting hard")
+        try:
+            # A sink still retrying is the usual reason (back-pressure): name it and say
+            # what becomes of its records (streams.sink_stall).
+            why = self._why_stuck()
+        except Exception as exc:  # noqa: BLE001 - the exit must happen whatever this does
+            why = f"(cannot tell why: {exc!r})"
+        logger.error("%s (status %d)%s", head, EX_FORCED, f": {why}" if why else "")
         try:
             self._on_force_exit()
         finally:
@@ -155,6 +171,11 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
     # Every check before anything is made or started (the embedded broker, the data dir):
     # a bad flag found later was a traceback with a broker to clean up.
     check_dirs({"--data-dir": data_dir, "--checkpoint-dir": checkpoint_dir})
+    if outputs is not None and outputs.chdb_path:
+        # A --chdb directory another worker holds was refused only when the sinks opened,
+        # after the embedded broker had started (its log lines, then its shutdown).
+        from sinks.clickhouse.chdb_sink import check_not_held
+        check_not_held(outputs.chdb_path)
     broker_url = broker_url or os.environ.get(BROKER_ENV) or None
     if checkpoint_dir is not None and broker_url is None:
         # The embedded broker starts empty on every run, so a restored checkpoint's
@@ -195,7 +216,10 @@ def run_worker(settings: PipelineSettings, *, broker_url: str | None = None,
         runtime.sinks.setup()
         worker = _Worker(app, loop=loop, loglevel=log_level, quiet=True, override_logging=False,
                          stop_timeout=stop_timeout,
-                         on_force_exit=broker.stop if broker is not None else (lambda: None))
+                         on_force_exit=broker.stop if broker is not None else (lambda: None),
+                         why_stuck=functools.partial(
+                             forced_stop_reason, runtime.sinks, embedded_broker=broker is not None,
+                             checkpointing=checkpoint_dir is not None))
         if duration is not None:
             loop.call_later(duration, worker.request_stop, f"duration {duration:g}s elapsed")
         logger.info("worker starting: broker %s%s, app id %s, topics %s*, web %s",

@@ -237,3 +237,30 @@ def test_a_chdb_directory_a_running_worker_holds_is_named_with_its_process(comma
     assert_one_error(r, f"chDB at '{db}' is in use by process 4242: a chDB directory can be "
                         "open in one process at a time; stop the worker or replay writing it first")
     assert sorted(p.name for p in db.iterdir()) == ["metadata", "status"]   # nothing made there
+
+
+@pytest.mark.parametrize("command, made", [
+    (["worker", "--chdb", "db", "--data-dir", "data", "--duration", "5"], "data"),
+    (["demo", "--chdb", "db", "--data-dir", "demo", "--duration", "20"], "demo"),
+])
+def test_a_worker_or_demo_on_a_held_chdb_directory_is_refused_before_anything_starts(
+        command, made, tmp_path):
+    """A second worker on a running worker's --chdb directory was refused only when its
+    sinks opened: after its embedded broker had started and created the topics (three
+    log lines), then stopped. The refusal is now the first and only thing it prints,
+    and nothing is made (no data directory, no broker)."""
+    import fcntl
+    import os
+
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "status").write_text("PID: 4242\nStarted at: 2026-11-25 08:08:42\nRevision: 54515\n")
+    fd = os.open(db / "status", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # as the running worker's chDB holds it
+        r = riskwatch(*command, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(fd)
+    assert_one_error(r, f"chDB at '{db}' is in use by process 4242: a chDB directory can be "
+                        "open in one process at a time; stop the worker or replay writing it first")
+    assert not (tmp_path / made).exists()

@@ -42,7 +42,8 @@ class FlakyTopic:
 class RecordingSinks:
     def __init__(self) -> None:
         self.batches: list = []
-        self.records = self.errors = 0   # what /stats/ reads from the SinkFeeder
+        self.records = self.errors = self.retries = 0   # what /stats/ reads from the SinkFeeder
+        self.stall = None
 
     async def add(self, batch) -> None:
         self.batches.append([(kind, list(recs)) for kind, recs in batch])

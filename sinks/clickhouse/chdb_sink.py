@@ -58,7 +58,8 @@ from sinks.clickhouse.schema import (
 )
 from sinks.jsonl import encode_array
 
-__all__ = ["ChdbSink", "acquire_session", "error_code", "held_path", "release_session"]
+__all__ = ["ChdbSink", "acquire_session", "check_not_held", "error_code", "held_path",
+           "release_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,30 @@ def _refuse_if_held(key: str) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def check_not_held(path: str | os.PathLike[str]) -> None:
+    """Refuse ``path`` now, as opening it would, if it is a file or another process holds it.
+
+    For commands that start other things before their sinks open (``riskwatch worker``
+    and ``demo`` start a broker first): the refusal came after the embedded broker's log
+    lines and its shutdown, and a demo emptied its data directory under the running demo
+    that held its chDB. Cheap: no chDB import, one ``flock`` probe.
+
+    Raises
+    ------
+    SinkError
+        Another process holds ``path`` (the message names its PID).
+    ConfigError
+        ``path`` is a file.
+    """
+    key = _key(path)
+    with _registry_lock:
+        if key in _registry or key == ":memory:":
+            return   # this process holds it already (through this module): it may share it
+    if os.path.exists(key) and not os.path.isdir(key):
+        raise ConfigError(f"--chdb: {os.fspath(path)} is a file, not a chDB data directory")
+    _refuse_if_held(key)
 
 
 def acquire_session(path: str | os.PathLike[str]) -> Any:

@@ -277,3 +277,40 @@ def test_a_url_no_request_can_be_made_to_is_not_retried_as_a_receiver_down():
         sink.flush()
     assert len(sink.sleeps) == sink.retry.max_attempts - 1   # a permanent error's attempts
     assert "s3cretPW" not in str(raised.value) and "http://u@am1:9093" in str(raised.value)
+
+
+def test_error_and_log_lines_name_alertmanager_without_password_or_query(caplog):
+    """Alertmanager's lines used redact_url, which keeps the query, where an auth proxy in
+    front of Alertmanager carries its key (``?token=``); every other receiver's lines use
+    receiver_name (no password, no query). And the API path went after that query:
+    ``.../am?token=k3y/api/v2/alerts``, a request to the proxy's root."""
+    seen: list[str] = []
+    statuses = {"am1": [503, 200, 400], "am2": [500, 500, 400]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        script = statuses[request.url.host]
+        return httpx.Response(script.pop(0) if len(script) > 1 else script[0])
+
+    urls = ["http://ops:pw@am1:9093/am?token=k3y", "http://am2:9093?token=k3y2"]
+    sink = AlertmanagerSink(urls, client=httpx.Client(transport=httpx.MockTransport(handler)),
+                            sleep=lambda s: None, retry=RetryPolicy(initial_delay=0.1, jitter=0.0))
+    sink.add("alerts", record())
+    with caplog.at_level("INFO"):
+        sink.flush()                           # 503 (am2 500), then 200 (am2 500 again)
+        sink.add("alerts", record(status="resolved", ts="2026-11-22T10:35:00+08:00"))
+        with pytest.raises(SinkError) as refused:      # 400 from both: permanent
+            sink.flush()
+    assert seen[0] == "http://ops:pw@am1:9093/am/api/v2/alerts?token=k3y"
+    assert "http://am2:9093/api/v2/alerts?token=k3y2" in seen
+    # httpx's own request lines show the full URL; the worker keeps httpx at WARNING
+    lines = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
+    lines.append(str(refused.value))
+    assert any("http://ops@am1:9093/am: HTTP 503" in line for line in lines), lines
+    assert any("Alertmanager http://am2:9093 answered HTTP 500" in line for line in lines), lines
+    assert "http://ops@am1:9093/am: HTTP 400" in str(refused.value)
+    for line in lines:
+        assert "k3y" not in line and "pw@" not in line, line
+    with pytest.raises(ConfigError) as pasted:
+        AlertmanagerSink(["http://am:9093/api/v2/alerts?token=k3y"])
+    assert "k3y" not in str(pasted.value)
