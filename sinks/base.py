@@ -597,8 +597,10 @@ class BatchingSink(Sink):
                 transient = self.is_transient(exc)
                 limit = self.retry.max_transient_attempts if transient else self.retry.max_attempts
                 what = f"{rows} {kind} records" + (f" (token {token!r})" if token else "")
-                # One line: server messages span lines, and every log line should stand alone.
-                error = " ".join(f"{type(exc).__name__}: {exc}".split())
+                # One line (server messages span lines, and every log line should stand
+                # alone), made safe: a server's parse error may quote the row it choked on,
+                # a library's error the URL with its password (streams.sink_stall.safe_error).
+                error = _safe_error(f"{type(exc).__name__}: {exc}")
                 if limit is not None and attempt >= limit:
                     raise SinkError(f"{type(self).__name__}: writing {what} failed "
                                     f"{attempt} times: {error}") from exc
@@ -609,6 +611,13 @@ class BatchingSink(Sink):
                 if self.on_retry is not None:
                     self.on_retry(error)
                 self._sleep(delay)
+
+
+def _safe_error(text: str) -> str:
+    # Imported when a write fails, not at start: sinks are imported by code that never
+    # loads the pipeline's text tools.
+    from streams.sink_stall import safe_error
+    return safe_error(text)
 
 
 class ListSink(BatchingSink):

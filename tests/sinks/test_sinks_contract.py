@@ -178,3 +178,20 @@ def test_the_retry_line_names_a_token_only_when_there_is_one(caplog: pytest.LogC
         "retry in 0.50s",
         "FailingSink: writing 1 alerts records (token 'orders:0:1-2') failed (attempt 1, "
         "TimeoutError: server busy); retry in 0.50s"]
+
+
+def test_the_retry_line_and_the_error_keep_no_personal_data_nor_password(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A server's parse error may quote the row it choked on, a library's error the URL
+    with its password: the log line and the SinkError show neither."""
+    quoting = ValueError("Cannot parse input: '13812345678 张伟' at row 3 of "
+                         "http://writer:s3cret@ch:8123/?query=insert&password=s3cret")
+    sink = FailingSink(quoting, failures=10**9, retry=RetryPolicy(max_attempts=2, jitter=0.0))
+    sink.add("complaints", {"complaint_id": "c1"})
+    with caplog.at_level(logging.WARNING, logger="sinks.base"), \
+            pytest.raises(SinkError) as info:
+        sink.flush()
+    (line,) = [r.getMessage() for r in caplog.records]
+    for text in (line, str(info.value)):
+        assert "13812345678" not in text and "s3cret" not in text, text
+        assert "Cannot parse input" in text and "http://writer@ch:8123/" in text, text
