@@ -133,11 +133,8 @@ def _acquire(path: str | os.PathLike[str]) -> _Shared:
                     f"chDB is already open at {other!r} in this process and one process can "
                     f"hold only one chDB path, so {key!r} cannot be opened; use the same path "
                     "(with another database name) or close every sink on the other path first")
-            if key != ":memory:" and os.path.exists(key) and not os.path.isdir(key):
-                # Checked before chDB sees it: chDB answers a file with a page of C++ stack
-                # ending in BAD_ARGUMENTS, and the hint below would blame another process.
-                raise ConfigError(f"--chdb: {os.fspath(path)} is a file, not a chDB data directory")
-            _refuse_if_held(key)
+            if key != ":memory:":
+                _refuse_file_or_held(path, key)
             try:
                 from chdb.session import Session
             except ImportError as exc:  # pragma: no cover - chdb is a hard dependency
@@ -155,6 +152,14 @@ def _acquire(path: str | os.PathLike[str]) -> _Shared:
             logger.debug("opened chDB session at %s", key)
         shared.users += 1
         return shared
+
+
+def _refuse_file_or_held(path: str | os.PathLike[str], key: str) -> None:
+    """Checked before chDB sees ``key``: chDB answers a file with a page of C++ stack
+    ending in BAD_ARGUMENTS, and a held directory with a raw lock error."""
+    if os.path.exists(key) and not os.path.isdir(key):
+        raise ConfigError(f"--chdb: {os.fspath(path)} is a file, not a chDB data directory")
+    _refuse_if_held(key)
 
 
 def _refuse_if_held(key: str) -> None:
@@ -210,9 +215,7 @@ def check_not_held(path: str | os.PathLike[str]) -> None:
     with _registry_lock:
         if key in _registry or key == ":memory:":
             return   # this process holds it already (through this module): it may share it
-    if os.path.exists(key) and not os.path.isdir(key):
-        raise ConfigError(f"--chdb: {os.fspath(path)} is a file, not a chDB data directory")
-    _refuse_if_held(key)
+    _refuse_file_or_held(path, key)
 
 
 def acquire_session(path: str | os.PathLike[str]) -> Any:
