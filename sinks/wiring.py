@@ -20,7 +20,7 @@ from typing import Any
 
 from riskwatch.errors import ConfigError
 
-__all__ = ["CLICKHOUSE_ENV", "OutputOptions", "add_output_arguments", "build_sinks",
+__all__ = ["CLICKHOUSE_ENV", "OutputOptions", "add_output_arguments", "build_sinks", "checked_clickhouse_url",
            "clickhouse_url", "options_from_args", "worker_flags"]
 
 #: The variable ``--clickhouse-url`` defaults to.
@@ -90,6 +90,19 @@ def clickhouse_url(flag_value: str | None) -> tuple[str | None, str]:
     return os.environ.get(CLICKHOUSE_ENV) or None, f"${CLICKHOUSE_ENV}"
 
 
+def checked_clickhouse_url(flag_value: str | None) -> tuple[str | None, str]:
+    """:func:`clickhouse_url`, the URL checked now: a ConfigError naming where it came
+    from (the flag or the variable) if it is not a ClickHouse URL."""
+    url, source = clickhouse_url(flag_value)
+    if url:
+        from sinks.clickhouse.server_sink import parse_clickhouse_url
+        try:
+            parse_clickhouse_url(url)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return url, source
+
+
 def options_from_args(args: argparse.Namespace) -> OutputOptions:
     """Read the flags added by :func:`add_output_arguments` (missing ones keep defaults),
     with ``--clickhouse-url`` falling back to ``$RISKWATCH_CLICKHOUSE_URL``.
@@ -104,14 +117,7 @@ def options_from_args(args: argparse.Namespace) -> OutputOptions:
     fields = {f.name for f in dataclasses.fields(OutputOptions)}
     values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
     if "clickhouse_url" in values:
-        url, source = clickhouse_url(values["clickhouse_url"])
-        values["clickhouse_url"] = url
-        if url:
-            from sinks.clickhouse.server_sink import parse_clickhouse_url
-            try:
-                parse_clickhouse_url(url)
-            except ConfigError as exc:
-                raise ConfigError(f"{source}: {exc}") from None
+        values["clickhouse_url"] = checked_clickhouse_url(values["clickhouse_url"])[0]
     for name, flag in (("alertmanager_urls", "--alertmanager-url"), ("webhook_urls", "--webhook-url")):
         for url in values.get(name) or ():
             check_http_url(flag, url)

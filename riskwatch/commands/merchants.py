@@ -30,7 +30,7 @@ def _secret(args: argparse.Namespace) -> str:
 
 def cmd_merchant_api(args: argparse.Namespace) -> int:
     from riskwatch.merchant_api import ChdbScores, JsonlScores, ServerScores, issue_token, listen, serve
-    from sinks.wiring import CLICKHOUSE_ENV, clickhouse_url
+    from sinks.wiring import CLICKHOUSE_ENV, checked_clickhouse_url
 
     if args.api_command == "token":
         print(issue_token(_secret(args), args.merchant_id))
@@ -41,16 +41,10 @@ def cmd_merchant_api(args: argparse.Namespace) -> int:
         raise ConfigError(f"give one of --scores FILE, --chdb PATH or --clickhouse-url URL, "
                           f"not {' and '.join(given)}")
     # As for `db migrate`: with none of them, the server of $RISKWATCH_CLICKHOUSE_URL.
-    url, url_source = (None, "") if args.scores or args.chdb else clickhouse_url(args.clickhouse_url)
+    url = None if args.scores or args.chdb else checked_clickhouse_url(args.clickhouse_url)[0]
     if not given and url is None:
         raise ConfigError(f"give one of --scores FILE, --chdb PATH or --clickhouse-url URL "
                           f"(or set ${CLICKHOUSE_ENV})")
-    if url is not None:
-        from sinks.clickhouse.server_sink import parse_clickhouse_url
-        try:
-            parse_clickhouse_url(url)
-        except ConfigError as exc:
-            raise ConfigError(f"{url_source}: {exc}") from None
     check_port("--port", args.port, allow_zero=True)
     secret = _secret(args)
     if args.chdb:   # chDB would create an empty one to serve
