@@ -121,12 +121,14 @@ def _episode_start(record: Record) -> float:
     ...                 "bucket_start": "2026-11-22T10:00:00+08:00", "bucket_end": "2026-11-22T10:05:00+08:00"})
     1795312200.0
     """
+    from streams.feedback import split_alert_id
+
     ts = dt.datetime.fromisoformat(record["ts"]).timestamp()
     try:
         width = (dt.datetime.fromisoformat(record["bucket_end"]).timestamp()
                  - dt.datetime.fromisoformat(record["bucket_start"]).timestamp())
-        start_bucket = int(str(record["alert_id"]).rpartition("-")[2])
-    except (KeyError, TypeError, ValueError):
+        start_bucket = split_alert_id(record["alert_id"])[1]
+    except (KeyError, TypeError, ValueError, ConfigError):
         return ts
     return start_bucket * width if 0 < start_bucket * width <= ts else ts
 
