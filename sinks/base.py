@@ -349,8 +349,9 @@ class BatchingSink(Sink):
     kinds: ClassVar[frozenset[str]] = KINDS
     #: Whether :meth:`write_columns` writes column blocks as they are (else rows via add()).
     columnar: ClassVar[bool] = False
-    #: Called with the one-line error of every failed write that will be retried (the
-    #: live worker's SinkFeeder counts them and shows the stall on /stats/).
+    #: Called with the one-line error (made safe: no personal data, no URL password) of
+    #: every failed write that will be retried (the live worker's SinkFeeder counts them
+    #: and shows the stall on /stats/).
     on_retry: Callable[[str], None] | None = None
 
     def __init__(self, *, batch_size: int = 10_000, retry: RetryPolicy | None = None,

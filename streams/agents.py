@@ -153,14 +153,14 @@ class SinkFeeder:
         return future
 
     def _attempt_failed(self, sink: Any, error: str) -> None:
-        """A write to ``sink`` failed and is tried again: count it; the stall runs from
-        the first such failure until a write of that sink lands (:meth:`_landed`)."""
+        """A write to ``sink`` failed and is tried again (``error``: its one line, already
+        made safe by :func:`~streams.sink_stall.safe_error`): count it; the stall runs
+        from the first such failure until a write of that sink lands (:meth:`_landed`)."""
         self.retries += 1
         stall = self.stall
         if stall is None or stall.sink is not sink:
             stall = SinkStall(sink, time.time(), 0, "")
-        self.stall = dataclasses.replace(stall, attempts=stall.attempts + 1,
-                                         last_error=safe_error(error))
+        self.stall = dataclasses.replace(stall, attempts=stall.attempts + 1, last_error=error)
 
     def _landed(self, sink: Any) -> None:
         if self.stall is not None and self.stall.sink is sink:
@@ -218,10 +218,11 @@ class SinkFeeder:
             except Exception as exc:  # noqa: BLE001 - whatever it is, the rows are not stored
                 attempt += 1
                 self.errors += 1
-                self._attempt_failed(sink, f"{type(exc).__name__}: {exc}")
+                error = safe_error(f"{type(exc).__name__}: {exc}")
+                self._attempt_failed(sink, error)
                 pause = self.flush_retry.delay(attempt)
                 logger.error("sink %r could not write its rows (attempt %d, next in %.0f s; "
-                             "consumption waits): %s", sink, attempt, pause, exc)
+                             "consumption waits): %s", sink, attempt, pause, error)
                 self._sleep(pause)
 
     def prime(self, open_alerts: list[dict]) -> None:
